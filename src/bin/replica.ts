@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, InterruptedError, LockedError, ReplicaError, StoreError, UsageError, messageOf } from '../lib/errors.js';
+import { createContext, type GlobalOptions } from '../lib/commands/context.js';
+import { runCommand } from '../lib/commands/run.js';
+import { statusCommand } from '../lib/commands/status.js';
+import { newFilesCommand } from '../lib/commands/newFiles.js';
+import { checkCommand } from '../lib/commands/check.js';
+import { hashCommand } from '../lib/commands/hash.js';
+import { createLogger } from '../lib/log.js';
+import { VERSION } from '../lib/version.js';
+
+/** The exit-code table (SPEC 5): the only place errors become exit codes. */
+export const EXIT = { ok: 0, problems: 1, usage: 2, store: 74, locked: 75, config: 78, interrupted: 130 } as const;
+
+const HELP = `replica ${VERSION}: back up every settled file to every target, verified
+
+usage: replica <command> [options]
+
+commands:
+  run [--target N] [--dry-run]     reconcile, hash, copy + verify everything due, save, exit (the cron job)
+  status                           per target: verified / pending / failed, oldest unverified, last run
+  new-files [--since 24h|ISO] [--target N] [-0]
+                                   files not yet verified on every target (scanned now)
+  check                            config, targets (reachable, mounted, writable), inotify budget, store
+  hash FILE...                     print "<xxh64>  <file>" exactly as \`xxhsum -H1\` does
+
+options (before or after the command):
+  --config FILE                    config file (else $REPLICA_CONFIG, else replica.config.json etc. from the cwd upward)
+  --json                           machine output on stdout (logs stay on stderr)
+  --log-level LEVEL                error, warn, info, verbose, debug
+  -h, --help                       this help; --version prints the version
+
+exit codes:
+  0    ok
+  1    done, but some files failed or problems were found
+  2    usage error (unknown command or option)
+  74   store unusable and no good snapshot
+  75   another replica holds the store lock (cron overlap: exits at once, quietly)
+  78   config error (one line per problem, naming the key)
+  130  run interrupted by SIGINT/SIGTERM (the store was saved)
+`;
+
+const OPTIONS = {
+  config: { type: 'string' }, json: { type: 'boolean' }, 'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
+  target: { type: 'string' }, 'dry-run': { type: 'boolean' }, since: { type: 'string' }, nul: { type: 'boolean', short: '0' },
+} as const;
+const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
+const COMMAND_OPTIONS: Record<string, string[]> = {
+  run: ['target', 'dry-run'], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [],
+};
+
+type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+
+function parse(argv: string[]): { command?: string; args: string[]; values: Values } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(messageOf(err));
+  }
+  const [command, ...args] = parsed.positionals;
+  const values = parsed.values as Values;
+  if (command !== undefined) {
+    const allowed = COMMAND_OPTIONS[command];
+    if (!allowed) throw new UsageError(`unknown command ${JSON.stringify(command)}; commands: ${Object.keys(COMMAND_OPTIONS).join(', ')}`);
+    for (const k of Object.keys(values)) {
+      if (!GLOBAL.includes(k) && !allowed.includes(k)) throw new UsageError(`option --${k} does not apply to \`replica ${command}\``);
+    }
+    if (command !== 'hash' && args.length) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])} for \`replica ${command}\``);
+    if (command === 'hash' && !args.length) throw new UsageError('replica hash: give at least one FILE');
+  }
+  return { command, args, values };
+}
+
+/** Run the CLI; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let json = false;
+  try {
+    const { command, args, values } = parse(argv);
+    json = values.json ?? false;
+    if (values.version) { process.stdout.write(`${VERSION}\n`); return EXIT.ok; }
+    if (values.help || !command) {
+      (command || values.help ? process.stdout : process.stderr).write(HELP);
+      return values.help ? EXIT.ok : EXIT.usage;
+    }
+    const g: GlobalOptions = { config: values.config, json, logLevel: values['log-level'] };
+    if (command === 'hash') {
+      return (await hashCommand(args, process.stdout, createLogger(g.logLevel ?? 'info'), json)) ? EXIT.problems : EXIT.ok;
+    }
+    const ctx = await createContext(g, command);
+    switch (command) {
+      case 'run': {
+        const ac = new AbortController();
+        const stop = (sig: NodeJS.Signals) => { ctx.log.warn(`${sig}: stopping; in-flight copies are abandoned, the store is saved`); ac.abort(sig); };
+        process.once('SIGINT', stop).once('SIGTERM', stop);
+        const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], signal: ac.signal });
+        return r.ok ? EXIT.ok : EXIT.problems;
+      }
+      case 'status': await statusCommand(ctx); return EXIT.ok;
+      case 'new-files': await newFilesCommand(ctx, { since: values.since, target: values.target, nul: values.nul }); return EXIT.ok;
+      case 'check': return (await checkCommand(ctx)).every((i) => i.ok) ? EXIT.ok : EXIT.problems;
+    }
+    /* c8 ignore next */
+    throw new UsageError(`unknown command ${command}`);
+  } catch (err) {
+    return report(err);
+  }
+}
+
+function report(err: unknown): number {
+  const say = (msg: string) => process.stderr.write(`${msg}\n`);
+  if (err instanceof LockedError) return EXIT.locked; // cron overlap: quietly
+  if (err instanceof ConfigError) { say(err.message); return EXIT.config; }
+  if (err instanceof UsageError) { say(`replica: ${err.message}\nrun \`replica --help\` for usage`); return EXIT.usage; }
+  if (err instanceof StoreError) { say(`replica: ${err.message}`); return EXIT.store; }
+  if (err instanceof InterruptedError) { say(`replica: ${err.message}; the store was saved`); return EXIT.interrupted; }
+  if (err instanceof ReplicaError) { say(`replica: ${err.message}`); return EXIT.problems; }
+  say(`replica: unexpected error: ${err instanceof Error ? err.stack : String(err)}`);
+  return EXIT.problems;
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

@@ -1,0 +1,112 @@
+import fs from 'node:fs';
+import type { Config, SourceConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import type { RunCounts } from '../store/model.js';
+import { PathFilter } from '../scan/filter.js';
+import { walk, type Entry, type WalkProblem } from '../scan/walk.js';
+import { isSettled, observationChanged, observe } from '../scan/settle.js';
+import { resetTargets } from './states.js';
+
+export interface ReconcileResult {
+  /** settled files whose content must be hashed */
+  toHash: string[];
+  /** files seen changing: not settled yet */
+  waiting: string[];
+  problems: WalkProblem[];
+  /** source roots that are missing or empty while the store knows files under them */
+  missingSources: string[];
+}
+
+/** Is there a live (not deleted) record under `root`? */
+export function storeKnows(store: Store, root: string): boolean {
+  for (const [p, r] of store.entries()) if (r.d === undefined && p.startsWith(root + '/')) return true;
+  return false;
+}
+
+/**
+ * The reconcile scan: walk every source, bring the store up to date with what is there (new files,
+ * changed files, symlinks, deletions), and sort files into "hash now" and "still changing". Nothing is
+ * propagated for deletions: the record gets `deletedAt`. A source root that is gone or empty while the store
+ * knows files under it is `source-missing` and nothing of it changes (an unmounted disk is not a deletion).
+ */
+export function reconcile(config: Config, store: Store, counts: RunCounts, log: Logger, now = Date.now()): ReconcileResult {
+  const res: ReconcileResult = { toHash: [], waiting: [], problems: [], missingSources: [] };
+  const targetNames = config.targets.map((t) => t.name);
+  const globalExclude = config.exclude;
+  for (const src of config.sources) {
+    const seen = new Set<string>();
+    const found: Entry[] = [];
+    const rootOk = fs.existsSync(src.path);
+    const filter = new PathFilter(src.include, [...globalExclude, ...src.exclude]);
+    const unreadable: string[] = [];
+    if (rootOk) {
+      walk(src.path, filter, (e) => found.push(e), (p) => {
+        res.problems.push(p);
+        if (p.kind === 'unreadable') unreadable.push(p.path + '/');
+        if (p.kind === 'unsupported-name') counts.unsupportedNames++;
+        log.error(`scan: ${p.path}: ${p.message}`);
+      });
+    }
+    if (found.length === 0 && !hasAnyEntry(src) && storeKnows(store, src.path)) {
+      res.missingSources.push(src.path);
+      log.error(`scan: source ${src.path} is ${rootOk ? 'empty' : 'missing'} but the store knows files under it: source-missing (is the disk mounted?); nothing of it changes`);
+      continue;
+    }
+    for (const e of found) {
+      seen.add(e.path);
+      counts.scanned++;
+      if (e.kind === 'special') { counts.skipped++; continue; }
+      const obs = { size: e.size, mtimeMs: e.mtimeMs, ino: e.ino };
+      let rec = store.get(e.path);
+      let changed = false;
+      if (e.kind === 'symlink') {
+        counts.symlinks++;
+        let text: string;
+        try { text = fs.readlinkSync(e.path); } catch { continue; }
+        if (!rec || rec.l !== text || rec.d !== undefined) {
+          rec = { z: e.size, m: e.mtimeMs, i: e.ino, o: now, f: rec?.f ?? now, s: now, l: text, t: {} };
+          resetTargets(rec, targetNames);
+          store.set(e.path, rec);
+        }
+        continue;
+      }
+      if (!rec) {
+        rec = { z: e.size, m: e.mtimeMs, i: e.ino, o: now, f: now, t: {} };
+        changed = true;
+      } else if (rec.l !== undefined || observationChanged(rec, obs) || rec.d !== undefined) {
+        if (rec.l !== undefined || observationChanged(rec, obs)) {
+          observe(rec, obs, now);
+          delete rec.s;
+          delete rec.l;
+        }
+        delete rec.d;
+        changed = true;
+      }
+      if (changed) store.set(e.path, rec);
+      if (rec.s === undefined) {
+        if (isSettled(rec, now, config.settleMs)) res.toHash.push(e.path);
+        else { res.waiting.push(e.path); counts.unsettled++; }
+      }
+    }
+    for (const [p, r] of store.entries()) {
+      // Not seen: deleted, unless it is now excluded or under a directory that could not be read.
+      if (r.d === undefined && p.startsWith(src.path + '/') && !seen.has(p) && filter.file(p.slice(src.path.length + 1))
+        && !unreadable.some((u) => p.startsWith(u))) {
+        r.d = now;
+        store.set(p, r);
+        counts.deleted++;
+      }
+    }
+  }
+  return res;
+}
+
+/** Does the source root hold anything at all (even files all excluded)? */
+function hasAnyEntry(src: SourceConfig): boolean {
+  try {
+    return fs.readdirSync(src.path).length > 0;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,24 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Target } from '../targets/target.js';
+
+/**
+ * Copy a store snapshot (a directory that never changes: hard links) to `<base>/.replica/<host>/` on a
+ * target, so replica-monitor can read every host's state from a backup server (SPEC 3). Shards first and
+ * meta.json last; a file whose size and mtime already match there is skipped.
+ */
+export async function shipStore(target: Target, snapshotDir: string, host: string, signal?: AbortSignal): Promise<number> {
+  const files = fs.readdirSync(path.join(snapshotDir, 'files')).sort().map((f) => `files/${f}`);
+  let shipped = 0;
+  for (const rel of [...files, 'meta.json']) {
+    const src = path.join(snapshotDir, rel);
+    const st = fs.statSync(src);
+    const dest = `.replica/${host}/${rel}`;
+    const there = await target.stat(dest);
+    if (rel !== 'meta.json' && there && there.size === st.size && there.mtimeMs === st.mtimeMs) continue;
+    await target.put(dest, src, { size: st.size, mtimeMs: st.mtimeMs, mode: 0o644, signal });
+    shipped++;
+  }
+  await target.sync({ signal });
+  return shipped;
+}

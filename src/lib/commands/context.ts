@@ -1,0 +1,69 @@
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { ConfigError, UsageError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
+import { storeKnows } from '../backup/reconcile.js';
+import { Store } from '../store/store.js';
+import { StoreLock } from '../store/lock.js';
+import { createTarget } from '../targets/registry.js';
+import type { Target } from '../targets/target.js';
+import { VERSION } from '../version.js';
+
+/** Options every command takes (SPEC 5). */
+export interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+  logLevel?: string;
+}
+
+/** What a command needs: config, logger, the output stream. */
+export interface Context {
+  config: Config;
+  log: Logger;
+  opts: GlobalOptions;
+  out: NodeJS.WritableStream;
+}
+
+/** Load the config and make the logger; the first log line names the version and the config file (SPEC 7). */
+export async function createContext(opts: GlobalOptions, command: string, out: NodeJS.WritableStream = process.stdout): Promise<Context> {
+  const config = await loadConfig({ file: opts.config });
+  const log = createLogger(opts.logLevel ?? config.log.level);
+  log.info(`replica ${VERSION} ${command}, config ${config.file}`, { version: VERSION, config: config.file, command });
+  return { config, log, opts, out };
+}
+
+/**
+ * A source directory that does not exist is a config error, unless the store knows files under it
+ * (then it is `source-missing`, handled by the run). Throws ConfigError naming each such source.
+ */
+export function checkMissingSources(config: Config, store: Store): void {
+  const problems = config.sources.flatMap((s, i) => (!s.exists && !storeKnows(store, s.path) ? [`sources[${i}].path: directory does not exist: ${s.path}`] : []));
+  if (problems.length) throw new ConfigError(problems);
+}
+
+/** Open the store for reading only (no lock): works while another process holds the lock. */
+export function openStoreReadOnly(ctx: Context): Promise<Store> {
+  const { config, log } = ctx;
+  return Store.open(config.store, { host: config.host, agentVersion: VERSION, snapshots: config.snapshots, log, readOnly: true });
+}
+
+/** Take the store lock and open the store for writing. The caller releases the lock (even on error). */
+export async function openStoreLocked(ctx: Context, command: string): Promise<{ store: Store; lock: StoreLock }> {
+  const { config, log } = ctx;
+  const lock = StoreLock.acquire(config.store, command);
+  try {
+    const store = await Store.open(config.store, { host: config.host, agentVersion: VERSION, snapshots: config.snapshots, log });
+    return { store, lock };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+/** Build every configured target (or only `only`). Throws ConfigError for a kind this build lacks, UsageError for an unknown `only`. */
+export function createTargets(config: Config, only?: string): Target[] {
+  if (only !== undefined && !config.targets.some((t) => t.name === only)) {
+    throw new UsageError(`--target: no target named ${JSON.stringify(only)} (configured: ${config.targets.map((t) => t.name).join(', ')})`);
+  }
+  return config.targets.map((t, i) => createTarget(t, i)).filter((t) => only === undefined || t.name === only);
+}

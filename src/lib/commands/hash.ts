@@ -1,0 +1,26 @@
+import { messageOf } from '../errors.js';
+import { hashFile, initHasher } from '../hash/xxh64.js';
+import type { Logger } from '../log.js';
+
+/**
+ * `replica hash FILE...`: print `<xxh64>  <file>` exactly as `xxhsum -H1` does, with the agent's own
+ * hashing code. Unreadable files are reported on stderr; returns the number that failed.
+ */
+export async function hashCommand(files: string[], out: NodeJS.WritableStream, log: Logger, json = false): Promise<number> {
+  await initHasher();
+  let failed = 0;
+  const results: { file: string; hash?: string; error?: string }[] = [];
+  for (const file of files) {
+    try {
+      const { hash } = await hashFile(file);
+      results.push({ file, hash });
+      if (!json) out.write(`${hash}  ${file}\n`);
+    } catch (err) {
+      failed++;
+      results.push({ file, error: messageOf(err) });
+      log.error(`cannot hash ${file}: ${messageOf(err)}`);
+    }
+  }
+  if (json) out.write(`${JSON.stringify(results)}\n`);
+  return failed;
+}

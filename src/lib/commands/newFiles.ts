@@ -1,0 +1,52 @@
+import { parseDuration } from '../config/units.js';
+import { UsageError } from '../errors.js';
+import { PathFilter } from '../scan/filter.js';
+import { walk } from '../scan/walk.js';
+import { observationChanged } from '../scan/settle.js';
+import { stateName } from '../store/model.js';
+import { type Context, openStoreReadOnly } from './context.js';
+
+export interface NewFilesOptions { since?: string; target?: string; nul?: boolean }
+
+export interface NewFile { path: string; size: number; mtime: string; targets: Record<string, string> }
+
+/** Parse `--since`: a duration back from now ("24h") or a date/time (ISO 8601). Epoch ms. */
+export function parseSince(v: string, now = Date.now()): number {
+  const d = parseDuration(v);
+  if (d !== undefined) return now - d;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new UsageError(`--since: expected a duration like "24h" or a date like 2026-11-24T08:00:00Z, got ${JSON.stringify(v)}`);
+  return t;
+}
+
+/**
+ * `replica new-files`: scan the sources now (so nothing written before the query is missed) and list the
+ * files not verified on every target (or on `target`) whose mtime is at or after `since`. A verified record
+ * whose file changed since counts as not verified.
+ */
+export async function newFilesCommand(ctx: Context, opts: NewFilesOptions): Promise<NewFile[]> {
+  const { config } = ctx;
+  const since = opts.since === undefined ? -Infinity : parseSince(opts.since);
+  if (opts.target !== undefined && !config.targets.some((t) => t.name === opts.target)) {
+    throw new UsageError(`--target: no target named ${JSON.stringify(opts.target)}`);
+  }
+  const names = opts.target ? [opts.target] : config.targets.map((t) => t.name);
+  const store = await openStoreReadOnly(ctx);
+  const found: NewFile[] = [];
+  for (const src of config.sources) {
+    walk(src.path, new PathFilter(src.include, [...config.exclude, ...src.exclude]), (e) => {
+      if (e.kind === 'special' || e.mtimeMs < since) return;
+      const rec = store.get(e.path);
+      const current = rec && rec.d === undefined && rec.s !== undefined
+        && (e.kind === 'symlink' ? rec.l !== undefined : !observationChanged(rec, { size: e.size, mtimeMs: e.mtimeMs, ino: e.ino }));
+      const states = Object.fromEntries(names.map((n) => [n, current ? stateName(rec.t[n]?.s ?? 'p') : 'pending']));
+      if (Object.values(states).some((s) => s !== 'verified')) {
+        found.push({ path: e.path, size: e.size, mtime: new Date(e.mtimeMs).toISOString(), targets: states });
+      }
+    }, (p) => ctx.log.warn(`scan: ${p.path}: ${p.message}`));
+  }
+  found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  if (ctx.opts.json) ctx.out.write(`${JSON.stringify(found, null, 2)}\n`);
+  else for (const f of found) ctx.out.write(`${f.path}${opts.nul ? '\0' : '\n'}`);
+  return found;
+}

@@ -1,0 +1,49 @@
+import { backup, type BackupResult } from '../backup/backup.js';
+import { formatBytes } from '../config/units.js';
+import { InterruptedError } from '../errors.js';
+import { type Context, checkMissingSources, createTargets, openStoreLocked, openStoreReadOnly } from './context.js';
+
+export interface RunOptions { target?: string; dryRun?: boolean; signal?: AbortSignal }
+
+/**
+ * `replica run`: lock, reconcile, hash, copy + verify, save, ship the store, exit. Returns the result;
+ * throws InterruptedError (after saving) when the signal aborted it, LockedError when the store is locked.
+ */
+export async function runCommand(ctx: Context, opts: RunOptions): Promise<BackupResult> {
+  const { config, log } = ctx;
+  const locked = opts.dryRun ? undefined : await openStoreLocked(ctx, 'run');
+  const store = locked?.store ?? await openStoreReadOnly(ctx);
+  const targets = createTargets(config, opts.target);
+  let result: BackupResult;
+  try {
+    checkMissingSources(config, store);
+    result = await backup(config, store, targets, log, { target: opts.target, dryRun: opts.dryRun, signal: opts.signal, command: 'run' });
+    await store.close();
+  } finally {
+    await Promise.allSettled(targets.map((t) => t.close()));
+    locked?.lock.release();
+  }
+  if (opts.signal?.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'signal'));
+  printRun(ctx, result);
+  return result;
+}
+
+function printRun(ctx: Context, r: BackupResult): void {
+  if (ctx.opts.json) {
+    ctx.out.write(`${JSON.stringify(r)}\n`);
+    return;
+  }
+  if (r.wouldCopy) {
+    for (const [p, t] of Object.entries(r.wouldCopy)) ctx.out.write(`would copy ${p} -> ${t.join(', ')}\n`);
+    ctx.out.write(`dry run: ${Object.keys(r.wouldCopy).length} files would be copied\n`);
+    return;
+  }
+  const c = r.counts;
+  const down = Object.entries(r.targetsDown).map(([n, e]) => `${n}: [${e.class}] ${e.message}`);
+  ctx.out.write(`${r.ok ? 'ok' : 'PROBLEMS'}: ${c.scanned} scanned, ${c.hashed} hashed, ${c.copied} copied (${formatBytes(c.bytesCopied)}), `
+    + `${c.verified} verified, ${c.failed} failed, ${c.unsettled} not settled yet, ${c.skipped} special files skipped, ${c.deleted} deleted at source\n`);
+  for (const d of down) ctx.out.write(`target down: ${d}\n`);
+  for (const m of r.missingSources) ctx.out.write(`source-missing: ${m}\n`);
+  for (const p of r.problems) ctx.out.write(`${p.kind}: ${p.path}: ${p.message}\n`);
+  for (const t of r.shipFailed) ctx.out.write(`store copy failed: ${t}\n`);
+}

@@ -1,0 +1,26 @@
+import { formatBytes, formatDuration } from '../config/units.js';
+import { summarize, type StoreSummary } from '../report/summary.js';
+import { type Context, openStoreReadOnly } from './context.js';
+
+/** `replica status`: per target verified / pending / failed (by class), oldest unverified, last run. */
+export async function statusCommand(ctx: Context): Promise<StoreSummary> {
+  const store = await openStoreReadOnly(ctx);
+  const s = summarize(store.meta, store.entries(), ctx.config.targets.map((t) => t.name));
+  if (ctx.opts.json) {
+    ctx.out.write(`${JSON.stringify(s, null, 2)}\n`);
+    return s;
+  }
+  const now = Date.now();
+  const ago = (iso?: string) => (iso ? `${formatDuration(now - Date.parse(iso))} ago` : 'never');
+  const w = (l: string) => ctx.out.write(`${l}\n`);
+  w(`host ${s.host}  agent ${s.agentVersion}  heartbeat ${ago(s.heartbeatAt)}`);
+  w(`last run: ${s.lastRun ? `${s.lastRun.ok ? 'ok' : 'PROBLEMS'}, ended ${ago(s.lastRun.endedAt)}` : 'never'}`);
+  w(`files: ${s.files} known, ${s.unsettled} not settled yet, ${s.deleted} deleted at source, ${s.skipped} special files skipped`);
+  for (const t of s.targets) {
+    w(`target ${t.name} (${t.url})${t.lastError ? `  DOWN since ${t.lastError.at}: [${t.lastError.class}] ${t.lastError.message}` : ''}`);
+    w(`  verified ${t.verified.files} (${formatBytes(t.verified.bytes)})  pending ${t.pending.files} (${formatBytes(t.pending.bytes)})  failed ${t.failed.files} (${formatBytes(t.failed.bytes)})  ignored ${t.ignored.files}`);
+    for (const [cls, c] of Object.entries(t.failed.byClass)) w(`  failed [${cls}] ${c.files}: latest ${c.latest.path}: ${c.latest.message}`);
+    if (t.oldestUnverified) w(`  oldest unverified: ${t.oldestUnverified.path} (${ago(t.oldestUnverified.since)})`);
+  }
+  return s;
+}

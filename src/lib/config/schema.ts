@@ -1,0 +1,99 @@
+/** The resolved configuration (SPEC 2): every duration in ms, every size in bytes, every path absolute. */
+export interface Config {
+  /** the config file this came from */
+  file: string;
+  /** the machine name used for per-host folders on targets (default: the short hostname) */
+  host: string;
+  /** store directory: state shards, meta.json, snapshots, lock (default: .replica beside the config) */
+  store: string;
+  /** directories to back up */
+  sources: SourceConfig[];
+  /** micromatch globs excluded from every source */
+  exclude: string[];
+  /** every settled file goes to every target */
+  targets: TargetConfig[];
+  /** a file is settled when size and mtime are unchanged for this long */
+  settleMs: number;
+  /** watch backend for `replica watch` */
+  watcher: 'chokidar' | 'parcel';
+  /** how often `watch` records that it is alive */
+  heartbeatMs: number;
+  /** full reconcile scan interval in `watch` */
+  rescanMs: number;
+  /** rotated store snapshots kept */
+  snapshots: number;
+  /** copies in flight per target, unless the target overrides it */
+  concurrency: number;
+  /** per-file retry policy: attempts, first backoff, backoff cap */
+  retry: { maxAttempts: number; backoffMs: number; maxBackoffMs: number };
+  /** per-copy and per-command timeouts */
+  timeouts: Timeouts;
+  /** previous versions kept per changed file on each target */
+  versions: number;
+  /** remove a source file this long after it is verified on every target; null = never */
+  deleteLocalAfterMs: number | null;
+  /** scrub: re-read each target copy every `everyMs`, at most `budgetBytes` per day */
+  verify: { everyMs: number; budgetBytes: number };
+  /** log level: error, warn, info, verbose, debug */
+  log: { level: LogLevel };
+  /** replica-monitor thresholds */
+  monitor: { staleMs: number; warnAgeMs: number; critAgeMs: number };
+}
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'verbose' | 'debug';
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'verbose', 'debug'];
+
+export interface Timeouts { copyMs: number; commandMs: number }
+
+/** One source directory. `path` is the absolute real path (resolved once at start). */
+export interface SourceConfig {
+  path: string;
+  include: string[];
+  exclude: string[];
+  /** false when the directory does not exist now (decided against the store: config error or source-missing) */
+  exists: boolean;
+}
+
+export type TargetKind = 'local' | 'ssh' | 's3' | 'tape';
+
+/** One target. `url` is as written; `path` is the absolute base for local targets. */
+export interface TargetConfig {
+  name: string;
+  url: string;
+  kind: TargetKind;
+  /** local: absolute base directory */
+  path?: string;
+  /** refuse to write unless this path is a mount point */
+  mount?: string;
+  concurrency: number;
+  /** bytes per second, or undefined for no limit */
+  bwlimit?: number;
+  timeouts: Timeouts;
+  /** kind-specific options (ssh identity/knownHosts/hostKeyCheck, s3 endpoint/region/..., tape blockSize) */
+  options: Record<string, unknown>;
+}
+
+export const DEFAULTS = {
+  settle: '10s', watcher: 'chokidar', heartbeat: '1m', rescan: '1h', snapshots: 5, concurrency: 2,
+  retry: { maxAttempts: 10, backoff: '30s', maxBackoff: '1h' },
+  timeouts: { copy: '30m', command: '30s' },
+  versions: 0, deleteLocalAfter: null, verify: { every: '30d', budget: '20GiB' }, log: { level: 'info' },
+  monitor: { stale: '1h', warnAge: '1h', critAge: '24h' },
+} as const;
+
+/** Keys allowed at each level; per-kind target keys are listed by kind. */
+export const TOP_KEYS = ['host', 'store', 'sources', 'exclude', 'targets', 'settle', 'watcher', 'heartbeat', 'rescan',
+  'snapshots', 'concurrency', 'retry', 'timeouts', 'versions', 'deleteLocalAfter', 'verify', 'log', 'monitor', '$schema'];
+export const SOURCE_KEYS = ['path', 'include', 'exclude'];
+export const RETRY_KEYS = ['maxAttempts', 'backoff', 'maxBackoff'];
+export const TIMEOUT_KEYS = ['copy', 'command'];
+export const VERIFY_KEYS = ['every', 'budget'];
+export const LOG_KEYS = ['level'];
+export const MONITOR_KEYS = ['stale', 'warnAge', 'critAge'];
+export const TARGET_COMMON_KEYS = ['name', 'url', 'mount', 'concurrency', 'bwlimit', 'timeouts'];
+export const TARGET_KIND_KEYS: Record<TargetKind, string[]> = {
+  local: [],
+  ssh: ['identity', 'knownHosts', 'hostKeyCheck'],
+  s3: ['endpoint', 'region', 'forcePathStyle', 'accessKeyEnv', 'secretKeyEnv'],
+  tape: ['blockSize'],
+};

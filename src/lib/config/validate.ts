@@ -1,0 +1,258 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError } from '../errors.js';
+import { parseDuration, parseSize } from './units.js';
+import {
+  type Config, type SourceConfig, type TargetConfig, type TargetKind, type Timeouts, type LogLevel,
+  DEFAULTS, LOG_LEVELS, TOP_KEYS, SOURCE_KEYS, RETRY_KEYS, TIMEOUT_KEYS, VERIFY_KEYS, LOG_KEYS, MONITOR_KEYS,
+  TARGET_COMMON_KEYS, TARGET_KIND_KEYS,
+} from './schema.js';
+
+type Raw = Record<string, unknown>;
+
+/** Levenshtein distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length];
+}
+
+function suggest(key: string, allowed: string[]): string {
+  const best = allowed.map((k) => [k, distance(key, k)] as const).sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best[0]}"?)` : '';
+}
+
+function show(v: unknown): string {
+  return JSON.stringify(v) ?? String(v);
+}
+
+/** Collects problems while reading a raw config; every problem names its key path. */
+class Reader {
+  readonly problems: string[] = [];
+  constructor(readonly dir: string) {}
+
+  fail(key: string, msg: string): undefined {
+    this.problems.push(`${key}: ${msg}`);
+    return undefined;
+  }
+
+  object(v: unknown, key: string, allowed: string[], hint = ''): Raw | undefined {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return this.fail(key, `expected an object, got ${show(v)}`);
+    for (const k of Object.keys(v)) {
+      if (!allowed.includes(k)) this.fail(key ? `${key}.${k}` : k, `unknown key${suggest(k, allowed)}${hint}`);
+    }
+    return v as Raw;
+  }
+
+  duration(v: unknown, key: string, dflt: string | number): number {
+    const ms = parseDuration(v ?? dflt);
+    return ms ?? this.fail(key, `expected a duration like "500ms", "10s", "5m", "1h", "7d" or a number of seconds, got ${show(v)}`) ?? 0;
+  }
+
+  size(v: unknown, key: string, dflt: string | number): number {
+    const n = parseSize(v ?? dflt);
+    return n ?? this.fail(key, `expected a size like "512KiB", "20MiB", "10GiB" or a number of bytes, got ${show(v)}`) ?? 0;
+  }
+
+  int(v: unknown, key: string, dflt: number, min: number): number {
+    const n = v ?? dflt;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min) {
+      return this.fail(key, `expected an integer >= ${min}, got ${show(v)}`) ?? dflt;
+    }
+    return n;
+  }
+
+  string(v: unknown, key: string): string | undefined {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || v === '') return this.fail(key, `expected a non-empty string, got ${show(v)}`);
+    return v;
+  }
+
+  globs(v: unknown, key: string): string[] {
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) return this.fail(key, `expected an array of glob strings, got ${show(v)}`) ?? [];
+    v.forEach((g, i) => { if (typeof g !== 'string' || g === '') this.fail(`${key}[${i}]`, `expected a glob string, got ${show(g)}`); });
+    return v.filter((g): g is string => typeof g === 'string' && g !== '');
+  }
+
+  /** Resolve a path from the config: `~/` is the home directory, relative is relative to the config file. */
+  resolvePath(p: string): string {
+    if (p === '~' || p.startsWith('~/')) return path.join(os.homedir(), p.slice(1));
+    return path.resolve(this.dir, p);
+  }
+
+  timeouts(v: unknown, key: string, base: { copy: string | number; command: string | number }): Timeouts {
+    const t = this.object(v, key, TIMEOUT_KEYS) ?? {};
+    return { copyMs: this.duration(t.copy, `${key}.copy`, base.copy), commandMs: this.duration(t.command, `${key}.command`, base.command) };
+  }
+}
+
+const NAME = /^[A-Za-z0-9._-]+$/;
+
+function targetKind(url: string): TargetKind | undefined {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase();
+  if (scheme === undefined) return /^[A-Za-z][A-Za-z0-9+.-]*:/.test(url) && !url.includes('/') ? undefined : 'local';
+  if (scheme === 'file') return 'local';
+  return scheme === 'ssh' || scheme === 's3' || scheme === 'tape' ? scheme : undefined;
+}
+
+function readTarget(r: Reader, v: unknown, i: number, base: { concurrency: number; timeouts: Raw }): TargetConfig | undefined {
+  const key = `targets[${i}]`;
+  const allKindKeys = Object.values(TARGET_KIND_KEYS).flat();
+  const t = r.object(v, key, [...TARGET_COMMON_KEYS, ...allKindKeys]);
+  if (!t) return v === undefined ? r.fail(key, 'expected an object') : undefined;
+  const name = r.string(t.name, `${key}.name`) ?? r.fail(`${key}.name`, 'required: a unique name like "backup"');
+  if (name && !NAME.test(name)) r.fail(`${key}.name`, `may contain only letters, digits, ".", "_" and "-", got ${show(name)}`);
+  const url = r.string(t.url, `${key}.url`) ?? r.fail(`${key}.url`, 'required: a local path, ssh://, s3:// or tape:// URL');
+  let kind: TargetKind | undefined;
+  if (url !== undefined) {
+    kind = targetKind(url);
+    if (!kind) r.fail(`${key}.url`, `expected ssh://, s3://, tape:// or a local path, got ${show(url)}`);
+  }
+  for (const [k, keys] of Object.entries(TARGET_KIND_KEYS)) {
+    for (const opt of keys) {
+      if (t[opt] !== undefined && kind && k !== kind) r.fail(`${key}.${opt}`, `only valid for ${k} targets, this one is ${kind}`);
+    }
+  }
+  const options: Record<string, unknown> = {};
+  if (kind) for (const opt of TARGET_KIND_KEYS[kind]) if (t[opt] !== undefined) options[opt] = t[opt];
+  if (kind === 'ssh') {
+    if (url && !/^ssh:\/\/(?:[^@/]+@)?[^@/:]+(?::\d+)?\/./.test(url)) r.fail(`${key}.url`, `expected ssh://[user@]host[:port]/path, got ${show(url)}`);
+    if (t.identity !== undefined && r.string(t.identity, `${key}.identity`)) options.identity = r.resolvePath(t.identity as string);
+    if (t.knownHosts !== undefined && r.string(t.knownHosts, `${key}.knownHosts`)) options.knownHosts = r.resolvePath(t.knownHosts as string);
+    if (t.hostKeyCheck !== undefined && typeof t.hostKeyCheck !== 'boolean') r.fail(`${key}.hostKeyCheck`, `expected true or false, got ${show(t.hostKeyCheck)}`);
+  } else if (kind === 's3') {
+    if (url && !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(url)) r.fail(`${key}.url`, `expected s3://bucket/prefix with a valid bucket name, got ${show(url)}`);
+    for (const k of ['endpoint', 'region', 'accessKeyEnv', 'secretKeyEnv']) r.string(t[k], `${key}.${k}`);
+    if (typeof t.endpoint === 'string' && !/^https?:\/\/./.test(t.endpoint)) r.fail(`${key}.endpoint`, `expected an http:// or https:// URL, got ${show(t.endpoint)}`);
+    if (t.forcePathStyle !== undefined && typeof t.forcePathStyle !== 'boolean') r.fail(`${key}.forcePathStyle`, `expected true or false, got ${show(t.forcePathStyle)}`);
+  } else if (kind === 'tape') {
+    if (url && !/^tape:\/\/\/./.test(url)) r.fail(`${key}.url`, `expected tape:///dev/DEVICE, got ${show(url)}`);
+    if (t.blockSize !== undefined) options.blockSize = r.size(t.blockSize, `${key}.blockSize`, 0);
+  }
+  let localPath: string | undefined;
+  if (kind === 'local' && url) localPath = r.resolvePath(url.replace(/^file:\/\//, ''));
+  const mountRaw = r.string(t.mount, `${key}.mount`);
+  return {
+    name: name ?? `#${i}`, url: url ?? '', kind: kind ?? 'local', path: localPath,
+    mount: mountRaw === undefined ? undefined : r.resolvePath(mountRaw),
+    concurrency: r.int(t.concurrency, `${key}.concurrency`, base.concurrency, 1),
+    bwlimit: t.bwlimit === undefined || t.bwlimit === null ? undefined : r.size(t.bwlimit, `${key}.bwlimit`, 0),
+    timeouts: r.timeouts(t.timeouts, `${key}.timeouts`, {
+      copy: (base.timeouts.copy as string) ?? DEFAULTS.timeouts.copy, command: (base.timeouts.command as string) ?? DEFAULTS.timeouts.command,
+    }),
+    options,
+  };
+}
+
+function readSource(r: Reader, v: unknown, i: number): SourceConfig | undefined {
+  const key = `sources[${i}]`;
+  const s = typeof v === 'string' ? { path: v } : r.object(v, key, SOURCE_KEYS);
+  if (!s) return undefined;
+  const p = r.string(s.path, `${key}.path`) ?? r.fail(`${key}.path`, 'required: the directory to back up');
+  const source: SourceConfig = { path: '', include: r.globs(s.include, `${key}.include`), exclude: r.globs(s.exclude, `${key}.exclude`), exists: false };
+  if (p === undefined) return source;
+  const abs = r.resolvePath(p);
+  try {
+    source.path = fs.realpathSync(abs);
+    if (!fs.statSync(source.path).isDirectory()) r.fail(`${key}.path`, `not a directory: ${abs}`);
+    source.exists = true;
+  } catch {
+    source.path = abs; // missing: the caller decides between a config error and `source-missing`
+  }
+  return source;
+}
+
+/**
+ * Validate a raw config object (as parsed from `file`) and resolve it: every key checked, defaults filled.
+ * Throws ConfigError listing every problem, each naming its key path. Source directories that do not exist
+ * are returned with `exists: false`: whether that is an error depends on the store (SPEC 8).
+ */
+export function validateConfig(raw: unknown, file: string): Config {
+  const r = new Reader(path.dirname(file));
+  const c = r.object(raw, '', TOP_KEYS, ' at the top level');
+  if (!c) throw new ConfigError([`${file}: expected a JSON object at the top level, got ${show(raw)}`]);
+  const host = c.host === undefined ? os.hostname().split('.')[0] : r.string(c.host, 'host');
+  if (host !== undefined && (host.includes('/') || host === '.' || host === '..' || /[\0\n]/.test(host))) {
+    r.fail('host', `must be a plain name (no "/", not "." or ".."), got ${show(host)}`);
+  }
+  const store = r.resolvePath(r.string(c.store, 'store') ?? './.replica');
+  let sources: SourceConfig[] = [];
+  if (!Array.isArray(c.sources) || c.sources.length === 0) {
+    r.fail('sources', c.sources === undefined ? 'required: at least one source directory' : `expected a non-empty array, got ${show(c.sources)}`);
+  } else {
+    sources = c.sources.map((s, i) => readSource(r, s, i)).filter((s): s is SourceConfig => !!s);
+    const seen = new Map<string, number>();
+    sources.forEach((s, i) => {
+      const other = [...seen.entries()].find(([p]) => s.path === p || s.path.startsWith(p + '/') || p.startsWith(s.path + '/'));
+      if (s.path && other) r.fail(`sources[${i}].path`, `overlaps sources[${other[1]}] (${other[0]}): list each directory once`);
+      seen.set(s.path, i);
+    });
+  }
+  const concurrency = r.int(c.concurrency, 'concurrency', DEFAULTS.concurrency, 1);
+  const timeoutsRaw = r.object(c.timeouts, 'timeouts', TIMEOUT_KEYS) ?? {};
+  let targets: TargetConfig[] = [];
+  if (!Array.isArray(c.targets) || c.targets.length === 0) {
+    r.fail('targets', c.targets === undefined ? 'required: at least one target' : `expected a non-empty array, got ${show(c.targets)}`);
+  } else {
+    targets = c.targets.map((t, i) => readTarget(r, t, i, { concurrency, timeouts: timeoutsRaw })).filter((t): t is TargetConfig => !!t);
+    const names = new Set<string>();
+    targets.forEach((t, i) => {
+      if (names.has(t.name)) r.fail(`targets[${i}].name`, `duplicate target name ${show(t.name)}: names must be unique`);
+      names.add(t.name);
+    });
+  }
+  const watcher = c.watcher ?? DEFAULTS.watcher;
+  if (watcher !== 'chokidar' && watcher !== 'parcel') r.fail('watcher', `expected "chokidar" or "parcel", got ${show(watcher)}`);
+  const retry = r.object(c.retry, 'retry', RETRY_KEYS) ?? {};
+  const verify = r.object(c.verify, 'verify', VERIFY_KEYS) ?? {};
+  const log = r.object(c.log, 'log', LOG_KEYS) ?? {};
+  const monitor = r.object(c.monitor, 'monitor', MONITOR_KEYS) ?? {};
+  const level = (log.level ?? DEFAULTS.log.level) as LogLevel;
+  if (!LOG_LEVELS.includes(level)) r.fail('log.level', `expected one of ${LOG_LEVELS.join(', ')}, got ${show(log.level)}`);
+  const config: Config = {
+    file, host: host ?? 'localhost', store, sources, exclude: r.globs(c.exclude, 'exclude'), targets,
+    settleMs: r.duration(c.settle, 'settle', DEFAULTS.settle),
+    watcher: watcher as Config['watcher'],
+    heartbeatMs: r.duration(c.heartbeat, 'heartbeat', DEFAULTS.heartbeat),
+    rescanMs: r.duration(c.rescan, 'rescan', DEFAULTS.rescan),
+    snapshots: r.int(c.snapshots, 'snapshots', DEFAULTS.snapshots, 0),
+    concurrency,
+    retry: {
+      maxAttempts: r.int(retry.maxAttempts, 'retry.maxAttempts', DEFAULTS.retry.maxAttempts, 1),
+      backoffMs: r.duration(retry.backoff, 'retry.backoff', DEFAULTS.retry.backoff),
+      maxBackoffMs: r.duration(retry.maxBackoff, 'retry.maxBackoff', DEFAULTS.retry.maxBackoff),
+    },
+    timeouts: r.timeouts(timeoutsRaw, 'timeouts', DEFAULTS.timeouts),
+    versions: r.int(c.versions, 'versions', DEFAULTS.versions, 0),
+    deleteLocalAfterMs: c.deleteLocalAfter === undefined || c.deleteLocalAfter === null ? null : r.duration(c.deleteLocalAfter, 'deleteLocalAfter', 0),
+    verify: { everyMs: r.duration(verify.every, 'verify.every', DEFAULTS.verify.every), budgetBytes: r.size(verify.budget, 'verify.budget', DEFAULTS.verify.budget) },
+    log: { level },
+    monitor: {
+      staleMs: r.duration(monitor.stale, 'monitor.stale', DEFAULTS.monitor.stale),
+      warnAgeMs: r.duration(monitor.warnAge, 'monitor.warnAge', DEFAULTS.monitor.warnAge),
+      critAgeMs: r.duration(monitor.critAge, 'monitor.critAge', DEFAULTS.monitor.critAge),
+    },
+  };
+  if (config.heartbeatMs === 0) r.fail('heartbeat', 'must be greater than 0');
+  if (config.rescanMs === 0) r.fail('rescan', 'must be greater than 0');
+  if (config.retry.maxBackoffMs < config.retry.backoffMs) r.fail('retry.maxBackoff', 'must not be shorter than retry.backoff');
+  for (const t of targets) {
+    if (t.kind === 'local' && t.path) {
+      const inside = sources.find((s) => s.path && (t.path === s.path || t.path!.startsWith(s.path + '/')));
+      if (inside) r.fail(`targets[${targets.indexOf(t)}].url`, `is inside source ${inside.path}: the backup would back itself up`);
+    }
+  }
+  if (r.problems.length) throw new ConfigError(r.problems);
+  return config;
+}

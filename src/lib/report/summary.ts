@@ -1,0 +1,80 @@
+import type { ErrorClass } from '../errors.js';
+import type { Meta, Rec } from '../store/model.js';
+
+export interface Bucket { files: number; bytes: number }
+
+export interface TargetSummary {
+  name: string;
+  url: string;
+  verified: Bucket;
+  pending: Bucket;
+  failed: Bucket & { byClass: Partial<Record<ErrorClass, { files: number; latest: { path: string; message: string; at: string } }>> };
+  ignored: Bucket;
+  /** the unverified file waiting longest (age counted from when it settled, else first seen) */
+  oldestUnverified?: { path: string; since: string };
+  lastError?: { class: ErrorClass; message: string; at: string };
+  lastOkAt?: string;
+}
+
+export interface StoreSummary {
+  host: string;
+  agentVersion: string;
+  heartbeatAt?: string;
+  lastRun?: Meta['lastRun'];
+  files: number;
+  /** files not settled yet (still changing, or not hashed) */
+  unsettled: number;
+  /** source files deleted (records kept, never propagated) */
+  deleted: number;
+  /** special files (FIFOs, sockets, devices) skipped by the last scan */
+  skipped: number;
+  targets: TargetSummary[];
+}
+
+const bucket = (): Bucket => ({ files: 0, bytes: 0 });
+
+/**
+ * Summarise a store per target (SPEC 5 `status`, and the monitor's per-host model): verified / pending /
+ * failed (by error class, with the latest message) / ignored counts and bytes, the oldest unverified file.
+ */
+export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNames: string[]): StoreSummary {
+  const names = [...new Set([...targetNames])];
+  const targets = new Map<string, TargetSummary>(names.map((n) => [n, {
+    name: n, url: meta.targets[n]?.url ?? '', verified: bucket(), pending: bucket(), failed: { ...bucket(), byClass: {} }, ignored: bucket(),
+    lastError: meta.targets[n]?.lastError, lastOkAt: meta.targets[n]?.lastOkAt,
+  }]));
+  const oldest = new Map<string, [string, number]>();
+  const s: StoreSummary = {
+    host: meta.host, agentVersion: meta.agentVersion, heartbeatAt: meta.heartbeatAt, lastRun: meta.lastRun,
+    files: 0, unsettled: 0, deleted: 0, skipped: meta.lastRun?.counts.skipped ?? 0, targets: [],
+  };
+  for (const [p, r] of records) {
+    s.files++;
+    if (r.d !== undefined) s.deleted++;
+    if (r.s === undefined && r.d === undefined) s.unsettled++;
+    for (const [name, t] of targets) {
+      const st = r.t[name]?.s ?? 'p';
+      if (r.d !== undefined && st !== 'v') continue; // gone before it was copied: nothing can be done
+      const b = st === 'v' ? t.verified : st === 'f' ? t.failed : st === 'i' ? t.ignored : t.pending;
+      b.files++;
+      b.bytes += r.z;
+      if (st === 'f') {
+        const [cls, message, at] = r.t[name].e ?? ['other', '', 0];
+        const c = (t.failed.byClass[cls] ??= { files: 0, latest: { path: p, message, at: new Date(at).toISOString() } });
+        c.files++;
+        if (new Date(at).toISOString() > c.latest.at) c.latest = { path: p, message, at: new Date(at).toISOString() };
+      }
+      if (st === 'p' || st === 'f') {
+        const since = r.s ?? r.f;
+        const o = oldest.get(name);
+        if (!o || since < o[1]) oldest.set(name, [p, since]);
+      }
+    }
+  }
+  for (const [name, t] of targets) {
+    const o = oldest.get(name);
+    if (o) t.oldestUnverified = { path: o[0], since: new Date(o[1]).toISOString() };
+    s.targets.push(t);
+  }
+  return s;
+}

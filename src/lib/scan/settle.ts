@@ -1,0 +1,32 @@
+import type { Rec } from '../store/model.js';
+
+/** One lstat of a file: what the settle rule compares. */
+export interface Observation { size: number; mtimeMs: number; ino: number }
+
+/** Did the file change between the record's last observation and `o`? */
+export function observationChanged(rec: Rec, o: Observation): boolean {
+  return rec.z !== o.size || rec.m !== o.mtimeMs || (rec.i !== undefined && rec.i !== o.ino);
+}
+
+/**
+ * The settle rule (SPEC 3a), for a record whose last observation equals the file now: settled when that
+ * observation is at least `settleMs` old (two observations `settle` apart agree), or when the mtime is more
+ * than `settleMs` in the past. A future mtime (clock skew) settles only by the two-observation rule.
+ */
+export function isSettled(rec: Rec, now: number, settleMs: number): boolean {
+  return now - rec.o >= settleMs || (rec.m <= now && now - rec.m > settleMs);
+}
+
+/** When `rec` (unchanged from now on) will be settled: the earlier of the two rules. */
+export function settlesAt(rec: Rec, settleMs: number): number {
+  const byObservation = rec.o + settleMs;
+  return Math.min(byObservation, rec.m + settleMs + 1);
+}
+
+/** Record a new observation: the old one no longer counts, the settled content (hash) stays until re-hashed. */
+export function observe(rec: Rec, o: Observation, now: number): void {
+  rec.z = o.size;
+  rec.m = o.mtimeMs;
+  rec.i = o.ino;
+  rec.o = now;
+}

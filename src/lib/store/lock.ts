@@ -1,0 +1,78 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { LockedError } from '../errors.js';
+
+interface LockInfo { pid: number; start?: string; command: string; at: string }
+
+/** Start time of a process (field 22 of /proc/PID/stat), to tell a live owner from a reused pid. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(info: LockInfo): boolean {
+  try {
+    process.kill(info.pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  const now = startTime(info.pid);
+  return info.start === undefined || now === undefined || now === info.start;
+}
+
+function readLock(file: string): LockInfo | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as LockInfo;
+  } catch {
+    return undefined; // unreadable or half-written by a killed process: treat as stale
+  }
+}
+
+/** An exclusive lock on a store directory, held by this process until release(). */
+export class StoreLock {
+  private constructor(readonly file: string) {}
+
+  /**
+   * Take the lock at `<dir>/lock` at once or throw LockedError naming the owner. A lock whose process is gone
+   * (killed: pid absent, or reused by another process) is taken over. link(2) makes the take atomic.
+   */
+  static acquire(dir: string, command: string): StoreLock {
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'lock');
+    const tmp = `${file}.${process.pid}.tmp`;
+    const info: LockInfo = { pid: process.pid, start: startTime(process.pid), command, at: new Date().toISOString() };
+    fs.writeFileSync(tmp, JSON.stringify(info));
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          fs.linkSync(tmp, file);
+          return new StoreLock(file);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
+        const owner = readLock(file);
+        if (attempt >= 2 || (owner && alive(owner))) {
+          const who = owner ? `pid ${owner.pid} (replica ${owner.command} since ${owner.at})` : 'another process';
+          throw new LockedError(`store ${dir} is locked by ${who}`, owner?.pid ?? 0);
+        }
+        // Stale: move it aside (only one of several racing processes can rename the same file), then retry.
+        const aside = `${file}.stale.${process.pid}`;
+        try {
+          fs.renameSync(file, aside);
+          fs.rmSync(aside, { force: true });
+        } catch { /* someone else took it over first: loop and look again */ }
+      }
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+
+  /** Release the lock if this process still holds it. */
+  release(): void {
+    if (readLock(this.file)?.pid === process.pid) fs.rmSync(this.file, { force: true });
+  }
+}

@@ -1,0 +1,117 @@
+import type { ErrorClass } from '../errors.js';
+
+/** On-disk format version of the store (docs/store-format.md). */
+export const FORMAT_VERSION = 1;
+
+/** Per-target state codes, compact on disk: p pending, v verified, f failed, i ignored. */
+export type StateCode = 'p' | 'v' | 'f' | 'i';
+const STATE_NAMES = { p: 'pending', v: 'verified', f: 'failed', i: 'ignored' } as const;
+export type TargetStateName = (typeof STATE_NAMES)[StateCode];
+
+/** Compact per-(file, target) state as stored (docs/store-format.md). Times are epoch ms. */
+export interface TState {
+  s: StateCode;
+  /** hash/size of the copy, only when they differ from the record's */
+  h?: string;
+  z?: number;
+  /** copiedAt, verifiedAt */
+  c?: number;
+  v?: number;
+  /** attempts spent (absent = 0), next attempt due */
+  a?: number;
+  n?: number;
+  /** last error: [class, message, at] */
+  e?: [ErrorClass, string, number];
+}
+
+/** Compact file record as stored, keyed by absolute source path. Times are epoch ms. */
+export interface Rec {
+  /** size, mtimeMs, inode of the last observation */
+  z: number;
+  m: number;
+  i?: number;
+  /** when that observation was made (the settle rule's "previous observation") */
+  o: number;
+  /** hash of the settled content (absent until settled and hashed) */
+  h?: string;
+  /** firstSeenAt, settledAt, deletedAt, removedLocallyAt */
+  f: number;
+  s?: number;
+  d?: number;
+  r?: number;
+  /** symlink: its link text (a record without `l` is a regular file) */
+  l?: string;
+  t: Record<string, TState>;
+}
+
+/** The logical FileRecord of SPEC 4, for output. */
+export interface FileRecord {
+  path: string;
+  size: number;
+  mtimeMs: number;
+  hash: string;
+  kind: 'file' | 'symlink';
+  linkTarget?: string;
+  firstSeenAt: string;
+  settledAt?: string;
+  deletedAt?: string;
+  removedLocallyAt?: string;
+  targets: Record<string, TargetState>;
+}
+
+export interface TargetState {
+  state: TargetStateName;
+  hash?: string;
+  size?: number;
+  copiedAt?: string;
+  verifiedAt?: string;
+  attempts: number;
+  nextAttemptAt?: string;
+  lastError?: { class: ErrorClass; message: string; at: string };
+}
+
+export interface RunCounts {
+  scanned: number; settled: number; unsettled: number; hashed: number; copied: number; verified: number;
+  failed: number; skipped: number; symlinks: number; unsupportedNames: number; deleted: number; bytesCopied: number;
+}
+
+/** SPEC 4 Meta, stored as meta.json (always present in a store directory). */
+export interface Meta {
+  formatVersion: number;
+  host: string;
+  agentVersion: string;
+  shards: number;
+  createdAt: string;
+  heartbeatAt?: string;
+  lastRun?: { command: string; startedAt: string; endedAt?: string; ok: boolean; counts: RunCounts };
+  targets: Record<string, { url: string; lastError?: { class: ErrorClass; message: string; at: string }; lastOkAt?: string }>;
+  sources: string[];
+}
+
+export function emptyCounts(): RunCounts {
+  return { scanned: 0, settled: 0, unsettled: 0, hashed: 0, copied: 0, verified: 0, failed: 0, skipped: 0, symlinks: 0, unsupportedNames: 0, deleted: 0, bytesCopied: 0 };
+}
+
+const iso = (t: number | undefined): string | undefined => (t === undefined ? undefined : new Date(t).toISOString());
+
+/** Expand a compact record to SPEC 4's FileRecord. */
+export function toFileRecord(path: string, r: Rec): FileRecord {
+  const targets: Record<string, TargetState> = {};
+  for (const [name, t] of Object.entries(r.t)) {
+    const done = t.s === 'v' || t.c !== undefined;
+    targets[name] = {
+      state: STATE_NAMES[t.s], attempts: t.a ?? 0,
+      hash: t.h ?? (done ? r.h : undefined), size: t.z ?? (done ? r.z : undefined),
+      copiedAt: iso(t.c), verifiedAt: iso(t.v), nextAttemptAt: iso(t.n),
+      lastError: t.e && { class: t.e[0], message: t.e[1], at: new Date(t.e[2]).toISOString() },
+    };
+  }
+  return {
+    path, size: r.z, mtimeMs: r.m, hash: r.h ?? '', kind: r.l === undefined ? 'file' : 'symlink', linkTarget: r.l,
+    firstSeenAt: iso(r.f)!, settledAt: iso(r.s), deletedAt: iso(r.d), removedLocallyAt: iso(r.r), targets,
+  };
+}
+
+export function stateName(code: StateCode): TargetStateName {
+  return STATE_NAMES[code];
+}

@@ -1,0 +1,235 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Low } from 'lowdb';
+import { StoreError, messageOf } from '../errors.js';
+import { initHasher } from '../hash/xxh64.js';
+import type { Logger } from '../log.js';
+import { AtomicJsonFile, fsyncDir, writeFileAtomicSync } from './atomicFile.js';
+import { FORMAT_VERSION, type Meta, type Rec } from './model.js';
+
+/** Shard count of new stores; existing stores keep the count in their meta.json. */
+export const SHARDS = 256;
+const FILES_DIR = 'files';
+const SNAP_DIR = 'snapshots';
+
+interface ShardData { formatVersion: number; files: Record<string, Rec> }
+
+export interface StoreOptions {
+  host: string;
+  agentVersion: string;
+  /** rotated snapshots kept (SPEC 2 `snapshots`) */
+  snapshots: number;
+  log: Logger;
+  /** read-only: no lock expected, nothing is ever written (status, new-files, monitor) */
+  readOnly?: boolean;
+  /** minimum time between background flushes (default 1 s); a flush also waits 4x its own last duration */
+  flushMs?: number;
+}
+
+const shardName = (i: number) => `${i.toString(16).padStart(2, '0')}.json`;
+
+/**
+ * The state of one machine: Meta plus one record per source file, sharded over `SHARDS` lowdb JSON files
+ * by a hash of the path (docs/store-format.md). Writes are debounced; only dirty shards are written, each
+ * atomically (temp + fsync + rename) with one directory fsync per flush. A shard or meta.json that fails to
+ * load is taken from the newest snapshot where it loads, with a warning; none good -> StoreError.
+ */
+export class Store {
+  meta!: Meta;
+  private shards: Low<ShardData>[] = [];
+  private dirty = new Set<number>();
+  private metaDirty = false;
+  private timer?: NodeJS.Timeout;
+  private flushing: Promise<void> = Promise.resolve();
+  private lastFlushMs = 0;
+  private h32!: (s: string) => number;
+  /** warnings met while loading (also logged) */
+  readonly warnings: string[] = [];
+
+  private constructor(readonly dir: string, readonly opts: StoreOptions) {}
+
+  /** Open (or, unless read-only, create) the store in `dir`. Throws StoreError when it cannot be loaded. */
+  static async open(dir: string, opts: StoreOptions): Promise<Store> {
+    const s = new Store(dir, opts);
+    await s.load();
+    return s;
+  }
+
+  private warn(msg: string): void {
+    this.warnings.push(msg);
+    this.opts.log.warn(msg);
+  }
+
+  /** Newest first: the snapshot directories that exist. */
+  snapshotDirs(): string[] {
+    try {
+      return fs.readdirSync(path.join(this.dir, SNAP_DIR)).filter((d) => !d.startsWith('.')).sort().reverse()
+        .map((d) => path.join(this.dir, SNAP_DIR, d));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Read `rel` (a path inside the store) with fallback to the newest snapshot holding a good copy. */
+  private async readWithFallback<T>(rel: string, valid: (v: unknown) => v is T): Promise<{ data: T | null; fromSnapshot?: string }> {
+    const file = path.join(this.dir, rel);
+    let problem: string;
+    try {
+      const data = await new AtomicJsonFile<unknown>(file).read();
+      if (data === null) return { data: null };
+      if (valid(data)) return { data };
+      problem = 'not a replica store file';
+    } catch (err) {
+      problem = messageOf(err);
+    }
+    for (const snap of this.snapshotDirs()) {
+      try {
+        const data = await new AtomicJsonFile<unknown>(path.join(snap, rel)).read();
+        if (valid(data)) {
+          this.warn(`store: ${file} is unusable (${problem}); using the copy from snapshot ${path.basename(snap)}`);
+          return { data, fromSnapshot: snap };
+        }
+      } catch { /* try an older snapshot */ }
+    }
+    throw new StoreError(`store: ${file} is unusable (${problem}) and no snapshot holds a good copy; move the store aside to start afresh (every file will be re-verified)`);
+  }
+
+  private async load(): Promise<void> {
+    this.h32 = (await initHasher()).h32;
+    if (!this.opts.readOnly) {
+      fs.mkdirSync(path.join(this.dir, FILES_DIR), { recursive: true });
+      fs.mkdirSync(path.join(this.dir, SNAP_DIR), { recursive: true });
+    } else if (!fs.existsSync(path.join(this.dir, 'meta.json')) && this.snapshotDirs().length === 0) {
+      this.opts.log.info(`store: ${this.dir} holds no replica store yet: nothing has been backed up`);
+    }
+    const isMeta = (v: unknown): v is Meta => typeof v === 'object' && v !== null && (v as Meta).formatVersion === FORMAT_VERSION;
+    const isShard = (v: unknown): v is ShardData =>
+      typeof v === 'object' && v !== null && (v as ShardData).formatVersion === FORMAT_VERSION && typeof (v as ShardData).files === 'object';
+    const { data: meta, fromSnapshot } = await this.readWithFallback('meta.json', isMeta);
+    if (meta && typeof meta.formatVersion === 'number' && meta.formatVersion > FORMAT_VERSION) {
+      throw new StoreError(`store: ${this.dir} has format ${meta.formatVersion}, newer than this replica understands (${FORMAT_VERSION}); upgrade replica`);
+    }
+    const now = new Date().toISOString();
+    this.meta = meta ?? { formatVersion: FORMAT_VERSION, host: this.opts.host, agentVersion: this.opts.agentVersion, shards: SHARDS, createdAt: now, targets: {}, sources: [] };
+    this.metaDirty = !meta || !!fromSnapshot;
+    const n = this.meta.shards;
+    this.shards = await Promise.all(Array.from({ length: n }, async (_, i) => {
+      const rel = path.join(FILES_DIR, shardName(i));
+      const db = new Low<ShardData>(new AtomicJsonFile(path.join(this.dir, rel), { syncDir: false }), { formatVersion: FORMAT_VERSION, files: {} });
+      const { data, fromSnapshot: snap } = await this.readWithFallback(rel, isShard);
+      if (data) db.data = data;
+      else if (meta) this.warn(`store: shard ${rel} is missing; records in it will be rebuilt by the next scan`);
+      if (!data || snap) this.dirty.add(i);
+      return db;
+    }));
+    if (this.meta.host !== this.opts.host && !this.opts.readOnly) {
+      this.warn(`store: was written for host "${this.meta.host}", config says "${this.opts.host}"; using "${this.opts.host}"`);
+      this.meta.host = this.opts.host;
+    }
+    if (!this.opts.readOnly) {
+      this.meta.agentVersion = this.opts.agentVersion;
+      await this.flush();
+    }
+  }
+
+  private shardOf(p: string): number {
+    return this.h32(p) % this.shards.length;
+  }
+
+  /** The record of a source path, or undefined. Mutate it only through set(). */
+  get(p: string): Rec | undefined {
+    return this.shards[this.shardOf(p)].data.files[p];
+  }
+
+  /** Store (or replace) the record of `p`; it is written by the next flush. */
+  set(p: string, rec: Rec): void {
+    const i = this.shardOf(p);
+    this.shards[i].data.files[p] = rec;
+    this.dirty.add(i);
+    this.schedule();
+  }
+
+  /** Meta changed: written by the next flush. */
+  touchMeta(): void {
+    this.metaDirty = true;
+    this.schedule();
+  }
+
+  /** Every record, in no particular order. */
+  *entries(): IterableIterator<[string, Rec]> {
+    for (const s of this.shards) yield* Object.entries(s.data.files);
+  }
+
+  /** Number of records. */
+  get size(): number {
+    let n = 0;
+    for (const s of this.shards) n += Object.keys(s.data.files).length;
+    return n;
+  }
+
+  private schedule(): void {
+    if (this.timer || this.opts.readOnly) return;
+    const wait = Math.max(this.opts.flushMs ?? 1000, 4 * this.lastFlushMs);
+    this.timer = setTimeout(() => { this.timer = undefined; void this.flush().catch((err) => this.opts.log.error(`store: flush failed: ${messageOf(err)}`)); }, wait);
+    this.timer.unref();
+  }
+
+  /** Write every dirty shard and meta.json now (atomically, durably). Throws StoreError if the disk refuses. */
+  flush(): Promise<void> {
+    if (this.opts.readOnly) return Promise.resolve();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.flushing = this.flushing.catch(() => undefined).then(() => this.flushNow());
+    return this.flushing;
+  }
+
+  private async flushNow(): Promise<void> {
+    if (!this.dirty.size && !this.metaDirty) return;
+    const t0 = performance.now();
+    const dirty = [...this.dirty];
+    this.dirty.clear();
+    try {
+      for (const i of dirty) await this.shards[i].write();
+      if (dirty.length) fsyncDir(path.join(this.dir, FILES_DIR));
+      this.metaDirty = false;
+      writeFileAtomicSync(path.join(this.dir, 'meta.json'), JSON.stringify(this.meta, null, 1));
+    } catch (err) {
+      for (const i of dirty) this.dirty.add(i);
+      this.metaDirty = true;
+      throw new StoreError(`store: cannot write ${this.dir}: ${messageOf(err)}`, { cause: err });
+    }
+    this.lastFlushMs = performance.now() - t0;
+  }
+
+  /**
+   * Flush, then keep the current generation as a snapshot: hard links to the current files (which are only
+   * ever replaced by rename, never changed in place), so a snapshot costs no copy. Rotates to `snapshots`.
+   */
+  async snapshot(): Promise<string | undefined> {
+    await this.flush();
+    if (this.opts.snapshots <= 0) return undefined;
+    const root = path.join(this.dir, SNAP_DIR);
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1Z');
+    const tmp = path.join(root, `.tmp-${process.pid}-${stamp}`);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(path.join(tmp, FILES_DIR), { recursive: true });
+    fs.linkSync(path.join(this.dir, 'meta.json'), path.join(tmp, 'meta.json'));
+    for (let i = 0; i < this.shards.length; i++) {
+      const rel = path.join(FILES_DIR, shardName(i));
+      if (fs.existsSync(path.join(this.dir, rel))) fs.linkSync(path.join(this.dir, rel), path.join(tmp, rel));
+    }
+    let final = path.join(root, stamp);
+    for (let n = 1; fs.existsSync(final); n++) final = path.join(root, `${stamp}-${n}`);
+    fs.renameSync(tmp, final);
+    fsyncDir(root);
+    for (const old of this.snapshotDirs().slice(this.opts.snapshots)) fs.rmSync(old, { recursive: true, force: true });
+    for (const d of fs.readdirSync(root)) if (d.startsWith('.tmp-')) fs.rmSync(path.join(root, d), { recursive: true, force: true });
+    return final;
+  }
+
+  /** Flush and stop the background timer. */
+  async close(): Promise<void> {
+    await this.flush();
+    clearTimeout(this.timer);
+  }
+}

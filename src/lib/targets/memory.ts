@@ -1,0 +1,103 @@
+import { Readable } from 'node:stream';
+import { TargetError, toTargetError } from '../errors.js';
+import { hashBytes } from '../hash/xxh64.js';
+import { checkRelPath } from './local.js';
+import type { PutOptions, Target } from './target.js';
+
+/** A fault to inject: return an error to throw for this operation and path, or undefined to proceed. */
+export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink', relPath: string) => Error | undefined;
+
+/**
+ * Copies held in this process's memory: for tests of the queue, retry and verify logic without a disk.
+ * Passes the same conformance suite as real targets. `inject` makes any operation fail on demand;
+ * `corrupt()` changes stored bytes behind the agent's back (for verify tests).
+ */
+export class MemoryTarget implements Target {
+  readonly capabilities = { maxConnections: 8, atomicRename: true, remoteHash: true, symlinks: true };
+  readonly files = new Map<string, { data: Buffer; mtimeMs?: number }>();
+  readonly links = new Map<string, string>();
+  inject?: Injector;
+  syncs = 0;
+
+  constructor(readonly name: string) {}
+
+  private fault(op: Parameters<Injector>[0], rel: string): void {
+    const e = this.inject?.(op, rel);
+    if (e) throw toTargetError(e, this.name, `[${this.name}] ${op} ${rel}`);
+  }
+
+  private missing(op: string, rel: string): TargetError {
+    return new TargetError(`[${this.name}] ${op} ${rel}: no such file`, { target: this.name, errorClass: 'missing' });
+  }
+
+  async put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
+    checkRelPath(this.name, rel);
+    this.fault('put', rel);
+    const stream = typeof src === 'string' ? (await import('node:fs')).createReadStream(src) : src;
+    const chunks: Buffer[] = [];
+    try {
+      for await (const c of stream) {
+        opts.signal?.throwIfAborted();
+        chunks.push(Buffer.from(c as Buffer));
+      }
+    } catch (err) {
+      throw toTargetError(err, this.name, `[${this.name}] put ${rel}`);
+    }
+    // Atomic: the new bytes replace the old only once all of them arrived.
+    this.links.delete(rel);
+    this.files.set(rel, { data: Buffer.concat(chunks), mtimeMs: opts.mtimeMs });
+  }
+
+  async sync(): Promise<void> {
+    this.fault('sync', '.');
+    this.syncs++;
+  }
+
+  async hash(rel: string): Promise<string> {
+    this.fault('hash', rel);
+    const f = this.files.get(rel);
+    if (!f) throw this.missing('hash', rel);
+    return hashBytes(f.data);
+  }
+
+  async stat(rel: string): Promise<{ size: number; mtimeMs?: number } | undefined> {
+    const f = this.files.get(rel);
+    return f && { size: f.data.length, mtimeMs: f.mtimeMs };
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const p = prefix === '' ? '' : `${prefix.replace(/\/+$/, '')}/`;
+    for (const k of [...this.files.keys(), ...this.links.keys()].sort()) if (k.startsWith(p)) yield k;
+  }
+
+  async get(rel: string): Promise<Readable> {
+    this.fault('get', rel);
+    const f = this.files.get(rel);
+    if (!f) throw this.missing('get', rel);
+    return Readable.from([f.data]);
+  }
+
+  async putLink(rel: string, linkText: string): Promise<void> {
+    checkRelPath(this.name, rel);
+    this.fault('putLink', rel);
+    this.files.delete(rel);
+    this.links.set(rel, linkText);
+  }
+
+  async readLink(rel: string): Promise<string | undefined> {
+    return this.links.get(rel);
+  }
+
+  async check(): Promise<void> {
+    this.fault('check', '.');
+  }
+
+  /** Flip one byte of a stored copy (tests of verify and mismatch handling). */
+  corrupt(rel: string): void {
+    const f = this.files.get(rel);
+    if (!f || f.data.length === 0) throw new Error(`nothing to corrupt at ${rel}`);
+    f.data[0] ^= 0xff;
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,59 @@
+import type { Readable } from 'node:stream';
+
+/** What a target can do; the queue and verifier adapt to it. */
+export interface TargetCapabilities {
+  /** copies worth running in parallel */
+  maxConnections: number;
+  /** put() is atomic (temp + rename) on this target */
+  atomicRename: boolean;
+  /** hash() runs where the bytes are (no transfer back) */
+  remoteHash: boolean;
+  /** putLink()/readLink() recreate symlinks; otherwise symlinks are only recorded in the store */
+  symlinks: boolean;
+}
+
+export interface PutOptions {
+  size: number;
+  /** source mtime, preserved on the copy where the target can */
+  mtimeMs?: number;
+  /** source mode bits, preserved where the target can */
+  mode?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * A place that holds copies (DESIGN.md). Paths are relative to the target base (`<host>/<abs path>`).
+ * Every method throws TargetError with a SPEC error class; `permanent` says whether retrying can help.
+ */
+export interface Target {
+  readonly name: string;
+  readonly capabilities: TargetCapabilities;
+  /** Write `src` (a local file path or a stream) to `relPath` atomically: readers see all of it or none. */
+  put(relPath: string, src: Readable | string, opts: PutOptions): Promise<void>;
+  /**
+   * Make every put() so far durable (on stable storage). Cheaper once per batch than per file (syncfs).
+   * A target whose put() is already durable resolves at once.
+   */
+  sync(opts?: { signal?: AbortSignal }): Promise<void>;
+  /** Hash of the stored bytes, read back from the target itself (never from a cache of ours). */
+  hash(relPath: string, opts?: { signal?: AbortSignal }): Promise<string>;
+  /** Size (and mtime where known) of what is stored, or undefined when nothing is there. */
+  stat(relPath: string): Promise<{ size: number; mtimeMs?: number } | undefined>;
+  /** Every stored path under `prefix` (relative paths, files only; temp files excluded). */
+  list(prefix: string): AsyncIterable<string>;
+  /** The stored bytes. */
+  get(relPath: string): Promise<Readable>;
+  /** Create (or replace) a symlink with link text `linkText` (capabilities.symlinks only). */
+  putLink(relPath: string, linkText: string): Promise<void>;
+  /** The link text of a stored symlink, or undefined if none is there (capabilities.symlinks only). */
+  readLink(relPath: string): Promise<string | undefined>;
+  /** Reachable, mounted, writable: used by `replica check` and before a batch. Throws TargetError if not. */
+  check(): Promise<void>;
+  /** Release connections. */
+  close(): Promise<void>;
+}
+
+/** Temp names on targets: short and fixed in shape, so a 255-byte file name still works (SPEC 3a). */
+export const TEMP_PREFIX = '.replica-';
+export const TEMP_SUFFIX = '.tmp';
+export const isTempName = (name: string): boolean => name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);

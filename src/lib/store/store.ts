@@ -202,8 +202,10 @@ export class Store {
   }
 
   /**
-   * Flush, then keep the current generation as a snapshot: hard links to the current files (which are only
-   * ever replaced by rename, never changed in place), so a snapshot costs no copy. Rotates to `snapshots`.
+   * Flush, then keep the current generation as a snapshot in `snapshots/<UTC stamp>/`. Snapshots never share
+   * an inode with the live files (damage to a live file in place must not reach them): a shard unchanged
+   * since the newest snapshot is hard-linked from that snapshot, a changed one is copied. `manifest.json`
+   * records each live file's size and mtime at copy time. Rotates to the newest `snapshots`.
    */
   async snapshot(): Promise<string | undefined> {
     await this.flush();
@@ -211,13 +213,29 @@ export class Store {
     const root = path.join(this.dir, SNAP_DIR);
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1Z');
     const tmp = path.join(root, `.tmp-${process.pid}-${stamp}`);
+    const prev = this.snapshotDirs()[0];
+    let prevManifest: Record<string, [number, number]> = {};
+    try { prevManifest = JSON.parse(fs.readFileSync(path.join(prev, 'manifest.json'), 'utf8')) as typeof prevManifest; } catch { /* none: copy all */ }
+    const manifest: Record<string, [number, number]> = {};
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(path.join(tmp, FILES_DIR), { recursive: true });
-    fs.linkSync(path.join(this.dir, 'meta.json'), path.join(tmp, 'meta.json'));
-    for (let i = 0; i < this.shards.length; i++) {
-      const rel = path.join(FILES_DIR, shardName(i));
-      if (fs.existsSync(path.join(this.dir, rel))) fs.linkSync(path.join(this.dir, rel), path.join(tmp, rel));
+    const rels = ['meta.json', ...this.shards.map((_, i) => path.join(FILES_DIR, shardName(i)))];
+    for (const rel of rels) {
+      const live = path.join(this.dir, rel);
+      const st = fs.statSync(live, { throwIfNoEntry: false });
+      if (!st) continue;
+      manifest[rel] = [st.size, st.mtimeMs];
+      const old = prevManifest[rel];
+      if (old && old[0] === st.size && old[1] === st.mtimeMs) fs.linkSync(path.join(prev, rel), path.join(tmp, rel));
+      else {
+        fs.copyFileSync(live, path.join(tmp, rel));
+        const fd = fs.openSync(path.join(tmp, rel), 'r');
+        try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+      }
     }
+    writeFileAtomicSync(path.join(tmp, 'manifest.json'), JSON.stringify(manifest), false);
+    fsyncDir(path.join(tmp, FILES_DIR));
+    fsyncDir(tmp);
     let final = path.join(root, stamp);
     for (let n = 1; fs.existsSync(final); n++) final = path.join(root, `${stamp}-${n}`);
     fs.renameSync(tmp, final);

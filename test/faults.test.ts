@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { age, cli, cliSpawn, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, writeConfig } from './helpers.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every file under a target with a final (non-temp) name must equal its source byte for byte. */
+function assertNoPartialFiles(targetHostRoot: string, src: string): number {
+  const source = treeDigest(src);
+  let temps = 0;
+  for (const [rel, digest] of treeDigest(targetHostRoot)) {
+    if (/(^|\/)\.replica-[0-9a-f]+\.tmp$/.test(rel)) { temps++; continue; }
+    assert.equal(digest, source.get(rel), `partial or wrong file under a final name: ${rel}`);
+  }
+  return temps;
+}
+
+describe('crash safety', () => {
+  it('kill -9 at 20 random moments of a 2k-file backup: store loads, no partial file under a final name, one more run verifies all', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 2000, { maxBytes: 24 * 1024, seed: 42 });
+    const cfg = writeConfig(dir, { host: 'k', sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }], settle: '1s', snapshots: 3 });
+    let seed = 7;
+    const rand = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    for (let i = 0; i < 20; i++) {
+      const child = cliSpawn(['run', '--config', cfg]);
+      await sleep(100 + Math.floor(rand() * 1400));
+      child.kill('SIGKILL');
+      await exited(child);
+      for (const t of ['ta', 'tb']) assertNoPartialFiles(onTarget(path.join(dir, t), 'k', src), src);
+      const st = await cli(['status', '--json', '--config', cfg]);
+      assert.equal(st.code, 0, `store must load after kill ${i}: ${st.stderr}`);
+    }
+    const r = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    const s = json(await cli(['status', '--json', '--config', cfg]));
+    for (const t of s.targets) assert.equal(t.verified.files, 2000);
+    for (const t of ['ta', 'tb']) {
+      assert.deepEqual(treeDigest(onTarget(path.join(dir, t), 'k', src)), treeDigest(src));
+    }
+    rmTree(dir);
+  });
+
+  it('SIGTERM during a run saves the store and exits 130; the next run finishes the job', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 1500, { maxBytes: 16 * 1024 });
+    const cfg = writeConfig(dir, { host: 't', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
+    const { spawn } = await import('node:child_process');
+    const { CLI } = await import('./helpers.js');
+    const child = spawn(process.execPath, [CLI, 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    await sleep(400);
+    child.kill('SIGTERM');
+    const code = await exited(child);
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /SIGTERM/);
+    assertNoPartialFiles(onTarget(path.join(dir, 'ta'), 't', src), src);
+    const r = await cli(['run', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(treeDigest(onTarget(path.join(dir, 'ta'), 't', src)), treeDigest(src));
+    rmTree(dir);
+  });
+});
+
+describe('target faults', () => {
+  it('a full tmpfs target: files fail with ENOSPC, the other target gets everything; after space is freed the next run verifies them', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    for (let i = 0; i < 12; i++) { fs.mkdirSync(src, { recursive: true }); fs.writeFileSync(path.join(src, `img${i}.fits`), Buffer.alloc(512 * 1024, i)); age(path.join(src, `img${i}.fits`)); }
+    const full = path.join(dir, 'full');
+    mountTmpfs(full, '2m');
+    const cfg = writeConfig(dir, { host: 'f', sources: [src], targets: [{ name: 'full', url: full }, { name: 'ok', url: 'ok' }], retry: { backoff: '0s', maxBackoff: '0s' }, snapshots: 0 });
+    const r = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r.code, 1);
+    const s = json(await cli(['status', '--json', '--config', cfg]));
+    const [tFull, tOk] = s.targets;
+    assert.equal(tOk.verified.files, 12);
+    assert.ok(tFull.failed.files > 0, 'some files must fail on the full target');
+    assert.equal(tFull.failed.byClass.ENOSPC.files, tFull.failed.files);
+    assert.equal(tFull.verified.files + tFull.failed.files, 12);
+    assertNoPartialFiles(onTarget(full, 'f', src), src);
+    execFileSync('mount', ['-o', 'remount,size=16m', full]);
+    const r2 = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.deepEqual(treeDigest(onTarget(full, 'f', src)), treeDigest(src));
+    rmTree(dir);
+  });
+
+  it('an unmounted `mount` target: class not-mounted on the target, nothing written there, the other target completes', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 20);
+    const usb = path.join(dir, 'usb');
+    fs.mkdirSync(usb);
+    const cfg = writeConfig(dir, { host: 'm', sources: [src], targets: [{ name: 'usb', url: path.join(usb, 'backup'), mount: usb }, { name: 'disk', url: 'disk' }] });
+    const r = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r.code, 1);
+    assert.equal(json(r).targetsDown.usb.class, 'not-mounted');
+    assert.deepEqual(fs.readdirSync(usb), []);
+    const s = json(await cli(['status', '--json', '--config', cfg]));
+    assert.equal(s.targets[0].lastError.class, 'not-mounted');
+    assert.equal(s.targets[0].pending.files, 20);
+    assert.equal(s.targets[0].failed.files, 0, 'a target-wide failure spends no attempts');
+    assert.equal(s.targets[1].verified.files, 20);
+    mountTmpfs(usb, '16m');
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    assert.equal(json(await cli(['status', '--json', '--config', cfg])).targets[0].lastError, undefined);
+    rmTree(dir);
+  });
+});
+
+describe('store and lock', () => {
+  it('a second run while the lock is held exits 75 at once and quietly; a stale lock is taken over', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 3);
+    const cfg = writeConfig(dir, { host: 'l', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
+    fs.mkdirSync(path.join(dir, '.replica'));
+    const sleeper = cliSpawn(['hash', '/dev/zero']); // a live process that is not us
+    const start = fs.readFileSync(`/proc/${sleeper.pid}/stat`, 'utf8').split(') ')[1].split(' ')[19];
+    fs.writeFileSync(path.join(dir, '.replica', 'lock'), JSON.stringify({ pid: sleeper.pid, start, command: 'run', at: 'x' }));
+    const t0 = Date.now();
+    const r = await cli(['run', '--config', cfg]);
+    assert.equal(r.code, 75);
+    assert.ok(Date.now() - t0 < 10_000);
+    assert.doesNotMatch(r.stderr, /error/i);
+    sleeper.kill('SIGKILL');
+    await exited(sleeper);
+    const r2 = await cli(['run', '--config', cfg]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(fs.existsSync(path.join(dir, '.replica', 'lock')), false);
+    rmTree(dir);
+  });
+
+  it('a corrupt shard falls back to the newest good snapshot with a warning; with no good snapshot, exit 74', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 50);
+    const cfg = writeConfig(dir, { host: 's', sources: [src], targets: [{ name: 'a', url: 'ta' }], snapshots: 2 });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    assert.equal(fs.readdirSync(path.join(dir, '.replica', 'snapshots')).length, 2);
+    const shards = path.join(dir, '.replica', 'files');
+    const victim = fs.readdirSync(shards).map((f) => path.join(shards, f)).find((f) => fs.statSync(f).size > 100)!;
+    fs.writeFileSync(victim, '{"formatVersion":1,"files":{"truncated');
+    const r = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /unusable.*snapshot/);
+    assert.equal(json(r).counts.copied, 0, 'the snapshot knew every file: nothing to redo');
+    fs.writeFileSync(victim, 'garbage');
+    fs.rmSync(path.join(dir, '.replica', 'snapshots'), { recursive: true });
+    const r2 = await cli(['run', '--config', cfg]);
+    assert.equal(r2.code, 74);
+    assert.match(r2.stderr, /no snapshot holds a good copy/);
+    rmTree(dir);
+  });
+
+  it('a source root that vanished while the store knows files under it is source-missing: exit 1, nothing marked deleted', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 10);
+    const cfg = writeConfig(dir, { host: 'x', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    fs.renameSync(src, `${src}.away`);
+    const r = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r.code, 1);
+    assert.deepEqual(json(r).missingSources, [src]);
+    assert.match(r.stderr, /source-missing/);
+    fs.mkdirSync(src); // mounted-over empty directory: same
+    const r2 = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r2.code, 1);
+    assert.equal(json(r2).counts.deleted, 0);
+    assert.equal(json(await cli(['status', '--json', '--config', cfg])).deleted, 0);
+    rmTree(dir);
+  });
+});
+
+describe('source faults', () => {
+  it('a file still being appended to is never copied; once it stops it is copied whole', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    const cfg = writeConfig(dir, { host: 'w', sources: [src], targets: [{ name: 'a', url: 'ta' }], settle: '1s' });
+    const file = path.join(src, 'growing.log');
+    const fd = fs.openSync(file, 'a');
+    let writing = true;
+    const writer = (async () => { for (let i = 0; writing; i++) { fs.writeSync(fd, `line ${i} ${'x'.repeat(100)}\n`); await sleep(150); } })();
+    for (let i = 0; i < 3; i++) {
+      const r = await cli(['run', '--json', '--config', cfg]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(json(r).counts.copied, 0);
+      assert.equal(fs.existsSync(onTarget(path.join(dir, 'ta'), 'w', src, 'growing.log')), false, 'a partial copy appeared');
+    }
+    writing = false;
+    await writer;
+    fs.closeSync(fd);
+    const r = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r.code, 0);
+    assert.deepEqual(fs.readFileSync(onTarget(path.join(dir, 'ta'), 'w', src, 'growing.log')), fs.readFileSync(file));
+    rmTree(dir);
+  });
+
+  it('an unreadable source file fails with EACCES on every target; the others go on', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 20);
+    const secret = path.join(src, 'secret.dat');
+    fs.writeFileSync(secret, 'top secret');
+    age(secret);
+    fs.chmodSync(secret, 0);
+    fs.chmodSync(dir, 0o777);
+    const cfg = writeConfig(dir, { host: 'e', sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }] });
+    // root bypasses mode bits: drop the capability that lets it
+    const { CLI } = await import('./helpers.js');
+    const drop = ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search'];
+    let code = 0;
+    try { execFileSync('setpriv', [...drop, process.execPath, CLI, 'run', '--config', cfg], { stdio: 'pipe' }); } catch (e) { code = (e as { status: number }).status; }
+    assert.equal(code, 1);
+    const s = json(await cli(['status', '--json', '--config', cfg]));
+    for (const t of s.targets) {
+      assert.equal(t.failed.byClass.EACCES.files, 1);
+      assert.equal(t.verified.files, 20);
+    }
+    rmTree(dir);
+  });
+});

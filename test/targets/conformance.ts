@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, it, before, after } from 'node:test';
+import { TargetError } from '../../dist/lib/errors.js';
+import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
+import type { Target } from '../../dist/lib/targets/target.js';
+import { ODD_NAMES, tmpDir } from '../helpers.js';
+
+export interface ConformanceOptions {
+  name: string;
+  /** a fresh, empty target */
+  create: () => Promise<Target>;
+  cleanup?: (t: Target) => Promise<void>;
+}
+
+async function readAll(r: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(Buffer.from(c as Buffer));
+  return Buffer.concat(chunks);
+}
+
+async function listAll(t: Target, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const p of t.list(prefix)) out.push(p);
+  return out;
+}
+
+/** The Target contract, run against every kind of target (DESIGN.md): same tests, no exceptions. */
+export function testTarget(opts: ConformanceOptions): void {
+  describe(`Target conformance: ${opts.name}`, () => {
+    let t: Target;
+    let src: string;
+    const file = (name: string, data: Buffer) => { const p = path.join(src, crypto.randomUUID()); fs.writeFileSync(p, data); return p; };
+
+    before(async () => {
+      await initHasher();
+      src = tmpDir('replica-conf-src-');
+      t = await opts.create();
+    });
+    after(async () => {
+      await t.close();
+      await opts.cleanup?.(t);
+      fs.rmSync(src, { recursive: true, force: true });
+    });
+
+    it('check() passes on a fresh target and sync() with nothing to do resolves', async () => {
+      await t.check();
+      await t.sync();
+    });
+
+    it('put a file, then stat, hash, get and list see exactly its bytes', async () => {
+      const data = crypto.randomBytes(100_000);
+      await t.put('h/a/b/c.bin', file('c', data), { size: data.length, mtimeMs: 1_700_000_000_000 });
+      await t.sync();
+      assert.equal((await t.stat('h/a/b/c.bin'))?.size, data.length);
+      assert.equal(await t.hash('h/a/b/c.bin'), hashBytes(data));
+      assert.deepEqual(await readAll(await t.get('h/a/b/c.bin')), data);
+      assert.deepEqual(await listAll(t, 'h/a'), ['h/a/b/c.bin']);
+      const st = await t.stat('h/a/b/c.bin');
+      if (st?.mtimeMs !== undefined) assert.equal(Math.round(st.mtimeMs), 1_700_000_000_000);
+    });
+
+    it('put from a stream, and a large file over several read chunks', async () => {
+      const data = crypto.randomBytes(9 * 1024 * 1024 + 7);
+      await t.put('h/stream.bin', Readable.from([data.subarray(0, 1000), data.subarray(1000)]), { size: data.length });
+      assert.equal(await t.hash('h/stream.bin'), hashBytes(data));
+      await t.put('h/big.bin', file('big', data), { size: data.length });
+      assert.equal(await t.hash('h/big.bin'), hashBytes(data));
+    });
+
+    it('an empty file is a file', async () => {
+      await t.put('h/empty', file('e', Buffer.alloc(0)), { size: 0 });
+      assert.equal((await t.stat('h/empty'))?.size, 0);
+      assert.equal(await t.hash('h/empty'), 'ef46db3751d8e999');
+    });
+
+    it('put replaces an existing copy whole', async () => {
+      await t.put('h/re.bin', file('1', Buffer.from('first version, longer')), { size: 21 });
+      await t.put('h/re.bin', file('2', Buffer.from('second')), { size: 6 });
+      assert.deepEqual(await readAll(await t.get('h/re.bin')), Buffer.from('second'));
+    });
+
+    it('odd names (spaces, quotes, newlines, unicode, $(...), 244 bytes) round-trip', async () => {
+      for (const n of ODD_NAMES) {
+        const data = Buffer.from(`content of ${n}`);
+        await t.put(`h/odd/${n}`, file('o', data), { size: data.length });
+        assert.equal(await t.hash(`h/odd/${n}`), hashBytes(data), n);
+      }
+      assert.deepEqual((await listAll(t, 'h/odd')).sort(), ODD_NAMES.map((n) => `h/odd/${n}`).sort());
+    });
+
+    it('missing paths: stat is undefined, hash and get throw TargetError(missing)', async () => {
+      assert.equal(await t.stat('h/nope'), undefined);
+      await assert.rejects(t.hash('h/nope'), (e: unknown) => e instanceof TargetError && e.errorClass === 'missing');
+      await assert.rejects(t.get('h/nope'), (e: unknown) => e instanceof TargetError && e.errorClass === 'missing');
+    });
+
+    it('paths that could escape the base are refused', async () => {
+      for (const bad of ['../x', '/abs', 'a/../../x', 'a//b', '']) {
+        await assert.rejects(t.put(bad, file('x', Buffer.from('x')), { size: 1 }), TargetError, bad);
+      }
+    });
+
+    it('an aborted put leaves nothing under the final name and no visible temp file', async () => {
+      const data = crypto.randomBytes(4 << 20);
+      const ac = new AbortController();
+      ac.abort(new Error('stop'));
+      await assert.rejects(t.put('h/abort/x.bin', file('a', data), { size: data.length, signal: ac.signal }), TargetError);
+      assert.equal(await t.stat('h/abort/x.bin'), undefined);
+      assert.deepEqual(await listAll(t, 'h/abort'), []);
+    });
+
+    it('a source that cannot be read fails the put with a TargetError', async () => {
+      await assert.rejects(t.put('h/nosrc', path.join(src, 'does-not-exist'), { size: 1 }), TargetError);
+      assert.equal(await t.stat('h/nosrc'), undefined);
+    });
+
+    it('symlinks are recreated with the same link text when the target supports them', async (ctx) => {
+      if (!t.capabilities.symlinks) return ctx.skip('target records symlinks in the store only');
+      await t.putLink('h/ln/l1', '../some where/😀');
+      assert.equal(await t.readLink('h/ln/l1'), '../some where/😀');
+      await t.putLink('h/ln/l1', 'changed');
+      assert.equal(await t.readLink('h/ln/l1'), 'changed');
+      assert.equal(await t.readLink('h/ln/none'), undefined);
+    });
+  });
+}

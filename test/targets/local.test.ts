@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { it } from 'node:test';
+import { LocalTarget } from '../../dist/lib/targets/local.js';
+import { TargetError } from '../../dist/lib/errors.js';
+import { isMountPoint } from '../../dist/lib/targets/mountinfo.js';
+import { mountTmpfs, rmTree, tmpDir } from '../helpers.js';
+import { testTarget } from './conformance.js';
+
+testTarget({
+  name: 'local',
+  create: async () => new LocalTarget('local', path.join(tmpDir('replica-local-'), 'base')),
+  cleanup: async (t) => rmTree(path.dirname((t as LocalTarget).base)),
+});
+
+it('local target: `mount` refuses (not-mounted) until the path is a mount point, and creates nothing there', async () => {
+  const dir = tmpDir();
+  const mnt = path.join(dir, 'mnt');
+  fs.mkdirSync(mnt);
+  const t = new LocalTarget('usb', path.join(mnt, 'backup'), { mount: mnt });
+  await assert.rejects(t.check(), (e: unknown) => e instanceof TargetError && e.errorClass === 'not-mounted' && e.targetWide);
+  assert.deepEqual(fs.readdirSync(mnt), []);
+  mountTmpfs(mnt, '4m');
+  assert.equal(isMountPoint(mnt), true);
+  await t.check();
+  rmTree(dir);
+});
+
+it('local target: a full filesystem fails put with ENOSPC, removes the partial temp file, and check says ENOSPC', async () => {
+  const dir = tmpDir();
+  const mnt = path.join(dir, 'full');
+  mountTmpfs(mnt, '1m');
+  const src = path.join(dir, 'big');
+  fs.writeFileSync(src, Buffer.alloc(3 << 20, 7));
+  const t = new LocalTarget('full', mnt);
+  await assert.rejects(t.put('h/big', src, { size: 3 << 20 }), (e: unknown) => e instanceof TargetError && e.errorClass === 'ENOSPC' && !e.targetWide);
+  assert.deepEqual(fs.readdirSync(path.join(mnt, 'h')), []);
+  rmTree(dir);
+});
+
+it('local target: stale temp files from a killed run are removed the next time that directory is written', async () => {
+  const base = tmpDir();
+  fs.mkdirSync(path.join(base, 'h'), { recursive: true });
+  fs.writeFileSync(path.join(base, 'h', '.replica-deadbeef0000.tmp'), 'partial');
+  fs.writeFileSync(path.join(base, 'h', 'keep.replica.tmp'), 'not ours');
+  const src = path.join(base, 'src');
+  fs.writeFileSync(src, 'x');
+  const t = new LocalTarget('t', base);
+  await t.put('h/new', src, { size: 1 });
+  assert.deepEqual(fs.readdirSync(path.join(base, 'h')).sort(), ['keep.replica.tmp', 'new']);
+  rmTree(base);
+});

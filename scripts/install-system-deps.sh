@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the tests and benchmarks need (as root): rsync and xxhsum are the peers that replica is
+# compared with; util-linux (mount, setpriv) and coreutils (sync -f) are normally present already.
+set -euo pipefail
+need=()
+command -v rsync >/dev/null || need+=(rsync)
+command -v xxhsum >/dev/null || need+=(xxhash)
+command -v setpriv >/dev/null || need+=(util-linux)
+command -v mkfifo >/dev/null || need+=(coreutils)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "install as root: apt-get install ${need[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${need[@]}"
+fi

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { Store } from '../dist/lib/store/store.js';
+import { StoreLock } from '../dist/lib/store/lock.js';
+import { toFileRecord, type Rec } from '../dist/lib/store/model.js';
+import { LockedError, StoreError } from '../dist/lib/errors.js';
+import { silentLogger } from '../dist/lib/log.js';
+import { isSettled, settlesAt } from '../dist/lib/scan/settle.js';
+import { backoffMs, isDue, markFailed } from '../dist/lib/backup/states.js';
+import { rmTree, tmpDir } from './helpers.js';
+
+const opts = { host: 'h', agentVersion: '0.0.0', snapshots: 2, log: silentLogger(), flushMs: 20 };
+const rec = (i: number): Rec => ({ z: i, m: 1000 + i, o: 1, f: 1, s: 2, h: i.toString(16).padStart(16, '0'), t: { a: { s: 'v', c: 3, v: 4 } } });
+
+describe('store', () => {
+  it('records survive reopen; only dirty shards are written; background flush happens by itself', async () => {
+    const dir = tmpDir();
+    const s = await Store.open(dir, opts);
+    for (let i = 0; i < 1000; i++) s.set(`/data/f${i}`, rec(i));
+    await s.close();
+    const before = new Map(fs.readdirSync(path.join(dir, 'files')).map((f) => [f, fs.statSync(path.join(dir, 'files', f)).mtimeMs]));
+    const s2 = await Store.open(dir, opts);
+    assert.equal(s2.size, 1000);
+    assert.deepEqual(s2.get('/data/f7'), rec(7));
+    s2.set('/data/f7', { ...rec(7), z: 99 });
+    await new Promise((r) => setTimeout(r, 200)); // the debounced flush
+    const changed = fs.readdirSync(path.join(dir, 'files')).filter((f) => fs.statSync(path.join(dir, 'files', f)).mtimeMs !== before.get(f));
+    assert.equal(changed.length, 1);
+    assert.equal((await Store.open(dir, { ...opts, readOnly: true })).get('/data/f7')?.z, 99);
+    await s2.close();
+    rmTree(dir);
+  });
+
+  it('snapshots rotate, share no inode with live files, and a missing or damaged meta.json falls back', async () => {
+    const dir = tmpDir();
+    const s = await Store.open(dir, opts);
+    s.set('/x', rec(1));
+    const snaps: string[] = [];
+    for (let i = 0; i < 4; i++) { s.set(`/y${i}`, rec(i)); snaps.push((await s.snapshot())!); }
+    assert.equal(s.snapshotDirs().length, 2);
+    assert.deepEqual(s.snapshotDirs(), snaps.slice(2).reverse());
+    const liveIno = fs.statSync(path.join(dir, 'meta.json')).ino;
+    assert.notEqual(fs.statSync(path.join(snaps[3], 'meta.json')).ino, liveIno);
+    await s.close();
+    fs.writeFileSync(path.join(dir, 'meta.json'), '{"formatVersion": 1');
+    const s2 = await Store.open(dir, opts);
+    assert.match(s2.warnings.join(), /meta\.json is unusable/);
+    assert.equal(s2.get('/y3')?.z, 3);
+    await s2.close();
+    rmTree(dir);
+  });
+
+  it('refuses a store from a newer format, and a store dir it cannot write', async () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({ formatVersion: 99 }));
+    await assert.rejects(Store.open(dir, opts), StoreError);
+    rmTree(dir);
+  });
+
+  it('toFileRecord expands compact records to SPEC 4 FileRecords', () => {
+    const r: Rec = { ...rec(5), t: { a: { s: 'v', c: 3, v: 4 }, b: { s: 'f', a: 2, n: 9, e: ['ENOSPC', 'full', 8] }, c: { s: 'p' } } };
+    const f = toFileRecord('/p', r);
+    assert.equal(f.targets.a.state, 'verified');
+    assert.equal(f.targets.a.hash, r.h);
+    assert.equal(f.targets.a.size, 5);
+    assert.deepEqual(f.targets.b.lastError, { class: 'ENOSPC', message: 'full', at: new Date(8).toISOString() });
+    assert.equal(f.targets.b.attempts, 2);
+    assert.equal(f.targets.c.hash, undefined);
+    assert.equal(f.kind, 'file');
+  });
+});
+
+describe('lock', () => {
+  it('is exclusive within a live process and released on release()', () => {
+    const dir = tmpDir();
+    const l = StoreLock.acquire(dir, 'run');
+    assert.throws(() => StoreLock.acquire(dir, 'run'), LockedError);
+    l.release();
+    StoreLock.acquire(dir, 'run').release();
+    fs.writeFileSync(path.join(dir, 'lock'), 'half-written');
+    StoreLock.acquire(dir, 'run').release();
+    fs.writeFileSync(path.join(dir, 'lock'), JSON.stringify({ pid: 2 ** 22 + 1, command: 'run', at: 'x' }));
+    StoreLock.acquire(dir, 'run').release();
+    rmTree(dir);
+  });
+});
+
+describe('settle and retry rules', () => {
+  it('settles by two observations `settle` apart, or by an old mtime; a future mtime only by observations', () => {
+    const r = { z: 1, m: 10_000, o: 10_000, f: 0, t: {} } as Rec;
+    assert.equal(isSettled(r, 10_500, 1000), false);
+    assert.equal(isSettled(r, 11_000, 1000), true);
+    assert.equal(isSettled({ ...r, o: 50_000 }, 50_100, 1000), true, 'old mtime');
+    assert.equal(isSettled({ ...r, m: 99_999, o: 50_000 }, 50_100, 1000), false, 'future mtime');
+    assert.equal(settlesAt(r, 1000), 11_000);
+  });
+
+  it('backoff doubles up to the cap; after maxAttempts nothing is due until retry', () => {
+    const p = { maxAttempts: 3, backoffMs: 1000, maxBackoffMs: 3000 };
+    assert.deepEqual([1, 2, 3, 4].map((a) => backoffMs(p, a)), [1000, 2000, 3000, 3000]);
+    const r = { z: 1, m: 1, o: 1, f: 1, s: 1, h: 'x', t: {} } as Rec;
+    assert.equal(isDue(r, 'a', 0, p), true);
+    markFailed(r, 'a', 'ENOSPC', 'full', 100, p);
+    assert.equal(isDue(r, 'a', 500, p), false);
+    assert.equal(isDue(r, 'a', 1100, p), true);
+    markFailed(r, 'a', 'ENOSPC', 'full', 2000, p);
+    markFailed(r, 'a', 'ENOSPC', 'full', 9000, p);
+    assert.equal(r.t.a.a, 3);
+    assert.equal(r.t.a.n, undefined);
+    assert.equal(isDue(r, 'a', 1e12, p), false);
+    assert.equal(isDue({ ...r, d: 5, t: {} }, 'a', 0, p), false, 'deleted sources are not copied');
+  });
+});

@@ -12,6 +12,7 @@ import { hashSettled } from './hashing.js';
 import { reconcile } from './reconcile.js';
 import { shipStore } from './shipStore.js';
 import { isDue } from './states.js';
+import { withDeadline } from '../queue/deadline.js';
 
 export interface BackupOptions {
   /** only this target (by name) */
@@ -137,7 +138,7 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
     for (const c of copiers) {
       if (c.down) continue;
       try {
-        await shipStore(c.target, snap, config.host, AbortSignal.timeout(c.ctx.copyTimeoutMs));
+        await withDeadline(c.ctx.copyTimeoutMs, signal, (sig) => shipStore(c.target, snap, config.host, sig));
       } catch (err) {
         result.shipFailed.push(c.target.name);
         log.error(`store copy to ${c.target.name} failed: ${messageOf(err)}`, { target: c.target.name });

@@ -7,6 +7,7 @@ import type { Rec, RunCounts } from '../store/model.js';
 import { observationChanged, observe } from '../scan/settle.js';
 import type { Target } from '../targets/target.js';
 import { markFailed, markVerified, type RetryPolicy } from './states.js';
+import { withDeadline } from '../queue/deadline.js';
 
 export interface CopyContext {
   host: string;
@@ -73,10 +74,6 @@ export class TargetCopier {
     return err;
   }
 
-  private signal(): AbortSignal {
-    return AbortSignal.any([this.ctx.signal, AbortSignal.timeout(this.ctx.copyTimeoutMs)]);
-  }
-
   /** Put one file or symlink; true when it is on the target (not yet durable or verified). */
   private async put(p: string, rec: Rec): Promise<boolean> {
     const rel = targetPath(this.ctx.host, p);
@@ -90,7 +87,7 @@ export class TargetCopier {
       if (observationChanged(rec, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino })) {
         throw new TargetError(`source changed since it settled: ${p}`, { target: this.target.name, errorClass: 'changed' });
       }
-      await this.target.put(rel, p, { size: rec.z, mtimeMs: rec.m, mode: st.mode, signal: this.signal() });
+      await withDeadline(this.ctx.copyTimeoutMs, this.ctx.signal, (signal) => this.target.put(rel, p, { size: rec.z, mtimeMs: rec.m, mode: st.mode, signal }));
       // Re-stat after copying: if the source changed meanwhile, this copy does not count.
       const after = fs.lstatSync(p);
       if (observationChanged(rec, { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino })) {
@@ -121,7 +118,7 @@ export class TargetCopier {
         const text = this.target.capabilities.symlinks ? await this.target.readLink(rel) : rec.l;
         if (text !== rec.l) throw new TargetError(`[${this.target.name}] symlink ${rel} reads back as ${JSON.stringify(text)}, expected ${JSON.stringify(rec.l)}`, { target: this.target.name, errorClass: text === undefined ? 'missing' : 'mismatch' });
       } else {
-        const h = await this.target.hash(rel, { signal: this.signal() });
+        const h = await withDeadline(this.ctx.copyTimeoutMs, this.ctx.signal, (signal) => this.target.hash(rel, { signal }));
         if (h !== rec.h) throw new TargetError(`[${this.target.name}] read-back of ${rel} hashes to ${h}, expected ${rec.h}`, { target: this.target.name, errorClass: 'mismatch' });
       }
       markVerified(rec, this.target.name, copiedAt, Date.now());
@@ -148,7 +145,7 @@ export class TargetCopier {
       })));
       if (this.down || this.ctx.signal.aborted || copied.length === 0) continue;
       try {
-        await this.target.sync({ signal: AbortSignal.any([this.ctx.signal, AbortSignal.timeout(this.ctx.commandTimeoutMs)]) });
+        await withDeadline(this.ctx.commandTimeoutMs, this.ctx.signal, (signal) => this.target.sync({ signal }));
       } catch (err) {
         if (!this.ctx.signal.aborted) this.down ??= toTargetError(err, this.target.name, `[${this.target.name}] sync`);
         continue;

@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import type { Readable } from 'node:stream';
+import { backup } from '../dist/lib/backup/backup.js';
+import { validateConfig } from '../dist/lib/config/validate.js';
+import { MemoryTarget } from '../dist/lib/targets/memory.js';
+import type { PutOptions } from '../dist/lib/targets/target.js';
+import { Store } from '../dist/lib/store/store.js';
+import { silentLogger } from '../dist/lib/log.js';
+import { age, rmTree, tmpDir } from './helpers.js';
+
+const log = silentLogger();
+
+/** A target whose put never finishes on its own: only the copy timeout (or the run's signal) ends it. */
+class HungTarget extends MemoryTarget {
+  override async put(_rel: string, _src: Readable | string, opts: PutOptions): Promise<void> {
+    await new Promise((_, reject) => opts.signal?.addEventListener('abort', () => reject(opts.signal!.reason)));
+  }
+}
+
+describe('backup() with memory targets and injected faults', () => {
+  let dir: string; let src: string; let store: Store;
+  const config = (extra: Record<string, unknown> = {}) => validateConfig({
+    host: 'mem', sources: [src], targets: [{ name: 'a', url: '/unused/a' }, { name: 'b', url: '/unused/b' }],
+    retry: { backoff: '0s', maxBackoff: '0s', maxAttempts: 3 }, snapshots: 1, ...extra,
+  }, path.join(dir, 'replica.config.json'));
+  const file = (name: string, data: string | Buffer) => { const p = path.join(src, name); fs.writeFileSync(p, data); age(p); return p; };
+  const rel = (p: string) => `mem${p}`;
+
+  beforeEach(async () => {
+    dir = tmpDir();
+    src = fs.realpathSync(fs.mkdirSync(path.join(dir, 'src'), { recursive: true }) ?? path.join(dir, 'src'));
+    store = await Store.open(path.join(dir, 'store'), { host: 'mem', agentVersion: 't', snapshots: 1, log });
+  });
+  afterEach(async () => { await store.close(); rmTree(dir); });
+
+  it('copies, syncs once per batch, verifies; both targets hold identical bytes', async () => {
+    const files = Array.from({ length: 30 }, (_, i) => file(`f${i}`, `data ${i}`));
+    const a = new MemoryTarget('a'); const b = new MemoryTarget('b');
+    const r = await backup(config(), store, [a, b], log);
+    assert.equal(r.ok, true);
+    assert.equal(r.counts.verified, 60);
+    assert.equal(a.syncs, 2, 'one sync for the batch and one for the shipped store copy');
+    for (const f of files) assert.deepEqual(a.files.get(rel(f))?.data, fs.readFileSync(f));
+    assert.ok(b.files.has('.replica/mem/meta.json'));
+  });
+
+  it('a read-back that does not match is class mismatch and spends an attempt; a later run repairs it', async () => {
+    const f = file('x', 'precious');
+    const a = new MemoryTarget('a'); const b = new MemoryTarget('b');
+    a.inject = (op, r) => { if (op === 'hash' && r === rel(f)) a.corrupt(r); return undefined; };
+    const r = await backup(config(), store, [a, b], log);
+    assert.equal(r.ok, false);
+    const t = store.get(f)!.t;
+    assert.equal(t.a.s, 'f');
+    assert.equal(t.a.e?.[0], 'mismatch');
+    assert.equal(t.a.a, 1);
+    assert.equal(t.b.s, 'v');
+    a.inject = undefined;
+    assert.equal((await backup(config(), store, [a, b], log)).ok, true);
+    assert.equal(store.get(f)!.t.a.s, 'v');
+  });
+
+  it('a copy missing at read-back is class missing', async () => {
+    const f = file('y', 'soon gone');
+    const a = new MemoryTarget('a');
+    a.inject = (op, r) => { if (op === 'hash') a.files.delete(r); return undefined; };
+    await backup(config(), store, [a, new MemoryTarget('b')], log);
+    assert.equal(store.get(f)!.t.a.e?.[0], 'missing');
+  });
+
+  it('a source that changes during the copy does not count (changed); one that vanishes is vanished', async () => {
+    const grow = file('grow', 'v1');
+    const gone = file('gone', 'bye');
+    const a = new MemoryTarget('a');
+    a.inject = (op, r) => {
+      if (op === 'put' && r === rel(grow)) fs.appendFileSync(grow, ' and more');
+      if (op === 'put' && r === rel(gone)) { fs.rmSync(gone); return Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' }); }
+      return undefined;
+    };
+    const r = await backup(config({ targets: [{ name: 'a', url: '/u' }] }), store, [a], log);
+    assert.equal(r.ok, false);
+    assert.equal(store.get(grow)!.t.a.e?.[0], 'changed');
+    assert.equal(store.get(grow)!.s, undefined, 'no longer settled');
+    assert.equal(store.get(gone)!.t.a.e?.[0], 'vanished');
+  });
+
+  it('a target-wide failure (EIO) mid-run stops that target, spends no attempts, the other target completes', async () => {
+    for (let i = 0; i < 20; i++) file(`g${i}`, `g${i}`);
+    const a = new MemoryTarget('a'); const b = new MemoryTarget('b');
+    let puts = 0;
+    a.inject = (op) => (op === 'put' && ++puts > 5 ? Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }) : undefined);
+    const r = await backup(config(), store, [a, b], log);
+    assert.equal(r.targetsDown.a.class, 'EIO');
+    assert.equal(store.meta.targets.a.lastError?.class, 'EIO');
+    const states = [...store.entries()].map(([, rec]) => rec.t.a);
+    assert.ok(states.every((t) => (t.a ?? 0) === 0), 'no attempts spent');
+    assert.equal(states.filter((t) => t.s === 'v').length, 0, 'the batch failed before its sync: nothing verified');
+    assert.equal([...store.entries()].filter(([, rec]) => rec.t.b.s === 'v').length, 20);
+  });
+
+  it('a failing sync is target-wide: nothing in the batch is verified', async () => {
+    file('s', 's');
+    const a = new MemoryTarget('a');
+    a.inject = (op) => (op === 'sync' ? Object.assign(new Error('EROFS'), { code: 'EROFS' }) : undefined);
+    const r = await backup(config({ targets: [{ name: 'a', url: '/u' }] }), store, [a], log);
+    assert.equal(r.targetsDown.a.class, 'EROFS');
+    assert.equal([...store.entries()][0][1].t.a.s, 'p');
+  });
+
+  it('a hung target fails by timeouts.copy (class timeout) instead of hanging the run', async () => {
+    file('h', 'h');
+    const t0 = Date.now();
+    const r = await backup(config({ targets: [{ name: 'a', url: '/u', timeouts: { copy: '300ms' } }] }), store, [new HungTarget('a')], log);
+    assert.equal(r.targetsDown.a.class, 'timeout');
+    assert.ok(Date.now() - t0 < 20_000);
+  });
+
+  it('after maxAttempts a file waits; a change of its source makes it due again', async () => {
+    const f = file('flaky', 'one');
+    const a = new MemoryTarget('a');
+    a.inject = (op) => (op === 'put' ? Object.assign(new Error('ENOSPC: no space left'), { code: 'ENOSPC' }) : undefined);
+    const cfg = config({ targets: [{ name: 'a', url: '/u' }] });
+    for (let i = 0; i < 4; i++) await backup(cfg, store, [a], log);
+    assert.equal(store.get(f)!.t.a.a, 3);
+    assert.equal(store.get(f)!.t.a.n, undefined);
+    a.inject = undefined;
+    assert.equal((await backup(cfg, store, [a], log)).counts.copied, 0, 'attempts spent: waits for retry or a change');
+    fs.writeFileSync(f, 'two');
+    age(f, 100);
+    const r = await backup(cfg, store, [a], log);
+    assert.equal(r.counts.verified, 1);
+    assert.equal(a.files.get(rel(f))?.data.toString(), 'two');
+  });
+
+  it('an aborted run stops taking work and abandons in-flight copies', async () => {
+    for (let i = 0; i < 10; i++) file(`z${i}`, 'z');
+    const ac = new AbortController();
+    const a = new HungTarget('a');
+    setTimeout(() => ac.abort('SIGTERM'), 200);
+    const r = await backup(config({ targets: [{ name: 'a', url: '/u' }] }), store, [a], log, { signal: ac.signal });
+    assert.equal(r.ok, false);
+    assert.equal([...store.entries()].filter(([, rec]) => rec.t.a.s === 'v').length, 0);
+  });
+
+  it('a store copy that cannot be shipped makes the run not ok', async () => {
+    file('q', 'q');
+    const a = new MemoryTarget('a');
+    a.inject = (op, r) => (op === 'put' && r.startsWith('.replica/') ? new Error('no room for the store') : undefined);
+    const r = await backup(config({ targets: [{ name: 'a', url: '/u' }] }), store, [a], log);
+    assert.deepEqual(r.shipFailed, ['a']);
+    assert.equal(r.ok, false);
+    assert.equal(r.counts.verified, 1);
+  });
+});

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Store } from '../dist/lib/store/store.js';
 import { StoreLock } from '../dist/lib/store/lock.js';
-import { toFileRecord, type Rec } from '../dist/lib/store/model.js';
+import { decodeState, encodeState, toFileRecord, type Rec } from '../dist/lib/store/model.js';
 import { LockedError, StoreError } from '../dist/lib/errors.js';
 import { silentLogger } from '../dist/lib/log.js';
 import { isSettled, settlesAt } from '../dist/lib/scan/settle.js';
@@ -12,7 +12,7 @@ import { backoffMs, isDue, markFailed } from '../dist/lib/backup/states.js';
 import { rmTree, tmpDir } from './helpers.js';
 
 const opts = { host: 'h', agentVersion: '0.0.0', snapshots: 2, log: silentLogger(), flushMs: 20 };
-const rec = (i: number): Rec => ({ z: i, m: 1000 + i, o: 1, f: 1, s: 2, h: i.toString(16).padStart(16, '0'), t: { a: { s: 'v', c: 3, v: 4 } } });
+const rec = (i: number): Rec => ({ z: i, m: 1000 + i, o: 1, f: 1, s: 2, h: i.toString(16).padStart(16, '0'), t: { a: 'v 3 4' } });
 
 describe('store', () => {
   it('records survive reopen; only dirty shards are written; background flush happens by itself', async () => {
@@ -60,12 +60,16 @@ describe('store', () => {
   });
 
   it('toFileRecord expands compact records to SPEC 4 FileRecords', () => {
-    const r: Rec = { ...rec(5), t: { a: { s: 'v', c: 3, v: 4 }, b: { s: 'f', a: 2, n: 9, e: ['ENOSPC', 'full', 8] }, c: { s: 'p' } } };
+    const r: Rec = { ...rec(5), t: { a: encodeState({ s: 'v', c: 3, v: 4 }), b: encodeState({ s: 'f', a: 2, n: 9, e: ['ENOSPC', 'disk  full\nnow', 8] }), c: 'p' } };
     const f = toFileRecord('/p', r);
     assert.equal(f.targets.a.state, 'verified');
     assert.equal(f.targets.a.hash, r.h);
     assert.equal(f.targets.a.size, 5);
-    assert.deepEqual(f.targets.b.lastError, { class: 'ENOSPC', message: 'full', at: new Date(8).toISOString() });
+    assert.deepEqual(f.targets.b.lastError, { class: 'ENOSPC', message: 'disk full now', at: new Date(8).toISOString() });
+    assert.equal(r.t.a, 'v 3 4');
+    assert.equal(r.t.b, 'f - - 2 9 8 ENOSPC disk full now');
+    assert.deepEqual(decodeState(r.t.b), { s: 'f', a: 2, n: 9, e: ['ENOSPC', 'disk full now', 8] });
+    assert.deepEqual(decodeState(undefined), { s: 'p' });
     assert.equal(f.targets.b.attempts, 2);
     assert.equal(f.targets.c.hash, undefined);
     assert.equal(f.kind, 'file');
@@ -107,8 +111,8 @@ describe('settle and retry rules', () => {
     assert.equal(isDue(r, 'a', 1100, p), true);
     markFailed(r, 'a', 'ENOSPC', 'full', 2000, p);
     markFailed(r, 'a', 'ENOSPC', 'full', 9000, p);
-    assert.equal(r.t.a.a, 3);
-    assert.equal(r.t.a.n, undefined);
+    assert.equal(decodeState(r.t.a).a, 3);
+    assert.equal(decodeState(r.t.a).n, undefined);
     assert.equal(isDue(r, 'a', 1e12, p), false);
     assert.equal(isDue({ ...r, d: 5, t: {} }, 'a', 0, p), false, 'deleted sources are not copied');
   });

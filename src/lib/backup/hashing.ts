@@ -30,6 +30,7 @@ export async function hashSettled(paths: string[], store: Store, targets: string
       } else {
         rec.h = hash;
         rec.s = now;
+        delete rec.o; // only unsettled records need their observation time
         resetTargets(rec, targets);
         settled.push(p);
         counts.hashed++;

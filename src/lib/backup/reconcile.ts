@@ -65,7 +65,7 @@ export function reconcile(config: Config, store: Store, counts: RunCounts, log: 
         let text: string;
         try { text = fs.readlinkSync(e.path); } catch { continue; }
         if (!rec || rec.l !== text || rec.d !== undefined) {
-          rec = { z: e.size, m: e.mtimeMs, i: e.ino, o: now, f: rec?.f ?? now, s: now, l: text, t: {} };
+          rec = { z: e.size, m: e.mtimeMs, i: e.ino, f: rec?.f ?? now, s: now, l: text, t: {} };
           resetTargets(rec, targetNames);
           store.set(e.path, rec);
         }

@@ -3,7 +3,7 @@ import { UsageError } from '../errors.js';
 import { PathFilter } from '../scan/filter.js';
 import { walk } from '../scan/walk.js';
 import { observationChanged } from '../scan/settle.js';
-import { stateName } from '../store/model.js';
+import { stateCode, stateName } from '../store/model.js';
 import { type Context, openStoreReadOnly } from './context.js';
 
 export interface NewFilesOptions { since?: string; target?: string; nul?: boolean }
@@ -39,7 +39,7 @@ export async function newFilesCommand(ctx: Context, opts: NewFilesOptions): Prom
       const rec = store.get(e.path);
       const current = rec && rec.d === undefined && rec.s !== undefined
         && (e.kind === 'symlink' ? rec.l !== undefined : !observationChanged(rec, { size: e.size, mtimeMs: e.mtimeMs, ino: e.ino }));
-      const states = Object.fromEntries(names.map((n) => [n, current ? stateName(rec.t[n]?.s ?? 'p') : 'pending']));
+      const states = Object.fromEntries(names.map((n) => [n, current ? stateName(stateCode(rec.t[n])) : 'pending']));
       if (Object.values(states).some((s) => s !== 'verified')) {
         found.push({ path: e.path, size: e.size, mtime: new Date(e.mtimeMs).toISOString(), targets: states });
       }

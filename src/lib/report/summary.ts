@@ -1,5 +1,5 @@
 import type { ErrorClass } from '../errors.js';
-import type { Meta, Rec } from '../store/model.js';
+import { decodeState, stateCode, type Meta, type Rec } from '../store/model.js';
 
 export interface Bucket { files: number; bytes: number }
 
@@ -53,13 +53,13 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
     if (r.d !== undefined) s.deleted++;
     if (r.s === undefined && r.d === undefined) s.unsettled++;
     for (const [name, t] of targets) {
-      const st = r.t[name]?.s ?? 'p';
+      const st = stateCode(r.t[name]);
       if (r.d !== undefined && st !== 'v') continue; // gone before it was copied: nothing can be done
       const b = st === 'v' ? t.verified : st === 'f' ? t.failed : st === 'i' ? t.ignored : t.pending;
       b.files++;
       b.bytes += r.z;
       if (st === 'f') {
-        const [cls, message, at] = r.t[name].e ?? ['other', '', 0];
+        const [cls, message, at] = decodeState(r.t[name]).e ?? ['other', '', 0];
         const c = (t.failed.byClass[cls] ??= { files: 0, latest: { path: p, message, at: new Date(at).toISOString() } });
         c.files++;
         if (new Date(at).toISOString() > c.latest.at) c.latest = { path: p, message, at: new Date(at).toISOString() };

@@ -14,12 +14,12 @@ export function observationChanged(rec: Rec, o: Observation): boolean {
  * than `settleMs` in the past. A future mtime (clock skew) settles only by the two-observation rule.
  */
 export function isSettled(rec: Rec, now: number, settleMs: number): boolean {
-  return now - rec.o >= settleMs || (rec.m <= now && now - rec.m > settleMs);
+  return now - (rec.o ?? 0) >= settleMs || (rec.m <= now && now - rec.m > settleMs);
 }
 
 /** When `rec` (unchanged from now on) will be settled: the earlier of the two rules. */
 export function settlesAt(rec: Rec, settleMs: number): number {
-  const byObservation = rec.o + settleMs;
+  const byObservation = (rec.o ?? 0) + settleMs;
   return Math.min(byObservation, rec.m + settleMs + 1);
 }
 

@@ -8,13 +8,13 @@ export type StateCode = 'p' | 'v' | 'f' | 'i';
 const STATE_NAMES = { p: 'pending', v: 'verified', f: 'failed', i: 'ignored' } as const;
 export type TargetStateName = (typeof STATE_NAMES)[StateCode];
 
-/** Compact per-(file, target) state as stored (docs/store-format.md). Times are epoch ms. */
+/**
+ * Per-(file, target) state, decoded. On disk and in memory it is one compact string (see encodeState):
+ * nested objects per target made JSON.parse of 10^6 records ~1.8x slower.
+ */
 export interface TState {
   s: StateCode;
-  /** hash/size of the copy, only when they differ from the record's */
-  h?: string;
-  z?: number;
-  /** copiedAt, verifiedAt */
+  /** copiedAt, verifiedAt (epoch ms) */
   c?: number;
   v?: number;
   /** attempts spent (absent = 0), next attempt due */
@@ -24,14 +24,45 @@ export interface TState {
   e?: [ErrorClass, string, number];
 }
 
+/**
+ * Encode a target state as `<code> <copiedAt> <verifiedAt> <attempts> <nextAttemptAt> <errorAt> <class> <message>`,
+ * `-` for an absent field, trailing absent fields omitted: "v 1795499830190 1795499830412", "p",
+ * "f - - 2 1795503430190 1795499830190 ENOSPC no space left on device". The message may hold spaces (it is last).
+ */
+export function encodeState(t: TState): string {
+  const f: (string | number | undefined)[] = [t.s, t.c, t.v, t.a || undefined, t.n, t.e?.[2], t.e?.[0], t.e?.[1].replace(/\s+/g, ' ')];
+  while (f.length > 1 && f[f.length - 1] === undefined) f.pop();
+  return f.map((x) => (x === undefined ? '-' : x)).join(' ');
+}
+
+const num = (x: string | undefined): number | undefined => (x === undefined || x === '-' ? undefined : Number(x));
+
+/** Decode a stored target state (undefined = a target added later: pending). */
+export function decodeState(x: string | undefined): TState {
+  if (x === undefined) return { s: 'p' };
+  const f = x.split(' ');
+  const t: TState = { s: f[0] as StateCode };
+  if (f.length === 1) return t;
+  const [c, v, a, n, at] = [num(f[1]), num(f[2]), num(f[3]), num(f[4]), num(f[5])];
+  if (c !== undefined) t.c = c;
+  if (v !== undefined) t.v = v;
+  if (a !== undefined) t.a = a;
+  if (n !== undefined) t.n = n;
+  if (at !== undefined) t.e = [f[6] as ErrorClass, f.slice(7).join(' '), at];
+  return t;
+}
+
+/** The state code alone, without decoding the rest (hot path of scans over every record). */
+export const stateCode = (x: string | undefined): StateCode => (x === undefined ? 'p' : (x[0] as StateCode));
+
 /** Compact file record as stored, keyed by absolute source path. Times are epoch ms. */
 export interface Rec {
   /** size, mtimeMs, inode of the last observation */
   z: number;
   m: number;
   i?: number;
-  /** when that observation was made (the settle rule's "previous observation") */
-  o: number;
+  /** when that observation was made (the settle rule's "previous observation"); dropped once settled */
+  o?: number;
   /** hash of the settled content (absent until settled and hashed) */
   h?: string;
   /** firstSeenAt, settledAt, deletedAt, removedLocallyAt */
@@ -41,7 +72,8 @@ export interface Rec {
   r?: number;
   /** symlink: its link text (a record without `l` is a regular file) */
   l?: string;
-  t: Record<string, TState>;
+  /** target name -> encoded TState */
+  t: Record<string, string>;
 }
 
 /** The logical FileRecord of SPEC 4, for output. */
@@ -97,11 +129,12 @@ const iso = (t: number | undefined): string | undefined => (t === undefined ? un
 /** Expand a compact record to SPEC 4's FileRecord. */
 export function toFileRecord(path: string, r: Rec): FileRecord {
   const targets: Record<string, TargetState> = {};
-  for (const [name, t] of Object.entries(r.t)) {
+  for (const [name, enc] of Object.entries(r.t)) {
+    const t = decodeState(enc);
     const done = t.s === 'v' || t.c !== undefined;
     targets[name] = {
       state: STATE_NAMES[t.s], attempts: t.a ?? 0,
-      hash: t.h ?? (done ? r.h : undefined), size: t.z ?? (done ? r.z : undefined),
+      hash: done ? r.h : undefined, size: done ? r.z : undefined,
       copiedAt: iso(t.c), verifiedAt: iso(t.v), nextAttemptAt: iso(t.n),
       lastError: t.e && { class: t.e[0], message: t.e[1], at: new Date(t.e[2]).toISOString() },
     };

@@ -113,15 +113,17 @@ export class Store {
     this.meta = meta ?? { formatVersion: FORMAT_VERSION, host: this.opts.host, agentVersion: this.opts.agentVersion, shards: SHARDS, createdAt: now, targets: {}, sources: [] };
     this.metaDirty = !meta || !!fromSnapshot;
     const n = this.meta.shards;
-    this.shards = await Promise.all(Array.from({ length: n }, async (_, i) => {
+    // One shard at a time: peak memory is the parsed records plus one shard's text, not all texts at once.
+    this.shards = [];
+    for (let i = 0; i < n; i++) {
       const rel = path.join(FILES_DIR, shardName(i));
       const db = new Low<ShardData>(new AtomicJsonFile(path.join(this.dir, rel), { syncDir: false }), { formatVersion: FORMAT_VERSION, files: {} });
       const { data, fromSnapshot: snap } = await this.readWithFallback(rel, isShard);
       if (data) db.data = data;
       else if (meta) this.warn(`store: shard ${rel} is missing; records in it will be rebuilt by the next scan`);
       if (!data || snap) this.dirty.add(i);
-      return db;
-    }));
+      this.shards.push(db);
+    }
     if (this.meta.host !== this.opts.host && !this.opts.readOnly) {
       this.warn(`store: was written for host "${this.meta.host}", config says "${this.opts.host}"; using "${this.opts.host}"`);
       this.meta.host = this.opts.host;

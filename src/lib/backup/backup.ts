@@ -65,7 +65,10 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
   store.meta.heartbeatAt = startedAt.toISOString();
   store.meta.sources = config.sources.map((s) => s.path);
   for (const t of config.targets) store.meta.targets[t.name] = { ...store.meta.targets[t.name], url: t.url };
+  const phase = (name: string, t0: number) => log.verbose(`${name} took ${Math.round(performance.now() - t0)} ms`, { phase: name });
+  let t0 = performance.now();
   const rec = reconcile(config, store, counts, log);
+  phase('scan', t0);
   result.missingSources = rec.missingSources;
   result.problems = rec.problems;
 
@@ -105,8 +108,12 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
     await Promise.all(copiers.map((c) => c.copyAll(due.get(c)!.sort())));
   };
 
+  t0 = performance.now();
   await hashSettled(rec.toHash, store, names, policy, counts, log, signal);
+  phase('hash', t0);
+  t0 = performance.now();
   await copyDue();
+  phase('copy', t0);
   if (opts.waitForSettle !== false && rec.waiting.length && !signal.aborted) {
     // Wait (at most `settle` from the start) for files seen changing, then take those that settled.
     const until = Math.min(startedAt.getTime() + config.settleMs, Math.max(...rec.waiting.map((p) => settlesAt(store.get(p)!, config.settleMs))));
@@ -133,7 +140,10 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
   store.meta.lastRun = { command: opts.command ?? 'run', startedAt: startedAt.toISOString(), endedAt: new Date().toISOString(), ok, counts };
   store.meta.heartbeatAt = new Date().toISOString();
   store.touchMeta();
+  t0 = performance.now();
   const snap = signal.aborted ? undefined : await store.snapshot();
+  phase('save', t0);
+  t0 = performance.now();
   if (snap) {
     for (const c of copiers) {
       if (c.down) continue;
@@ -147,6 +157,7 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
   } else if (!signal.aborted) {
     await store.flush();
   }
+  phase('ship', t0);
   result.ok = ok && result.shipFailed.length === 0;
   return result;
 }

@@ -25,7 +25,7 @@ export interface CopyContext {
 export const targetPath = (host: string, p: string): string => `${host}${p}`;
 
 /** Files and bytes per durability batch: one sync (syncfs) and then read-back for each batch. */
-const BATCH_FILES = 1000;
+const BATCH_FILES = Number(process.env.REPLICA_BATCH_FILES ?? 1000);
 const BATCH_BYTES = 1 << 30;
 
 /**
@@ -83,11 +83,8 @@ export class TargetCopier {
         await this.target.putLink(rel, rec.l);
         return true;
       }
-      const st = fs.lstatSync(p);
-      if (observationChanged(rec, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino })) {
-        throw new TargetError(`source changed since it settled: ${p}`, { target: this.target.name, errorClass: 'changed' });
-      }
-      await withDeadline(this.ctx.copyTimeoutMs, this.ctx.signal, (signal) => this.target.put(rel, p, { size: rec.z, mtimeMs: rec.m, mode: st.mode, signal }));
+      // The source path is given, so the target copies its mode itself; mtime comes from the settled record.
+      await withDeadline(this.ctx.copyTimeoutMs, this.ctx.signal, (signal) => this.target.put(rel, p, { size: rec.z, mtimeMs: rec.m, signal }));
       // Re-stat after copying: if the source changed meanwhile, this copy does not count.
       const after = fs.lstatSync(p);
       if (observationChanged(rec, { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino })) {

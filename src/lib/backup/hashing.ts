@@ -21,7 +21,7 @@ export async function hashSettled(paths: string[], store: Store, targets: string
     const rec = store.get(p);
     if (!rec) continue;
     try {
-      const { hash } = await hashFile(p, { sizeHint: rec.z, signal });
+      const { hash } = await hashFile(p, { signal });
       const st = fs.lstatSync(p);
       const now = Date.now();
       if (observationChanged(rec, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino })) {

@@ -39,29 +39,34 @@ function takeBuffer(): Buffer {
 
 export interface FileHash { hash: string; size: number }
 
-/** Hash a small file synchronously (whole read). Throws the fs error (ENOENT, EACCES, EISDIR...). */
-export function hashFileSync(file: string): FileHash {
-  const data = fs.readFileSync(file);
-  return { hash: hashBytes(data), size: data.length };
-}
-
 /**
- * Hash a file of any size: one readFileSync for small files, else `fs.read` into a reused buffer (no streams).
+ * Hash a file of any size: small files (<= SMALL_FILE) with one synchronous read (thread-pool round trips
+ * cost more than the read), big ones with `fs.read` into a reused buffer, chunk by chunk (no streams).
  * Returns the hash and the number of bytes read. `signal` aborts between chunks. Throws the fs error.
  */
-export async function hashFile(file: string, opts: { signal?: AbortSignal; sizeHint?: number } = {}): Promise<FileHash> {
-  if (opts.sizeHint !== undefined && opts.sizeHint <= SMALL_FILE) {
-    const r = hashFileSync(file);
-    if (r.size <= SMALL_FILE) return r;
+export async function hashFile(file: string, opts: { signal?: AbortSignal } = {}): Promise<FileHash> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    if (fs.fstatSync(fd).size <= SMALL_FILE) {
+      const data = fs.readFileSync(fd);
+      if (data.length <= SMALL_FILE) return { hash: hashBytes(data), size: data.length };
+      // grew past the limit since fstat: hash what is there now, incrementally
+      const h = hasher().create64().update(data);
+      return await finishHash(fd, h, data.length, opts.signal);
+    }
+    return await finishHash(fd, hasher().create64(), 0, opts.signal);
+  } finally {
+    fs.closeSync(fd);
   }
-  const fh = await fs.promises.open(file, 'r');
+}
+
+async function finishHash(fd: number, h: ReturnType<XXHashAPI['create64']>, start: number, signal?: AbortSignal): Promise<FileHash> {
   const buf = takeBuffer();
   try {
-    const h = hasher().create64();
-    let size = 0;
+    let size = start;
     for (;;) {
-      opts.signal?.throwIfAborted();
-      const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
+      signal?.throwIfAborted();
+      const bytesRead = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, CHUNK, size, (err, n) => (err ? reject(err) : resolve(n))));
       if (bytesRead === 0) break;
       h.update(bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead));
       size += bytesRead;
@@ -69,7 +74,6 @@ export async function hashFile(file: string, opts: { signal?: AbortSignal; sizeH
     return { hash: toHex(h.digest()), size };
   } finally {
     pool.push(buf);
-    await fh.close();
   }
 }
 

@@ -1,11 +1,30 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import type { Adapter } from 'lowdb';
 
 /** fsync a directory so that a rename inside it survives power loss. */
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+}
+
+/** fsync one file by path. */
+export function fsyncFile(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+}
+
+/** Batches at least this large are made durable with one syncfs instead of one fsync per file. */
+const SYNCFS_MIN = 8;
+
+/**
+ * Make `files` (all on one filesystem) durable: one syncfs(2) (`sync -f`: one journal commit) for a batch,
+ * an fsync each for a few files or where `sync -f` is unavailable.
+ */
+export function makeDurable(files: string[]): void {
+  if (files.length >= SYNCFS_MIN && spawnSync('sync', ['-f', files[0]], { stdio: 'ignore' }).status === 0) return;
+  for (const f of files) fsyncFile(f);
 }
 
 /**
@@ -26,9 +45,14 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array, syn
   if (syncDir) fsyncDir(path.dirname(file));
 }
 
-/** lowdb adapter: JSON file read whole, written atomically and durably (lowdb's own JSONFile has no fsync). */
+/**
+ * lowdb adapter: JSON file read whole, written atomically and durably (lowdb's own JSONFile has no fsync).
+ * With `staged`, write() only writes the temp file; the owner makes a batch durable and calls commit().
+ */
 export class AtomicJsonFile<T> implements Adapter<T> {
-  constructor(readonly file: string, readonly opts: { syncDir?: boolean; space?: number } = {}) {}
+  /** temp file written by a staged write, waiting for commit() */
+  staged?: string;
+  constructor(readonly file: string, readonly opts: { syncDir?: boolean; space?: number; staged?: boolean } = {}) {}
 
   /** Parsed content, or null when the file does not exist. Throws on unreadable or invalid JSON. */
   async read(): Promise<T | null> {
@@ -44,6 +68,16 @@ export class AtomicJsonFile<T> implements Adapter<T> {
   }
 
   async write(data: T): Promise<void> {
-    writeFileAtomicSync(this.file, JSON.stringify(data, null, this.opts.space), this.opts.syncDir ?? true);
+    const text = JSON.stringify(data, null, this.opts.space);
+    if (!this.opts.staged) return writeFileAtomicSync(this.file, text, this.opts.syncDir ?? true);
+    this.staged = `${this.file}.${process.pid}.tmp`;
+    fs.writeFileSync(this.staged, text);
+  }
+
+  /** Rename a staged (and by now durable) temp file over the final name. */
+  commit(): void {
+    if (!this.staged) return;
+    fs.renameSync(this.staged, this.file);
+    this.staged = undefined;
   }
 }

@@ -4,7 +4,7 @@ import { Low } from 'lowdb';
 import { StoreError, messageOf } from '../errors.js';
 import { initHasher } from '../hash/xxh64.js';
 import type { Logger } from '../log.js';
-import { AtomicJsonFile, fsyncDir, writeFileAtomicSync } from './atomicFile.js';
+import { AtomicJsonFile, fsyncDir, makeDurable, writeFileAtomicSync } from './atomicFile.js';
 import { FORMAT_VERSION, type Meta, type Rec } from './model.js';
 
 /** Shard count of new stores; existing stores keep the count in their meta.json. */
@@ -117,7 +117,7 @@ export class Store {
     this.shards = [];
     for (let i = 0; i < n; i++) {
       const rel = path.join(FILES_DIR, shardName(i));
-      const db = new Low<ShardData>(new AtomicJsonFile(path.join(this.dir, rel), { syncDir: false }), { formatVersion: FORMAT_VERSION, files: {} });
+      const db = new Low<ShardData>(new AtomicJsonFile(path.join(this.dir, rel), { staged: true }), { formatVersion: FORMAT_VERSION, files: {} });
       const { data, fromSnapshot: snap } = await this.readWithFallback(rel, isShard);
       if (data) db.data = data;
       else if (meta) this.warn(`store: shard ${rel} is missing; records in it will be rebuilt by the next scan`);
@@ -191,8 +191,14 @@ export class Store {
     const dirty = [...this.dirty];
     this.dirty.clear();
     try {
+      // Stage every dirty shard, make the batch durable at once (one syncfs), then rename them into place.
       for (const i of dirty) await this.shards[i].write();
-      if (dirty.length) fsyncDir(path.join(this.dir, FILES_DIR));
+      const adapters = dirty.map((i) => this.shards[i].adapter as AtomicJsonFile<ShardData>);
+      if (adapters.length) {
+        makeDurable(adapters.map((a) => a.staged!));
+        for (const a of adapters) a.commit();
+        fsyncDir(path.join(this.dir, FILES_DIR));
+      }
       this.metaDirty = false;
       writeFileAtomicSync(path.join(this.dir, 'meta.json'), JSON.stringify(this.meta, null, 1));
     } catch (err) {
@@ -219,6 +225,7 @@ export class Store {
     let prevManifest: Record<string, [number, number]> = {};
     try { prevManifest = JSON.parse(fs.readFileSync(path.join(prev, 'manifest.json'), 'utf8')) as typeof prevManifest; } catch { /* none: copy all */ }
     const manifest: Record<string, [number, number]> = {};
+    const copied: string[] = [];
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(path.join(tmp, FILES_DIR), { recursive: true });
     const rels = ['meta.json', ...this.shards.map((_, i) => path.join(FILES_DIR, shardName(i)))];
@@ -231,11 +238,11 @@ export class Store {
       if (old && old[0] === st.size && old[1] === st.mtimeMs) fs.linkSync(path.join(prev, rel), path.join(tmp, rel));
       else {
         fs.copyFileSync(live, path.join(tmp, rel));
-        const fd = fs.openSync(path.join(tmp, rel), 'r');
-        try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+        copied.push(path.join(tmp, rel));
       }
     }
-    writeFileAtomicSync(path.join(tmp, 'manifest.json'), JSON.stringify(manifest), false);
+    fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify(manifest));
+    makeDurable([...copied, path.join(tmp, 'manifest.json')]);
     fsyncDir(path.join(tmp, FILES_DIR));
     fsyncDir(tmp);
     let final = path.join(root, stamp);

@@ -1,0 +1,136 @@
+// npm run bench: replica against its peers on this machine, measured in the same run (median of 3).
+// Writes a table to stdout (and bench-out/results.json). Work dir: $BENCH_DIR or /tmp/replica-bench.
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { spawnSync, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = path.join(ROOT, 'dist/bin/replica.js');
+const W = process.env.BENCH_DIR ?? '/tmp/replica-bench';
+const TRIALS = Number(process.env.BENCH_TRIALS ?? 3);
+const only = process.argv.slice(2);
+const rows = [];
+
+const sh = (cmd) => { const r = spawnSync('bash', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] }); if (r.status !== 0) throw new Error(`failed: ${cmd}`); };
+const time = (fn) => { const t0 = process.hrtime.bigint(); fn(); return Number(process.hrtime.bigint() - t0) / 1e9; };
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
+const replica = (args) => `node ${q(CLI)} ${args} >/dev/null 2>&1`;
+const rm = (p) => fs.rmSync(p, { recursive: true, force: true });
+const old = new Date(Date.now() - 3600_000);
+
+function tree(dir, files, perDir, size) {
+  if (fs.existsSync(path.join(dir, '.complete'))) return;
+  rm(dir);
+  const buf = crypto.randomBytes(Math.max(size, 1));
+  for (let i = 0; i < files; i++) {
+    const d = path.join(dir, `d${Math.floor(i / perDir)}`);
+    if (i % perDir === 0) fs.mkdirSync(d, { recursive: true });
+    const f = path.join(d, `f${i}.dat`);
+    fs.writeFileSync(f, buf.subarray(0, size));
+    fs.utimesSync(f, old, old);
+  }
+  fs.writeFileSync(path.join(dir, '.complete'), '');
+}
+
+function config(name, src, dst) {
+  const file = path.join(W, `${name}.json`);
+  garbage.push(dst, path.join(W, `${name}.store`));
+  fs.writeFileSync(file, JSON.stringify({ host: 'bench', store: path.join(W, `${name}.store`), sources: [{ path: src, exclude: ['.complete'] }], targets: [{ name: 't', url: dst }], snapshots: 2, log: { level: 'warn' } }));
+  return file;
+}
+
+function row(what, ours, peer, peerName, goal, unit = 's', higherBetter = false) {
+  const ratio = ours / peer;
+  rows.push({ what, replica: ours, peer, peerName, ratio, goal, unit });
+  const fmt = (x) => (unit === 's' ? `${x.toFixed(3)} s` : `${x.toFixed(2)} ${unit}`);
+  const pass = higherBetter ? ratio >= goal : ratio <= goal;
+  console.log(`| ${what} | ${fmt(ours)} | ${fmt(peer)} (${peerName}) | ${ratio.toFixed(2)}x | ${higherBetter ? '>=' : '<='} ${goal}x ${pass ? 'met' : 'MISSED'} |`);
+}
+
+/**
+ * Time `peer(i)` and `ours(i)` alternately, TRIALS times each, and return both medians. Each trial writes to
+ * fresh paths (the commands take the trial number): deleting a tree between trials leaves the filesystem
+ * busy with discards and journal work that would be billed to the next trial. Old trees go at the end.
+ */
+const garbage = [];
+function pair(peer, ours) {
+  const a = []; const b = [];
+  for (let i = 0; i < TRIALS; i++) {
+    sh('sync'); a.push(time(() => sh(peer(i))));
+    sh('sync'); b.push(time(() => sh(ours(i))));
+  }
+  if (process.env.BENCH_VERBOSE) console.log(`  samples: replica ${b.map((x) => x.toFixed(2)).join(" ")} / peer ${a.map((x) => x.toFixed(2)).join(" ")}`);
+  return [median(b), median(a)];
+}
+function trials(cmd) {
+  const xs = [];
+  for (let i = 0; i < TRIALS; i++) { sh('sync'); xs.push(time(() => sh(cmd))); }
+  return median(xs);
+}
+
+fs.mkdirSync(W, { recursive: true });
+console.log(`replica bench, ${new Date().toISOString()}, ${TRIALS} trials each (median), work dir ${W}`);
+console.log('| measurement | replica | peer | ratio | goal |\n|---|---|---|---|---|');
+const want = (k) => only.length === 0 || only.includes(k);
+
+if (want('small')) {
+  const src = path.join(W, 'small');
+  tree(src, 10_000, 100, 4096);
+  const [ours, peer] = pair((i) => { garbage.push(path.join(W, `small.rsync${i}`)); return `rsync -a ${q(src)}/ ${q(path.join(W, `small.rsync${i}`))}/ && sync`; },
+    (i) => `${replica(`run --config ${q(config(`small${i}`, src, path.join(W, `small.dst${i}`)))}`)}`);
+  row('first backup, 10k x 4 KiB (durable)', ours, peer, 'rsync -a && sync', 1.0);
+}
+
+if (want('rerun')) {
+  const src = path.join(W, 'k100'); const dst = path.join(W, 'k100.dst');
+  tree(src, 100_000, 100, 128);
+  const cfg = config('k100', src, dst);
+  sh(`rsync -a ${q(src)}/ ${q(dst)}.rsync/`);
+  if (!fs.existsSync(path.join(W, 'k100.store', 'meta.json'))) sh(replica(`run --config ${q(cfg)}`));
+  const [ours, peer] = pair(() => `rsync -a ${q(src)}/ ${q(dst)}.rsync/`, () => replica(`run --config ${q(cfg)}`));
+  row('no-change re-run, 100k files', ours, peer, 'rsync -a', 1.0);
+}
+
+if (want('big') || want('hash')) {
+  const big = path.join(W, 'big', 'one-gib.bin');
+  if (!fs.existsSync(big) || fs.statSync(big).size !== 1 << 30) {
+    fs.mkdirSync(path.dirname(big), { recursive: true });
+    const fd = fs.openSync(big, 'w');
+    const chunk = crypto.randomBytes(64 << 20);
+    for (let i = 0; i < 16; i++) { chunk[0] = i; fs.writeSync(fd, chunk); }
+    fs.closeSync(fd);
+    fs.utimesSync(big, old, old);
+  }
+  if (want('big')) {
+    const [ours, peer] = pair((i) => {
+      const dst = path.join(W, `big.cp${i}`);
+      garbage.push(dst);
+      return `mkdir -p ${q(dst)} && cp ${q(big)} ${q(dst)}/ && sync && xxhsum -H1 -q ${q(dst)}/one-gib.bin`;
+    }, (i) => replica(`run --config ${q(config(`big${i}`, path.dirname(big), path.join(W, `big.dst${i}`)))}`));
+    row('1 GiB copy, durable + verified', ours, peer, 'cp && sync && xxhsum -H1', 1.0);
+  }
+  if (want('hash')) {
+    const gib = 1.073741824;
+    const [ours, peer] = pair(() => `xxhsum -H1 -q ${q(big)} >/dev/null`, () => `node ${q(CLI)} hash ${q(big)} >/dev/null`);
+    row('hash throughput, 1 GiB (page cache)', gib / ours, gib / peer, 'xxhsum -H1', 0.6, 'GB/s', true);
+  }
+}
+
+if (want('store')) {
+  const dir = path.join(W, 'store1m');
+  if (!fs.existsSync(path.join(dir, 'meta.json'))) execFileSync('node', [path.join(ROOT, 'bench/store1m.mjs'), 'build', dir, '1000000'], { stdio: 'inherit' });
+  const runs = Array.from({ length: TRIALS }, () => JSON.parse(execFileSync('node', [path.join(ROOT, 'bench/store1m.mjs'), 'load', dir], { encoding: 'utf8' })));
+  const m = (k) => median(runs.map((r) => r[k]));
+  const bytes = fs.readdirSync(path.join(dir, 'files')).reduce((a, f) => a + fs.statSync(path.join(dir, 'files', f)).size, 0);
+  console.log(`| store, 1M records (${(bytes / 1e6).toFixed(0)} MB JSON in 256 shards): load | ${(m('loadMs') / 1000).toFixed(2)} s | goal <= 3 s | | ${m('loadMs') <= 3000 ? 'met' : 'MISSED'} |`);
+  console.log(`| store, 1M records: persist one changed record (a flush each) | ${m('persistMs').toFixed(1)} ms | goal <= 50 ms | | ${m('persistMs') <= 50 ? 'met' : 'MISSED'} |`);
+  console.log(`| store, 1M records: peak RSS (load + 20 flushes) | ${m('rssMB').toFixed(0)} MB | goal <= 1024 MB | | ${m('rssMB') <= 1024 ? 'met' : 'MISSED'} |`);
+  rows.push({ what: 'store1m', loadMs: m('loadMs'), persistMs: m('persistMs'), rssMB: m('rssMB') });
+}
+
+for (const g of garbage) rm(g);
+fs.mkdirSync(path.join(ROOT, 'bench-out'), { recursive: true });
+fs.writeFileSync(path.join(ROOT, 'bench-out', 'results.json'), JSON.stringify(rows, null, 2));

@@ -68,7 +68,7 @@ export function age(file: string, seconds = 3600): void {
 export const ODD_NAMES = [
   'with space.dat', "quote'single.dat", 'quote"double.dat', 'new\nline.dat', 'tab\there.dat', '$(touch pwned).dat',
   '`backtick`.dat', 'ünïcødé-ß-日本語.dat', 'emoji-🔭.dat', '-leading-dash.dat', '.hidden.dat', 'back\\slash.dat',
-  'semi;colon&amp.dat', '*star?.dat', 'x'.repeat(240) + '.dat',
+  'semi;colon&amp.dat', '*star?.dat', 'x'.repeat(251) + '.dat', // 255 bytes: the longest name ext4 allows
 ];
 
 /** Build a tree of `n` files (0 B to `maxBytes`, some odd names, nested dirs) under `dir`, all aged. */

@@ -72,6 +72,7 @@ describe('replica run: a tree with hostile names lands byte-identical on two loc
   it('symlinks are recreated with the same link text; FIFOs are skipped and counted', async () => {
     fs.symlinkSync('../d1/no such target', path.join(src, 'd0', 'link'));
     fs.mkdirSync(path.join(src, 'pipes'));
+    fs.linkSync(files[30], path.join(src, 'd0', 'hardlink'));
     const { execFileSync } = await import('node:child_process');
     execFileSync('mkfifo', [path.join(src, 'pipes', 'fifo')]);
     const r = await cli(['run', '--json', '--config', cfg]);
@@ -80,6 +81,9 @@ describe('replica run: a tree with hostile names lands byte-identical on two loc
     assert.equal(out.counts.skipped, 1);
     assert.equal(fs.readlinkSync(onTarget(path.join(dir, 'tb'), 'h1', src, 'd0/link')), '../d1/no such target');
     assert.equal(fs.existsSync(onTarget(path.join(dir, 'tb'), 'h1', src, 'pipes/fifo')), false);
+    const hl = fs.statSync(onTarget(path.join(dir, 'tb'), 'h1', src, 'd0/hardlink'));
+    assert.notEqual(hl.ino, fs.statSync(onTarget(path.join(dir, 'tb'), 'h1', src, path.relative(src, files[30]))).ino, 'hard links are copied as separate files');
+    assert.equal(hl.nlink, 1);
     const s = json(await cli(['status', '--json', '--config', cfg]));
     assert.equal(s.skipped, 1);
   });

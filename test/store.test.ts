@@ -52,10 +52,11 @@ describe('store', () => {
     rmTree(dir);
   });
 
-  it('refuses a store from a newer format, and a store dir it cannot write', async () => {
+  it('refuses a store from a newer format, and a store dir it cannot create', async () => {
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({ formatVersion: 99 }));
     await assert.rejects(Store.open(dir, opts), StoreError);
+    await assert.rejects(Store.open(path.join(dir, 'meta.json', 'sub'), opts), /cannot create/);
     rmTree(dir);
   });
 

@@ -9,7 +9,7 @@ import { settlesAt } from '../scan/settle.js';
 import type { Target } from '../targets/target.js';
 import { TargetCopier } from './copier.js';
 import { hashSettled } from './hashing.js';
-import { reconcile } from './reconcile.js';
+import { reconcile, recheck } from './reconcile.js';
 import { shipStore } from './shipStore.js';
 import { isDue } from './states.js';
 import { withDeadline } from '../queue/deadline.js';
@@ -75,9 +75,10 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
   if (opts.dryRun) {
     result.wouldCopy = {};
     const now = Date.now();
+    const toHash = new Set(rec.toHash);
     for (const [p, r] of store.entries()) {
       if (r.d !== undefined) continue;
-      const due = active.filter((t) => (r.s === undefined ? rec.toHash.includes(p) : isDue(r, t.name, now, policy))).map((t) => t.name);
+      const due = active.filter((t) => (r.s === undefined ? toHash.has(p) : isDue(r, t.name, now, policy))).map((t) => t.name);
       if (due.length) result.wouldCopy[p] = due;
     }
     result.ok = true;
@@ -119,8 +120,7 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
     const until = Math.min(startedAt.getTime() + config.settleMs, Math.max(...rec.waiting.map((p) => settlesAt(store.get(p)!, config.settleMs))));
     if (until > Date.now()) await sleep(until - Date.now(), undefined, { signal }).catch(() => undefined);
     if (!signal.aborted) {
-      counts.unsettled = 0;
-      const again = reconcile({ ...config, sources: config.sources.filter((s) => !rec.missingSources.includes(s.path)) }, store, emptyCounts(), log);
+      const again = recheck(rec.waiting, store, config.settleMs);
       counts.unsettled = again.waiting.length;
       await hashSettled(again.toHash, store, names, policy, counts, log, signal);
       await copyDue();

@@ -110,3 +110,29 @@ function hasAnyEntry(src: SourceConfig): boolean {
     return false;
   }
 }
+
+/**
+ * Look again at files that were changing: re-stat each; one that has not changed since its last observation
+ * and is now settled goes to "hash now", one that changed gets a new observation and keeps waiting.
+ */
+export function recheck(paths: string[], store: Store, settleMs: number, now = Date.now()): { toHash: string[]; waiting: string[] } {
+  const res = { toHash: [] as string[], waiting: [] as string[] };
+  for (const p of paths) {
+    const rec = store.get(p);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      continue; // gone: the next scan records the deletion
+    }
+    if (!rec || !st.isFile()) continue;
+    const obs = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+    if (observationChanged(rec, obs)) {
+      observe(rec, obs, now);
+      store.set(p, rec);
+      res.waiting.push(p);
+    } else if (isSettled(rec, now, settleMs)) res.toHash.push(p);
+    else res.waiting.push(p);
+  }
+  return res;
+}

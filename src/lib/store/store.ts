@@ -97,8 +97,12 @@ export class Store {
   private async load(): Promise<void> {
     this.h32 = (await initHasher()).h32;
     if (!this.opts.readOnly) {
-      fs.mkdirSync(path.join(this.dir, FILES_DIR), { recursive: true });
-      fs.mkdirSync(path.join(this.dir, SNAP_DIR), { recursive: true });
+      try {
+        fs.mkdirSync(path.join(this.dir, FILES_DIR), { recursive: true });
+        fs.mkdirSync(path.join(this.dir, SNAP_DIR), { recursive: true });
+      } catch (err) {
+        throw new StoreError(`store: cannot create ${this.dir}: ${messageOf(err)}; check the \`store\` path in the config`, { cause: err });
+      }
     } else if (!fs.existsSync(path.join(this.dir, 'meta.json')) && this.snapshotDirs().length === 0) {
       this.opts.log.info(`store: ${this.dir} holds no replica store yet: nothing has been backed up`);
     }

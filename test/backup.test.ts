@@ -128,7 +128,10 @@ describe('backup() with memory targets and injected faults', () => {
     assert.equal(decodeState(store.get(f)!.t.a).a, 3);
     assert.equal(decodeState(store.get(f)!.t.a).n, undefined);
     a.inject = undefined;
-    assert.equal((await backup(cfg, store, [a], log)).counts.copied, 0, 'attempts spent: waits for retry or a change');
+    const waiting = await backup(cfg, store, [a], log);
+    assert.equal(waiting.counts.copied, 0, 'attempts spent: waits for retry or a change');
+    assert.equal(waiting.unverified, 1);
+    assert.equal(waiting.ok, false, 'a settled file not verified everywhere is never exit 0');
     fs.writeFileSync(f, 'two');
     age(f, 100);
     const r = await backup(cfg, store, [a], log);

@@ -1,14 +1,9 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError, InterruptedError, LockedError, ReplicaError, StoreError, UsageError, messageOf } from '../lib/errors.js';
-import { createContext, type GlobalOptions } from '../lib/commands/context.js';
-import { runCommand } from '../lib/commands/run.js';
-import { statusCommand } from '../lib/commands/status.js';
-import { newFilesCommand } from '../lib/commands/newFiles.js';
-import { checkCommand } from '../lib/commands/check.js';
-import { hashCommand } from '../lib/commands/hash.js';
-import { createLogger } from '../lib/log.js';
+import type { GlobalOptions } from '../lib/commands/context.js';
 import { VERSION } from '../lib/version.js';
+// Command modules are imported when used: `replica hash` need not load the store, winston or cosmiconfig.
 
 /** The exit-code table (SPEC 5): the only place errors become exit codes. */
 export const EXIT = { ok: 0, problems: 1, usage: 2, store: 74, locked: 75, config: 78, interrupted: 130 } as const;
@@ -87,20 +82,27 @@ export async function main(argv: string[]): Promise<number> {
     }
     const g: GlobalOptions = { config: values.config, json, logLevel: values['log-level'] };
     if (command === 'hash') {
-      return (await hashCommand(args, process.stdout, createLogger(g.logLevel ?? 'info'), json)) ? EXIT.problems : EXIT.ok;
+      const { hashCommand } = await import('../lib/commands/hash.js');
+      return (await hashCommand(args, process.stdout, json)) ? EXIT.problems : EXIT.ok;
     }
+    const { createContext } = await import('../lib/commands/context.js');
     const ctx = await createContext(g, command);
     switch (command) {
       case 'run': {
+        const { runCommand } = await import('../lib/commands/run.js');
         const ac = new AbortController();
         const stop = (sig: NodeJS.Signals) => { ctx.log.warn(`${sig}: stopping; in-flight copies are abandoned, the store is saved`); ac.abort(sig); };
         process.once('SIGINT', stop).once('SIGTERM', stop);
         const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], signal: ac.signal });
         return r.ok ? EXIT.ok : EXIT.problems;
       }
-      case 'status': await statusCommand(ctx); return EXIT.ok;
-      case 'new-files': await newFilesCommand(ctx, { since: values.since, target: values.target, nul: values.nul }); return EXIT.ok;
-      case 'check': return (await checkCommand(ctx)).every((i) => i.ok) ? EXIT.ok : EXIT.problems;
+      case 'status': await (await import('../lib/commands/status.js')).statusCommand(ctx); return EXIT.ok;
+      case 'new-files': {
+        const { newFilesCommand } = await import('../lib/commands/newFiles.js');
+        await newFilesCommand(ctx, { since: values.since, target: values.target, nul: values.nul });
+        return EXIT.ok;
+      }
+      case 'check': return (await (await import('../lib/commands/check.js')).checkCommand(ctx)).every((i) => i.ok) ? EXIT.ok : EXIT.problems;
     }
     /* c8 ignore next */
     throw new UsageError(`unknown command ${command}`);

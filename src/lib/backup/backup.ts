@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import { TargetError, messageOf, toTargetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
-import { emptyCounts, type RunCounts } from '../store/model.js';
+import { emptyCounts, stateCode, type RunCounts } from '../store/model.js';
 import type { WalkProblem } from '../scan/walk.js';
 import { settlesAt } from '../scan/settle.js';
 import type { Target } from '../targets/target.js';
@@ -38,6 +38,18 @@ export interface BackupResult {
   wouldCopy?: Record<string, string[]>;
   /** targets the store snapshot could not be shipped to */
   shipFailed: string[];
+  /** settled, existing files not verified on a target that was usable this run (failed earlier, waiting) */
+  unverified?: number;
+}
+
+/** Settled source files (not deleted) that are not verified (or ignored) on one of `targets`. */
+function countUnverified(store: Store, targets: string[]): number {
+  let n = 0;
+  for (const [, r] of store.entries()) {
+    if (r.s === undefined || r.d !== undefined) continue;
+    if (targets.some((t) => { const c = stateCode(r.t[t]); return c !== 'v' && c !== 'i'; })) n++;
+  }
+  return n;
 }
 
 /**
@@ -117,7 +129,8 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
   phase('copy', t0);
   if (opts.waitForSettle !== false && rec.waiting.length && !signal.aborted) {
     // Wait (at most `settle` from the start) for files seen changing, then take those that settled.
-    const until = Math.min(startedAt.getTime() + config.settleMs, Math.max(...rec.waiting.map((p) => settlesAt(store.get(p)!, config.settleMs))));
+    const last = rec.waiting.reduce((m, p) => Math.max(m, settlesAt(store.get(p)!, config.settleMs)), 0);
+    const until = Math.min(startedAt.getTime() + config.settleMs, last);
     if (until > Date.now()) await sleep(until - Date.now(), undefined, { signal }).catch(() => undefined);
     if (!signal.aborted) {
       const again = recheck(rec.waiting, store, config.settleMs);
@@ -135,13 +148,15 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
       m.lastOkAt = new Date().toISOString();
     }
   }
-  const ok = !signal.aborted && counts.failed === 0 && Object.keys(result.targetsDown).length === 0
+  result.unverified = countUnverified(store, copiers.filter((c) => !c.down).map((c) => c.target.name));
+  const ok = !signal.aborted && counts.failed === 0 && result.unverified === 0 && Object.keys(result.targetsDown).length === 0
     && result.missingSources.length === 0 && result.problems.length === 0;
   store.meta.lastRun = { command: opts.command ?? 'run', startedAt: startedAt.toISOString(), endedAt: new Date().toISOString(), ok, counts };
   store.meta.heartbeatAt = new Date().toISOString();
   store.touchMeta();
   t0 = performance.now();
-  const snap = signal.aborted ? undefined : await store.snapshot();
+  // With snapshots off, ship the live files: each is replaced only by rename, so each is read whole.
+  const snap = signal.aborted ? undefined : (await store.snapshot()) ?? store.dir;
   phase('save', t0);
   t0 = performance.now();
   if (snap) {
@@ -154,8 +169,6 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
         log.error(`store copy to ${c.target.name} failed: ${messageOf(err)}`, { target: c.target.name });
       }
     }
-  } else if (!signal.aborted) {
-    await store.flush();
   }
   phase('ship', t0);
   result.ok = ok && result.shipFailed.length === 0;

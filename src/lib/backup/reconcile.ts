@@ -36,58 +36,56 @@ export function reconcile(config: Config, store: Store, counts: RunCounts, log: 
   const globalExclude = config.exclude;
   for (const src of config.sources) {
     const seen = new Set<string>();
-    const found: Entry[] = [];
     const rootOk = fs.existsSync(src.path);
     const filter = new PathFilter(src.include, [...globalExclude, ...src.exclude]);
     const unreadable: string[] = [];
+    const before = counts.scanned;
+    // Entries are handled as the walk finds them. A source that turns out empty made no change to the store.
+    const onEntry = (e: Entry) => {
+      seen.add(e.path);
+      counts.scanned++;
+      if (e.kind === 'special') { counts.skipped++; return; }
+      let rec = store.get(e.path);
+      if (e.kind === 'symlink') {
+        counts.symlinks++;
+        let text: string;
+        try { text = fs.readlinkSync(e.path); } catch { return; }
+        if (!rec || rec.l !== text || rec.d !== undefined) {
+          rec = { z: e.size, m: e.mtimeMs, i: e.ino, f: rec?.f ?? now, s: now, l: text, t: {} };
+          resetTargets(rec, targetNames);
+          store.set(e.path, rec);
+        }
+        return;
+      }
+      if (!rec) {
+        rec = { z: e.size, m: e.mtimeMs, i: e.ino, o: now, f: now, t: {} };
+        store.set(e.path, rec);
+      } else if (rec.l !== undefined || rec.d !== undefined || observationChanged(rec, e)) {
+        if (rec.l !== undefined || observationChanged(rec, e)) {
+          observe(rec, e, now);
+          delete rec.s;
+          delete rec.l;
+        }
+        delete rec.d;
+        store.set(e.path, rec);
+      }
+      if (rec.s === undefined) {
+        if (isSettled(rec, now, config.settleMs)) res.toHash.push(e.path);
+        else { res.waiting.push(e.path); counts.unsettled++; }
+      }
+    };
     if (rootOk) {
-      walk(src.path, filter, (e) => found.push(e), (p) => {
+      walk(src.path, filter, onEntry, (p) => {
         res.problems.push(p);
         if (p.kind === 'unreadable') unreadable.push(p.path + '/');
         if (p.kind === 'unsupported-name') counts.unsupportedNames++;
         log.error(`scan: ${p.path}: ${p.message}`);
       });
     }
-    if (found.length === 0 && !hasAnyEntry(src) && storeKnows(store, src.path)) {
+    if (counts.scanned === before && !hasAnyEntry(src) && storeKnows(store, src.path)) {
       res.missingSources.push(src.path);
       log.error(`scan: source ${src.path} is ${rootOk ? 'empty' : 'missing'} but the store knows files under it: source-missing (is the disk mounted?); nothing of it changes`);
       continue;
-    }
-    for (const e of found) {
-      seen.add(e.path);
-      counts.scanned++;
-      if (e.kind === 'special') { counts.skipped++; continue; }
-      const obs = { size: e.size, mtimeMs: e.mtimeMs, ino: e.ino };
-      let rec = store.get(e.path);
-      let changed = false;
-      if (e.kind === 'symlink') {
-        counts.symlinks++;
-        let text: string;
-        try { text = fs.readlinkSync(e.path); } catch { continue; }
-        if (!rec || rec.l !== text || rec.d !== undefined) {
-          rec = { z: e.size, m: e.mtimeMs, i: e.ino, f: rec?.f ?? now, s: now, l: text, t: {} };
-          resetTargets(rec, targetNames);
-          store.set(e.path, rec);
-        }
-        continue;
-      }
-      if (!rec) {
-        rec = { z: e.size, m: e.mtimeMs, i: e.ino, o: now, f: now, t: {} };
-        changed = true;
-      } else if (rec.l !== undefined || observationChanged(rec, obs) || rec.d !== undefined) {
-        if (rec.l !== undefined || observationChanged(rec, obs)) {
-          observe(rec, obs, now);
-          delete rec.s;
-          delete rec.l;
-        }
-        delete rec.d;
-        changed = true;
-      }
-      if (changed) store.set(e.path, rec);
-      if (rec.s === undefined) {
-        if (isSettled(rec, now, config.settleMs)) res.toHash.push(e.path);
-        else { res.waiting.push(e.path); counts.unsettled++; }
-      }
     }
     for (const [p, r] of store.entries()) {
       // Not seen: deleted, unless it is now excluded or under a directory that could not be read.

@@ -42,6 +42,7 @@ function printRun(ctx: Context, r: BackupResult): void {
   const down = Object.entries(r.targetsDown).map(([n, e]) => `${n}: [${e.class}] ${e.message}`);
   ctx.out.write(`${r.ok ? 'ok' : 'PROBLEMS'}: ${c.scanned} scanned, ${c.hashed} hashed, ${c.copied} copied (${formatBytes(c.bytesCopied)}), `
     + `${c.verified} verified, ${c.failed} failed, ${c.unsettled} not settled yet, ${c.skipped} special files skipped, ${c.deleted} deleted at source\n`);
+  if (r.unverified) ctx.out.write(`${r.unverified} settled files are still not verified everywhere (failed earlier): see \`replica status\`\n`);
   for (const d of down) ctx.out.write(`target down: ${d}\n`);
   for (const m of r.missingSources) ctx.out.write(`source-missing: ${m}\n`);
   for (const p of r.problems) ctx.out.write(`${p.kind}: ${p.path}: ${p.message}\n`);

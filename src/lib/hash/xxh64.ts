@@ -60,20 +60,31 @@ export async function hashFile(file: string, opts: { signal?: AbortSignal } = {}
   }
 }
 
+const readAt = (fd: number, buf: Buffer, pos: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.read(fd, buf, 0, CHUNK, pos, (err, n) => (err ? reject(err) : resolve(n))));
+
+/** Hash from `start` to the end of `fd`: the next chunk is read (thread pool) while this one is hashed. */
 async function finishHash(fd: number, h: ReturnType<XXHashAPI['create64']>, start: number, signal?: AbortSignal): Promise<FileHash> {
-  const buf = takeBuffer();
+  const bufs = [takeBuffer(), takeBuffer()];
+  let pending: Promise<number> | undefined;
   try {
     let size = start;
+    let cur = 0;
+    pending = readAt(fd, bufs[cur], size);
     for (;;) {
       signal?.throwIfAborted();
-      const bytesRead = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, CHUNK, size, (err, n) => (err ? reject(err) : resolve(n))));
-      if (bytesRead === 0) break;
-      h.update(bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead));
-      size += bytesRead;
+      const n = await pending;
+      pending = undefined;
+      if (n === 0) break;
+      size += n;
+      pending = readAt(fd, bufs[cur ^ 1], size);
+      h.update(n === CHUNK ? bufs[cur] : bufs[cur].subarray(0, n));
+      cur ^= 1;
     }
     return { hash: toHex(h.digest()), size };
   } finally {
-    pool.push(buf);
+    await pending?.catch(() => undefined); // never recycle a buffer a read may still fill
+    pool.push(...bufs);
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Rec } from '../store/model.js';
 
-/** One lstat of a file: what the settle rule compares. */
-export interface Observation { size: number; mtimeMs: number; ino: number }
+/** One lstat of a file: what the settle rule compares (a walk Entry is one). */
+export interface Observation { readonly size: number; readonly mtimeMs: number; readonly ino: number }
 
 /** Did the file change between the record's last observation and `o`? */
 export function observationChanged(rec: Rec, o: Observation): boolean {

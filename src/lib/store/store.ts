@@ -163,7 +163,10 @@ export class Store {
 
   /** Every record, in no particular order. */
   *entries(): IterableIterator<[string, Rec]> {
-    for (const s of this.shards) yield* Object.entries(s.data.files);
+    for (const s of this.shards) {
+      const files = s.data.files;
+      for (const p in files) yield [p, files[p]];
+    }
   }
 
   /** Number of records. */

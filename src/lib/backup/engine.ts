@@ -1,0 +1,143 @@
+import type { Config } from '../config/schema.js';
+import { type TargetError, messageOf, toTargetError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import { emptyCounts, stateCode, type RunCounts } from '../store/model.js';
+import type { Target } from '../targets/target.js';
+import { withDeadline } from '../queue/deadline.js';
+import { TargetCopier } from './copier.js';
+import { hashSettled } from './hashing.js';
+import { reconcile, recheck, type ReconcileResult } from './reconcile.js';
+import { shipStore } from './shipStore.js';
+import { isDue } from './states.js';
+
+/**
+ * The work of one backup pass, in steps that `run` takes once and `watch` takes per event batch: the same
+ * code path for both. Holds the per-target copiers (a p-queue each) and the counts of the current pass.
+ * Every step records failures in the store; none throws for a file or a target.
+ */
+export class Engine {
+  copiers: TargetCopier[] = [];
+  counts: RunCounts = emptyCounts();
+  /** target name -> the target-wide failure that stopped it in this pass */
+  targetsDown: Record<string, { class: string; message: string }> = {};
+  readonly names: string[];
+
+  constructor(readonly config: Config, readonly store: Store, readonly targets: Target[], readonly log: Logger,
+    readonly signal: AbortSignal) {
+    this.names = config.targets.map((t) => t.name);
+  }
+
+  /** Start a new pass: fresh counts, heartbeat, meta up to date with the config. */
+  begin(): void {
+    this.counts = emptyCounts();
+    this.targetsDown = {};
+    const meta = this.store.meta;
+    meta.heartbeatAt = new Date().toISOString();
+    meta.sources = this.config.sources.map((s) => s.path);
+    for (const t of this.config.targets) meta.targets[t.name] = { ...meta.targets[t.name], url: t.url };
+    this.store.touchMeta();
+  }
+
+  /** Record a target-wide failure on the target (SPEC 8): shown by status, no attempts spent. */
+  recordDown(name: string, err: TargetError): void {
+    this.targetsDown[name] = { class: err.errorClass, message: err.message };
+    const m = (this.store.meta.targets[name] ??= { url: this.config.targets.find((t) => t.name === name)?.url ?? '' });
+    m.lastError = { class: err.errorClass, message: err.message, at: new Date().toISOString() };
+    this.store.touchMeta();
+    this.log.error(`target ${name} unusable: [${err.errorClass}] ${err.message}`, { target: name, class: err.errorClass });
+  }
+
+  /** Check every target (reachable, mounted, writable) and make a copier for each usable one. */
+  async openTargets(): Promise<void> {
+    this.copiers = [];
+    for (const t of this.targets) {
+      try {
+        await t.check();
+      } catch (err) {
+        const e = toTargetError(err, t.name, `[${t.name}] check`);
+        // A full target still takes the per-file path, so every file records its own ENOSPC.
+        if (e.targetWide || e.errorClass === 'unreachable') { this.recordDown(t.name, e); continue; }
+        this.log.warn(`target ${t.name}: ${e.message}`);
+      }
+      const cfg = this.config.targets.find((c) => c.name === t.name)!;
+      this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency, t.capabilities.maxConnections), {
+        host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts,
+        signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs, commandTimeoutMs: cfg.timeouts.commandMs,
+      }));
+    }
+  }
+
+  /** The full reconcile scan of every source. */
+  scan(): ReconcileResult {
+    return reconcile(this.config, this.store, this.counts, this.log);
+  }
+
+  /** Re-stat files seen changing; those now settled are hashed. Returns the ones still changing. */
+  async settle(paths: string[]): Promise<string[]> {
+    const { toHash, waiting } = recheck(paths, this.store, this.config.settleMs);
+    await this.hash(toHash);
+    return waiting;
+  }
+
+  /** Hash settled files; returns those whose content is now settled (due on every target). */
+  hash(paths: string[]): Promise<string[]> {
+    return hashSettled(paths, this.store, this.names, this.config.retry, this.counts, this.log, this.signal);
+  }
+
+  /** Copy and verify: `paths` if given (those due), else every due record in the store. */
+  async copy(paths?: string[]): Promise<void> {
+    const now = Date.now();
+    const due = new Map<TargetCopier, string[]>(this.copiers.map((c) => [c, []]));
+    const consider = (p: string) => {
+      const r = this.store.get(p);
+      if (r) for (const c of this.copiers) if (!c.down && isDue(r, c.target.name, now, this.config.retry)) due.get(c)!.push(p);
+    };
+    if (paths) for (const p of paths) consider(p);
+    else for (const [p, r] of this.store.entries()) for (const c of this.copiers) if (!c.down && isDue(r, c.target.name, now, this.config.retry)) due.get(c)!.push(p);
+    await Promise.all(this.copiers.map((c) => {
+      c.ctx.counts = this.counts;
+      return c.copyAll(due.get(c)!.sort());
+    }));
+    for (const c of this.copiers) if (c.down && !this.targetsDown[c.target.name]) this.recordDown(c.target.name, c.down);
+  }
+
+  /** Settled source files (not deleted) not verified (or ignored) on a target usable now. */
+  unverified(): number {
+    const names = this.copiers.filter((c) => !c.down).map((c) => c.target.name);
+    let n = 0;
+    for (const [, r] of this.store.entries()) {
+      if (r.s === undefined || r.d !== undefined) continue;
+      if (names.some((t) => { const c = stateCode(r.t[t]); return c !== 'v' && c !== 'i'; })) n++;
+    }
+    return n;
+  }
+
+  /** Targets that worked through this pass get their lastError cleared and lastOkAt set. */
+  markTargetsOk(): void {
+    for (const c of this.copiers) {
+      if (c.down) continue;
+      const m = this.store.meta.targets[c.target.name];
+      delete m.lastError;
+      m.lastOkAt = new Date().toISOString();
+    }
+    this.store.touchMeta();
+  }
+
+  /** Snapshot the store and copy it to every usable target; returns the targets it could not be shipped to. */
+  async saveAndShip(): Promise<string[]> {
+    // With snapshots off, ship the live files: each is replaced only by rename, so each is read whole.
+    const snap = (await this.store.snapshot()) ?? this.store.dir;
+    const failed: string[] = [];
+    for (const c of this.copiers) {
+      if (c.down) continue;
+      try {
+        await withDeadline(c.ctx.copyTimeoutMs, this.signal, (sig) => shipStore(c.target, snap, this.config.host, sig));
+      } catch (err) {
+        failed.push(c.target.name);
+        this.log.error(`store copy to ${c.target.name} failed: ${messageOf(err)}`, { target: c.target.name });
+      }
+    }
+    return failed;
+  }
+}

@@ -17,6 +17,8 @@ commands:
   status                           per target: verified / pending / failed, oldest unverified, last run
   new-files [--since 24h|ISO] [--target N] [-0]
                                    files not yet verified on every target (scanned now)
+  watch                            the agent: a run at start, then file events, rescans, heartbeat;
+                                   SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the config
   check                            config, targets (reachable, mounted, writable), inotify budget, store
   hash FILE...                     print "<xxh64>  <file>" exactly as \`xxhsum -H1\` does
 
@@ -43,7 +45,7 @@ const OPTIONS = {
 } as const;
 const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
 const COMMAND_OPTIONS: Record<string, string[]> = {
-  run: ['target', 'dry-run'], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [],
+  run: ['target', 'dry-run'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [],
 };
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -96,6 +98,7 @@ export async function main(argv: string[]): Promise<number> {
         const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], signal: ac.signal });
         return r.ok ? EXIT.ok : EXIT.problems;
       }
+      case 'watch': await (await import('../lib/commands/watch.js')).watchCommand(ctx); return EXIT.ok;
       case 'status': await (await import('../lib/commands/status.js')).statusCommand(ctx); return EXIT.ok;
       case 'new-files': {
         const { newFilesCommand } = await import('../lib/commands/newFiles.js');

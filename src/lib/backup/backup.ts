@@ -35,6 +35,8 @@ export interface BackupResult {
   shipFailed: string[];
   /** settled, existing files not verified on a target that was usable this run (failed earlier, waiting) */
   unverified?: number;
+  /** files still changing when the pass ended (watch arms a settle timer for each) */
+  waiting: string[];
 }
 
 /**
@@ -52,7 +54,7 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
   let t0 = performance.now();
   const scan = engine.scan();
   phase('scan', t0);
-  const result: BackupResult = { ok: false, counts: engine.counts, targetsDown: engine.targetsDown, missingSources: scan.missingSources, problems: scan.problems, shipFailed: [] };
+  const result: BackupResult = { ok: false, counts: engine.counts, targetsDown: engine.targetsDown, missingSources: scan.missingSources, problems: scan.problems, shipFailed: [], waiting: scan.waiting };
 
   if (opts.dryRun) {
     result.wouldCopy = {};
@@ -80,8 +82,8 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
     const until = Math.min(startedAt.getTime() + config.settleMs, last);
     if (until > Date.now()) await sleep(until - Date.now(), undefined, { signal }).catch(() => undefined);
     if (!signal.aborted) {
-      const waiting = await engine.settle(scan.waiting);
-      engine.counts.unsettled = waiting.length;
+      result.waiting = await engine.settle(scan.waiting);
+      engine.counts.unsettled = result.waiting.length;
       await engine.copy();
     }
   }

@@ -44,35 +44,9 @@ export function reconcile(config: Config, store: Store, counts: RunCounts, log: 
     const onEntry = (e: Entry) => {
       seen.add(e.path);
       counts.scanned++;
-      if (e.kind === 'special') { counts.skipped++; return; }
-      let rec = store.get(e.path);
-      if (e.kind === 'symlink') {
-        counts.symlinks++;
-        let text: string;
-        try { text = fs.readlinkSync(e.path); } catch { return; }
-        if (!rec || rec.l !== text || rec.d !== undefined) {
-          rec = { z: e.size, m: e.mtimeMs, i: e.ino, f: rec?.f ?? now, s: now, l: text, t: {} };
-          resetTargets(rec, targetNames);
-          store.set(e.path, rec);
-        }
-        return;
-      }
-      if (!rec) {
-        rec = { z: e.size, m: e.mtimeMs, i: e.ino, o: now, f: now, t: {} };
-        store.set(e.path, rec);
-      } else if (rec.l !== undefined || rec.d !== undefined || observationChanged(rec, e)) {
-        if (rec.l !== undefined || observationChanged(rec, e)) {
-          observe(rec, e, now);
-          delete rec.s;
-          delete rec.l;
-        }
-        delete rec.d;
-        store.set(e.path, rec);
-      }
-      if (rec.s === undefined) {
-        if (isSettled(rec, now, config.settleMs)) res.toHash.push(e.path);
-        else { res.waiting.push(e.path); counts.unsettled++; }
-      }
+      const next = observeEntry(store, e, now, config.settleMs, targetNames, counts);
+      if (next === 'hash') res.toHash.push(e.path);
+      else if (next === 'wait') { res.waiting.push(e.path); counts.unsettled++; }
     };
     if (rootOk) {
       walk(src.path, filter, onEntry, (p) => {
@@ -98,6 +72,54 @@ export function reconcile(config: Config, store: Store, counts: RunCounts, log: 
     }
   }
   return res;
+}
+
+/**
+ * Bring the record of one file found under a source up to date with what is there now: a new file, a
+ * changed one (new observation, no longer settled), a symlink (settled at once: recorded by link text), a
+ * file back after a deletion. Returns what the file needs next: `hash` (settled, content not yet known),
+ * `wait` (still changing) or `none` (known and unchanged, or a special file).
+ */
+export function observeEntry(store: Store, e: Entry, now: number, settleMs: number, targetNames: string[], counts: RunCounts): 'hash' | 'wait' | 'none' {
+  if (e.kind === 'special') { counts.skipped++; return 'none'; }
+  let rec = store.get(e.path);
+  if (e.kind === 'symlink') {
+    counts.symlinks++;
+    let text: string;
+    try { text = fs.readlinkSync(e.path); } catch { return 'none'; }
+    if (!rec || rec.l !== text || rec.d !== undefined) {
+      rec = { z: e.size, m: e.mtimeMs, i: e.ino, f: rec?.f ?? now, s: now, l: text, t: {} };
+      resetTargets(rec, targetNames);
+      store.set(e.path, rec);
+    }
+    return 'none';
+  }
+  if (!rec) {
+    rec = { z: e.size, m: e.mtimeMs, i: e.ino, o: now, f: now, t: {} };
+    store.set(e.path, rec);
+  } else if (rec.l !== undefined || rec.d !== undefined || observationChanged(rec, e)) {
+    if (rec.l !== undefined || observationChanged(rec, e)) {
+      observe(rec, e, now);
+      delete rec.s;
+      delete rec.l;
+    }
+    delete rec.d;
+    store.set(e.path, rec);
+  }
+  if (rec.s !== undefined) return 'none';
+  return isSettled(rec, now, settleMs) ? 'hash' : 'wait';
+}
+
+/** lstat one path as the walk would (symlinks not followed); undefined when it is gone or not a file. */
+export function entryOf(p: string): Entry | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    return undefined;
+  }
+  if (st.isDirectory()) return undefined;
+  return { path: p, kind: st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'special', size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, mode: st.mode };
 }
 
 /** Does the source root hold anything at all (even files all excluded)? */

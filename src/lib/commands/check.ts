@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { messageOf, toTargetError } from '../errors.js';
 import { createTarget } from '../targets/registry.js';
+import { userWatches } from '../scan/inotify.js';
 import { type Context, openStoreReadOnly } from './context.js';
 
 export interface CheckItem { what: string; ok: boolean; detail: string }
@@ -28,11 +29,12 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
       items.push({ what: `target ${tc.name}`, ok: false, detail: `[${e.errorClass}] ${e.message}` });
     }
   }
-  try {
-    const max = Number(fs.readFileSync('/proc/sys/fs/inotify/max_user_watches', 'utf8').trim());
-    items.push({ what: 'inotify', ok: true, detail: `max_user_watches ${max}` });
-  } catch {
+  const { watches, max } = userWatches();
+  if (max === undefined) {
     items.push({ what: 'inotify', ok: true, detail: 'not available on this system (watch falls back to periodic scans)' });
+  } else {
+    const near = watches > 0.9 * max;
+    items.push({ what: 'inotify', ok: !near, detail: `${watches} watches in use by this user of max_user_watches ${max}${near ? ': near the limit, raise fs.inotify.max_user_watches' : ''}` });
   }
   try {
     const store = await openStoreReadOnly(ctx);

@@ -15,6 +15,12 @@ export async function statusCommand(ctx: Context): Promise<StoreSummary> {
   const w = (l: string) => ctx.out.write(`${l}\n`);
   w(`host ${s.host}  agent ${s.agentVersion}  heartbeat ${ago(s.heartbeatAt)}`);
   w(`last run: ${s.lastRun ? `${s.lastRun.ok ? 'ok' : 'PROBLEMS'}, ended ${ago(s.lastRun.endedAt)}` : 'never'}`);
+  if (s.watch) {
+    const wch = s.watch;
+    const budget = wch.maxWatches ? ` of ${wch.maxWatches} allowed${wch.watches > 0.9 * wch.maxWatches ? ' (NEAR THE LIMIT)' : ''}` : '';
+    w(`watch: ${wch.stoppedAt ? `stopped ${ago(wch.stoppedAt)}` : `pid ${wch.pid}, ${wch.mode === 'polling' ? 'POLLING (watcher failed)' : 'events'}`}, ${wch.backend}, ${wch.watches} inotify watches${budget}`);
+    if (wch.error) w(`watch error ${ago(wch.error.at)}: ${wch.error.message}`);
+  }
   w(`files: ${s.files} known, ${s.unsettled} not settled yet, ${s.deleted} deleted at source, ${s.skipped} special files skipped`);
   for (const t of s.targets) {
     w(`target ${t.name} (${t.url})${t.lastError ? `  DOWN since ${t.lastError.at}: [${t.lastError.class}] ${t.lastError.message}` : ''}`);

@@ -28,6 +28,8 @@ export interface StoreSummary {
   deleted: number;
   /** special files (FIFOs, sockets, devices) skipped by the last scan */
   skipped: number;
+  /** the watch agent, when one has run: backend, inotify watches in use and the limit, fallback mode */
+  watch?: Meta['watch'];
   targets: TargetSummary[];
 }
 
@@ -46,7 +48,7 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
   const oldest = new Map<string, [string, number]>();
   const s: StoreSummary = {
     host: meta.host, agentVersion: meta.agentVersion, heartbeatAt: meta.heartbeatAt, lastRun: meta.lastRun,
-    files: 0, unsettled: 0, deleted: 0, skipped: meta.lastRun?.counts.skipped ?? 0, targets: [],
+    files: 0, unsettled: 0, deleted: 0, skipped: meta.lastRun?.counts.skipped ?? 0, watch: meta.watch, targets: [],
   };
   for (const [p, r] of records) {
     s.files++;

@@ -118,6 +118,21 @@ export interface Meta {
   lastRun?: { command: string; startedAt: string; endedAt?: string; ok: boolean; counts: RunCounts };
   targets: Record<string, { url: string; lastError?: { class: ErrorClass; message: string; at: string }; lastOkAt?: string }>;
   sources: string[];
+  /** the `replica watch` agent: how it watches, and whether it had to fall back to periodic scans */
+  watch?: WatchInfo;
+}
+
+export interface WatchInfo {
+  backend: string;
+  pid: number;
+  startedAt: string;
+  /** inotify watches the agent holds, and the per-user limit */
+  watches: number;
+  maxWatches?: number;
+  /** `events`: the watcher reports changes; `polling`: it failed (e.g. inotify limit) and rescans run often */
+  mode: 'events' | 'polling';
+  error?: { message: string; at: string };
+  stoppedAt?: string;
 }
 
 export function emptyCounts(): RunCounts {

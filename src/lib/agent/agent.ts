@@ -1,0 +1,308 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config } from '../config/schema.js';
+import { loadConfig } from '../config/load.js';
+import { messageOf } from '../errors.js';
+import type { Logger } from '../log.js';
+import { backup } from '../backup/backup.js';
+import { Engine } from '../backup/engine.js';
+import { entryOf, observeEntry } from '../backup/reconcile.js';
+import { settlesAt } from '../scan/settle.js';
+import { watchSources, type SourceWatcher } from '../scan/watch.js';
+import { maxUserWatches, processWatches } from '../scan/inotify.js';
+import { stateCode } from '../store/model.js';
+import type { Store } from '../store/store.js';
+import type { Target } from '../targets/target.js';
+
+export interface AgentDeps {
+  store: Store;
+  /** builds the targets of a config (again on reload) */
+  makeTargets: (config: Config) => Target[];
+  log: Logger;
+}
+
+/** While the watcher is down (inotify limit, overflow), rescans run this often at least. */
+const POLL_MS = 60_000;
+/** Retries due and targets that were down are looked at this often. */
+const RETRY_MS = 60_000;
+/** The store snapshot is shipped at most this often after batches (and on every rescan). */
+const SHIP_MS = 10_000;
+
+/**
+ * `replica watch`: a full pass at start, then chokidar events per file (settle timer per changed file,
+ * hash, per-target queue, verify: the Engine `run` uses), full rescans every `rescan` and whenever the
+ * watcher fails, retries, heartbeat, store shipped to targets. All work runs on one chain, so passes and
+ * event batches never interleave on the store. stop() ends it cleanly; reload() re-reads the config.
+ */
+export class Agent {
+  private engine!: Engine;
+  private targets: Target[] = [];
+  private watcher?: SourceWatcher;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly ready = new Set<string>();
+  private intervals: NodeJS.Timeout[] = [];
+  private shipTimer?: NodeJS.Timeout;
+  private lastShip = 0;
+  private work: Promise<void> = Promise.resolve();
+  private readonly abort = new AbortController();
+  private stopping = false;
+  private polling = false;
+  /** events that arrive while a full pass runs: handled after it (the pass may not have seen them) */
+  private buffer?: [kind: 'change' | 'unlink', path: string][];
+  /** resolves when stop() has finished */
+  readonly stopped: Promise<void>;
+  private resolveStopped!: () => void;
+
+  constructor(private config: Config, private readonly deps: AgentDeps) {
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+  }
+
+  private get store(): Store { return this.deps.store; }
+  private get log(): Logger { return this.deps.log; }
+
+  /** Queue `fn` on the work chain; its failure is logged, never fatal to the agent. */
+  private enqueue(what: string, fn: () => Promise<void>): Promise<void> {
+    this.work = this.work.then(() => (this.stopping && what !== 'stop' ? undefined : fn())).catch((err) => {
+      this.log.error(`watch: ${what} failed: ${messageOf(err)}`, { stack: (err as Error).stack });
+    });
+    return this.work;
+  }
+
+  /** Initial pass, then watch. Resolves once the watcher is ready. */
+  async start(): Promise<void> {
+    this.setup();
+    // Watch first, then scan: a file created while the scan runs is reported by the watcher (buffered),
+    // one created before the watcher was ready is found by the scan. The other order loses the gap.
+    this.buffer = [];
+    await this.startWatching();
+    await this.enqueue('initial pass', () => this.fullPass());
+    this.replay();
+    this.intervals = [
+      setInterval(() => this.heartbeat(), this.config.heartbeatMs),
+      setInterval(() => void this.enqueue('rescan', () => this.fullPass()), this.config.rescanMs),
+      setInterval(() => void this.enqueue('retries', () => this.retries()), Math.min(RETRY_MS, this.config.rescanMs)),
+    ];
+    this.log.info(`watch: watching ${this.config.sources.length} source(s) with ${processWatches()} inotify watches; settle ${this.config.settleMs} ms, rescan every ${this.config.rescanMs} ms`);
+  }
+
+  private setup(): void {
+    this.targets = this.deps.makeTargets(this.config);
+    this.engine = new Engine(this.config, this.store, this.targets, this.log, this.abort.signal);
+  }
+
+  /** The same full pass as `replica run` (without waiting for settle: timers do that here). */
+  private async fullPass(): Promise<void> {
+    const r = await backup(this.config, this.store, this.targets, this.log, { signal: this.abort.signal, command: 'watch', waitForSettle: false });
+    for (const p of r.waiting) this.arm(p);
+    this.releaseDone(this.watcher?.watchedFiles() ?? []);
+    this.engine.begin();
+    await this.engine.openTargets();
+    this.lastShip = Date.now();
+    this.log.info(`watch: pass done: ${r.counts.scanned} scanned, ${r.counts.verified} verified, ${r.counts.failed} failed, ${r.waiting.length} settling`, { counts: r.counts });
+  }
+
+  private async startWatching(): Promise<void> {
+    this.watcher = watchSources(this.config, {
+      onChange: (p) => this.changed(p),
+      onUnlink: (p) => this.unlinked(p),
+      onError: (e) => this.watchFailed(e),
+      isDone: (p) => this.isDone(p),
+    });
+    await this.watcher.ready;
+    this.heartbeat();
+  }
+
+  /** Files verified everywhere give up their own watch (their directory keeps one). */
+  private releaseDone(paths: Iterable<string>): void {
+    for (const p of [...paths]) if (this.isDone(p)) this.watcher?.release(p);
+  }
+
+  /** Settled and verified on every target: needs no watch of its own. */
+  private isDone(p: string): boolean {
+    const r = this.store.get(p);
+    if (!r || r.s === undefined || r.d !== undefined) return false;
+    return this.engine.names.every((t) => stateCode(r.t[t]) === 'v');
+  }
+
+  /** Handle the events buffered during a full pass. */
+  private replay(): void {
+    const events = this.buffer ?? [];
+    this.buffer = undefined;
+    for (const [kind, p] of events) {
+      if (kind === 'change') this.changed(p);
+      else this.unlinked(p);
+    }
+  }
+
+  /** A watcher event: record the observation now, and (re)arm the file's settle timer. */
+  private changed(p: string): void {
+    this.log.debug(`watch: event ${p}`);
+    if (this.stopping) return;
+    if (this.buffer) { this.buffer.push(['change', p]); return; }
+    const e = entryOf(p);
+    if (!e) return;
+    const next = observeEntry(this.store, e, Date.now(), this.config.settleMs, this.engine.names, this.engine.counts);
+    if (next === 'hash') this.markReady(p);
+    else if (next === 'wait') this.arm(p);
+    else if (e.kind === 'symlink') this.markReady(p);
+  }
+
+  private arm(p: string): void {
+    clearTimeout(this.timers.get(p));
+    const rec = this.store.get(p);
+    if (!rec) return;
+    const wait = Math.max(10, settlesAt(rec, this.config.settleMs) - Date.now() + 5);
+    this.timers.set(p, setTimeout(() => {
+      this.timers.delete(p);
+      void this.enqueue('settle', async () => {
+        for (const still of await this.engine.settle([p])) this.arm(still);
+        this.markReady(p);
+      });
+    }, wait));
+  }
+
+  private markReady(p: string): void {
+    this.ready.add(p);
+    void this.enqueue('copy', () => this.pump());
+  }
+
+  /** Copy and verify everything ready, as one batch per target; release watches of finished files. */
+  private async pump(): Promise<void> {
+    if (!this.ready.size) return;
+    const batch = [...this.ready];
+    this.ready.clear();
+    await this.engine.copy(batch);
+    this.releaseDone(batch);
+    this.scheduleShip();
+  }
+
+  private unlinked(p: string): void {
+    if (this.buffer) { this.buffer.push(['unlink', p]); return; }
+    clearTimeout(this.timers.get(p));
+    this.timers.delete(p);
+    const r = this.store.get(p);
+    if (r && r.d === undefined) {
+      r.d = Date.now();
+      this.store.set(p, r);
+    }
+  }
+
+  /** The watcher failed (inotify limit, overflow): say so everywhere and rescan instead of trusting events. */
+  private watchFailed(err: Error): void {
+    const limit = (err as NodeJS.ErrnoException).code === 'ENOSPC';
+    const msg = limit ? `inotify watch limit reached (fs.inotify.max_user_watches = ${maxUserWatches()}): falling back to a full scan every ${Math.min(POLL_MS, this.config.rescanMs) / 1000} s; raise the limit (sysctl fs.inotify.max_user_watches=...) and restart`
+      : `watcher error: ${err.message}: rescanning`;
+    this.log.error(`watch: ${msg}`);
+    this.store.meta.watch = { ...this.watchInfo(), mode: limit ? 'polling' : this.store.meta.watch?.mode ?? 'events', error: { message: msg, at: new Date().toISOString() } };
+    this.store.touchMeta();
+    if (limit && !this.polling) {
+      this.polling = true;
+      this.intervals.push(setInterval(() => void this.enqueue('rescan', () => this.fullPass()), Math.min(POLL_MS, this.config.rescanMs)));
+    }
+    void this.enqueue('rescan', () => this.fullPass());
+  }
+
+  private async retries(): Promise<void> {
+    if (this.engine.copiers.length < this.targets.length || this.engine.copiers.some((c) => c.down)) {
+      this.engine.begin();
+      await this.engine.openTargets();
+    }
+    await this.engine.copy();
+    this.scheduleShip();
+  }
+
+  private scheduleShip(): void {
+    if (this.shipTimer || this.stopping) return;
+    const wait = Math.max(0, this.lastShip + SHIP_MS - Date.now());
+    this.shipTimer = setTimeout(() => {
+      this.shipTimer = undefined;
+      void this.enqueue('ship', async () => {
+        this.lastShip = Date.now();
+        await this.engine.saveAndShip();
+      });
+    }, wait);
+  }
+
+  private watchInfo() {
+    return {
+      backend: 'chokidar', pid: process.pid,
+      startedAt: this.store.meta.watch?.pid === process.pid ? this.store.meta.watch.startedAt : new Date().toISOString(),
+      watches: processWatches(), maxWatches: maxUserWatches(), mode: this.polling ? 'polling' as const : 'events' as const,
+      error: this.store.meta.watch?.pid === process.pid ? this.store.meta.watch.error : undefined,
+    };
+  }
+
+  /** Record that the agent is alive (SPEC 3), with its watch budget. */
+  private heartbeat(): void {
+    this.store.meta.heartbeatAt = new Date().toISOString();
+    this.store.meta.watch = this.watchInfo();
+    const w = this.store.meta.watch;
+    if (w.maxWatches && w.watches > 0.9 * w.maxWatches) this.log.warn(`watch: ${w.watches} inotify watches of ${w.maxWatches} allowed: near the limit`);
+    this.store.touchMeta();
+  }
+
+  /**
+   * Re-read the config (SIGHUP). An invalid config is logged and the old one kept; a valid one replaces the
+   * watcher, the targets and the timers, then a full pass runs. The store and host cannot change this way.
+   */
+  async reload(file: string): Promise<boolean> {
+    let next: Config;
+    try {
+      next = await loadConfig({ file });
+    } catch (err) {
+      this.log.error(`watch: reload refused, keeping the running config: ${messageOf(err)}`);
+      return false;
+    }
+    if (next.store !== this.config.store || next.host !== this.config.host) {
+      this.log.error('watch: reload refused: `store` and `host` cannot change while running; restart the agent');
+      return false;
+    }
+    await this.enqueue('reload', async () => {
+      await this.quiesce();
+      await Promise.allSettled(this.targets.map((t) => t.close()));
+      this.config = next;
+      this.setup();
+      this.buffer = [];
+      await this.startWatching();
+      await this.fullPass();
+      this.replay();
+    });
+    this.log.info(`watch: config reloaded from ${next.file}`);
+    return true;
+  }
+
+  private async quiesce(): Promise<void> {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await this.watcher?.close();
+    this.watcher = undefined;
+  }
+
+  /**
+   * Stop (SIGTERM/SIGINT): no new work; in-flight copies may finish for `graceMs`, then they are abandoned
+   * (their temp files removed, nothing under a final name); the store is saved. Resolves when done.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (this.stopping) return this.stopped;
+    this.stopping = true;
+    for (const i of this.intervals) clearInterval(i);
+    clearTimeout(this.shipTimer);
+    await this.quiesce();
+    const graceOver = new AbortController();
+    const finished = await Promise.race([
+      this.work.then(() => true),
+      sleep(graceMs, false, { signal: graceOver.signal }).catch(() => false),
+    ]);
+    graceOver.abort(); // the grace timer must not keep the process alive once the work is done
+    if (!finished) {
+      this.log.warn(`watch: in-flight copies did not finish within ${graceMs} ms: abandoning them`);
+      this.abort.abort(new Error('stopping'));
+      await this.work;
+    }
+    this.store.meta.heartbeatAt = new Date().toISOString();
+    if (this.store.meta.watch) this.store.meta.watch.stoppedAt = new Date().toISOString();
+    this.store.touchMeta();
+    await this.store.close();
+    await Promise.allSettled(this.targets.map((t) => t.close()));
+    this.resolveStopped();
+  }
+}

@@ -98,7 +98,13 @@ export async function main(argv: string[]): Promise<number> {
         const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], signal: ac.signal });
         return r.ok ? EXIT.ok : EXIT.problems;
       }
-      case 'watch': await (await import('../lib/commands/watch.js')).watchCommand(ctx); return EXIT.ok;
+      case 'watch': {
+        await (await import('../lib/commands/watch.js')).watchCommand(ctx);
+        // The agent has saved the store and released the lock. chokidar can leave an fs.watch handle open
+        // after watch-limit (ENOSPC) errors, which would keep the process alive: exit explicitly.
+        setImmediate(() => process.exit(EXIT.ok));
+        return EXIT.ok;
+      }
       case 'status': await (await import('../lib/commands/status.js')).statusCommand(ctx); return EXIT.ok;
       case 'new-files': {
         const { newFilesCommand } = await import('../lib/commands/newFiles.js');

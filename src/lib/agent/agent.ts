@@ -75,10 +75,11 @@ export class Agent {
     this.buffer = [];
     await this.startWatching();
     await this.enqueue('initial pass', () => this.fullPass());
+    if (this.stopping) return; // stopped while starting: start nothing more
     this.replay();
     this.intervals = [
       setInterval(() => this.heartbeat(), this.config.heartbeatMs),
-      setInterval(() => void this.enqueue('rescan', () => this.fullPass()), this.config.rescanMs),
+      setInterval(() => this.rescan(), this.config.rescanMs),
       setInterval(() => void this.enqueue('retries', () => this.retries()), Math.min(RETRY_MS, this.config.rescanMs)),
     ];
     this.log.info(`watch: watching ${this.config.sources.length} source(s) with ${processWatches()} inotify watches; settle ${this.config.settleMs} ms, rescan every ${this.config.rescanMs} ms`);
@@ -87,6 +88,15 @@ export class Agent {
   private setup(): void {
     this.targets = this.deps.makeTargets(this.config);
     this.engine = new Engine(this.config, this.store, this.targets, this.log, this.abort.signal);
+  }
+
+  private rescanQueued = false;
+
+  /** Queue a full pass unless one is already waiting (a burst of watcher errors asks for just one). */
+  private rescan(): void {
+    if (this.rescanQueued || this.stopping) return;
+    this.rescanQueued = true;
+    void this.enqueue('rescan', () => { this.rescanQueued = false; return this.fullPass(); });
   }
 
   /** The same full pass as `replica run` (without waiting for settle: timers do that here). */
@@ -189,6 +199,7 @@ export class Agent {
   /** The watcher failed (inotify limit, overflow): say so everywhere and rescan instead of trusting events. */
   private watchFailed(err: Error): void {
     const limit = (err as NodeJS.ErrnoException).code === 'ENOSPC';
+    if (this.stopping || (limit && this.polling)) return; // said once; the rescans are running already
     const msg = limit ? `inotify watch limit reached (fs.inotify.max_user_watches = ${maxUserWatches()}): falling back to a full scan every ${Math.min(POLL_MS, this.config.rescanMs) / 1000} s; raise the limit (sysctl fs.inotify.max_user_watches=...) and restart`
       : `watcher error: ${err.message}: rescanning`;
     this.log.error(`watch: ${msg}`);
@@ -196,9 +207,9 @@ export class Agent {
     this.store.touchMeta();
     if (limit && !this.polling) {
       this.polling = true;
-      this.intervals.push(setInterval(() => void this.enqueue('rescan', () => this.fullPass()), Math.min(POLL_MS, this.config.rescanMs)));
+      this.intervals.push(setInterval(() => this.rescan(), Math.min(POLL_MS, this.config.rescanMs)));
     }
-    void this.enqueue('rescan', () => this.fullPass());
+    this.rescan();
   }
 
   private async retries(): Promise<void> {
@@ -273,6 +284,7 @@ export class Agent {
   private async quiesce(): Promise<void> {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    this.log.debug('watch: closing the watcher');
     await this.watcher?.close();
     this.watcher = undefined;
   }
@@ -287,6 +299,7 @@ export class Agent {
     for (const i of this.intervals) clearInterval(i);
     clearTimeout(this.shipTimer);
     await this.quiesce();
+    this.log.debug('watch: watcher closed; waiting for work in flight');
     const graceOver = new AbortController();
     const finished = await Promise.race([
       this.work.then(() => true),
@@ -303,6 +316,7 @@ export class Agent {
     this.store.touchMeta();
     await this.store.close();
     await Promise.allSettled(this.targets.map((t) => t.close()));
+    this.log.debug('watch: stopped: store saved, targets closed');
     this.resolveStopped();
   }
 }

@@ -20,6 +20,8 @@ export interface BackupOptions {
   command?: string;
   /** wait for files seen changing, up to `settle` (true for `run`) */
   waitForSettle?: boolean;
+  /** called with the pass's engine as it starts (progress display) */
+  onStart?: (engine: Engine) => void;
 }
 
 export interface BackupResult {
@@ -50,6 +52,7 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
   const engine = new Engine(config, store, targets.filter((t) => !opts.target || t.name === opts.target), log, signal);
   const startedAt = new Date();
   engine.begin();
+  opts.onStart?.(engine);
   const phase = (name: string, t0: number) => log.verbose(`${name} took ${Math.round(performance.now() - t0)} ms`, { phase: name });
   let t0 = performance.now();
   const scan = engine.scan();

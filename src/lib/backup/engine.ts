@@ -22,6 +22,8 @@ export class Engine {
   /** target name -> the target-wide failure that stopped it in this pass */
   targetsDown: Record<string, { class: string; message: string }> = {};
   readonly names: string[];
+  /** copies due in the current copy step (for progress): files and bytes, counted per target */
+  due = { files: 0, bytes: 0 };
 
   constructor(readonly config: Config, readonly store: Store, readonly targets: Target[], readonly log: Logger,
     readonly signal: AbortSignal) {
@@ -95,6 +97,7 @@ export class Engine {
     };
     if (paths) for (const p of paths) consider(p);
     else for (const [p, r] of this.store.entries()) for (const c of this.copiers) if (!c.down && isDue(r, c.target.name, now, this.config.retry)) due.get(c)!.push(p);
+    for (const [, list] of due) for (const p of list) { this.due.files++; this.due.bytes += this.store.get(p)?.z ?? 0; }
     await Promise.all(this.copiers.map((c) => {
       c.ctx.counts = this.counts;
       return c.copyAll(due.get(c)!.sort());

@@ -1,6 +1,7 @@
 import { backup, type BackupResult } from '../backup/backup.js';
 import { formatBytes } from '../config/units.js';
 import { InterruptedError } from '../errors.js';
+import { showProgress } from './progress.js';
 import { type Context, checkMissingSources, createTargets, openStoreLocked, openStoreReadOnly } from './context.js';
 
 export interface RunOptions { target?: string; dryRun?: boolean; signal?: AbortSignal }
@@ -15,11 +16,14 @@ export async function runCommand(ctx: Context, opts: RunOptions): Promise<Backup
   const store = locked?.store ?? await openStoreReadOnly(ctx);
   const targets = createTargets(config, opts.target);
   let result: BackupResult;
+  // Progress only for a person at a terminal: never in logs, pipes or cron mail.
+  const progress = process.stderr.isTTY && !ctx.opts.json ? showProgress(process.stderr) : undefined;
   try {
     checkMissingSources(config, store);
-    result = await backup(config, store, targets, log, { target: opts.target, dryRun: opts.dryRun, signal: opts.signal, command: 'run' });
+    result = await backup(config, store, targets, log, { target: opts.target, dryRun: opts.dryRun, signal: opts.signal, command: 'run', onStart: progress?.attach });
     await store.close();
   } finally {
+    progress?.stop();
     await Promise.allSettled(targets.map((t) => t.close()));
     locked?.lock.release();
   }

@@ -21,7 +21,7 @@ const sameOn = (targetBase: string, host: string, src: string, rel: string) => {
   return fs.existsSync(t) && fs.readFileSync(t).equals(fs.readFileSync(path.join(src, rel)));
 };
 
-describe('replica watch', () => {
+for (const backend of ['chokidar', 'parcel']) describe(`replica watch (${backend})`, () => {
   let dir: string; let src: string; let cfg: string; let agent: Agent;
   const ta = () => path.join(dir, 'ta');
   const tb = () => path.join(dir, 'tb');
@@ -29,7 +29,7 @@ describe('replica watch', () => {
     dir = tmpDir();
     src = path.join(dir, 'src');
     makeTree(src, 60);
-    cfg = writeConfig(dir, { host: 'w', sources: [{ path: src, exclude: ['**/*.part'] }], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }], settle: '700ms', heartbeat: '1s', rescan: '1h', log: { level: 'debug' } });
+    cfg = writeConfig(dir, { host: 'w', sources: [{ path: src, exclude: ['**/*.part'] }], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }], settle: '700ms', heartbeat: '1s', rescan: '1h', watcher: backend, log: { level: 'debug' } });
     agent = startAgent(cfg);
     await until(() => agent.stderr().includes('watch: watching'), 30_000);
   });
@@ -50,7 +50,7 @@ describe('replica watch', () => {
       const st = json(await cli(['status', '--json', '--config', cfg]));
       return st.watch && st.watch.watches <= dirs * 1.1 + 1 ? st : undefined;
     }, 20_000, 300).catch(async () => json(await cli(['status', '--json', '--config', cfg])));
-    assert.equal(s.watch.backend, 'chokidar');
+    assert.equal(s.watch.backend, backend);
     assert.equal(s.watch.mode, 'events');
     assert.ok(s.watch.watches <= dirs * 1.1 + 1, `${s.watch.watches} watches for ${dirs} directories`);
     assert.ok(s.watch.maxWatches > 0);
@@ -121,7 +121,11 @@ describe('replica watch', () => {
       if (i % 25 === 0) await sleep(30);
     }
     const rels = live.map((p) => path.relative(src, p));
-    await until(() => rels.every((r) => sameOn(ta(), 'w', src, r) && sameOn(tb(), 'w', src, r)), 60_000, 200);
+    await until(() => rels.every((r) => sameOn(ta(), 'w', src, r) && sameOn(tb(), 'w', src, r)), 60_000, 200).catch((e) => {
+      const missing = rels.filter((r) => !(sameOn(ta(), 'w', src, r) && sameOn(tb(), 'w', src, r)));
+      const events = missing.slice(0, 3).map((r) => agent.stderr().split('\n').filter((l) => l.includes(r.split('/').pop()!)).map((l) => l.slice(0, 160)).join('\n'));
+      throw new Error(`${e.message}: ${missing.length} of ${rels.length} missing, e.g. ${missing.slice(0, 3).join(', ')}\n${events.join('\n---\n')}`);
+    });
   });
 
   it('SIGTERM: exits 0 with the store saved (nothing left pending that had settled)', async () => {

@@ -7,7 +7,7 @@ import { backup } from '../backup/backup.js';
 import { Engine } from '../backup/engine.js';
 import { entryOf, observeEntry } from '../backup/reconcile.js';
 import { settlesAt } from '../scan/settle.js';
-import { watchSources, type SourceWatcher } from '../scan/watch.js';
+import { createWatcher, type SourceWatcher } from '../scan/watch.js';
 import { maxUserWatches, processWatches } from '../scan/inotify.js';
 import { stateCode } from '../store/model.js';
 import type { Store } from '../store/store.js';
@@ -36,7 +36,7 @@ const SHIP_MS = 10_000;
 export class Agent {
   private engine!: Engine;
   private targets: Target[] = [];
-  private watcher?: SourceWatcher;
+  private watcher?: SourceWatcher & { backend: string };
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly ready = new Set<string>();
   private intervals: NodeJS.Timeout[] = [];
@@ -111,13 +111,14 @@ export class Agent {
   }
 
   private async startWatching(): Promise<void> {
-    this.watcher = watchSources(this.config, {
+    this.watcher = await createWatcher(this.config, {
       onChange: (p) => this.changed(p),
       onUnlink: (p) => this.unlinked(p),
       onError: (e) => this.watchFailed(e),
       isDone: (p) => this.isDone(p),
     });
     await this.watcher.ready;
+    this.log.info(`watch: watcher ready ${Math.round(process.uptime() * 1000)} ms after start, ${processWatches()} inotify watches`, { readyMs: Math.round(process.uptime() * 1000) });
     this.heartbeat();
   }
 
@@ -235,7 +236,7 @@ export class Agent {
 
   private watchInfo() {
     return {
-      backend: 'chokidar', pid: process.pid,
+      backend: this.watcher?.backend ?? this.config.watcher, pid: process.pid,
       startedAt: this.store.meta.watch?.pid === process.pid ? this.store.meta.watch.startedAt : new Date().toISOString(),
       watches: processWatches(), maxWatches: maxUserWatches(), mode: this.polling ? 'polling' as const : 'events' as const,
       error: this.store.meta.watch?.pid === process.pid ? this.store.meta.watch.error : undefined,

@@ -8,7 +8,6 @@ import { type Context, checkMissingSources, openStoreLocked } from './context.js
  */
 export async function watchCommand(ctx: Context, opts: { graceMs?: number } = {}): Promise<void> {
   const { config, log } = ctx;
-  if (config.watcher === 'parcel') log.warn('watch: the "parcel" watcher backend is not in this version yet; using chokidar');
   const { store, lock } = await openStoreLocked(ctx, 'watch');
   try {
     checkMissingSources(config, store);

@@ -1,0 +1,67 @@
+// Watchers side by side on one tree (default: the bench's 100k files in 1k dirs): time to ready, RSS,
+// inotify watches; and for `replica watch`, latency from a file's last write to verified on a local target
+// (taken from the store: verifiedAt - mtime of the file). usage: node bench/watchers.mjs TREE WORKDIR
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const [tree, W] = process.argv.slice(2);
+const dirs = fs.readdirSync(tree, { withFileTypes: true }).filter((d) => d.isDirectory()).length + 1;
+const files = fs.readdirSync(tree, { recursive: true }).length - dirs + 1;
+const rssMB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const rows = [];
+
+// plain chokidar and @parcel/watcher, each in a child process that reports when ready
+const probe = (lib) => `
+  const t0 = performance.now();
+  const { processWatches } = await import(${JSON.stringify(path.join(ROOT, 'dist/lib/scan/inotify.js'))});
+  ${lib === 'chokidar'
+    ? `const { watch } = await import('chokidar'); const w = watch(${JSON.stringify(tree)}, { ignoreInitial: true, followSymlinks: false }); await new Promise((r) => w.once('ready', r));`
+    : `const pw = (await import('@parcel/watcher')).default; await pw.subscribe(${JSON.stringify(tree)}, () => {});`}
+  console.log(JSON.stringify({ readyMs: process.uptime() * 1000, rssMB: process.memoryUsage().rss / 1048576, watches: processWatches() }));
+  process.exit(0);`;
+for (const lib of ['chokidar', 'parcel']) {
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', probe(lib)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20 });
+  rows.push({ who: lib === 'chokidar' ? 'chokidar 5 (plain)' : '@parcel/watcher', ...JSON.parse(out) });
+}
+
+// replica watch on the same tree, already backed up (the steady state of a restart)
+const cfg = path.join(W, 'watchbench.json');
+const store = path.join(W, 'watchbench.store');
+fs.writeFileSync(cfg, JSON.stringify({ host: 'bench', store, sources: [{ path: tree, exclude: ['.complete', 'probe-*'] }], targets: [{ name: 't', url: path.join(W, 'watchbench.dst') }], settle: '1s', log: { level: 'info' } }));
+if (!fs.existsSync(path.join(store, 'meta.json'))) execFileSync(process.execPath, [path.join(ROOT, 'dist/bin/replica.js'), 'run', '--config', cfg], { stdio: 'ignore' });
+fs.writeFileSync(cfg, JSON.stringify({ host: 'bench', store, sources: [{ path: tree, exclude: ['.complete'] }], targets: [{ name: 't', url: path.join(W, 'watchbench.dst') }], settle: '1s', log: { level: 'info' } }));
+const child = spawn(process.execPath, [path.join(ROOT, 'dist/bin/replica.js'), 'watch', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+let log = '';
+child.stderr.on('data', (d) => (log += d));
+while (!/watch: watching/.test(log)) await sleep(20);
+const readyMs = Number(/"readyMs":(\d+)/.exec(log)[1]);
+const r = { who: 'replica watch', readyMs, rssMB: rssMB(child.pid), watches: Number(/(\d+) inotify watches/.exec(log.split('watcher ready')[1])[1]) };
+// latency: write a file, wait for its record to say verified, read verifiedAt - mtime from the store
+const { Store } = await import(path.join(ROOT, 'dist/lib/store/store.js'));
+const { silentLogger } = await import(path.join(ROOT, 'dist/lib/log.js'));
+const { decodeState } = await import(path.join(ROOT, 'dist/lib/store/model.js'));
+const lat = [];
+for (let i = 0; i < 5; i++) {
+  const p = path.join(tree, `d${i * 97}`, `probe-${Date.now()}-${i}.dat`);
+  fs.writeFileSync(p, Buffer.alloc(65536, i));
+  const dst = path.join(W, 'watchbench.dst', 'bench', p);
+  while (!fs.existsSync(dst)) await sleep(10);
+  await sleep(2500); // the store is flushed about a second after a change
+  const s = await Store.open(store, { host: 'bench', agentVersion: 'bench', snapshots: 1, log: silentLogger(), readOnly: true });
+  const rec = s.get(p);
+  const st = decodeState(rec?.t.t);
+  if (st.s === 'v') lat.push(st.v - rec.m);
+  fs.rmSync(p);
+}
+child.kill('SIGTERM');
+await new Promise((res) => child.once('exit', res));
+r.latencyMs = lat.sort((a, b) => a - b)[Math.floor(lat.length / 2)];
+rows.push(r);
+console.log(`| watcher on ${files} files in ${dirs} dirs | ready | RSS | inotify watches | last write -> verified |`);
+console.log('|---|---|---|---|---|');
+for (const x of rows) console.log(`| ${x.who} | ${(x.readyMs / 1000).toFixed(2)} s | ${x.rssMB.toFixed(0)} MB | ${x.watches} (${(x.watches / dirs).toFixed(2)} x dirs) | ${x.latencyMs === undefined ? '' : `${x.latencyMs} ms (settle 1000 ms)`} |`);
+console.log(`goals: ready <= 1 s, RSS <= 150 MB, watches <= 1.1 x dirs, latency <= settle + 500 ms`);

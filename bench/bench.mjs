@@ -131,6 +131,13 @@ if (want('store')) {
   rows.push({ what: 'store1m', loadMs: m('loadMs'), persistMs: m('persistMs'), rssMB: m('rssMB') });
 }
 
+if (want('watch')) {
+  const src = path.join(W, 'k100');
+  tree(src, 100_000, 100, 128);
+  execFileSync('node', [path.join(ROOT, 'bench/watchers.mjs'), src, W], { stdio: 'inherit' });
+  garbage.push(path.join(W, 'watchbench.store'), path.join(W, 'watchbench.dst'));
+}
+
 for (const g of garbage) rm(g);
 fs.mkdirSync(path.join(ROOT, 'bench-out'), { recursive: true });
 fs.writeFileSync(path.join(ROOT, 'bench-out', 'results.json'), JSON.stringify(rows, null, 2));

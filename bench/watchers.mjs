@@ -35,7 +35,9 @@ const store = path.join(W, 'watchbench.store');
 fs.writeFileSync(cfg, JSON.stringify({ host: 'bench', store, sources: [{ path: tree, exclude: ['.complete', 'probe-*'] }], targets: [{ name: 't', url: path.join(W, 'watchbench.dst') }], settle: '1s', log: { level: 'info' } }));
 if (!fs.existsSync(path.join(store, 'meta.json'))) execFileSync(process.execPath, [path.join(ROOT, 'dist/bin/replica.js'), 'run', '--config', cfg], { stdio: 'ignore' });
 fs.writeFileSync(cfg, JSON.stringify({ host: 'bench', store, sources: [{ path: tree, exclude: ['.complete'] }], targets: [{ name: 't', url: path.join(W, 'watchbench.dst') }], settle: '1s', watcher: backend, log: { level: 'info' } }));
-const child = spawn(process.execPath, [path.join(ROOT, 'dist/bin/replica.js'), 'watch', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+// run as systemd/replica.service runs it (same NODE_OPTIONS)
+const unitEnv = /Environment=NODE_OPTIONS=(.*)/.exec(fs.readFileSync(path.join(ROOT, 'systemd/replica.service'), 'utf8'))?.[1] ?? '';
+const child = spawn(process.execPath, [path.join(ROOT, 'dist/bin/replica.js'), 'watch', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: unitEnv } });
 let log = '';
 child.stderr.on('data', (d) => (log += d));
 while (!/watch: watching/.test(log)) await sleep(20);

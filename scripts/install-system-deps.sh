@@ -8,6 +8,9 @@ command -v xxhsum >/dev/null || need+=(xxhash)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v mkfifo >/dev/null || need+=(coreutils)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v script >/dev/null || need+=(bsdutils)
+# the HTML report is checked in headless Chromium (playwright-core drives Debian's chromium; no download)
+[ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "install as root: apt-get install ${need[*]}" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive

@@ -8,10 +8,11 @@ import { CLI, ROOT, rmTree, tmpDir } from './helpers.js';
 it('systemd units pass `systemd-analyze verify` with nothing printed', () => {
   const dir = tmpDir();
   const units = fs.readdirSync(path.join(ROOT, 'systemd')).filter((f) => /\.(service|timer)$/.test(f));
-  assert.ok(units.length >= 2);
+  assert.deepEqual(units.sort(), ['replica-monitor.service', 'replica-monitor.timer', 'replica-run.service', 'replica-run.timer', 'replica.service']);
   for (const u of units) {
     // the units name the installed binary; point them at this build so ExecStart resolves here
-    const text = fs.readFileSync(path.join(ROOT, 'systemd', u), 'utf8').replaceAll('/usr/local/bin/replica', CLI);
+    const text = fs.readFileSync(path.join(ROOT, 'systemd', u), 'utf8')
+      .replaceAll('/usr/local/bin/replica-monitor', path.join(ROOT, 'dist/bin/replica-monitor.js')).replaceAll('/usr/local/bin/replica', CLI);
     fs.writeFileSync(path.join(dir, u), text);
   }
   let out: string;

@@ -51,3 +51,16 @@ it('local target: stale temp files from a killed run are removed the next time t
   assert.deepEqual(fs.readdirSync(path.join(base, 'h')).sort(), ['keep.replica.tmp', 'new']);
   rmTree(base);
 });
+
+it('local target: a small file that only partly fits fails with ENOSPC; no short file under the final name', async () => {
+  const dir = tmpDir();
+  const mnt = path.join(dir, 'nearly-full');
+  mountTmpfs(mnt, '1m');
+  fs.writeFileSync(path.join(mnt, 'filler'), Buffer.alloc(700 << 10, 1));
+  const src = path.join(dir, 'img.fits');
+  fs.writeFileSync(src, Buffer.alloc(600 << 10, 2)); // <= 1 MiB: the read + write path
+  const t = new LocalTarget('nf', mnt);
+  await assert.rejects(t.put('h/img.fits', src, { size: 600 << 10 }), (e: unknown) => e instanceof TargetError && e.errorClass === 'ENOSPC');
+  assert.deepEqual(fs.readdirSync(path.join(mnt, 'h')), []);
+  rmTree(dir);
+});

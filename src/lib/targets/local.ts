@@ -54,7 +54,9 @@ function copySmall(src: string, tmp: string, mtimeMs: number | undefined): void 
   }
   const fd = fs.openSync(tmp, 'wx', mode);
   try {
-    fs.writeSync(fd, data);
+    // write(2) may write less than asked (a filesystem filling up) without an error: loop until all is
+    // written, so the next call reports ENOSPC instead of a short file being renamed into place.
+    for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off);
     if (mode & UMASK) fs.fchmodSync(fd, mode);
     if (mtimeMs !== undefined) fs.futimesSync(fd, new Date(), new Date(mtimeMs));
   } finally {

@@ -1,0 +1,112 @@
+import type { ErrorClass } from '../errors.js';
+import { decodeState, stateCode, type Meta, type Rec } from '../store/model.js';
+import { summarize, type StoreSummary, type TargetSummary } from '../report/summary.js';
+
+/** Monitoring-plugin states, in exit-code order. */
+export const STATUS = ['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'] as const;
+export type Status = (typeof STATUS)[number];
+
+export interface Thresholds { staleMs: number; warnAgeMs: number; critAgeMs: number; scrubEveryMs: number }
+
+export interface TargetReport extends TargetSummary {
+  status: Status;
+  /** every file that settled before this time is verified on this target */
+  verifiedUpTo: string;
+  /** age of the oldest settled, unverified file (ms), counted from when it settled */
+  oldestUnverifiedAgeMs?: number;
+  /** failed files with no automatic attempt left / still being retried */
+  failedFinal: number;
+  failedRetrying: number;
+  /** the worst failed files (most attempts, then oldest) */
+  worst: { path: string; class: ErrorClass; message: string; at: string; attempts: number; retrying: boolean }[];
+  /** share of verified copies (re-)verified within verify.every */
+  scrubCoverage: number;
+}
+
+export interface HostReport extends Omit<StoreSummary, 'targets'> {
+  store: string;
+  status: Status;
+  /** the host-level part of `status` (the agent's heartbeat), which applies to every target of the host */
+  agentStatus: Status;
+  heartbeatAgeMs?: number;
+  problems: string[];
+  targets: TargetReport[];
+}
+
+export interface Report {
+  generatedAt: string;
+  status: Status;
+  thresholds: Thresholds;
+  hosts: HostReport[];
+  unknown: { store: string; error: string }[];
+}
+
+/** The more serious of two states. */
+export const worse = (a: Status, b: Status): Status => {
+  // CRITICAL outranks UNKNOWN (a known disaster matters more than an unreadable store), then WARNING, OK
+  const rank: Record<Status, number> = { OK: 0, WARNING: 1, UNKNOWN: 2, CRITICAL: 3 };
+  return rank[a] >= rank[b] ? a : b;
+};
+
+/**
+ * The report for one host (SPEC 6, 8): CRITICAL for a stale heartbeat, a target-level failure, a file
+ * failed with no attempts left, or a settled file unverified for longer than critAge; WARNING for a failed
+ * file still being retried or a settled file unverified for longer than warnAge.
+ */
+export function hostReport(store: string, meta: Meta, records: () => Iterable<[string, Rec]>, t: Thresholds, now = Date.now()): HostReport {
+  const names = Object.keys(meta.targets);
+  const s = summarize(meta, records(), names);
+  const problems: string[] = [];
+  let status: Status = 'OK';
+  const raise = (st: Status, msg: string) => { status = worse(status, st); problems.push(`${st}: ${msg}`); };
+  const heartbeatAgeMs = meta.heartbeatAt ? now - Date.parse(meta.heartbeatAt) : undefined;
+  const stale = heartbeatAgeMs === undefined || heartbeatAgeMs > t.staleMs;
+  if (stale) raise('CRITICAL', `agent heartbeat ${heartbeatAgeMs === undefined ? 'never recorded' : `is ${Math.round(heartbeatAgeMs / 60000)} min old`} (stale after ${Math.round(t.staleMs / 60000)} min)`);
+  const extra = new Map(names.map((n) => [n, { upTo: Infinity, final: 0, retrying: 0, worst: [] as TargetReport['worst'], verified: 0, scrubbed: 0 }]));
+  for (const [p, r] of records()) {
+    if (r.d !== undefined || r.s === undefined) continue;
+    for (const [n, x] of extra) {
+      const code = stateCode(r.t[n]);
+      if (code === 'v') {
+        x.verified++;
+        const v = decodeState(r.t[n]).v ?? 0;
+        if (now - v <= t.scrubEveryMs) x.scrubbed++;
+        continue;
+      }
+      if (code === 'i') continue;
+      x.upTo = Math.min(x.upTo, r.s);
+      if (code === 'f') {
+        const st = decodeState(r.t[n]);
+        const retrying = st.n !== undefined;
+        if (retrying) x.retrying++; else x.final++;
+        const [cls, message, at] = st.e ?? ['other', '', 0];
+        x.worst.push({ path: p, class: cls, message, at: new Date(at).toISOString(), attempts: st.a ?? 0, retrying });
+      }
+    }
+  }
+  const targets: TargetReport[] = s.targets.map((ts) => {
+    const x = extra.get(ts.name)!;
+    let tStatus: Status = 'OK';
+    const flag = (st: Status, msg: string) => { tStatus = worse(tStatus, st); raise(st, `${ts.name}: ${msg}`); };
+    if (ts.lastError) flag('CRITICAL', `target failed: [${ts.lastError.class}] ${ts.lastError.message}`);
+    if (x.final) flag('CRITICAL', `${x.final} files failed with no attempts left`);
+    const age = x.upTo === Infinity ? undefined : now - x.upTo;
+    if (age !== undefined && age > t.critAgeMs) flag('CRITICAL', `a file has been unverified for ${Math.round(age / 3600000)} h`);
+    else if (age !== undefined && age > t.warnAgeMs) flag('WARNING', `a file has been unverified for ${Math.round(age / 60000)} min`);
+    if (x.retrying) flag('WARNING', `${x.retrying} files failed and are being retried`);
+    x.worst.sort((a, b) => b.attempts - a.attempts || a.at.localeCompare(b.at));
+    return {
+      ...ts, status: tStatus, failedFinal: x.final, failedRetrying: x.retrying, worst: x.worst.slice(0, 10),
+      verifiedUpTo: new Date(x.upTo === Infinity ? Date.parse(meta.lastRun?.endedAt ?? meta.heartbeatAt ?? new Date(now).toISOString()) : x.upTo).toISOString(),
+      oldestUnverifiedAgeMs: age, scrubCoverage: x.verified ? x.scrubbed / x.verified : 1,
+    };
+  });
+  return { ...s, store, status, agentStatus: stale ? 'CRITICAL' : 'OK', heartbeatAgeMs, problems, targets };
+}
+
+/** The whole report: worst host decides; an unreadable store makes it UNKNOWN unless something is CRITICAL. */
+export function buildReport(hosts: HostReport[], unknown: Report['unknown'], t: Thresholds, now = Date.now()): Report {
+  let status: Status = hosts.reduce<Status>((s, h) => worse(s, h.status), 'OK');
+  if (unknown.length) status = worse(status, 'UNKNOWN');
+  return { generatedAt: new Date(now).toISOString(), status, thresholds: t, hosts: hosts.sort((a, b) => a.host.localeCompare(b.host)), unknown };
+}

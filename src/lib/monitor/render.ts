@@ -1,0 +1,104 @@
+import { formatBytes, formatDuration } from '../config/units.js';
+import type { Report, Status } from './model.js';
+import { STATUS, worse } from './model.js';
+
+const COLOR: Record<Status, string> = { OK: '\x1b[32m', WARNING: '\x1b[33m', CRITICAL: '\x1b[31m', UNKNOWN: '\x1b[35m' };
+const age = (ms?: number) => (ms === undefined ? 'never' : `${formatDuration(ms)} ago`);
+
+/** A terminal report a person reads in ten seconds: one line per host and target, then the problems. */
+export function renderText(r: Report, color = false): string {
+  const c = (s: Status, text = s) => (color ? `${COLOR[s]}${text}\x1b[0m` : text);
+  const out = [`replica backup report ${r.generatedAt}: ${c(r.status)} (${r.hosts.length} hosts)`, ''];
+  const rows = [['HOST', 'STATUS', 'HEARTBEAT', 'TARGET', 'VERIFIED', 'PENDING', 'FAILED', 'OLDEST UNVERIFIED', 'VERIFIED UP TO']];
+  for (const h of r.hosts) {
+    for (const [i, t] of h.targets.entries()) {
+      rows.push([i ? '' : h.host, i ? '' : h.status, i ? '' : age(h.heartbeatAgeMs), `${t.name} ${t.status === 'OK' ? '' : `[${t.status}]`}`.trim(),
+        `${t.verified.files} (${formatBytes(t.verified.bytes)})`, String(t.pending.files), String(t.failed.files),
+        t.oldestUnverifiedAgeMs === undefined ? '-' : formatDuration(t.oldestUnverifiedAgeMs), t.verifiedUpTo.slice(0, 16).replace('T', ' ')]);
+    }
+    if (!h.targets.length) rows.push([h.host, h.status, age(h.heartbeatAgeMs), '(no targets)', '', '', '', '', '']);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) {
+    const line = row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd();
+    out.push(color && STATUS.includes(row[1] as Status) ? line.replace(row[1], c(row[1] as Status)) : line);
+  }
+  const problems = r.hosts.flatMap((h) => h.problems.map((p) => `${h.host}: ${p}`));
+  for (const u of r.unknown) problems.push(`UNKNOWN: ${u.store}: ${u.error}`);
+  if (problems.length) out.push('', 'problems:', ...problems.map((p) => `  ${p}`));
+  for (const h of r.hosts) for (const t of h.targets) for (const [cls, x] of Object.entries(t.failed.byClass)) {
+    out.push(`  ${h.host}/${t.name} [${cls}] ${x.files} files, latest ${x.latest.path}: ${x.latest.message}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** The report as JSON (docs/schemas/monitor.schema.json). */
+export function renderJson(r: Report): string {
+  return `${JSON.stringify(r, null, 2)}\n`;
+}
+
+const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/** node_exporter textfile format (metric names in the README). */
+export function renderPrometheus(r: Report): string {
+  const lines: string[] = [];
+  const metric = (name: string, help: string, type: string, samples: [Record<string, string>, number][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of samples) {
+      const l = Object.entries(labels).map(([k, x]) => `${k}="${esc(x)}"`).join(',');
+      lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(v) ? v : 0}`);
+    }
+  };
+  const hs = r.hosts;
+  const ts = hs.flatMap((h) => h.targets.map((t) => ({ h, t, l: { host: h.host, target: t.name } })));
+  metric('replica_monitor_status', 'Overall status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN', 'gauge', [[{}, STATUS.indexOf(r.status)]]);
+  metric('replica_host_status', 'Host status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN', 'gauge', hs.map((h) => [{ host: h.host }, STATUS.indexOf(h.status)]));
+  metric('replica_heartbeat_age_seconds', 'Seconds since the agent last recorded a heartbeat', 'gauge', hs.map((h) => [{ host: h.host }, (h.heartbeatAgeMs ?? NaN) / 1000]));
+  metric('replica_last_run_timestamp_seconds', 'End of the last run (unix time)', 'gauge', hs.map((h) => [{ host: h.host }, Date.parse(h.lastRun?.endedAt ?? '') / 1000]));
+  metric('replica_last_run_ok', '1 if the last run ended with every settled file verified everywhere', 'gauge', hs.map((h) => [{ host: h.host }, h.lastRun?.ok ? 1 : 0]));
+  metric('replica_files', 'Files by state on each target', 'gauge', ts.flatMap(({ t, l }) => (['verified', 'pending', 'failed', 'ignored'] as const).map((s) => [{ ...l, state: s }, t[s].files] as [Record<string, string>, number])));
+  metric('replica_bytes', 'Bytes by state on each target', 'gauge', ts.flatMap(({ t, l }) => (['verified', 'pending', 'failed', 'ignored'] as const).map((s) => [{ ...l, state: s }, t[s].bytes] as [Record<string, string>, number])));
+  metric('replica_failed_files', 'Failed files by error class', 'gauge', ts.flatMap(({ t, l }) => Object.entries(t.failed.byClass).map(([cls, x]) => [{ ...l, class: cls }, x.files] as [Record<string, string>, number])));
+  metric('replica_target_up', '0 while the target failed as a whole (not mounted, unreachable, ...)', 'gauge', ts.map(({ t, l }) => [l, t.lastError ? 0 : 1]));
+  metric('replica_oldest_unverified_age_seconds', 'Age of the oldest settled file not yet verified on the target (0 if none)', 'gauge', ts.map(({ t, l }) => [l, (t.oldestUnverifiedAgeMs ?? 0) / 1000]));
+  metric('replica_verified_up_to_timestamp_seconds', 'Every file that settled before this time is verified on the target', 'gauge', ts.map(({ t, l }) => [l, Date.parse(t.verifiedUpTo) / 1000]));
+  metric('replica_scrub_coverage_ratio', 'Share of verified copies re-verified within verify.every', 'gauge', ts.map(({ t, l }) => [l, t.scrubCoverage]));
+  metric('replica_store_unreadable', 'Stores that could not be read', 'gauge', [[{}, r.unknown.length]]);
+  return `${lines.join('\n')}\n`;
+}
+
+const html = (s: string) => s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]!);
+
+/** One self-contained HTML file (no network): sortable host table, red/amber/green, readable on a phone. */
+export function renderHtml(r: Report): string {
+  const rows = r.hosts.flatMap((h) => h.targets.map((t) => ({ h, t, s: worse(t.status, h.agentStatus) })).map(({ h, t, s }) => `<tr class="s-${s}" data-status="${STATUS.indexOf(s)}">
+<td>${html(h.host)}</td><td class="st">${s}</td><td data-v="${h.heartbeatAgeMs ?? 1e15}">${age(h.heartbeatAgeMs)}</td><td>${html(t.name)}</td>
+<td data-v="${t.verified.files}">${t.verified.files} <small>${formatBytes(t.verified.bytes)}</small></td><td data-v="${t.pending.files}">${t.pending.files}</td><td data-v="${t.failed.files}">${t.failed.files}</td>
+<td data-v="${t.oldestUnverifiedAgeMs ?? 0}">${t.oldestUnverifiedAgeMs === undefined ? '-' : formatDuration(t.oldestUnverifiedAgeMs)}</td><td>${t.verifiedUpTo.slice(0, 16).replace('T', ' ')}</td></tr>`));
+  const problems = [...r.hosts.flatMap((h) => h.problems.map((p) => `${h.host}: ${p}`)), ...r.unknown.map((u) => `UNKNOWN: ${u.store}: ${u.error}`)];
+  const failures = r.hosts.flatMap((h) => h.targets.flatMap((t) => t.worst.map((w) => `<tr><td>${html(h.host)}</td><td>${html(t.name)}</td><td>${w.class}</td><td>${w.attempts}${w.retrying ? '' : ' (final)'}</td><td class="p">${html(w.path)}</td><td>${html(w.message)}</td></tr>`)));
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${r.status}: replica backup report</title><style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1em;color:#222}h1{font-size:1.3em}.badge{padding:.1em .5em;border-radius:.3em;color:#fff}
+table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}th,td{padding:.3em .5em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+th{cursor:pointer;background:#f3f3f3;position:sticky;top:0}.s-OK .st,.b-OK{background:#2e7d32;color:#fff}.s-WARNING .st,.b-WARNING{background:#f9a825;color:#000}
+.s-CRITICAL .st,.b-CRITICAL{background:#c62828;color:#fff}.s-UNKNOWN .st,.b-UNKNOWN{background:#6a1b9a;color:#fff}.p{word-break:break-all}
+.f td{overflow-wrap:anywhere}.f td:nth-child(3){overflow-wrap:normal;white-space:nowrap}
+@media (max-width:700px){body{margin:.5em}#hosts td:nth-child(5) small,#hosts th:nth-child(3),#hosts td:nth-child(3),#hosts th:nth-child(8),#hosts td:nth-child(8),#hosts th:nth-child(9),#hosts td:nth-child(9),.f th:nth-child(1),.f td:nth-child(1){display:none}th,td{padding:.25em .3em}}
+</style></head><body>
+<h1>replica backup report <span class="badge b-${r.status}" id="overall">${r.status}</span></h1>
+<p>${r.generatedAt} · ${r.hosts.length} hosts · stale after ${formatDuration(r.thresholds.staleMs)}, warn ${formatDuration(r.thresholds.warnAgeMs)}, critical ${formatDuration(r.thresholds.critAgeMs)}</p>
+<table id="hosts"><thead><tr><th>host</th><th>status</th><th>heartbeat</th><th>target</th><th>verified</th><th>pending</th><th>failed</th><th>oldest unverified</th><th>verified up to</th></tr></thead><tbody>
+${rows.join('\n')}
+</tbody></table>
+${problems.length ? `<h2>Problems</h2><ul id="problems">${problems.map((p) => `<li>${html(p)}</li>`).join('')}</ul>` : '<p id="problems">No problems.</p>'}
+${failures.length ? `<h2>Worst failed files</h2><table class="f"><thead><tr><th>host</th><th>target</th><th>class</th><th>attempts</th><th>path</th><th>message</th></tr></thead><tbody>${failures.join('')}</tbody></table>` : ''}
+<script>
+document.querySelectorAll('#hosts th').forEach((th, i) => th.addEventListener('click', () => {
+  const body = document.querySelector('#hosts tbody'); const asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
+  const key = (tr) => { const td = tr.children[i]; return i === 1 ? Number(tr.dataset.status) : td.dataset.v !== undefined ? Number(td.dataset.v) : td.textContent; };
+  [...body.rows].sort((a, b) => { const x = key(a), y = key(b); return (x > y ? 1 : x < y ? -1 : 0) * (asc ? 1 : -1); }).forEach((tr) => body.appendChild(tr));
+}));
+</script></body></html>
+`;
+}

@@ -131,6 +131,23 @@ if (want('store')) {
   rows.push({ what: 'store1m', loadMs: m('loadMs'), persistMs: m('persistMs'), rssMB: m('rssMB') });
 }
 
+if (want('monitor')) {
+  // 20 hosts x 100k files each, as a backup server holds them (<base>/.replica/<host>/)
+  const dir = path.join(W, 'monitor20', '.replica');
+  for (let h = 0; h < 20; h++) {
+    const d = path.join(dir, `host${String(h).padStart(2, '0')}`);
+    if (!fs.existsSync(path.join(d, 'meta.json'))) execFileSync('node', [path.join(ROOT, 'bench/store1m.mjs'), 'build', d, '100000', path.basename(d)], { stdio: 'inherit' });
+  }
+  const runs = [];
+  for (let i = 0; i < TRIALS; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync('/usr/bin/time', ['-f', '%M', 'node', path.join(ROOT, 'dist/bin/replica-monitor.js'), dir, '--format', 'json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    runs.push({ s: Number(process.hrtime.bigint() - t0) / 1e9, rssMB: Number(r.stderr.trim().split('\n').pop()) / 1024, hosts: JSON.parse(r.stdout).hosts.length });
+  }
+  const s = median(runs.map((x) => x.s)); const rss = median(runs.map((x) => x.rssMB));
+  console.log(`| replica-monitor, ${runs[0].hosts} hosts x 100k files | ${s.toFixed(2)} s, peak RSS ${rss.toFixed(0)} MB | goal <= 10 s, <= 1024 MB | | ${s <= 10 && rss <= 1024 ? 'met' : 'MISSED'} |`);
+}
+
 if (want('watch')) {
   const src = path.join(W, 'k100');
   tree(src, 100_000, 100, 128);

@@ -1,11 +1,11 @@
 // Store at scale: build a store of N records (two targets each, realistic paths), then in fresh processes
 // measure load time, the amortised cost of persisting one changed record, and peak RSS.
-// usage: node bench/store1m.mjs build DIR N | load DIR
+// usage: node bench/store1m.mjs build DIR N [HOST] | load DIR
 import { Store } from '../dist/lib/store/store.js';
 import { silentLogger } from '../dist/lib/log.js';
 
-const [mode, dir, nArg] = process.argv.slice(2);
-const opts = { host: 'bench', agentVersion: 'bench', snapshots: 2, log: silentLogger() };
+const [mode, dir, nArg, hostArg] = process.argv.slice(2);
+const opts = { host: hostArg ?? 'bench', agentVersion: 'bench', snapshots: 2, log: silentLogger() };
 const now = Date.now();
 const rec = (i) => ({
   z: 4096 + (i % 1000), m: now - i * 1000 + 0.123, i: 1_000_000 + i, f: now - 5000, s: now,
@@ -17,6 +17,9 @@ const pathOf = (i) => `/opt/MagAOX/rawimages/camsci${i % 4}/2026_11_${String(i %
 if (mode === 'build') {
   const s = await Store.open(dir, opts);
   for (let i = 0; i < Number(nArg); i++) s.set(pathOf(i), rec(i));
+  s.meta.heartbeatAt = new Date().toISOString();
+  s.meta.targets = { backup: { url: '/mnt/backup' }, usb: { url: '/mnt/usb' } };
+  s.touchMeta();
   await s.close();
   await s.snapshot();
 } else {

@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import { type TargetError, messageOf, toTargetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
-import { emptyCounts, stateCode, type RunCounts } from '../store/model.js';
+import { emptyCounts, stateCode, type Rec, type RunCounts } from '../store/model.js';
 import type { Target } from '../targets/target.js';
 import { withDeadline } from '../queue/deadline.js';
 import { TargetCopier } from './copier.js';
@@ -33,6 +33,7 @@ export class Engine {
   /** Start a new pass: fresh counts, heartbeat, meta up to date with the config. */
   begin(): void {
     this.counts = emptyCounts();
+    this.due = { files: 0, bytes: 0 };
     this.targetsDown = {};
     const meta = this.store.meta;
     meta.heartbeatAt = new Date().toISOString();
@@ -91,12 +92,11 @@ export class Engine {
   async copy(paths?: string[]): Promise<void> {
     const now = Date.now();
     const due = new Map<TargetCopier, string[]>(this.copiers.map((c) => [c, []]));
-    const consider = (p: string) => {
-      const r = this.store.get(p);
+    const consider = (p: string, r: Rec | undefined) => {
       if (r) for (const c of this.copiers) if (!c.down && isDue(r, c.target.name, now, this.config.retry)) due.get(c)!.push(p);
     };
-    if (paths) for (const p of paths) consider(p);
-    else for (const [p, r] of this.store.entries()) for (const c of this.copiers) if (!c.down && isDue(r, c.target.name, now, this.config.retry)) due.get(c)!.push(p);
+    if (paths) for (const p of paths) consider(p, this.store.get(p));
+    else for (const [p, r] of this.store.entries()) consider(p, r);
     for (const [, list] of due) for (const p of list) { this.due.files++; this.due.bytes += this.store.get(p)?.z ?? 0; }
     await Promise.all(this.copiers.map((c) => {
       c.ctx.counts = this.counts;

@@ -10,6 +10,7 @@ command -v mkfifo >/dev/null || need+=(coreutils)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v script >/dev/null || need+=(bsdutils)
 [ -x /usr/bin/time ] || need+=(time)   # peak RSS in npm run bench
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)   # the ssh target's tests run a real sshd on loopback
 # the HTML report is checked in headless Chromium (playwright-core drives Debian's chromium; no download)
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then

@@ -101,10 +101,10 @@ describe('commands', () => {
     assert.equal(first.config, cfg);
   });
 
-  it('ssh/s3/tape targets validate but are refused with a clear config error by this version', async () => {
-    const c = writeConfig(dir, { sources: [src], targets: [{ name: 'p', url: 'ssh://u@popeye/ceph', identity: '~/.ssh/id_ed25519' }] }, 'ssh.json');
+  it('s3/tape targets validate but are refused with a clear config error by this version', async () => {
+    const c = writeConfig(dir, { sources: [src], targets: [{ name: 'p', url: 's3://bucket/prefix', endpoint: 'http://127.0.0.1:7480' }] }, 's3.json');
     const r = await cli(['run', '--config', c]);
     assert.equal(r.code, 78);
-    assert.match(r.stderr, /targets\[0\]\.url: ssh:\/\/ targets are not supported by this version/);
+    assert.match(r.stderr, /targets\[0\]\.url: s3:\/\/ targets are not supported by this version/);
   });
 });

@@ -71,6 +71,12 @@ export function testTarget(opts: ConformanceOptions): void {
       assert.equal(await t.hash('h/big.bin'), hashBytes(data));
     });
 
+    it('concurrent puts into one new directory all land (first-use cleanup must not eat a neighbour\'s temp)', async () => {
+      const datas = Array.from({ length: 16 }, (_, i) => crypto.randomBytes(1000 + i));
+      await Promise.all(datas.map((d, i) => t.put(`h/conc/new/f${i}`, file(`c${i}`, d), { size: d.length })));
+      for (const [i, d] of datas.entries()) assert.equal(await t.hash(`h/conc/new/f${i}`), hashBytes(d));
+    });
+
     it('an empty file is a file', async () => {
       await t.put('h/empty', file('e', Buffer.alloc(0)), { size: 0 });
       assert.equal((await t.stat('h/empty'))?.size, 0);

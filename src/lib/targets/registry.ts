@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js';
 import type { TargetConfig, TargetKind } from '../config/schema.js';
 import { LocalTarget } from './local.js';
+import { SshTarget } from './ssh.js';
 import type { Target } from './target.js';
 
 /** Builds a target from its config. */
@@ -8,6 +9,10 @@ export type TargetFactory = (cfg: TargetConfig) => Target;
 
 const factories = new Map<TargetKind, TargetFactory>([
   ['local', (cfg) => new LocalTarget(cfg.name, cfg.path!, { mount: cfg.mount, commandTimeoutMs: cfg.timeouts.commandMs })],
+  ['ssh', (cfg) => new SshTarget(cfg.name, cfg.url, {
+    identity: cfg.options.identity as string | undefined, knownHosts: cfg.options.knownHosts as string | undefined,
+    hostKeyCheck: cfg.options.hostKeyCheck as boolean | undefined, commandTimeoutMs: cfg.timeouts.commandMs,
+  })],
 ]);
 
 /** Register (or replace) the factory for a kind of target URL. */

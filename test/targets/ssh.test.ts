@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SshTarget, knownHostKey } from '../../dist/lib/targets/ssh.js';
+import { TargetError } from '../../dist/lib/errors.js';
+import { rmTree, tmpDir } from '../helpers.js';
+import { startSshd, type Sshd } from '../sshd.js';
+import { testTarget } from './conformance.js';
+
+let sshd: Sshd;
+let remoteBase: string;
+before(async () => { sshd = await startSshd(); remoteBase = tmpDir('replica-ssh-remote-'); });
+after(() => { sshd.stop(); rmTree(sshd.dir); rmTree(remoteBase); });
+
+const make = (extra: Partial<ConstructorParameters<typeof SshTarget>[2]> = {}, base = path.join(remoteBase, `t${Math.random().toString(36).slice(2)}`)) =>
+  new SshTarget('popeye', `ssh://root@127.0.0.1:${sshd.port}${base}`, { identity: sshd.clientKey, knownHosts: sshd.knownHosts, commandTimeoutMs: 3000, ...extra });
+
+testTarget({ name: 'ssh (real OpenSSH sshd on loopback, key auth, strict host keys)', create: async () => make() });
+
+describe('ssh target faults', () => {
+  it('an unknown host key is refused (no trust on first use), with a clear message', async () => {
+    const other = path.join(sshd.dir, 'other_known_hosts');
+    fs.writeFileSync(other, `[127.0.0.1]:${sshd.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n`);
+    const t = make({ knownHosts: other });
+    await assert.rejects(t.check(), (e: unknown) => e instanceof TargetError && e.errorClass === 'unreachable' && /host key not in known_hosts/.test(e.message));
+    await t.close();
+  });
+
+  it('sshd down fails within the connect timeout as unreachable; a stopped (SIGSTOP) server as timeout', async () => {
+    const t = make({ commandTimeoutMs: 1500 });
+    await t.check();
+    await t.close();
+    sshd.stop();
+    const t0 = Date.now();
+    await assert.rejects(make({ commandTimeoutMs: 1500 }).check(), (e: unknown) => e instanceof TargetError && e.errorClass === 'unreachable');
+    assert.ok(Date.now() - t0 < 10_000);
+    sshd.start();
+    process.kill(sshd.pid(), 'SIGSTOP');
+    try {
+      const t1 = Date.now();
+      await assert.rejects(make({ commandTimeoutMs: 1500 }).check(), (e: unknown) => e instanceof TargetError && (e.errorClass === 'timeout' || e.errorClass === 'unreachable'));
+      assert.ok(Date.now() - t1 < 15_000, 'a hung server must not hang the agent');
+    } finally {
+      process.kill(sshd.pid(), 'SIGCONT');
+    }
+  });
+
+  it('known_hosts parsing: plain, [host]:port and hashed entries', async () => {
+    const key = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
+    assert.ok(knownHostKey(`popeye ssh-ed25519 ${key}\n`, 'popeye', 22, key));
+    assert.ok(knownHostKey(`# c\n[popeye]:2222,other ssh-ed25519 ${key}\n`, 'popeye', 2222, key));
+    assert.ok(!knownHostKey(`popeye ssh-ed25519 ${key}\n`, 'popeye', 2222, key));
+    const crypto = await import('node:crypto');
+    const salt = crypto.randomBytes(20);
+    const hashed = `|1|${salt.toString('base64')}|${crypto.createHmac('sha1', salt).update('popeye').digest('base64')}`;
+    assert.ok(knownHostKey(`${hashed} ssh-ed25519 ${key}\n`, 'popeye', 22, key));
+    assert.ok(!knownHostKey(`${hashed} ssh-ed25519 AAAA\n`, 'popeye', 22, key));
+  });
+});
+
+describe('replica run to an ssh target', () => {
+  it('hostile names land byte-identical over ssh; a stopped sshd is a target-wide failure and the local target completes', async () => {
+    const { cli, json, makeTree, writeConfig, treeDigest, onTarget } = await import('../helpers.js');
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 40, { maxBytes: 200_000 });
+    const base = path.join(remoteBase, 'e2e');
+    const cfg = writeConfig(dir, { host: 'exao1', sources: [src], targets: [
+      { name: 'popeye', url: `ssh://root@127.0.0.1:${sshd.port}${base}`, identity: sshd.clientKey, knownHosts: sshd.knownHosts, timeouts: { command: '3s' } },
+      { name: 'local', url: 'tl' }] });
+    const r = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(treeDigest(onTarget(base, 'exao1', src)), treeDigest(src));
+    assert.ok(fs.existsSync(path.join(base, '.replica', 'exao1', 'meta.json')), 'the store is shipped over ssh too');
+    sshd.stop();
+    try {
+      fs.writeFileSync(path.join(src, 'while-down.dat'), 'x');
+      const { age } = await import('../helpers.js');
+      age(path.join(src, 'while-down.dat'));
+      const down = await cli(['run', '--json', '--config', cfg]);
+      assert.equal(down.code, 1);
+      assert.equal(json(down).targetsDown.popeye.class, 'unreachable');
+      assert.ok(fs.existsSync(onTarget(path.join(dir, 'tl'), 'exao1', src, 'while-down.dat')));
+    } finally {
+      sshd.start();
+    }
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    assert.deepEqual(treeDigest(onTarget(base, 'exao1', src)), treeDigest(src));
+    rmTree(dir);
+  });
+});

@@ -46,6 +46,32 @@ describe('ssh target faults', () => {
     }
   });
 
+  it('remote permission denied is class EACCES (permanent); a full remote disk is class ENOSPC', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mountTmpfs } = await import('../helpers.js');
+    const locked = path.join(remoteBase, 'locked');
+    fs.mkdirSync(path.join(locked, 'h'), { recursive: true });
+    const src = path.join(remoteBase, 'payload');
+    fs.writeFileSync(src, Buffer.alloc(300_000, 9));
+    execFileSync('chattr', ['+i', path.join(locked, 'h')]); // even root cannot create files in it
+    const t = make({}, locked);
+    try {
+      await assert.rejects(t.put('h/x.fits', src, { size: 300_000 }), (e: unknown) => e instanceof TargetError && e.errorClass === 'EACCES' && e.permanent);
+    } finally {
+      execFileSync('chattr', ['-i', path.join(locked, 'h')]);
+      await t.close();
+    }
+    const full = path.join(remoteBase, 'full');
+    mountTmpfs(full, '256k');
+    const tf = make({}, full);
+    try {
+      await assert.rejects(tf.put('h/x.fits', src, { size: 300_000 }), (e: unknown) => e instanceof TargetError && e.errorClass === 'ENOSPC');
+      assert.deepEqual(fs.readdirSync(path.join(full, 'h')), [], 'no temp file left behind');
+    } finally {
+      await tf.close();
+    }
+  });
+
   it('known_hosts parsing: plain, [host]:port and hashed entries', async () => {
     const key = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
     assert.ok(knownHostKey(`popeye ssh-ed25519 ${key}\n`, 'popeye', 22, key));

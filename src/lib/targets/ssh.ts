@@ -169,8 +169,8 @@ export class SshTarget implements Target {
       const e = this.fail(err, 'put', rel);
       if (e.errorClass === 'other') {
         // OpenSSH reports a full disk as a bare "Failure": ask the filesystem whether that is what it was
-        const vfs = await this.sftp<{ bavail: number; frsize: number }>((s, cb) => s.ext_openssh_statvfs(posix.dirname(dest), cb as never)).catch(() => undefined);
-        if (vfs && vfs.bavail * vfs.frsize < Math.max(opts.size, 1)) throw new TargetError(`${e.message} (no space left on the server)`, { target: this.name, errorClass: 'ENOSPC', cause: err });
+        const vfs = await this.sftp<{ f_bavail: number; f_frsize: number }>((s, cb) => s.ext_openssh_statvfs(posix.dirname(dest), cb as never)).catch(() => undefined);
+        if (vfs && vfs.f_bavail * vfs.f_frsize < Math.max(opts.size, 1)) throw new TargetError(`${e.message} (no space left on the server)`, { target: this.name, errorClass: 'ENOSPC', cause: err });
       }
       throw e;
     }

@@ -72,6 +72,24 @@ describe('ssh target faults', () => {
     }
   });
 
+  it('big copies are hashed on the server (xxhsum, path on stdin), small ones read back: same hashes', async () => {
+    const { hashBytes, initHasher } = await import('../../dist/lib/hash/xxh64.js');
+    await initHasher();
+    const crypto = await import('node:crypto');
+    const big = crypto.randomBytes(17 << 20);
+    const src = path.join(remoteBase, "big $(touch pwned) 'q'\nname.bin");
+    fs.writeFileSync(src, big);
+    const t = make();
+    try {
+      await t.put("h/big $(touch pwned) 'q'\nname.bin", src, { size: big.length });
+      assert.equal(await t.hash("h/big $(touch pwned) 'q'\nname.bin"), hashBytes(big));
+      assert.equal(fs.existsSync('pwned') || fs.existsSync(path.join(remoteBase, 'pwned')), false, 'no shell saw the name');
+      await assert.rejects(t.hash('h/none'), (e: unknown) => e instanceof TargetError && e.errorClass === 'missing');
+    } finally {
+      await t.close();
+    }
+  });
+
   it('known_hosts parsing: plain, [host]:port and hashed entries', async () => {
     const key = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
     assert.ok(knownHostKey(`popeye ssh-ed25519 ${key}\n`, 'popeye', 22, key));

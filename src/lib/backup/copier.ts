@@ -25,7 +25,7 @@ export interface CopyContext {
 export const targetPath = (host: string, p: string): string => `${host}${p}`;
 
 /** Files and bytes per durability batch: one sync (syncfs) and then read-back for each batch. */
-const BATCH_FILES = Number(process.env.REPLICA_BATCH_FILES ?? 1000);
+const BATCH_FILES = 1000;
 const BATCH_BYTES = 1 << 30;
 
 /**

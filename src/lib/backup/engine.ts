@@ -93,11 +93,16 @@ export class Engine {
     const now = Date.now();
     const due = new Map<TargetCopier, string[]>(this.copiers.map((c) => [c, []]));
     const consider = (p: string, r: Rec | undefined) => {
-      if (r) for (const c of this.copiers) if (!c.down && isDue(r, c.target.name, now, this.config.retry)) due.get(c)!.push(p);
+      if (!r) return;
+      for (const c of this.copiers) {
+        if (c.down || !isDue(r, c.target.name, now, this.config.retry)) continue;
+        due.get(c)!.push(p);
+        this.due.files++;
+        this.due.bytes += r.z;
+      }
     };
     if (paths) for (const p of paths) consider(p, this.store.get(p));
     else for (const [p, r] of this.store.entries()) consider(p, r);
-    for (const [, list] of due) for (const p of list) { this.due.files++; this.due.bytes += this.store.get(p)?.z ?? 0; }
     await Promise.all(this.copiers.map((c) => {
       c.ctx.counts = this.counts;
       return c.copyAll(due.get(c)!.sort());

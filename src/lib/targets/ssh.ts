@@ -117,6 +117,11 @@ export class SshTarget implements Target {
     return new Promise<T>((resolve, reject) => fn(sftp, (err, v) => (err ? reject(err) : resolve(v as T))));
   }
 
+  /** A temp name beside `dest`: short and fixed in shape (SPEC 3a), unique per session and put. */
+  private tempPath(dest: string): string {
+    return posix.join(posix.dirname(dest), `${TEMP_PREFIX}${this.tempBase}${(this.tempCount++).toString(16).padStart(4, '0')}${TEMP_SUFFIX}`);
+  }
+
   private abs(rel: string): string {
     checkRelPath(this.name, rel);
     return posix.join(this.remote.path, rel);
@@ -149,7 +154,7 @@ export class SshTarget implements Target {
 
   async put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
     const dest = this.abs(rel);
-    const tmp = posix.join(posix.dirname(dest), `${TEMP_PREFIX}${this.tempBase}${(this.tempCount++).toString(16).padStart(4, '0')}${TEMP_SUFFIX}`);
+    const tmp = this.tempPath(dest);
     try {
       opts.signal?.throwIfAborted();
       await this.prepareDir(posix.dirname(dest));
@@ -256,7 +261,7 @@ export class SshTarget implements Target {
 
   async putLink(rel: string, linkText: string): Promise<void> {
     const dest = this.abs(rel);
-    const tmp = posix.join(posix.dirname(dest), `${TEMP_PREFIX}${this.tempBase}${(this.tempCount++).toString(16).padStart(4, '0')}${TEMP_SUFFIX}`);
+    const tmp = this.tempPath(dest);
     try {
       await this.prepareDir(posix.dirname(dest));
       await this.sftp<void>((s, cb) => s.symlink(linkText, tmp, cb));

@@ -11,6 +11,11 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v script >/dev/null || need+=(bsdutils)
 [ -x /usr/bin/time ] || need+=(time)   # peak RSS in npm run bench
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)   # the ssh target's tests run a real sshd on loopback
+# the S3 target's tests start a real single-node Ceph cluster with radosgw (scripts/ceph-cluster.sh)
+for b in ceph-mon ceph-osd radosgw; do command -v $b >/dev/null || need+=("$b"); done
+command -v ceph >/dev/null || need+=(ceph-common)
+command -v curl >/dev/null || need+=(curl)
+command -v rclone >/dev/null || need+=(rclone)   # npm run bench compares the S3 upload with rclone copy
 # the HTML report is checked in headless Chromium (playwright-core drives Debian's chromium; no download)
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { backup } from '../dist/lib/backup/backup.js';
 import { validateConfig } from '../dist/lib/config/validate.js';
 import { MemoryTarget } from '../dist/lib/targets/memory.js';
+import { wrapTarget } from '../dist/lib/targets/wrappers.js';
 import type { PutOptions } from '../dist/lib/targets/target.js';
 import { Store } from '../dist/lib/store/store.js';
 import { decodeState } from '../dist/lib/store/model.js';
@@ -114,7 +115,7 @@ describe('backup() with memory targets and injected faults', () => {
   it('a hung target fails by timeouts.copy (class timeout) instead of hanging the run', async () => {
     file('h', 'h');
     const t0 = Date.now();
-    const r = await backup(config({ targets: [{ name: 'a', url: '/u', timeouts: { copy: '300ms' } }] }), store, [new HungTarget('a')], log);
+    const r = await backup(config({ targets: [{ name: 'a', url: '/u', timeouts: { copy: '300ms' } }] }), store, [wrapTarget(new HungTarget('a'), { copyMs: 300, commandMs: 300 })], log);
     assert.equal(r.targetsDown.a.class, 'timeout');
     assert.ok(Date.now() - t0 < 20_000);
   });

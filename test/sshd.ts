@@ -6,7 +6,7 @@ import { tmpDir } from './helpers.js';
 
 export interface Sshd { port: number; dir: string; clientKey: string; knownHosts: string; pid: () => number; stop: () => void; start: () => void }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
       const port = (s.address() as net.AddressInfo).port;

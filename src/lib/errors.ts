@@ -72,6 +72,8 @@ export class TargetError extends ReplicaError {
   readonly target: string;
   readonly errorClass: ErrorClass;
   readonly permanent: boolean;
+  /** for check(): the step that failed (reach the target, authenticate, write to it) */
+  stage?: 'reach' | 'auth' | 'write';
   constructor(message: string, opts: TargetErrorOptions) {
     super(`TARGET_${opts.errorClass}`, message, { cause: opts.cause });
     this.target = opts.target;

@@ -134,3 +134,75 @@ describe('replica run to an ssh target', () => {
     rmTree(dir);
   });
 });
+
+describe('ssh: a server that stops mid-copy, and replica check', () => {
+  it('the per-connection sshd child SIGSTOPped mid-copy fails the target within the timeout; the local target completes; the next run verifies all', async () => {
+    const { cli, json, writeConfig, treeDigest, onTarget, age, until } = await import('../helpers.js');
+    const { execFileSync, spawn } = await import('node:child_process');
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    const crypto = await import('node:crypto');
+    const big = crypto.randomBytes(64 << 20);
+    for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(src, `img${i}.fits`), big);
+    fs.writeFileSync(path.join(src, 'small.txt'), 'x');
+    for (const f of fs.readdirSync(src)) age(path.join(src, f));
+    const base = path.join(remoteBase, 'stopped');
+    const cfg = writeConfig(dir, { host: 'exao2', sources: [src], concurrency: 1, targets: [
+      { name: 'popeye', url: `ssh://root@127.0.0.1:${sshd.port}${base}`, identity: sshd.clientKey, knownHosts: sshd.knownHosts, timeouts: { command: '2s' } },
+      { name: 'local', url: 'tl' }] });
+    const { CLI } = await import('../helpers.js');
+    const child = spawn(process.execPath, [CLI, 'run', '--json', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // the copy is under way when a temp file on the server has bytes in it
+    await until(() => fs.existsSync(path.join(base, 'exao2')) && (fs.readdirSync(path.join(base, 'exao2', src.slice(1)), { withFileTypes: true }) as fs.Dirent[])
+      .some((e) => e.name.endsWith('.tmp') && fs.statSync(path.join(base, 'exao2', src.slice(1), e.name)).size > 0), 60_000, 5);
+    const kids = execFileSync('pgrep', ['-P', String(sshd.pid())]).toString().trim().split('\n').map(Number);
+    for (const k of kids) process.kill(k, 'SIGSTOP');
+    const t0 = Date.now();
+    try {
+      const code = await exited;
+      assert.ok(Date.now() - t0 < 30_000, `the run ended ${Date.now() - t0} ms after the server stopped`);
+      assert.equal(code, 1);
+      const down = JSON.parse(out).targetsDown.popeye;
+      assert.ok(down.class === 'timeout' || down.class === 'unreachable', JSON.stringify(down));
+      assert.deepEqual(treeDigest(onTarget(path.join(dir, 'tl'), 'exao2', src)), treeDigest(src), 'the local target completed');
+    } finally {
+      for (const k of kids) { try { process.kill(k, 'SIGCONT'); process.kill(k, 'SIGTERM'); } catch { /* gone */ } }
+    }
+    const again = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(treeDigest(onTarget(base, 'exao2', src)), treeDigest(src));
+    assert.equal(json(again).counts.verified >= 5, true);
+    rmTree(dir);
+  });
+
+  it('replica check reports reachable, authenticated, writable and free space; a wrong host key is not authenticated', async () => {
+    const { cli, json, writeConfig } = await import('../helpers.js');
+    const dir = tmpDir();
+    const other = path.join(dir, 'kh');
+    fs.writeFileSync(other, `[127.0.0.1]:${sshd.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n`);
+    const url = `ssh://root@127.0.0.1:${sshd.port}${path.join(remoteBase, 'chk')}`;
+    const cfg = writeConfig(dir, { host: 'c', sources: [dir], targets: [
+      { name: 'good', url, identity: sshd.clientKey, knownHosts: sshd.knownHosts },
+      { name: 'badkey', url, identity: sshd.clientKey, knownHosts: other },
+      { name: 'down', url: url.replace(`:${sshd.port}`, ':1'), identity: sshd.clientKey, knownHosts: sshd.knownHosts, timeouts: { command: '2s' } }] });
+    const r = await cli(['check', '--json', '--config', cfg]);
+    assert.equal(r.code, 1);
+    const items = json(r) as { what: string; ok: boolean; reachable?: boolean; authenticated?: boolean; writable?: boolean; freeBytes?: number; detail: string }[];
+    const good = items.find((i) => i.what === 'target good')!;
+    assert.deepEqual([good.ok, good.reachable, good.authenticated, good.writable], [true, true, true, true]);
+    const vfs = fs.statfsSync(remoteBase);
+    assert.ok(Math.abs(good.freeBytes! - vfs.bavail * vfs.bsize) < 512 << 20, `free ${good.freeBytes}`);
+    const bad = items.find((i) => i.what === 'target badkey')!;
+    assert.deepEqual([bad.ok, bad.reachable, bad.authenticated], [false, true, false]);
+    assert.match(bad.detail, /host key not in known_hosts/);
+    const down = items.find((i) => i.what === 'target down')!;
+    assert.deepEqual([down.ok, down.reachable], [false, false]);
+    const text = await cli(['check', '--config', cfg]);
+    assert.match(text.stdout, /ok +target good: ssh:\/\/\S+: reachable, authenticated, writable, [\d.]+ [KMGT]?i?B free/);
+    rmTree(dir);
+  });
+});

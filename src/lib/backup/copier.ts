@@ -7,15 +7,14 @@ import type { Rec, RunCounts } from '../store/model.js';
 import { observationChanged, observe } from '../scan/settle.js';
 import type { Target } from '../targets/target.js';
 import { markFailed, markVerified, type RetryPolicy } from './states.js';
-import { withDeadline } from '../queue/deadline.js';
 
 export interface CopyContext {
   host: string;
   store: Store;
   log: Logger;
   policy: RetryPolicy;
+  /** bound on shipping the store (each target call has its own timeout from the wrappers) */
   copyTimeoutMs: number;
-  commandTimeoutMs: number;
   counts: RunCounts;
   /** aborts the whole run (SIGINT/SIGTERM): in-flight copies are abandoned cleanly */
   signal: AbortSignal;
@@ -84,7 +83,8 @@ export class TargetCopier {
         return true;
       }
       // The source path is given, so the target copies its mode itself; mtime comes from the settled record.
-      await withDeadline(this.ctx.copyTimeoutMs, this.ctx.signal, (signal) => this.target.put(rel, p, { size: rec.z, mtimeMs: rec.m, signal }));
+      // the target is wrapped (registry.ts): this call has its timeout and retries already
+      await this.target.put(rel, p, { size: rec.z, mtimeMs: rec.m, hash: rec.h, signal: this.ctx.signal });
       // Re-stat after copying: if the source changed meanwhile, this copy does not count.
       const after = fs.lstatSync(p);
       if (observationChanged(rec, { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino })) {
@@ -115,7 +115,7 @@ export class TargetCopier {
         const text = this.target.capabilities.symlinks ? await this.target.readLink(rel) : rec.l;
         if (text !== rec.l) throw new TargetError(`[${this.target.name}] symlink ${rel} reads back as ${JSON.stringify(text)}, expected ${JSON.stringify(rec.l)}`, { target: this.target.name, errorClass: text === undefined ? 'missing' : 'mismatch' });
       } else {
-        const h = await withDeadline(this.ctx.copyTimeoutMs, this.ctx.signal, (signal) => this.target.hash(rel, { signal }));
+        const h = await this.target.hash(rel, { signal: this.ctx.signal });
         if (h !== rec.h) throw new TargetError(`[${this.target.name}] read-back of ${rel} hashes to ${h}, expected ${rec.h}`, { target: this.target.name, errorClass: 'mismatch' });
       }
       markVerified(rec, this.target.name, copiedAt, Date.now());
@@ -142,7 +142,7 @@ export class TargetCopier {
       })));
       if (this.down || this.ctx.signal.aborted || copied.length === 0) continue;
       try {
-        await withDeadline(this.ctx.commandTimeoutMs, this.ctx.signal, (signal) => this.target.sync({ signal }));
+        await this.target.sync({ signal: this.ctx.signal });
       } catch (err) {
         if (!this.ctx.signal.aborted) this.down ??= toTargetError(err, this.target.name, `[${this.target.name}] sync`);
         continue;

@@ -66,7 +66,7 @@ export class Engine {
       const cfg = this.config.targets.find((c) => c.name === t.name)!;
       this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency, t.capabilities.maxConnections), {
         host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts,
-        signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs, commandTimeoutMs: cfg.timeouts.commandMs,
+        signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs,
       }));
     }
   }

@@ -1,10 +1,25 @@
 import fs from 'node:fs';
 import { messageOf, toTargetError } from '../errors.js';
+import { formatBytes } from '../config/units.js';
 import { createTarget } from '../targets/registry.js';
+import type { CheckReport } from '../targets/target.js';
 import { userWatches } from '../scan/inotify.js';
 import { type Context, openStoreReadOnly } from './context.js';
 
-export interface CheckItem { what: string; ok: boolean; detail: string }
+export interface CheckItem {
+  what: string; ok: boolean; detail: string;
+  /** targets: what was established, step by step (free space where the target can tell) */
+  reachable?: boolean; authenticated?: boolean; writable?: boolean; freeBytes?: number;
+}
+
+/** "reachable, authenticated, writable, 1.2 GiB free": the steps check() got through. */
+function steps(r: { reachable?: boolean; authenticated?: boolean; writable?: boolean; freeBytes?: number }): string {
+  const out = [r.reachable ? 'reachable' : 'NOT reachable'];
+  if (r.reachable) out.push(r.authenticated ? 'authenticated' : 'NOT authenticated');
+  if (r.authenticated) out.push(r.writable ? 'writable' : 'NOT writable');
+  if (r.freeBytes !== undefined) out.push(`${formatBytes(r.freeBytes)} free`);
+  return out.join(', ');
+}
 
 /**
  * `replica check`: config valid (it loaded), each target reachable/mounted/writable, each source readable,
@@ -22,11 +37,15 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
   for (const [i, tc] of config.targets.entries()) {
     try {
       const t = createTarget(tc, i);
-      try { await t.check(); } finally { await t.close(); }
-      items.push({ what: `target ${tc.name}`, ok: true, detail: `${tc.url}: reachable, writable${tc.mount ? ', mounted' : ''}` });
+      let r: CheckReport;
+      try { r = await t.check(); } finally { await t.close(); }
+      const facts = { reachable: r.reachable, authenticated: r.authenticated, writable: r.writable, freeBytes: r.freeBytes };
+      items.push({ what: `target ${tc.name}`, ok: true, detail: `${tc.url}: ${steps(facts)}${r.detail ? ` (${r.detail})` : ''}`, ...facts });
     } catch (err) {
       const e = toTargetError(err, tc.name, `[${tc.name}] check`);
-      items.push({ what: `target ${tc.name}`, ok: false, detail: `[${e.errorClass}] ${e.message}` });
+      const stage = e.stage ?? (e.errorClass === 'unreachable' || e.errorClass === 'timeout' ? 'reach' : 'write');
+      const facts = { reachable: stage !== 'reach', authenticated: stage === 'write', writable: false };
+      items.push({ what: `target ${tc.name}`, ok: false, detail: `${steps(facts)}: [${e.errorClass}] ${e.message}`, ...facts });
     }
   }
   const { watches, max } = userWatches();

@@ -1,6 +1,6 @@
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { ConfigError, UsageError } from '../errors.js';
+import { ConfigError, type TargetError, UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { storeKnows } from '../backup/reconcile.js';
 import { Store } from '../store/store.js';
@@ -61,9 +61,10 @@ export async function openStoreLocked(ctx: Context, command: string): Promise<{ 
 }
 
 /** Build every configured target (or only `only`). Throws ConfigError for a kind this build lacks, UsageError for an unknown `only`. */
-export function createTargets(config: Config, only?: string): Target[] {
+export function createTargets(config: Config, log: Logger, only?: string): Target[] {
   if (only !== undefined && !config.targets.some((t) => t.name === only)) {
     throw new UsageError(`--target: no target named ${JSON.stringify(only)} (configured: ${config.targets.map((t) => t.name).join(', ')})`);
   }
-  return config.targets.map((t, i) => createTarget(t, i)).filter((t) => only === undefined || t.name === only);
+  const onRetry = (name: string) => (err: TargetError, waitMs: number) => log.warn(`${err.message}: retrying in ${(waitMs / 1000).toFixed(1)} s`, { target: name, class: err.errorClass });
+  return config.targets.filter((t) => only === undefined || t.name === only).map((t) => createTarget(t, config.targets.indexOf(t), onRetry(t.name)));
 }

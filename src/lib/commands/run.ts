@@ -14,7 +14,7 @@ export async function runCommand(ctx: Context, opts: RunOptions): Promise<Backup
   const { config, log } = ctx;
   const locked = opts.dryRun ? undefined : await openStoreLocked(ctx, 'run');
   const store = locked?.store ?? await openStoreReadOnly(ctx);
-  const targets = createTargets(config, opts.target);
+  const targets = createTargets(config, log, opts.target);
   let result: BackupResult;
   // Progress only for a person at a terminal: never in logs, pipes or cron mail.
   const progress = process.stderr.isTTY && !ctx.opts.json ? showProgress(process.stderr) : undefined;

@@ -1,6 +1,5 @@
 import { Agent } from '../agent/agent.js';
-import { createTarget } from '../targets/registry.js';
-import { type Context, checkMissingSources, openStoreLocked } from './context.js';
+import { type Context, checkMissingSources, createTargets, openStoreLocked } from './context.js';
 
 /**
  * `replica watch`: take the store lock, start the agent, and run until SIGTERM/SIGINT (then stop cleanly:
@@ -11,7 +10,7 @@ export async function watchCommand(ctx: Context, opts: { graceMs?: number } = {}
   const { store, lock } = await openStoreLocked(ctx, 'watch');
   try {
     checkMissingSources(config, store);
-    const agent = new Agent(config, { store, log, makeTargets: (c) => c.targets.map((t, i) => createTarget(t, i)) });
+    const agent = new Agent(config, { store, log, makeTargets: (c) => createTargets(c, log) });
     const grace = opts.graceMs ?? Math.min(config.timeouts.copyMs, 30_000);
     const stop = (sig: string) => { log.info(`watch: ${sig}: stopping`); void agent.stop(grace); };
     const hup = () => { log.info('watch: SIGHUP: reloading the config'); void agent.reload(config.file); };

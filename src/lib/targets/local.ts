@@ -9,7 +9,7 @@ import { fdir } from 'fdir';
 import { TargetError, toTargetError } from '../errors.js';
 import { hashFile, SMALL_FILE } from '../hash/xxh64.js';
 import { isMountPoint } from './mountinfo.js';
-import { type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX, isTempName } from './target.js';
+import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX, isTempName } from './target.js';
 
 const run = promisify(execFile);
 
@@ -193,7 +193,7 @@ export class LocalTarget implements Target {
     }
   }
 
-  async check(): Promise<void> {
+  async check(): Promise<CheckReport> {
     if (this.opts.mount !== undefined) {
       let real: string;
       try {
@@ -202,7 +202,9 @@ export class LocalTarget implements Target {
         real = this.opts.mount;
       }
       if (!isMountPoint(real)) {
-        throw new TargetError(`[${this.name}] ${this.opts.mount} is not a mount point: refusing to write (is the disk mounted?)`, { target: this.name, errorClass: 'not-mounted' });
+        const e = new TargetError(`[${this.name}] ${this.opts.mount} is not a mount point: refusing to write (is the disk mounted?)`, { target: this.name, errorClass: 'not-mounted' });
+        e.stage = 'reach';
+        throw e;
       }
     }
     const probe = path.join(this.base, tempName());
@@ -213,8 +215,12 @@ export class LocalTarget implements Target {
     } catch (err) {
       const e = this.err(err, 'check', this.base);
       // A target that refuses even an empty file is unusable as a whole, whatever the errno.
-      throw new TargetError(e.message, { target: this.name, errorClass: e.errorClass === 'ENOSPC' ? 'ENOSPC' : e.targetWide ? e.errorClass : 'unreachable', cause: err });
+      const te = new TargetError(e.message, { target: this.name, errorClass: e.errorClass === 'ENOSPC' ? 'ENOSPC' : e.targetWide ? e.errorClass : 'unreachable', cause: err });
+      te.stage = 'write';
+      throw te;
     }
+    const vfs = fs.statfsSync(this.base);
+    return { reachable: true, authenticated: true, writable: true, freeBytes: vfs.bavail * vfs.bsize, detail: this.opts.mount ? `${this.opts.mount} mounted` : undefined };
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { TargetError, toTargetError } from '../errors.js';
 import { hashBytes } from '../hash/xxh64.js';
 import { checkRelPath } from './local.js';
-import type { PutOptions, Target } from './target.js';
+import type { CheckReport, PutOptions, Target } from './target.js';
 
 /** A fault to inject: return an error to throw for this operation and path, or undefined to proceed. */
 export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink', relPath: string) => Error | undefined;
@@ -88,8 +88,9 @@ export class MemoryTarget implements Target {
     return this.links.get(rel);
   }
 
-  async check(): Promise<void> {
+  async check(): Promise<CheckReport> {
     this.fault('check', '.');
+    return { reachable: true, authenticated: true, writable: true };
   }
 
   /** Flip one byte of a stored copy (tests of verify and mismatch handling). */

@@ -8,7 +8,7 @@ import { Client, type SFTPWrapper } from 'ssh2';
 import { TargetError, type ErrorClass } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
 import { checkRelPath } from './local.js';
-import { type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX, isTempName } from './target.js';
+import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX, isTempName } from './target.js';
 
 export interface SshOptions {
   identity?: string;
@@ -40,6 +40,12 @@ export function knownHostKey(text: string, host: string, port: number, key: stri
 }
 
 const SFTP_CLASS: Record<number, ErrorClass> = { 2: 'missing', 3: 'EACCES' };
+
+/**
+ * One connection. `dead` rejects when it closes: ssh2 never calls back SFTP requests still in flight on a
+ * connection that died (a keepalive timeout on a stopped server), so every operation races against it.
+ */
+interface Session { client: Client; sftp: SFTPWrapper; dead: Promise<never> }
 /** Copies larger than this are hashed on the server (xxhsum), smaller ones read back over SFTP. */
 const REMOTE_HASH_MIN = 16 << 20;
 
@@ -51,7 +57,7 @@ const REMOTE_HASH_MIN = 16 << 20;
  */
 export class SshTarget implements Target {
   readonly capabilities = { maxConnections: 4, atomicRename: true, remoteHash: true, symlinks: true };
-  private session?: Promise<{ client: Client; sftp: SFTPWrapper }>;
+  private session?: Promise<Session>;
   /** directories prepared in this session: one promise each, so concurrent puts share one preparation */
   private readonly dirs = new Map<string, Promise<void>>();
   private readonly remote: ReturnType<typeof parseSshUrl>;
@@ -73,7 +79,7 @@ export class SshTarget implements Target {
     return new TargetError(msg, { target: this.name, errorClass: cls, permanent: cls === 'EACCES', cause: err });
   }
 
-  private connect(): Promise<{ client: Client; sftp: SFTPWrapper }> {
+  private connect(): Promise<Session> {
     this.session ??= new Promise((resolve, reject) => {
       const client = new Client();
       const { host, port, user } = this.remote;
@@ -83,12 +89,19 @@ export class SshTarget implements Target {
         try { knownHosts = fs.readFileSync(file, 'utf8'); } catch { /* unknown host: refused below */ }
       }
       let hostKeyRefused = false;
-      client.on('ready', () => client.sftp((err, sftp) => (err ? reject(err) : resolve({ client, sftp }))));
+      let lastError: Error | undefined;
+      const dead = new Promise<never>((_, die) => client.on('close', () => {
+        this.session = undefined;
+        this.dirs.clear();
+        die(lastError ?? new Error(`connection to ${host}:${port} closed`));
+      }));
+      dead.catch(() => undefined);
+      client.on('ready', () => client.sftp((err, sftp) => (err ? reject(err) : resolve({ client, sftp, dead }))));
       client.on('error', (err) => {
+        lastError = err;
         this.session = undefined;
         reject(hostKeyRefused ? new TargetError(`[${this.name}] ${host}:${port}: host key not in known_hosts (strict host-key checking; add it, or set hostKeyCheck: false)`, { target: this.name, errorClass: 'unreachable', permanent: true, cause: err }) : err);
       });
-      client.on('close', () => { this.session = undefined; this.dirs.clear(); });
       try {
         client.connect({
           host, port, username: user,
@@ -113,8 +126,8 @@ export class SshTarget implements Target {
 
   /** Run an SFTP call; the connection is opened (or re-opened) as needed. */
   private async sftp<T>(fn: (s: SFTPWrapper, cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> {
-    const { sftp } = await this.connect();
-    return new Promise<T>((resolve, reject) => fn(sftp, (err, v) => (err ? reject(err) : resolve(v as T))));
+    const { sftp, dead } = await this.connect();
+    return Promise.race([dead, new Promise<T>((resolve, reject) => fn(sftp, (err, v) => (err ? reject(err) : resolve(v as T))))]);
   }
 
   /** A temp name beside `dest`: short and fixed in shape (SPEC 3a), unique per session and put. */
@@ -158,7 +171,7 @@ export class SshTarget implements Target {
     try {
       opts.signal?.throwIfAborted();
       await this.prepareDir(posix.dirname(dest));
-      const { sftp } = await this.connect();
+      const { sftp, dead } = await this.connect();
       const work = (async () => {
         if (typeof src === 'string') {
           await new Promise<void>((res, rej) => sftp.fastPut(src, tmp, { concurrency: 16, chunkSize: 32768 }, (e) => (e ? rej(e) : res())));
@@ -170,7 +183,9 @@ export class SshTarget implements Target {
         if (opts.mtimeMs !== undefined) await this.sftp<void>((s, cb) => s.utimes(tmp, Date.now() / 1000, opts.mtimeMs! / 1000, cb));
         await this.sftp<void>((s, cb) => s.ext_openssh_rename(tmp, dest, cb));
       })();
-      await (opts.signal ? Promise.race([work, new Promise<never>((_, rej) => opts.signal!.addEventListener('abort', () => rej(opts.signal!.reason), { once: true }))]) : work);
+      work.catch(() => undefined);
+      const aborted = opts.signal && new Promise<never>((_, rej) => opts.signal!.addEventListener('abort', () => rej(opts.signal!.reason), { once: true }));
+      await Promise.race([work, dead, ...(aborted ? [aborted] : [])]);
     } catch (err) {
       await this.sftp<void>((s, cb) => s.unlink(tmp, cb)).catch(() => undefined);
       const e = this.fail(err, 'put', rel);
@@ -184,31 +199,33 @@ export class SshTarget implements Target {
   }
 
   /** Run a fixed command (never built from a file name) with `stdin`; resolves to [exit code, stdout]. */
-  private async exec(cmd: string, stdin: string): Promise<[number, string]> {
-    const { client } = await this.connect();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new TargetError(`[${this.name}] ${cmd}: timed out after ${this.opts.commandTimeoutMs} ms`, { target: this.name, errorClass: 'timeout' })), this.opts.commandTimeoutMs);
+  private async exec(cmd: string, stdin: string, signal?: AbortSignal): Promise<[number, string]> {
+    const { client, dead } = await this.connect();
+    return Promise.race([dead, new Promise<[number, string]>((resolve, reject) => {
       client.exec(cmd, (err, ch) => {
-        if (err) { clearTimeout(timer); return reject(err); }
+        if (err) return reject(err);
+        // the caller's deadline (wrappers.ts) aborts: close the channel so the server stops too
+        const onAbort = () => { ch.close(); reject(signal!.reason); };
+        signal?.addEventListener('abort', onAbort, { once: true });
         let out = '';
         ch.on('data', (d: Buffer) => (out += d));
         ch.stderr.resume();
-        ch.on('close', (code: number) => { clearTimeout(timer); resolve([code ?? 255, out]); });
+        ch.on('close', (code: number) => { signal?.removeEventListener('abort', onAbort); resolve([code ?? 255, out]); });
         ch.end(stdin);
       });
-    });
+    })]);
   }
 
-  async sync(): Promise<void> {
+  async sync(opts: { signal?: AbortSignal } = {}): Promise<void> {
     try {
-      const [code] = await this.exec('sync', '');
+      const [code] = await this.exec('sync', '', opts.signal);
       if (code !== 0) throw new Error(`sync exited ${code}`);
     } catch (err) {
       throw this.fail(err, 'sync', '.');
     }
   }
 
-  async hash(rel: string): Promise<string> {
+  async hash(rel: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
     const file = this.abs(rel);
     try {
       // A remote command costs ~100 ms (sshd starts a session and a shell); reading a small copy back over
@@ -217,11 +234,11 @@ export class SshTarget implements Target {
       if (!st) throw new TargetError(`[${this.name}] hash ${rel}: no such file`, { target: this.name, errorClass: 'missing' });
       if (!this.noXxhsum && st.size > REMOTE_HASH_MIN) {
         // the path goes on stdin, NUL-terminated: no shell ever sees it
-        const [code, out] = await this.exec('xargs -0 -r xxhsum -H1 -q --', `${file}\0`);
+        const [code, out] = await this.exec('xargs -0 -r xxhsum -H1 -q --', `${file}\0`, opts.signal);
         if (code === 0 && /^[0-9a-f]{16} /.test(out)) return out.slice(0, 16);
         if (code === 127) this.noXxhsum = true; // no xxhsum there: read back from now on
       }
-      return (await hashStream(await this.get(rel))).hash;
+      return (await hashStream(await this.get(rel), opts.signal)).hash;
     } catch (err) {
       throw this.fail(err, 'hash', rel);
     }
@@ -255,8 +272,10 @@ export class SshTarget implements Target {
 
   async get(rel: string): Promise<Readable> {
     if (!(await this.stat(rel))) throw new TargetError(`[${this.name}] get ${rel}: no such file`, { target: this.name, errorClass: 'missing' });
-    const { sftp } = await this.connect();
-    return sftp.createReadStream(this.abs(rel));
+    const { sftp, dead } = await this.connect();
+    const stream = sftp.createReadStream(this.abs(rel));
+    dead.catch((err: Error) => stream.destroy(err)); // a dead connection never ends the stream by itself
+    return stream;
   }
 
   async putLink(rel: string, linkText: string): Promise<void> {
@@ -280,16 +299,29 @@ export class SshTarget implements Target {
     }
   }
 
-  async check(): Promise<void> {
+  /** Connect (host key, then our key), write and remove a probe file in the base, and ask for free space. */
+  async check(): Promise<CheckReport> {
     const probe = `${TEMP_PREFIX}${this.tempBase}check${TEMP_SUFFIX}`;
+    try {
+      await this.connect();
+    } catch (err) {
+      const e = this.fail(err, 'connect', `${this.remote.host}:${this.remote.port}`);
+      const auth = /host key|authentication/i.test(e.message) || (err as { level?: string }).level === 'client-authentication';
+      e.stage = auth ? 'auth' : 'reach';
+      throw e;
+    }
     try {
       await this.prepareDir(this.remote.path);
       await this.sftp<void>((s, cb) => s.writeFile(posix.join(this.remote.path, probe), '', cb));
       await this.sftp<void>((s, cb) => s.unlink(posix.join(this.remote.path, probe), cb));
     } catch (err) {
-      const e = this.fail(err, 'check', this.remote.path);
-      throw e.errorClass === 'missing' || e.errorClass === 'other' ? new TargetError(e.message, { target: this.name, errorClass: 'unreachable', cause: err }) : e;
+      let e = this.fail(err, 'check', this.remote.path);
+      if (e.errorClass === 'missing' || e.errorClass === 'other') e = new TargetError(e.message, { target: this.name, errorClass: 'unreachable', cause: err });
+      e.stage = 'write';
+      throw e;
     }
+    const vfs = await this.sftp<{ f_bavail: number; f_frsize: number }>((s, cb) => s.ext_openssh_statvfs(this.remote.path, cb as never)).catch(() => undefined);
+    return { reachable: true, authenticated: true, writable: true, freeBytes: vfs ? vfs.f_bavail * vfs.f_frsize : undefined };
   }
 
   async close(): Promise<void> {

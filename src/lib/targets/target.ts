@@ -18,7 +18,21 @@ export interface PutOptions {
   mtimeMs?: number;
   /** source mode bits, preserved where the target can */
   mode?: number;
+  /** xxh64 of the settled source, stored beside the copy where the target keeps metadata (S3) */
+  hash?: string;
   signal?: AbortSignal;
+}
+
+/** What check() established about a target (`replica check` prints it per target). */
+export interface CheckReport {
+  reachable: boolean;
+  /** we proved who we are (ssh key, S3 credentials) and the server proved who it is (host key) */
+  authenticated: boolean;
+  writable: boolean;
+  /** bytes free to us, where the target can tell */
+  freeBytes?: number;
+  /** one line of extra facts (mount point, bucket, ...) */
+  detail?: string;
 }
 
 /**
@@ -47,8 +61,11 @@ export interface Target {
   putLink(relPath: string, linkText: string): Promise<void>;
   /** The link text of a stored symlink, or undefined if none is there (capabilities.symlinks only). */
   readLink(relPath: string): Promise<string | undefined>;
-  /** Reachable, mounted, writable: used by `replica check` and before a batch. Throws TargetError if not. */
-  check(): Promise<void>;
+  /**
+   * Reachable, authenticated, mounted, writable: used by `replica check` and before copying. Throws
+   * TargetError if not, with `stage` saying which step failed.
+   */
+  check(): Promise<CheckReport>;
   /** Release connections. */
   close(): Promise<void>;
 }

@@ -1,0 +1,225 @@
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand,
+  ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { type ErrorClass, TargetError, classifyErrno } from '../errors.js';
+import { hashStream } from '../hash/xxh64.js';
+import { checkRelPath } from './local.js';
+import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX } from './target.js';
+
+export interface S3Options {
+  /** e.g. http://127.0.0.1:7480 (Ceph radosgw, MinIO); AWS when unset */
+  endpoint?: string;
+  region?: string;
+  /** bucket in the path rather than the host name (default: true when an endpoint is given) */
+  forcePathStyle?: boolean;
+  /** credentials, when not from the usual AWS environment/profile chain */
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  /** connect and idle-socket timeout of every request */
+  commandTimeoutMs: number;
+}
+
+/** Objects larger than this go up as a multipart upload (lib-storage), in parts of this size. */
+const MULTIPART_MIN = 64 << 20;
+const PART_SIZE = 16 << 20;
+/** Small files are read into memory and sent in one request (no stream set-up per object). */
+const SMALL = 1 << 20;
+/** Incomplete multipart uploads older than this are left-overs of a crashed agent: aborted by check(). */
+const STALE_UPLOAD_MS = 24 * 3600_000;
+
+/** Parse `s3://bucket/prefix` (prefix without leading or trailing slashes, may be empty). */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+  if (!m) throw new TargetError(`invalid S3 URL ${url}`, { target: url, errorClass: 'other', permanent: true });
+  return { bucket: m[1], prefix: m[2].replace(/^\/+|\/+$/g, '') };
+}
+
+interface AwsError { name?: string; code?: string; message?: string; Code?: string; $metadata?: { httpStatusCode?: number } }
+
+/**
+ * A bucket (and key prefix) on an S3 service: AWS, Ceph radosgw, MinIO. Keys are `<prefix>/<host>/<abs path>`
+ * (SPEC 4). A PUT is atomic (readers see the old object or the new one), and durable once the service
+ * answers, so sync() has nothing to do. Each object carries its xxh64, mtime and mode in user metadata
+ * (`x-amz-meta-xxh64`, `-mtime`, `-mode`); verification reads the object back and hashes the bytes.
+ * Symlinks are recorded in the store only (SPEC 3a). The client sends no flexible checksums
+ * (`WHEN_REQUIRED`): with them a streamed PUT fails on Ceph or is stored with its aws-chunked framing.
+ */
+export class S3Target implements Target {
+  readonly capabilities = { maxConnections: 16, atomicRename: true, remoteHash: false, symlinks: false };
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly client: S3Client;
+
+  constructor(readonly name: string, readonly url: string, readonly opts: S3Options) {
+    ({ bucket: this.bucket, prefix: this.prefix } = parseS3Url(url));
+    this.client = new S3Client({
+      endpoint: opts.endpoint,
+      region: opts.region ?? process.env.AWS_REGION ?? 'us-east-1',
+      forcePathStyle: opts.forcePathStyle ?? opts.endpoint !== undefined,
+      credentials: opts.accessKeyId && opts.secretAccessKey ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } : undefined,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      // retries are replica's (the retry wrapper, then the store's backoff): one attempt per call here
+      maxAttempts: 1,
+      // throwOnRequestTimeout: without it requestTimeout only logs, and a stopped server hangs a request forever
+      requestHandler: new NodeHttpHandler({ connectionTimeout: opts.commandTimeoutMs, requestTimeout: opts.commandTimeoutMs, throwOnRequestTimeout: true }),
+    });
+  }
+
+  private key(rel: string): string {
+    checkRelPath(this.name, rel);
+    return this.prefix ? `${this.prefix}/${rel}` : rel;
+  }
+
+  /** Classify an SDK error into the store's vocabulary. */
+  private fail(err: unknown, op: string, rel: string): TargetError {
+    if (err instanceof TargetError) return err;
+    const e = err as AwsError;
+    const code = e.name ?? e.Code ?? e.code ?? '';
+    const status = e.$metadata?.httpStatusCode;
+    let cls: ErrorClass = classifyErrno(err);
+    let permanent = false;
+    let msg = e.message || code || String(err);
+    if (code === 'QuotaExceeded') cls = 'quota';
+    else if (code === 'NoSuchBucket') { cls = 'unreachable'; permanent = true; msg = `bucket ${this.bucket} does not exist (replica never creates it: create it, or fix the URL)`; }
+    else if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) cls = 'missing';
+    else if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') { cls = 'unreachable'; permanent = true; msg = `authentication failed (${code}): check the credentials (accessKeyEnv/secretKeyEnv or the AWS environment)`; }
+    else if (code === 'AccessDenied' || status === 403) { cls = 'EACCES'; permanent = true; }
+    else if (code === 'TimeoutError' || code === 'RequestTimeout') cls = 'timeout';
+    else if (code === 'CredentialsProviderError') { cls = 'unreachable'; permanent = true; msg = `no credentials: ${msg}`; }
+    else if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(e.code)) cls = 'unreachable';
+    return new TargetError(`[${this.name}] ${op} ${rel}: ${msg}`, { target: this.name, errorClass: cls, permanent, cause: err });
+  }
+
+  async put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
+    const Key = this.key(rel);
+    const Metadata: Record<string, string> = {};
+    if (opts.hash) Metadata.xxh64 = opts.hash;
+    if (opts.mtimeMs !== undefined) Metadata.mtime = (opts.mtimeMs / 1000).toFixed(3);
+    let upload: Upload | undefined;
+    try {
+      opts.signal?.throwIfAborted();
+      let body: Readable | Buffer;
+      if (typeof src === 'string') {
+        const st = await fs.promises.stat(src);
+        Metadata.mode = (opts.mode ?? st.mode & 0o7777).toString(8);
+        body = st.size <= SMALL ? await fs.promises.readFile(src) : fs.createReadStream(src);
+        opts = { ...opts, size: st.size };
+      } else {
+        if (opts.mode !== undefined) Metadata.mode = (opts.mode & 0o7777).toString(8);
+        body = src;
+      }
+      if (opts.size < MULTIPART_MIN) {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: opts.size, Metadata }), { abortSignal: opts.signal });
+      } else {
+        upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body: body, Metadata }, partSize: PART_SIZE, queueSize: 4, leavePartsOnError: false });
+        const onAbort = () => void upload!.abort();
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        try { await upload.done(); } finally { opts.signal?.removeEventListener('abort', onAbort); }
+      }
+      opts.signal?.throwIfAborted();
+    } catch (err) {
+      throw this.fail(opts.signal?.aborted ? opts.signal.reason ?? err : err, 'put', rel);
+    }
+  }
+
+  /** A successful PUT is durable on the service: nothing to flush. */
+  async sync(): Promise<void> {}
+
+  async hash(rel: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
+    return (await hashStream(await this.get(rel, opts), opts.signal)).hash;
+  }
+
+  async stat(rel: string): Promise<{ size: number; mtimeMs?: number } | undefined> {
+    try {
+      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
+      const mtime = Number(h.Metadata?.mtime);
+      return { size: h.ContentLength ?? 0, mtimeMs: Number.isFinite(mtime) ? mtime * 1000 : h.LastModified?.getTime() };
+    } catch (err) {
+      const e = this.fail(err, 'stat', rel);
+      if (e.errorClass === 'missing') return undefined;
+      throw e;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const base = this.prefix ? `${this.prefix}/` : '';
+    const p = prefix === '' ? base : `${this.key(prefix.replace(/\/+$/, ''))}/`;
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: p, ContinuationToken: token }));
+      } catch (err) {
+        throw this.fail(err, 'list', prefix || '.');
+      }
+      for (const o of page.Contents ?? []) {
+        const rel = o.Key!.slice(base.length);
+        if (prefix === '' && rel.startsWith('.replica/')) continue; // shipped stores, as on other targets
+        if (!rel.split('/').pop()!.startsWith(TEMP_PREFIX)) yield rel;
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async get(rel: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }), { abortSignal: opts.signal });
+      return r.Body as Readable;
+    } catch (err) {
+      throw this.fail(err, 'get', rel);
+    }
+  }
+
+  async putLink(rel: string): Promise<void> {
+    throw new TargetError(`[${this.name}] putLink ${rel}: S3 has no symlinks (they are recorded in the store only)`, { target: this.name, errorClass: 'other', permanent: true });
+  }
+
+  async readLink(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  /**
+   * Reachable and authenticated (HeadBucket: a missing bucket is an error, never created), writable (a probe
+   * object written and deleted); abort multipart uploads under the prefix that a crashed run left behind.
+   */
+  async check(): Promise<CheckReport> {
+    let stage: 'reach' | 'write' = 'reach';
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      stage = 'write';
+      const probe = this.prefix ? `${this.prefix}/${TEMP_PREFIX}check-${crypto.randomBytes(4).toString('hex')}${TEMP_SUFFIX}` : `${TEMP_PREFIX}check${TEMP_SUFFIX}`;
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: probe, Body: Buffer.alloc(0), ContentLength: 0 }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: probe }));
+      await this.abortStaleUploads();
+      return { reachable: true, authenticated: true, writable: true, detail: `bucket ${this.bucket}${this.prefix ? `, prefix ${this.prefix}/` : ''}; free space not reported by S3` };
+    } catch (err) {
+      let e = this.fail(err, 'check', this.url);
+      const status = (err as AwsError).$metadata?.httpStatusCode;
+      // HeadBucket has no body: its 404/403 come without an error code
+      if (stage === 'reach' && status === 404) e = this.fail({ name: 'NoSuchBucket' }, 'check', this.url);
+      else if (stage === 'reach' && status === 403) e = new TargetError(`[${this.name}] check ${this.url}: access to bucket ${this.bucket} denied (403): check the credentials and the bucket policy`, { target: this.name, errorClass: 'unreachable', permanent: true, cause: err });
+      e.stage ??= e.errorClass === 'unreachable' && /authentication|credentials|denied/.test(e.message) ? 'auth' : e.errorClass === 'unreachable' || e.errorClass === 'timeout' ? 'reach' : stage;
+      throw e;
+    }
+  }
+
+  private async abortStaleUploads(): Promise<void> {
+    const r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix ? `${this.prefix}/` : undefined }));
+    for (const u of r.Uploads ?? []) {
+      if (u.Initiated && Date.now() - u.Initiated.getTime() > STALE_UPLOAD_MS) {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })).catch(() => undefined);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,207 @@
+import fs from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { TargetError, type ErrorClass, toTargetError } from '../errors.js';
+import type { CheckReport, PutOptions, Target } from './target.js';
+
+/**
+ * Wrappers that any target gets, the way restic wraps its backends: bandwidth limit (innermost), a timeout
+ * per operation, retries with exponential backoff (outermost). Each is a Target itself, so they compose and
+ * pass the same conformance suite.
+ */
+type Op = 'put' | 'sync' | 'hash' | 'stat' | 'get' | 'putLink' | 'readLink' | 'check';
+
+/** Delegates every call to `inner` through around(); subclasses decide what happens around each call. */
+abstract class TargetWrapper implements Target {
+  constructor(readonly inner: Target) {}
+  get name(): string { return this.inner.name; }
+  get capabilities() { return this.inner.capabilities; }
+
+  /** Run `fn` (the inner call) for operation `op`; `repeatable` is false when it consumed a one-shot stream. */
+  protected abstract around<T>(op: Op, rel: string, signal: AbortSignal | undefined, repeatable: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T>;
+
+  put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
+    return this.around('put', rel, opts.signal, typeof src === 'string', (signal) => this.inner.put(rel, src, { ...opts, signal }));
+  }
+  sync(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.around('sync', '.', opts.signal, true, (signal) => this.inner.sync({ signal }));
+  }
+  hash(rel: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
+    return this.around('hash', rel, opts.signal, true, (signal) => this.inner.hash(rel, { signal }));
+  }
+  stat(rel: string) {
+    return this.around('stat', rel, undefined, true, () => this.inner.stat(rel));
+  }
+  list(prefix: string): AsyncIterable<string> {
+    return this.inner.list(prefix);
+  }
+  get(rel: string): Promise<Readable> {
+    return this.around('get', rel, undefined, true, () => this.inner.get(rel));
+  }
+  putLink(rel: string, linkText: string): Promise<void> {
+    return this.around('putLink', rel, undefined, true, () => this.inner.putLink(rel, linkText));
+  }
+  readLink(rel: string): Promise<string | undefined> {
+    return this.around('readLink', rel, undefined, true, () => this.inner.readLink(rel));
+  }
+  check(): Promise<CheckReport> {
+    return this.around('check', '.', undefined, true, () => this.inner.check());
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Sleep `ms`, or reject with the signal's reason when it aborts first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => { clearTimeout(timer); reject(signal!.reason); };
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export interface RetryOptions {
+  /** calls in all, the first included */
+  attempts: number;
+  /** wait before the first retry; doubled each time */
+  baseMs: number;
+  maxMs: number;
+  /** injectable for tests */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** told of each retry (for the log) */
+  onRetry?: (op: string, rel: string, err: TargetError, attempt: number, waitMs: number) => void;
+}
+
+/**
+ * Classes where calling again at once cannot help: the store's retry policy (backoff across passes) takes
+ * them. A timeout already waited the full configured time: retrying here would multiply it.
+ */
+const NOT_RETRIED: ReadonlySet<ErrorClass> = new Set<ErrorClass>([
+  'ENOSPC', 'EACCES', 'EROFS', 'not-mounted', 'timeout', 'quota', 'mismatch', 'missing', 'vanished', 'changed', 'source-missing',
+]);
+
+/** Retry transient failures (a dropped connection, a 5xx, EIO) with exponential backoff and jitter. */
+export class RetryingTarget extends TargetWrapper {
+  constructor(inner: Target, readonly opts: RetryOptions) { super(inner); }
+
+  protected async around<T>(op: Op, rel: string, signal: AbortSignal | undefined, repeatable: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn(signal);
+      } catch (err) {
+        const e = toTargetError(err, this.name, `[${this.name}] ${op} ${rel}`);
+        if (e.permanent || NOT_RETRIED.has(e.errorClass) || !repeatable || signal?.aborted || attempt >= this.opts.attempts) throw e;
+        // full jitter on the upper half: spread the retries of many files without ever retrying at once
+        const cap = Math.min(this.opts.maxMs, this.opts.baseMs * 2 ** (attempt - 1));
+        const wait = Math.round(cap / 2 + (Math.random() * cap) / 2);
+        this.opts.onRetry?.(op, rel, e, attempt, wait);
+        await (this.opts.sleep ?? sleep)(wait, signal);
+      }
+    }
+  }
+}
+
+/**
+ * A deadline on every call: data operations (put, hash, get) get `copyMs`, the others `commandMs`. On expiry
+ * the call's signal is aborted and the caller gets TargetError(timeout) at once, even from a target that
+ * ignores its signal (a hung server must never hang the agent).
+ */
+export class TimeoutTarget extends TargetWrapper {
+  constructor(inner: Target, readonly opts: { copyMs: number; commandMs: number }) { super(inner); }
+
+  protected around<T>(op: Op, rel: string, signal: AbortSignal | undefined, _r: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T> {
+    const ms = op === 'put' || op === 'hash' || op === 'get' ? this.opts.copyMs : this.opts.commandMs;
+    const ac = new AbortController();
+    return new Promise<T>((resolve, reject) => {
+      const done = () => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); };
+      const timer = setTimeout(() => {
+        const e = new TargetError(`[${this.name}] ${op} ${rel}: timed out after ${ms} ms`, { target: this.name, errorClass: 'timeout' });
+        done();
+        ac.abort(e);
+        reject(e);
+      }, ms);
+      const onAbort = () => { done(); ac.abort(signal!.reason); reject(signal!.reason); };
+      if (signal?.aborted) onAbort(); else signal?.addEventListener('abort', onAbort, { once: true });
+      fn(ac.signal).then((v) => { done(); resolve(v); }, (e) => { done(); reject(e); });
+    });
+  }
+}
+
+/**
+ * A token bucket shared by every transfer to one target: `bytesPerSec` on average, bursts up to `burst` bytes.
+ * `now` and `sleep` are injectable so tests measure it on a virtual clock.
+ */
+export class Throttle {
+  private debt = 0;
+  private last: number;
+  constructor(readonly bytesPerSec: number, readonly burst = Math.max(64 * 1024, bytesPerSec / 10),
+    private readonly now: () => number = () => performance.now(),
+    private readonly wait: (ms: number, signal?: AbortSignal) => Promise<void> = sleep) {
+    this.last = this.now();
+  }
+
+  /** Account for `n` bytes; resolves when sending them keeps the average rate. */
+  async take(n: number, signal?: AbortSignal): Promise<void> {
+    const t = this.now();
+    this.debt = Math.max(0, this.debt - ((t - this.last) * this.bytesPerSec) / 1000) + n;
+    this.last = t;
+    const over = this.debt - this.burst;
+    if (over > 0) await this.wait((over * 1000) / this.bytesPerSec, signal);
+  }
+
+  /** A pass-through stream that paces what flows through it. */
+  stream(signal?: AbortSignal): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _enc, cb) => { this.take(chunk.length, signal).then(() => cb(null, chunk), cb); },
+    });
+  }
+}
+
+/** `bwlimit` (bytes/s) on what is sent to the target: puts are streamed through one shared Throttle. */
+export class BwlimitTarget extends TargetWrapper {
+  constructor(inner: Target, readonly throttle: Throttle) { super(inner); }
+
+  protected around<T>(_op: Op, _rel: string, signal: AbortSignal | undefined, _r: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T> {
+    return fn(signal);
+  }
+
+  override async put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
+    let input: Readable;
+    if (typeof src === 'string') {
+      let st: fs.Stats;
+      try { st = fs.statSync(src); } catch (err) { throw toTargetError(err, this.name, `[${this.name}] put ${rel}: source`); }
+      opts = { ...opts, size: st.size, mode: opts.mode ?? st.mode };
+      input = fs.createReadStream(src, { highWaterMark: 64 * 1024 });
+    } else {
+      input = src;
+    }
+    const paced = this.throttle.stream(opts.signal);
+    input.on('error', (err) => paced.destroy(err));
+    paced.on('error', () => undefined); // the inner put sees it through its own reader; never uncaught
+    try {
+      return await this.inner.put(rel, input.pipe(paced), opts);
+    } finally {
+      input.destroy(); // the inner put may have failed before reading (a bad path): do not open the file then
+      paced.destroy();
+    }
+  }
+}
+
+export interface WrapOptions {
+  copyMs: number;
+  commandMs: number;
+  bwlimit?: number;
+  retry?: RetryOptions;
+}
+
+/** In-operation retries: 3 calls, 1 s then 2 s apart (at most 10 s). Longer outages are the store's backoff. */
+export const DEFAULT_OP_RETRY: RetryOptions = { attempts: 3, baseMs: 1000, maxMs: 10_000 };
+
+/** retry(timeout(bwlimit(target))): what every configured target is used through. */
+export function wrapTarget(t: Target, o: WrapOptions): Target {
+  let w: Target = t;
+  if (o.bwlimit) w = new BwlimitTarget(w, new Throttle(o.bwlimit));
+  w = new TimeoutTarget(w, { copyMs: o.copyMs, commandMs: o.commandMs });
+  return new RetryingTarget(w, o.retry ?? DEFAULT_OP_RETRY);
+}

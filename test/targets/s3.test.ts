@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { S3Target, parseS3Url } from '../../dist/lib/targets/s3.js';
+import { TargetError } from '../../dist/lib/errors.js';
+import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
+import { age, cli, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, writeConfig } from '../helpers.js';
+import { startCeph, type Ceph } from '../ceph.js';
+import { testTarget } from './conformance.js';
+
+let ceph: Ceph;
+let bucket: string;
+before(async () => { ceph = await startCeph(); bucket = await ceph.bucket(); await initHasher(); }, { timeout: 300_000 });
+after(() => ceph?.stop());
+
+const make = (url: string, extra: Partial<ConstructorParameters<typeof S3Target>[2]> = {}) =>
+  new S3Target('ceph', url, { endpoint: ceph.endpoint, accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey, commandTimeoutMs: 5000, ...extra });
+
+testTarget({ name: 's3 (a real Ceph radosgw on loopback)', create: async () => make(`s3://${bucket}/conf${Math.random().toString(36).slice(2)}`) });
+
+describe('s3 target', () => {
+  it('parses s3://bucket/prefix; keys are <prefix>/<host>/<abs path>, with xxh64, mtime and mode in the metadata', async () => {
+    assert.deepEqual(parseS3Url('s3://b/x/y/'), { bucket: 'b', prefix: 'x/y' });
+    assert.deepEqual(parseS3Url('s3://b'), { bucket: 'b', prefix: '' });
+    const dir = tmpDir();
+    const f = path.join(dir, 'f.fits');
+    const data = crypto.randomBytes(5000);
+    fs.writeFileSync(f, data);
+    fs.chmodSync(f, 0o640);
+    const t = make(`s3://${bucket}/layout`);
+    await t.put('exao1/data/f.fits', f, { size: data.length, mtimeMs: 1_700_000_000_500, hash: hashBytes(data) });
+    const h = await t.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'layout/exao1/data/f.fits' }));
+    assert.deepEqual(h.Metadata, { xxh64: hashBytes(data), mtime: '1700000000.500', mode: '640' });
+    assert.equal(h.ContentLength, 5000);
+    await t.close();
+    rmTree(dir);
+  });
+
+  it('a big file goes up as a multipart upload and reads back byte-identical', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'big.bin');
+    const data = crypto.randomBytes(70 << 20);
+    fs.writeFileSync(f, data);
+    const t = make(`s3://${bucket}/multipart`);
+    await t.put('h/big.bin', f, { size: data.length, hash: hashBytes(data) });
+    assert.equal(await t.hash('h/big.bin'), hashBytes(data));
+    const h = await t.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'multipart/h/big.bin' }));
+    assert.match(h.ETag ?? '', /-\d+"$/, 'a multipart ETag');
+    await t.close();
+    rmTree(dir);
+  });
+
+  it('check(): a missing bucket and wrong credentials are refused with clear messages; a good one reports its steps', async () => {
+    const ok = await make(`s3://${bucket}/p`).check();
+    assert.deepEqual([ok.reachable, ok.authenticated, ok.writable], [true, true, true]);
+    await assert.rejects(make('s3://no-such-bucket-here/p').check(), (e: unknown) => e instanceof TargetError && e.errorClass === 'unreachable' && e.permanent && /does not exist/.test(e.message));
+    await assert.rejects(make(`s3://${bucket}/p`, { secretAccessKey: 'wrong' }).check(),
+      (e: unknown) => e instanceof TargetError && e.stage === 'auth' && e.permanent && /credentials/.test(e.message));
+  });
+
+  it('a stopped (SIGSTOP) radosgw fails a put within the timeout (class timeout), and works again after SIGCONT', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'x');
+    fs.writeFileSync(f, crypto.randomBytes(200_000));
+    const t = make(`s3://${bucket}/stop`, { commandTimeoutMs: 1500 });
+    await t.check();
+    process.kill(ceph.rgwPid(), 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      await assert.rejects(t.put('h/x', f, { size: 200_000 }), (e: unknown) => e instanceof TargetError && (e.errorClass === 'timeout' || e.errorClass === 'unreachable'));
+      assert.ok(Date.now() - t0 < 15_000, 'a hung S3 service must not hang the agent');
+    } finally {
+      process.kill(ceph.rgwPid(), 'SIGCONT');
+    }
+    await t.put('h/x', f, { size: 200_000 });
+    assert.equal((await t.stat('h/x'))?.size, 200_000);
+    await t.close();
+    rmTree(dir);
+  });
+});
+
+describe('replica run to an S3 target', () => {
+  it('a full bucket quota is class quota per file while the local target completes; after the quota is raised the next run verifies all', async () => {
+    const qb = await ceph.bucket();
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 30, { maxBytes: 300_000 });
+    for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(src, `big${i}.fits`), crypto.randomBytes(1 << 20));
+    for (const f of fs.readdirSync(src, { recursive: true }) as string[]) age(path.join(src, f));
+    ceph.admin('quota', 'set', '--quota-scope=bucket', `--bucket=${qb}`, '--max-size=3145728');
+    ceph.admin('quota', 'enable', '--quota-scope=bucket', `--bucket=${qb}`);
+    const cfg = writeConfig(dir, { host: 'exao1', sources: [src], targets: [
+      { name: 'ceph', url: `s3://${qb}/obs`, endpoint: ceph.endpoint, accessKeyEnv: 'T_S3_KEY', secretKeyEnv: 'T_S3_SECRET', timeouts: { command: '10s' } },
+      { name: 'local', url: 'tl' }], retry: { backoff: '0s', maxBackoff: '0s' } });
+    const env = { T_S3_KEY: ceph.accessKeyId, T_S3_SECRET: ceph.secretAccessKey };
+    const r1 = await cli(['run', '--json', '--config', cfg], { env });
+    assert.equal(r1.code, 1, r1.stderr);
+    assert.deepEqual(treeDigest(onTarget(path.join(dir, 'tl'), 'exao1', src)), treeDigest(src), 'the local target completes');
+    const st = json(await cli(['status', '--json', '--config', cfg], { env }));
+    const ct = (st.targets as { name: string; verified: { files: number }; failed: { files: number; byClass: Record<string, { files: number }> } }[]).find((x) => x.name === 'ceph')!;
+    assert.ok(ct.failed.files > 0 && ct.verified.files > 0, 'some files fitted, some did not');
+    assert.deepEqual(Object.keys(ct.failed.byClass), ['quota'], JSON.stringify(ct.failed.byClass));
+    ceph.admin('quota', 'disable', '--quota-scope=bucket', `--bucket=${qb}`);
+    const r2 = await cli(['run', '--json', '--config', cfg], { env });
+    assert.equal(r2.code, 0, r2.stderr + r2.stdout);
+    // every object is there, under <prefix>/<host>/<abs path>, byte-identical
+    const t = make(`s3://${qb}/obs`);
+    for (const f of fs.readdirSync(src, { recursive: true }) as string[]) {
+      const p = path.join(src, f);
+      if (!fs.statSync(p).isFile()) continue;
+      assert.equal(await t.hash(`exao1${p}`), hashBytes(fs.readFileSync(p)), p);
+    }
+    const listed: string[] = [];
+    for await (const k of t.list('')) listed.push(k);
+    assert.ok(listed.length >= 36);
+    assert.ok((await t.stat('.replica/exao1/meta.json')) !== undefined, 'the store is shipped to the bucket too');
+    await t.close();
+    rmTree(dir);
+  });
+});
+
+describe('replica check on S3 targets', () => {
+  it('reports reachable, authenticated, writable (no free space from S3); a missing bucket and bad credentials say so; an unset credential variable is a config error', async () => {
+    const dir = tmpDir();
+    const t = (name: string, url: string, extra = {}) => ({ name, url, endpoint: ceph.endpoint, accessKeyEnv: 'T_S3_KEY', secretKeyEnv: 'T_S3_SECRET', ...extra });
+    const cfg = writeConfig(dir, { host: 'c', sources: [dir], targets: [t('good', `s3://${bucket}/chk`), t('nobucket', 's3://replica-missing-bucket/x'), t('badkey', `s3://${bucket}/chk`, { secretKeyEnv: 'T_S3_WRONG' })] });
+    const env = { T_S3_KEY: ceph.accessKeyId, T_S3_SECRET: ceph.secretAccessKey, T_S3_WRONG: 'not-the-secret' };
+    const r = await cli(['check', '--json', '--config', cfg], { env });
+    assert.equal(r.code, 1, r.stderr);
+    const items = json(r) as { what: string; ok: boolean; reachable?: boolean; authenticated?: boolean; writable?: boolean; freeBytes?: number; detail: string }[];
+    const good = items.find((i) => i.what === 'target good')!;
+    assert.deepEqual([good.ok, good.reachable, good.authenticated, good.writable, good.freeBytes], [true, true, true, true, undefined]);
+    const nb = items.find((i) => i.what === 'target nobucket')!;
+    assert.equal(nb.ok, false);
+    assert.match(nb.detail, /bucket replica-missing-bucket does not exist \(replica never creates it/);
+    const bad = items.find((i) => i.what === 'target badkey')!;
+    assert.deepEqual([bad.ok, bad.reachable, bad.authenticated], [false, true, false]);
+    const unset = await cli(['run', '--config', cfg], { env: { T_S3_KEY: ceph.accessKeyId } });
+    assert.equal(unset.code, 78);
+    assert.match(unset.stderr, /targets\[0\]\.secretKeyEnv: environment variable T_S3_SECRET is not set/);
+    rmTree(dir);
+  });
+});

@@ -35,10 +35,11 @@ function tree(dir, files, perDir, size) {
   fs.writeFileSync(path.join(dir, '.complete'), '');
 }
 
-function config(name, src, dst) {
+function config(name, src, dst, target = {}) {
   const file = path.join(W, `${name}.json`);
-  garbage.push(dst, path.join(W, `${name}.store`));
-  fs.writeFileSync(file, JSON.stringify({ host: 'bench', store: path.join(W, `${name}.store`), sources: [{ path: src, exclude: ['.complete'] }], targets: [{ name: 't', url: dst }], snapshots: 2, log: { level: 'warn' } }));
+  if (!/^\w+:\/\//.test(dst)) garbage.push(dst);
+  garbage.push(path.join(W, `${name}.store`));
+  fs.writeFileSync(file, JSON.stringify({ host: 'bench', store: path.join(W, `${name}.store`), sources: [{ path: src, exclude: ['.complete'] }], targets: [{ name: 't', url: dst, ...target }], snapshots: 2, log: { level: 'warn' } }));
   return file;
 }
 
@@ -56,11 +57,12 @@ function row(what, ours, peer, peerName, goal, unit = 's', higherBetter = false)
  * busy with discards and journal work that would be billed to the next trial. Old trees go at the end.
  */
 const garbage = [];
-function pair(peer, ours) {
+function pair(peer, ours, cleanup = () => undefined) {
   const a = []; const b = [];
   for (let i = 0; i < TRIALS; i++) {
     sh('sync'); a.push(time(() => sh(peer(i))));
     sh('sync'); b.push(time(() => sh(ours(i))));
+    cleanup(i);
   }
   if (process.env.BENCH_VERBOSE) console.log(`  samples: replica ${b.map((x) => x.toFixed(2)).join(" ")} / peer ${a.map((x) => x.toFixed(2)).join(" ")}`);
   return [median(b), median(a)];
@@ -95,15 +97,7 @@ if (want('rerun')) {
 }
 
 if (want('big') || want('hash')) {
-  const big = path.join(W, 'big', 'one-gib.bin');
-  if (!fs.existsSync(big) || fs.statSync(big).size !== 1 << 30) {
-    fs.mkdirSync(path.dirname(big), { recursive: true });
-    const fd = fs.openSync(big, 'w');
-    const chunk = crypto.randomBytes(64 << 20);
-    for (let i = 0; i < 16; i++) { chunk[0] = i; fs.writeSync(fd, chunk); }
-    fs.closeSync(fd);
-    fs.utimesSync(big, old, old);
-  }
+  const big = gibFile();
   if (want('big')) {
     const [ours, peer] = pair((i) => {
       const dst = path.join(W, `big.cp${i}`);
@@ -116,6 +110,68 @@ if (want('big') || want('hash')) {
     const gib = 1.073741824;
     const [ours, peer] = pair(() => `xxhsum -H1 -q ${q(big)} >/dev/null`, () => `node ${q(CLI)} hash ${q(big)} >/dev/null`);
     row('hash throughput, 1 GiB (page cache)', gib / ours, gib / peer, 'xxhsum -H1', 0.6, 'GB/s', true);
+  }
+}
+
+/** A 1 GiB file of random bytes (made once). */
+function gibFile() {
+  const big = path.join(W, 'big', 'one-gib.bin');
+  if (!fs.existsSync(big) || fs.statSync(big).size !== 1 << 30) {
+    fs.mkdirSync(path.dirname(big), { recursive: true });
+    const fd = fs.openSync(big, 'w');
+    const chunk = crypto.randomBytes(64 << 20);
+    for (let i = 0; i < 16; i++) { chunk[0] = i; fs.writeSync(fd, chunk); }
+    fs.closeSync(fd);
+    fs.utimesSync(big, old, old);
+  }
+  return big;
+}
+
+// Remote targets, on loopback: a real OpenSSH sshd and a real Ceph radosgw, started here as the tests do.
+if (want('ssh')) {
+  const { startSshd } = await import(path.join(ROOT, 'dist-test/sshd.js'));
+  const sshd = await startSshd();
+  const ssh = `ssh -p ${sshd.port} -i ${q(sshd.clientKey)} -o BatchMode=yes -o UserKnownHostsFile=${q(sshd.knownHosts)} -o LogLevel=ERROR`;
+  const target = { identity: sshd.clientKey, knownHosts: sshd.knownHosts };
+  const remote = (name) => { garbage.push(path.join(W, name)); return path.join(W, name); };
+  try {
+    const src = path.join(W, 'small');
+    tree(src, 10_000, 100, 4096);
+    let [ours, peer] = pair((i) => `rsync -a -e ${q(ssh)} ${q(src)}/ root@127.0.0.1:${q(remote(`ssh.small.rsync${i}`))}/ && ${ssh} root@127.0.0.1 sync`,
+      (i) => replica(`run --config ${q(config(`sshsmall${i}`, src, `ssh://root@127.0.0.1:${sshd.port}${remote(`ssh.small.dst${i}`)}`, target))}`));
+    row('ssh: first backup, 10k x 4 KiB (durable)', ours, peer, 'rsync -a -e ssh && ssh sync', 1.2);
+    const big = gibFile();
+    [ours, peer] = pair((i) => `rsync -a -e ${q(ssh)} ${q(big)} root@127.0.0.1:${q(remote(`ssh.big.rsync${i}`))} && ${ssh} root@127.0.0.1 'sync && xxhsum -H1 -q ${q(remote(`ssh.big.rsync${i}`))}'`,
+      (i) => replica(`run --config ${q(config(`sshbig${i}`, path.dirname(big), `ssh://root@127.0.0.1:${sshd.port}${remote(`ssh.big.dst${i}`)}`, target))}`));
+    row('ssh: 1 GiB copy, durable + verified', ours, peer, 'rsync -a -e ssh && ssh sync && xxhsum', 1.2);
+  } finally {
+    sshd.stop();
+    rm(sshd.dir);
+  }
+}
+
+if (want('s3')) {
+  process.env.CEPH_MEMSTORE_BYTES = String(8 << 30);
+  const { startCeph } = await import(path.join(ROOT, 'dist-test/ceph.js'));
+  const ceph = await startCeph();
+  const rclone = (bucket, p) => `:s3,provider=Ceph,endpoint=${ceph.endpoint},access_key_id=${ceph.accessKeyId},secret_access_key=${ceph.secretAccessKey}:${bucket}/${p}`;
+  process.env.BENCH_S3_KEY = ceph.accessKeyId; process.env.BENCH_S3_SECRET = ceph.secretAccessKey;
+  const target = { endpoint: ceph.endpoint, accessKeyEnv: 'BENCH_S3_KEY', secretKeyEnv: 'BENCH_S3_SECRET' };
+  try {
+    const bucket = await ceph.bucket('bench');
+    const purge = (i) => { sh(`rclone purge ${q(rclone(bucket, `small.rclone${i}`))} 2>/dev/null || true; rclone purge ${q(rclone(bucket, `small${i}`))} 2>/dev/null || true`); };
+    const src = path.join(W, 'small');
+    tree(src, 10_000, 100, 4096);
+    let [ours, peer] = pair((i) => `rclone copy --transfers 16 ${q(src)} ${q(rclone(bucket, `small.rclone${i}`))}`,
+      (i) => replica(`run --config ${q(config(`s3small${i}`, src, `s3://${bucket}/small${i}`, target))}`), purge);
+    row('S3 (Ceph): first backup, 10k x 4 KiB, verified', ours, peer, 'rclone copy --transfers 16', 1.2);
+    const big = gibFile();
+    const purgeBig = (i) => { sh(`rclone purge ${q(rclone(bucket, `big.rclone${i}`))} 2>/dev/null || true; rclone purge ${q(rclone(bucket, `big${i}`))} 2>/dev/null || true`); };
+    [ours, peer] = pair((i) => `rclone copy ${q(big)} ${q(rclone(bucket, `big.rclone${i}`))}`,
+      (i) => replica(`run --config ${q(config(`s3big${i}`, path.dirname(big), `s3://${bucket}/big${i}`, target))}`), purgeBig);
+    row('S3 (Ceph): 1 GiB upload, verified', ours, peer, 'rclone copy', 1.2);
+  } finally {
+    ceph.stop();
   }
 }
 

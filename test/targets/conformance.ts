@@ -98,6 +98,24 @@ export function testTarget(opts: ConformanceOptions): void {
       assert.deepEqual((await listAll(t, 'h/odd')).sort(), ODD_NAMES.map((n) => `h/odd/${n}`).sort());
     });
 
+    it('hashMany (where offered) returns exactly what hash() reads back, never a hash for a missing copy', async (ctx) => {
+      if (!t.hashMany) return ctx.skip('target has no batch hashing');
+      const rels: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        const name = i < ODD_NAMES.length ? ODD_NAMES[i] : `m${i}`;
+        const data = crypto.randomBytes(i * 100);
+        await t.put(`h/many/${name}`, file('m', data), { size: data.length });
+        rels.push(`h/many/${name}`);
+      }
+      const all = await t.hashMany(rels);
+      for (const [rel, h] of all) assert.equal(h, await t.hash(rel), rel);
+      const withGap = [...rels.slice(0, 20), 'h/many/missing', ...rels.slice(20)];
+      const some = await t.hashMany(withGap);
+      assert.equal(some.has('h/many/missing'), false);
+      for (const [rel, h] of some) assert.equal(h, await t.hash(rel), rel);
+      t.capabilities.remoteHash && assert.ok(all.size === rels.length || all.size === 0, 'all or nothing');
+    });
+
     it('missing paths: stat is undefined, hash and get throw TargetError(missing)', async () => {
       assert.equal(await t.stat('h/nope'), undefined);
       await assert.rejects(t.hash('h/nope'), (e: unknown) => e instanceof TargetError && e.errorClass === 'missing');

@@ -108,14 +108,14 @@ export class TargetCopier {
   }
 
   /** Read the copy back and compare with the settled hash (or the link text). */
-  private async verify(p: string, rec: Rec, copiedAt: number): Promise<void> {
+  private async verify(p: string, rec: Rec, copiedAt: number, known?: string): Promise<void> {
     const rel = targetPath(this.ctx.host, p);
     try {
       if (rec.l !== undefined) {
         const text = this.target.capabilities.symlinks ? await this.target.readLink(rel) : rec.l;
         if (text !== rec.l) throw new TargetError(`[${this.target.name}] symlink ${rel} reads back as ${JSON.stringify(text)}, expected ${JSON.stringify(rec.l)}`, { target: this.target.name, errorClass: text === undefined ? 'missing' : 'mismatch' });
       } else {
-        const h = await this.target.hash(rel, { signal: this.ctx.signal });
+        const h = known ?? await this.target.hash(rel, { signal: this.ctx.signal });
         if (h !== rec.h) throw new TargetError(`[${this.target.name}] read-back of ${rel} hashes to ${h}, expected ${rec.h}`, { target: this.target.name, errorClass: 'mismatch' });
       }
       markVerified(rec, this.target.name, copiedAt, Date.now());
@@ -123,6 +123,17 @@ export class TargetCopier {
       this.ctx.counts.verified++;
     } catch (err) {
       if (!this.ctx.signal.aborted) this.fail(p, rec, toTargetError(err, this.target.name, `[${this.target.name}] verify ${rel}`));
+    }
+  }
+
+  /** Read back a whole batch at once where the target can (hashMany); what it leaves out is hashed per file. */
+  private async hashMany(rels: string[]): Promise<Map<string, string>> {
+    if (!this.target.hashMany || rels.length === 0) return new Map();
+    try {
+      return await this.target.hashMany(rels, { signal: this.ctx.signal });
+    } catch (err) {
+      this.ctx.log.debug(`${this.target.name}: batch read-back failed, verifying file by file: ${messageOf(err)}`);
+      return new Map();
     }
   }
 
@@ -147,7 +158,8 @@ export class TargetCopier {
         if (!this.ctx.signal.aborted) this.down ??= toTargetError(err, this.target.name, `[${this.target.name}] sync`);
         continue;
       }
-      await Promise.all(copied.map(([p, rec, at]) => this.queue.add(async () => { if (!this.down) await this.verify(p, rec, at); })));
+      const known = await this.hashMany(copied.filter(([, rec]) => rec.l === undefined).map(([p]) => targetPath(this.ctx.host, p)));
+      await Promise.all(copied.map(([p, rec, at]) => this.queue.add(async () => { if (!this.down) await this.verify(p, rec, at, known.get(targetPath(this.ctx.host, p))); })));
     }
   }
 }

@@ -64,7 +64,7 @@ export class Engine {
         this.log.warn(`target ${t.name}: ${e.message}`);
       }
       const cfg = this.config.targets.find((c) => c.name === t.name)!;
-      this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency, t.capabilities.maxConnections), {
+      this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? t.capabilities.concurrency, t.capabilities.maxConnections), {
         host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts,
         signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs,
       }));

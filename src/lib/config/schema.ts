@@ -22,7 +22,7 @@ export interface Config {
   rescanMs: number;
   /** rotated store snapshots kept */
   snapshots: number;
-  /** copies in flight per target, unless the target overrides it */
+  /** copies in flight per target as configured (each target's `concurrency` overrides it; unset: the target's default) */
   concurrency: number;
   /** per-file retry policy: attempts, first backoff, backoff cap */
   retry: { maxAttempts: number; backoffMs: number; maxBackoffMs: number };
@@ -65,7 +65,8 @@ export interface TargetConfig {
   path?: string;
   /** refuse to write unless this path is a mount point */
   mount?: string;
-  concurrency: number;
+  /** copies in flight, when the config sets it (per target or at the top); else the target's own default */
+  concurrency?: number;
   /** bytes per second, or undefined for no limit */
   bwlimit?: number;
   timeouts: Timeouts;

@@ -106,7 +106,7 @@ function targetKind(url: string): TargetKind | undefined {
   return scheme === 'ssh' || scheme === 's3' || scheme === 'tape' ? scheme : undefined;
 }
 
-function readTarget(r: Reader, v: unknown, i: number, base: { concurrency: number; timeouts: Raw }): TargetConfig | undefined {
+function readTarget(r: Reader, v: unknown, i: number, base: { concurrency?: number; timeouts: Raw }): TargetConfig | undefined {
   const key = `targets[${i}]`;
   const allKindKeys = Object.values(TARGET_KIND_KEYS).flat();
   const t = r.object(v, key, [...TARGET_COMMON_KEYS, ...allKindKeys]);
@@ -146,7 +146,7 @@ function readTarget(r: Reader, v: unknown, i: number, base: { concurrency: numbe
   return {
     name: name ?? `#${i}`, url: url ?? '', kind: kind ?? 'local', path: localPath,
     mount: mountRaw === undefined ? undefined : r.resolvePath(mountRaw),
-    concurrency: r.int(t.concurrency, `${key}.concurrency`, base.concurrency, 1),
+    concurrency: t.concurrency === undefined ? base.concurrency : r.int(t.concurrency, `${key}.concurrency`, 1, 1),
     bwlimit: t.bwlimit === undefined || t.bwlimit === null ? undefined : r.size(t.bwlimit, `${key}.bwlimit`, 0),
     timeouts: r.timeouts(t.timeouts, `${key}.timeouts`, {
       copy: (base.timeouts.copy as string) ?? DEFAULTS.timeouts.copy, command: (base.timeouts.command as string) ?? DEFAULTS.timeouts.command,
@@ -205,7 +205,7 @@ export function validateConfig(raw: unknown, file: string): Config {
   if (!Array.isArray(c.targets) || c.targets.length === 0) {
     r.fail('targets', c.targets === undefined ? 'required: at least one target' : `expected a non-empty array, got ${show(c.targets)}`);
   } else {
-    targets = c.targets.map((t, i) => readTarget(r, t, i, { concurrency, timeouts: timeoutsRaw })).filter((t): t is TargetConfig => !!t);
+    targets = c.targets.map((t, i) => readTarget(r, t, i, { concurrency: c.concurrency === undefined ? undefined : concurrency, timeouts: timeoutsRaw })).filter((t): t is TargetConfig => !!t);
     const names = new Set<string>();
     targets.forEach((t, i) => {
       if (names.has(t.name)) r.fail(`targets[${i}].name`, `duplicate target name ${show(t.name)}: names must be unique`);

@@ -70,7 +70,7 @@ function copySmall(src: string, tmp: string, mtimeMs: number | undefined): void 
  * check() refuses (class `not-mounted`) unless that path is a mount point, and nothing is created there.
  */
 export class LocalTarget implements Target {
-  readonly capabilities = { maxConnections: 4, atomicRename: true, remoteHash: true, symlinks: true };
+  readonly capabilities = { concurrency: 2, maxConnections: 4, atomicRename: true, remoteHash: true, symlinks: true };
   private readonly dirsSeen = new Set<string>();
   private unsynced = false;
 

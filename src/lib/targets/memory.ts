@@ -13,7 +13,7 @@ export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink
  * `corrupt()` changes stored bytes behind the agent's back (for verify tests).
  */
 export class MemoryTarget implements Target {
-  readonly capabilities = { maxConnections: 8, atomicRename: true, remoteHash: true, symlinks: true };
+  readonly capabilities = { concurrency: 2, maxConnections: 8, atomicRename: true, remoteHash: true, symlinks: true };
   readonly files = new Map<string, { data: Buffer; mtimeMs?: number }>();
   readonly links = new Map<string, string>();
   inject?: Injector;

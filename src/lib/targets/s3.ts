@@ -51,7 +51,7 @@ interface AwsError { name?: string; code?: string; message?: string; Code?: stri
  * (`WHEN_REQUIRED`): with them a streamed PUT fails on Ceph or is stored with its aws-chunked framing.
  */
 export class S3Target implements Target {
-  readonly capabilities = { maxConnections: 16, atomicRename: true, remoteHash: false, symlinks: false };
+  readonly capabilities = { concurrency: 16, maxConnections: 32, atomicRename: true, remoteHash: false, symlinks: false };
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;

@@ -48,6 +48,10 @@ const SFTP_CLASS: Record<number, ErrorClass> = { 2: 'missing', 3: 'EACCES' };
 interface Session { client: Client; sftp: SFTPWrapper; dead: Promise<never> }
 /** Copies larger than this are hashed on the server (xxhsum), smaller ones read back over SFTP. */
 const REMOTE_HASH_MIN = 16 << 20;
+/** Files up to this size are read into memory and written with one pipelined burst of SFTP requests. */
+const SMALL_PUT = 1 << 20;
+/** hashMany() runs one remote xxhsum for at least this many files (one command costs ~100 ms). */
+const HASH_MANY_MIN = 32;
 
 /**
  * A directory on another machine over SSH (ssh2: SFTP for data, one connection reused across files).
@@ -56,7 +60,7 @@ const REMOTE_HASH_MIN = 16 << 20;
  * shell string), or reads the copy back when the server has no xxhsum. Strict host-key checking.
  */
 export class SshTarget implements Target {
-  readonly capabilities = { maxConnections: 4, atomicRename: true, remoteHash: true, symlinks: true };
+  readonly capabilities = { concurrency: 8, maxConnections: 16, atomicRename: true, remoteHash: true, symlinks: true };
   private session?: Promise<Session>;
   /** directories prepared in this session: one promise each, so concurrent puts share one preparation */
   private readonly dirs = new Map<string, Promise<void>>();
@@ -173,9 +177,25 @@ export class SshTarget implements Target {
       await this.prepareDir(posix.dirname(dest));
       const { sftp, dead } = await this.connect();
       const work = (async () => {
+        const st = typeof src === 'string' ? fs.statSync(src) : undefined;
+        if (typeof src === 'string' && st!.size <= SMALL_PUT) {
+          // three round trips: open; write + attributes + close sent together; rename (after all succeeded)
+          const data = fs.readFileSync(src);
+          const handle = await this.sftp<Buffer>((s, cb) => s.open(tmp, 'w', cb));
+          const attrs = { mode: (opts.mode ?? st!.mode) & 0o7777, ...(opts.mtimeMs !== undefined ? { atime: Date.now() / 1000, mtime: opts.mtimeMs / 1000 } : {}) };
+          const results = await Promise.allSettled([
+            ...(data.length ? [this.sftp<void>((s, cb) => s.write(handle, data, 0, data.length, 0, cb))] : []),
+            this.sftp<void>((s, cb) => s.fsetstat(handle, attrs, cb)),
+            this.sftp<void>((s, cb) => s.close(handle, cb)),
+          ]);
+          const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+          if (failed) throw failed.reason;
+          await this.sftp<void>((s, cb) => s.ext_openssh_rename(tmp, dest, cb));
+          return;
+        }
         if (typeof src === 'string') {
           await new Promise<void>((res, rej) => sftp.fastPut(src, tmp, { concurrency: 16, chunkSize: 32768 }, (e) => (e ? rej(e) : res())));
-          if (opts.mode === undefined) opts = { ...opts, mode: fs.statSync(src).mode };
+          if (opts.mode === undefined) opts = { ...opts, mode: st!.mode };
         } else {
           await pipeline(src, sftp.createWriteStream(tmp));
         }
@@ -207,10 +227,10 @@ export class SshTarget implements Target {
         // the caller's deadline (wrappers.ts) aborts: close the channel so the server stops too
         const onAbort = () => { ch.close(); reject(signal!.reason); };
         signal?.addEventListener('abort', onAbort, { once: true });
-        let out = '';
-        ch.on('data', (d: Buffer) => (out += d));
+        const out: Buffer[] = [];
+        ch.on('data', (d: Buffer) => out.push(d));
         ch.stderr.resume();
-        ch.on('close', (code: number) => { signal?.removeEventListener('abort', onAbort); resolve([code ?? 255, out]); });
+        ch.on('close', (code: number) => { signal?.removeEventListener('abort', onAbort); resolve([code ?? 255, Buffer.concat(out).toString('utf8')]); });
         ch.end(stdin);
       });
     })]);
@@ -242,6 +262,36 @@ export class SshTarget implements Target {
     } catch (err) {
       throw this.fail(err, 'hash', rel);
     }
+  }
+
+  /**
+   * Hash many copies with one remote `xxhsum -H1` (paths NUL-separated on stdin, never in a command line).
+   * xxhsum prints `<hash>  <path>` in input order and does not escape names, so the output is matched path
+   * by path; the answer is trusted only when xxhsum succeeded for every file and every line matched in
+   * order. Otherwise (or for few files, or no xxhsum there) the result is empty and the caller hashes each
+   * file itself.
+   */
+  async hashMany(rels: string[], opts: { signal?: AbortSignal } = {}): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (this.noXxhsum || rels.length < HASH_MANY_MIN) return out;
+    const files = rels.map((r) => this.abs(r));
+    let code: number;
+    let text: string;
+    try {
+      [code, text] = await this.exec('xargs -0 -r xxhsum -H1 -q --', files.map((f) => `${f}\0`).join(''), opts.signal);
+    } catch (err) {
+      throw this.fail(err, 'hash', `${rels.length} files`);
+    }
+    if (code === 127) this.noXxhsum = true;
+    if (code !== 0) return out;
+    let pos = 0;
+    for (const [i, f] of files.entries()) {
+      const line = `  ${f}\n`;
+      if (!/^[0-9a-f]{16}$/.test(text.slice(pos, pos + 16)) || text.slice(pos + 16, pos + 16 + line.length) !== line) return new Map();
+      out.set(rels[i], text.slice(pos, pos + 16));
+      pos += 16 + line.length;
+    }
+    return pos === text.length ? out : new Map();
   }
 
   async stat(rel: string): Promise<{ size: number; mtimeMs: number } | undefined> {

@@ -2,7 +2,9 @@ import type { Readable } from 'node:stream';
 
 /** What a target can do; the queue and verifier adapt to it. */
 export interface TargetCapabilities {
-  /** copies worth running in parallel */
+  /** copies in flight when the config does not say (SPEC default 2; more where latency dominates) */
+  concurrency: number;
+  /** most copies worth running in parallel (a configured concurrency is capped by this) */
   maxConnections: number;
   /** put() is atomic (temp + rename) on this target */
   atomicRename: boolean;
@@ -51,6 +53,12 @@ export interface Target {
   sync(opts?: { signal?: AbortSignal }): Promise<void>;
   /** Hash of the stored bytes, read back from the target itself (never from a cache of ours). */
   hash(relPath: string, opts?: { signal?: AbortSignal }): Promise<string>;
+  /**
+   * Optional: hashes of many stored copies in one go, where that is much cheaper than one hash() each (one
+   * remote command instead of a read-back per file). May leave out any path (the caller then calls hash()
+   * for it); a hash it returns is read from the target, as hash() would.
+   */
+  hashMany?(relPaths: string[], opts?: { signal?: AbortSignal }): Promise<Map<string, string>>;
   /** Size (and mtime where known) of what is stored, or undefined when nothing is there. */
   stat(relPath: string): Promise<{ size: number; mtimeMs?: number } | undefined>;
   /** Every stored path under `prefix` (relative paths, files only; temp files excluded). */

@@ -8,11 +8,15 @@ import type { CheckReport, PutOptions, Target } from './target.js';
  * per operation, retries with exponential backoff (outermost). Each is a Target itself, so they compose and
  * pass the same conformance suite.
  */
-type Op = 'put' | 'sync' | 'hash' | 'stat' | 'get' | 'putLink' | 'readLink' | 'check';
+type Op = 'put' | 'sync' | 'hash' | 'stat' | 'get' | 'putLink' | 'readLink' | 'check' | 'hashMany';
 
 /** Delegates every call to `inner` through around(); subclasses decide what happens around each call. */
 abstract class TargetWrapper implements Target {
-  constructor(readonly inner: Target) {}
+  readonly hashMany?: (rels: string[], opts?: { signal?: AbortSignal }) => Promise<Map<string, string>>;
+  constructor(readonly inner: Target) {
+    const many = inner.hashMany?.bind(inner);
+    if (many) this.hashMany = (rels, opts = {}) => this.around('hashMany', `${rels.length} files`, opts.signal, true, (signal) => many(rels, { signal }));
+  }
   get name(): string { return this.inner.name; }
   get capabilities() { return this.inner.capabilities; }
 
@@ -111,7 +115,7 @@ export class TimeoutTarget extends TargetWrapper {
   constructor(inner: Target, readonly opts: { copyMs: number; commandMs: number }) { super(inner); }
 
   protected around<T>(op: Op, rel: string, signal: AbortSignal | undefined, _r: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T> {
-    const ms = op === 'put' || op === 'hash' || op === 'get' ? this.opts.copyMs : this.opts.commandMs;
+    const ms = op === 'put' || op === 'hash' || op === 'get' || op === 'hashMany' ? this.opts.copyMs : this.opts.commandMs;
     const ac = new AbortController();
     return new Promise<T>((resolve, reject) => {
       const done = () => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); };

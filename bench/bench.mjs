@@ -151,23 +151,25 @@ if (want('ssh')) {
 }
 
 if (want('s3')) {
-  process.env.CEPH_MEMSTORE_BYTES = String(8 << 30);
+  process.env.CEPH_MEMSTORE_BYTES = String(8 * 2 ** 30);
   const { startCeph } = await import(path.join(ROOT, 'dist-test/ceph.js'));
   const ceph = await startCeph();
-  const rclone = (bucket, p) => `:s3,provider=Ceph,endpoint=${ceph.endpoint},access_key_id=${ceph.accessKeyId},secret_access_key=${ceph.secretAccessKey}:${bucket}/${p}`;
+  // AWS_CA_BUNDLE (set on some machines) makes Debian's rclone 1.60 refuse any endpoint: unset it for the peer
+  const rcl = `env -u AWS_CA_BUNDLE RCLONE_S3_PROVIDER=Ceph RCLONE_S3_ENDPOINT=${ceph.endpoint} RCLONE_S3_ACCESS_KEY_ID=${ceph.accessKeyId} RCLONE_S3_SECRET_ACCESS_KEY=${ceph.secretAccessKey} RCLONE_CONFIG=/dev/null rclone`;
+  const rclone = (bucket, p) => `:s3:${bucket}/${p}`;
   process.env.BENCH_S3_KEY = ceph.accessKeyId; process.env.BENCH_S3_SECRET = ceph.secretAccessKey;
   const target = { endpoint: ceph.endpoint, accessKeyEnv: 'BENCH_S3_KEY', secretKeyEnv: 'BENCH_S3_SECRET' };
   try {
     const bucket = await ceph.bucket('bench');
-    const purge = (i) => { sh(`rclone purge ${q(rclone(bucket, `small.rclone${i}`))} 2>/dev/null || true; rclone purge ${q(rclone(bucket, `small${i}`))} 2>/dev/null || true`); };
+    const purge = (i) => { sh(`${rcl} purge ${q(rclone(bucket, `small.rclone${i}`))} 2>/dev/null || true; ${rcl} purge ${q(rclone(bucket, `small${i}`))} 2>/dev/null || true`); };
     const src = path.join(W, 'small');
     tree(src, 10_000, 100, 4096);
-    let [ours, peer] = pair((i) => `rclone copy --transfers 16 ${q(src)} ${q(rclone(bucket, `small.rclone${i}`))}`,
+    let [ours, peer] = pair((i) => `${rcl} copy --transfers 16 ${q(src)} ${q(rclone(bucket, `small.rclone${i}`))}`,
       (i) => replica(`run --config ${q(config(`s3small${i}`, src, `s3://${bucket}/small${i}`, target))}`), purge);
     row('S3 (Ceph): first backup, 10k x 4 KiB, verified', ours, peer, 'rclone copy --transfers 16', 1.2);
     const big = gibFile();
-    const purgeBig = (i) => { sh(`rclone purge ${q(rclone(bucket, `big.rclone${i}`))} 2>/dev/null || true; rclone purge ${q(rclone(bucket, `big${i}`))} 2>/dev/null || true`); };
-    [ours, peer] = pair((i) => `rclone copy ${q(big)} ${q(rclone(bucket, `big.rclone${i}`))}`,
+    const purgeBig = (i) => { sh(`${rcl} purge ${q(rclone(bucket, `big.rclone${i}`))} 2>/dev/null || true; ${rcl} purge ${q(rclone(bucket, `big${i}`))} 2>/dev/null || true`); };
+    [ours, peer] = pair((i) => `${rcl} copy ${q(big)} ${q(rclone(bucket, `big.rclone${i}`))}`,
       (i) => replica(`run --config ${q(config(`s3big${i}`, path.dirname(big), `s3://${bucket}/big${i}`, target))}`), purgeBig);
     row('S3 (Ceph): 1 GiB upload, verified', ours, peer, 'rclone copy', 1.2);
   } finally {

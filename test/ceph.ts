@@ -15,6 +15,7 @@ export interface Ceph {
   stop: () => void;
 }
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // see src/lib/targets/s3.ts
 const SCRIPT = path.resolve(import.meta.dirname, '..', 'scripts', 'ceph-cluster.sh');
 let buckets = 0;
 

@@ -98,6 +98,7 @@ describe('replica run to an S3 target', () => {
     const env = { T_S3_KEY: ceph.accessKeyId, T_S3_SECRET: ceph.secretAccessKey };
     const r1 = await cli(['run', '--json', '--config', cfg], { env });
     assert.equal(r1.code, 1, r1.stderr);
+    assert.doesNotMatch(r1.stderr, /NodeVersionSupportWarning/, 'no SDK nag in every cron mail');
     assert.deepEqual(treeDigest(onTarget(path.join(dir, 'tl'), 'exao1', src)), treeDigest(src), 'the local target completes');
     const st = json(await cli(['status', '--json', '--config', cfg], { env }));
     const ct = (st.targets as { name: string; verified: { files: number }; failed: { files: number; byClass: Record<string, { files: number }> } }[]).find((x) => x.name === 'ceph')!;

@@ -90,6 +90,30 @@ describe('ssh target faults', () => {
     }
   });
 
+  it('hashMany: one remote xxhsum for a batch, hostile names included, matched path by path', async () => {
+    const { hashBytes, initHasher } = await import('../../dist/lib/hash/xxh64.js');
+    await initHasher();
+    const { ODD_NAMES } = await import('../helpers.js');
+    const t = make();
+    const dir = tmpDir();
+    const rels: string[] = [];
+    const want = new Map<string, string>();
+    for (let i = 0; i < 64; i++) {
+      const name = i < ODD_NAMES.length ? ODD_NAMES[i] : `f${i}`;
+      const data = Buffer.from(`file ${i}`.repeat(i));
+      const f = path.join(dir, String(i));
+      fs.writeFileSync(f, data);
+      await t.put(`h/many/${name}`, f, { size: data.length });
+      rels.push(`h/many/${name}`);
+      want.set(`h/many/${name}`, hashBytes(data));
+    }
+    assert.deepEqual(await t.hashMany(rels), want, 'every file hashed by the one remote command');
+    assert.equal((await t.hashMany(rels.slice(0, 5))).size, 0, 'too few files to be worth a remote command');
+    assert.equal((await t.hashMany([...rels, 'h/many/gone'])).size, 0, 'a missing file: nothing trusted, the caller hashes each');
+    await t.close();
+    rmTree(dir);
+  });
+
   it('known_hosts parsing: plain, [host]:port and hashed entries', async () => {
     const key = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
     assert.ok(knownHostKey(`popeye ssh-ed25519 ${key}\n`, 'popeye', 22, key));

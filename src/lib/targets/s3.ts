@@ -25,6 +25,10 @@ export interface S3Options {
   commandTimeoutMs: number;
 }
 
+// The SDK warns on every start under Node < 22 about releases after January 2027; this one is pinned
+// (package-lock.json) and supports Node 20. The warning would land in every cron mail.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** Objects larger than this go up as a multipart upload (lib-storage), in parts of this size. */
 const MULTIPART_MIN = 64 << 20;
 const PART_SIZE = 16 << 20;
@@ -51,7 +55,7 @@ interface AwsError { name?: string; code?: string; message?: string; Code?: stri
  * (`WHEN_REQUIRED`): with them a streamed PUT fails on Ceph or is stored with its aws-chunked framing.
  */
 export class S3Target implements Target {
-  readonly capabilities = { concurrency: 16, maxConnections: 32, atomicRename: true, remoteHash: false, symlinks: false };
+  readonly capabilities = { concurrency: 32, maxConnections: 64, atomicRename: true, remoteHash: false, symlinks: false };
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;

@@ -75,6 +75,10 @@ export function testTarget(opts: ConformanceOptions): void {
       const datas = Array.from({ length: 16 }, (_, i) => crypto.randomBytes(1000 + i));
       await Promise.all(datas.map((d, i) => t.put(`h/conc/new/f${i}`, file(`c${i}`, d), { size: d.length })));
       for (const [i, d] of datas.entries()) assert.equal(await t.hash(`h/conc/new/f${i}`), hashBytes(d));
+      // and into new directories nested in each other, all at once (a parent another put is still making)
+      const nested = ['h/nest/a', 'h/nest/a/b/c', 'h/nest/a/b', 'h/nest/a/b/c/d/e', 'h/nest/x/y', 'h/nest/a/b/c/d'];
+      await Promise.all(nested.flatMap((d, i) => [0, 1].map((k) => t.put(`${d}/g${k}`, file(`n${i}${k}`, datas[i]), { size: datas[i].length }))));
+      for (const [i, d] of nested.entries()) assert.equal(await t.hash(`${d}/g1`), hashBytes(datas[i]), d);
     });
 
     it('an empty file is a file', async () => {

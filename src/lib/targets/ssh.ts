@@ -155,7 +155,9 @@ export class SshTarget implements Target {
         const parts = dir.split('/').filter(Boolean);
         for (let i = 1; i <= parts.length; i++) {
           const d = `/${parts.slice(0, i).join('/')}`;
-          if (this.dirs.has(d) && d !== dir) continue;
+          // a parent being prepared by another put may not exist yet: wait for it rather than skip it
+          const parent = d !== dir ? this.dirs.get(d) : undefined;
+          if (parent) { await parent.catch(() => undefined); continue; }
           try { await this.sftp<void>((s, cb) => s.mkdir(d, cb)); } catch { /* exists (checked by the put that follows) */ }
         }
         try {

@@ -153,7 +153,7 @@ for (const backend of ['chokidar', 'parcel']) describe(`replica watch (${backend
     });
     fs.writeFileSync(path.join(src, 'after-bad-hup.dat'), 'still watching');
     await until(() => sameOn(ta(), 'w', src, 'after-bad-hup.dat'), 30_000).catch((e) => {
-      throw new Error(`${e.message}; agent log:\n${agent.stderr().split('\n').slice(-12).join('\n')}`);
+      throw new Error(`${e.message}; agent log:\n${agent.stderr().split('\n').slice(-25).join('\n')}`);
     });
     const c = JSON.parse(good);
     c.targets.push({ name: 'c', url: 'tc' });

@@ -162,10 +162,13 @@ export class Agent {
     const rec = this.store.get(p);
     if (!rec) return;
     const wait = Math.max(10, settlesAt(rec, this.config.settleMs) - Date.now() + 5);
+    this.log.debug(`watch: settle check of ${p} in ${wait} ms`);
     this.timers.set(p, setTimeout(() => {
       this.timers.delete(p);
       void this.enqueue('settle', async () => {
-        for (const still of await this.engine.settle([p])) this.arm(still);
+        const still = await this.engine.settle([p]);
+        this.log.debug(`watch: ${p} ${still.length ? 'still changing' : 'settled'}`);
+        for (const s of still) this.arm(s);
         this.markReady(p);
       });
     }, wait));
@@ -181,6 +184,7 @@ export class Agent {
     if (!this.ready.size) return;
     const batch = [...this.ready];
     this.ready.clear();
+    this.log.debug(`watch: copying ${batch.length} file(s)`);
     await this.engine.copy(batch);
     this.releaseDone(batch);
     this.scheduleShip();

@@ -81,6 +81,12 @@ export function testTarget(opts: ConformanceOptions): void {
       for (const [i, d] of nested.entries()) assert.equal(await t.hash(`${d}/g1`), hashBytes(datas[i]), d);
     });
 
+    it('concurrent puts of files larger than one write request (256 KiB..1 MiB) are byte-identical', async () => {
+      const datas = Array.from({ length: 12 }, (_, i) => crypto.randomBytes(200_000 + i * 70_000));
+      await Promise.all(datas.map((d, i) => t.put(`h/mid/f${i}`, file(`mid${i}`, d), { size: d.length })));
+      for (const [i, d] of datas.entries()) assert.equal(await t.hash(`h/mid/f${i}`), hashBytes(d), `f${i}`);
+    });
+
     it('an empty file is a file', async () => {
       await t.put('h/empty', file('e', Buffer.alloc(0)), { size: 0 });
       assert.equal((await t.stat('h/empty'))?.size, 0);

@@ -173,7 +173,8 @@ describe('ssh: a server that stops mid-copy, and replica check', () => {
     for (const f of fs.readdirSync(src)) age(path.join(src, f));
     const base = path.join(remoteBase, 'stopped');
     const cfg = writeConfig(dir, { host: 'exao2', sources: [src], concurrency: 1, targets: [
-      { name: 'popeye', url: `ssh://root@127.0.0.1:${sshd.port}${base}`, identity: sshd.clientKey, knownHosts: sshd.knownHosts, timeouts: { command: '2s' } },
+      // bwlimit keeps the copy under way for seconds, so the stop surely lands mid-copy
+      { name: 'popeye', url: `ssh://root@127.0.0.1:${sshd.port}${base}`, identity: sshd.clientKey, knownHosts: sshd.knownHosts, timeouts: { command: '2s' }, bwlimit: '32MiB' },
       { name: 'local', url: 'tl' }] });
     const { CLI } = await import('../helpers.js');
     const child = spawn(process.execPath, [CLI, 'run', '--json', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -181,8 +182,14 @@ describe('ssh: a server that stops mid-copy, and replica check', () => {
     child.stdout.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     // the copy is under way when a temp file on the server has bytes in it
-    await until(() => fs.existsSync(path.join(base, 'exao2')) && (fs.readdirSync(path.join(base, 'exao2', src.slice(1)), { withFileTypes: true }) as fs.Dirent[])
-      .some((e) => e.name.endsWith('.tmp') && fs.statSync(path.join(base, 'exao2', src.slice(1), e.name)).size > 0), 60_000, 5);
+    const remoteSrc = path.join(base, 'exao2', src.slice(1));
+    await until(() => {
+      try {
+        return fs.readdirSync(remoteSrc).some((n) => n.endsWith('.tmp') && fs.statSync(path.join(remoteSrc, n)).size > 0);
+      } catch {
+        return false; // not made yet, or the temp file renamed away between the two calls
+      }
+    }, 60_000, 5);
     const kids = execFileSync('pgrep', ['-P', String(sshd.pid())]).toString().trim().split('\n').map(Number);
     for (const k of kids) process.kill(k, 'SIGSTOP');
     const t0 = Date.now();
@@ -228,5 +235,62 @@ describe('ssh: a server that stops mid-copy, and replica check', () => {
     const text = await cli(['check', '--config', cfg]);
     assert.match(text.stdout, /ok +target good: ssh:\/\/\S+: reachable, authenticated, writable, [\d.]+ [KMGT]?i?B free/);
     rmTree(dir);
+  });
+});
+
+describe('replica run: remote faults land in the store with their class; the next run after the fix verifies all', () => {
+  it('wrong host key, remote permission denied, full remote disk: the local target completes each time', async () => {
+    const { cli, json, makeTree, writeConfig, treeDigest, onTarget, mountTmpfs } = await import('../helpers.js');
+    const { execFileSync } = await import('node:child_process');
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 24, { maxBytes: 120_000 });
+    const base = path.join(remoteBase, 'faults');
+    mountTmpfs(base, '64m');
+    const wrongKh = path.join(dir, 'wrong_known_hosts');
+    fs.writeFileSync(wrongKh, `[127.0.0.1]:${sshd.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n`);
+    const cfgWith = (knownHosts: string) => writeConfig(dir, { host: 'exao3', sources: [src], retry: { backoff: '0s', maxBackoff: '0s' }, targets: [
+      { name: 'popeye', url: `ssh://root@127.0.0.1:${sshd.port}${base}`, identity: sshd.clientKey, knownHosts, timeouts: { command: '3s' } },
+      { name: 'local', url: 'tl' }] });
+    const status = async (cfg: string) => (json(await cli(['status', '--json', '--config', cfg])).targets as { name: string; failed: { files: number; byClass: Record<string, unknown> } }[]).find((t) => t.name === 'popeye')!;
+    const localDone = () => assert.deepEqual(treeDigest(onTarget(path.join(dir, 'tl'), 'exao3', src)), treeDigest(src));
+    try {
+      // 1. a changed host key: refused, target-wide, nothing written there
+      const bad = cfgWith(wrongKh);
+      const r1 = await cli(['run', '--json', '--config', bad]);
+      assert.equal(r1.code, 1);
+      assert.equal(json(r1).targetsDown.popeye.class, 'unreachable');
+      assert.match(json(r1).targetsDown.popeye.message, /host key not in known_hosts/);
+      localDone();
+      assert.deepEqual(fs.readdirSync(base), []);
+      // 2. permission denied on the server: each file EACCES
+      const cfg = cfgWith(sshd.knownHosts);
+      const hostDir = path.join(base, 'exao3');
+      fs.mkdirSync(hostDir);
+      execFileSync('chattr', ['+i', hostDir]);
+      try {
+        assert.equal((await cli(['run', '--config', cfg])).code, 1);
+        assert.deepEqual(Object.keys((await status(cfg)).failed.byClass), ['EACCES']);
+      } finally {
+        execFileSync('chattr', ['-i', hostDir]);
+      }
+      // 3. the server's disk fills up: each file that does not fit ENOSPC
+      const vfs = fs.statfsSync(base);
+      const usedKiB = Math.ceil(((vfs.blocks - vfs.bfree) * vfs.bsize) / 1024);
+      execFileSync('mount', ['-o', `remount,size=${usedKiB + 160}k`, base]); // the shipped store is there already
+      assert.equal((await cli(['run', '--config', cfg])).code, 1);
+      const st = await status(cfg);
+      assert.ok(st.failed.files > 0);
+      assert.ok(Object.keys(st.failed.byClass).includes('ENOSPC'), JSON.stringify(st.failed.byClass));
+      localDone();
+      // the fault cleared: the next run verifies everything, byte-identical
+      execFileSync('mount', ['-o', 'remount,size=64m', base]);
+      const ok = await cli(['run', '--config', cfg]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.deepEqual(treeDigest(onTarget(base, 'exao3', src)), treeDigest(src));
+      assert.equal((await status(cfg)).failed.files, 0);
+    } finally {
+      rmTree(dir);
+    }
   });
 });

@@ -1,16 +1,35 @@
 /**
- * Run `fn` with a signal that aborts when `parent` aborts or after `ms` (reason: a TimeoutError).
- * Unlike AbortSignal.timeout, the timer keeps the process alive while `fn` runs (a hung target must fail by
- * its timeout, not let the event loop drain), and it is cleared as soon as `fn` settles.
+ * Settle `p` early when `signal` aborts, with the signal's reason (the underlying work is left to finish and
+ * its result ignored): for work that cannot be cancelled, or a callee that may ignore its signal.
  */
-export async function withDeadline<T>(ms: number, parent: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export function raceSignal<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    p.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
+ * Run `fn` with a signal that aborts when `parent` aborts or after `ms` (reason: `timeoutReason()`, by
+ * default a TimeoutError), and settle as soon as that signal aborts, even if `fn` ignores it: a hung target
+ * must fail by its timeout. Unlike AbortSignal.timeout, the timer keeps the process alive while `fn` runs
+ * (the event loop must not drain under a hung call), and it is cleared as soon as the call settles.
+ */
+export async function withDeadline<T>(ms: number, parent: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>,
+  timeoutReason: () => unknown = () => new DOMException(`timed out after ${ms} ms`, 'TimeoutError')): Promise<T> {
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError')), ms);
+  const timer = setTimeout(() => ac.abort(timeoutReason()), ms);
   const onAbort = () => ac.abort(parent!.reason);
   parent?.addEventListener('abort', onAbort, { once: true });
   if (parent?.aborted) onAbort();
   try {
-    return await fn(ac.signal);
+    return await raceSignal(ac.signal.aborted ? Promise.reject(ac.signal.reason) : fn(ac.signal), ac.signal);
   } finally {
     clearTimeout(timer);
     parent?.removeEventListener('abort', onAbort);

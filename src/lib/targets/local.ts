@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { fdir } from 'fdir';
 import { TargetError, toTargetError } from '../errors.js';
 import { hashFile, SMALL_FILE } from '../hash/xxh64.js';
+import { raceSignal } from '../queue/deadline.js';
 import { isMountPoint } from './mountinfo.js';
 import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX, isTempName } from './target.js';
 
@@ -24,17 +25,6 @@ export function checkRelPath(target: string, rel: string): void {
 const TEMP_BASE = crypto.randomBytes(4).toString('hex');
 let tempCounter = 0;
 const tempName = () => `${TEMP_PREFIX}${TEMP_BASE}${(tempCounter++).toString(16).padStart(4, '0')}${TEMP_SUFFIX}`;
-
-/** Settle a promise early when `signal` aborts (the underlying work is left to finish and its result ignored). */
-function raceSignal<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
 
 const UMASK = process.umask();
 

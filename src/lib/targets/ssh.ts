@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Client, type SFTPWrapper } from 'ssh2';
 import { TargetError, type ErrorClass } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
+import { raceSignal } from '../queue/deadline.js';
 import { checkRelPath } from './local.js';
 import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX, isTempName } from './target.js';
 
@@ -222,9 +223,7 @@ export class SshTarget implements Target {
         if (opts.mtimeMs !== undefined) await this.sftp<void>((s, cb) => s.utimes(tmp, Date.now() / 1000, opts.mtimeMs! / 1000, cb));
         await this.sftp<void>((s, cb) => s.ext_openssh_rename(tmp, dest, cb));
       })();
-      work.catch(() => undefined);
-      const aborted = opts.signal && new Promise<never>((_, rej) => opts.signal!.addEventListener('abort', () => rej(opts.signal!.reason), { once: true }));
-      await Promise.race([work, dead, ...(aborted ? [aborted] : [])]);
+      await raceSignal(Promise.race([work, dead]), opts.signal);
     } catch (err) {
       await this.sftp<void>((s, cb) => s.unlink(tmp, cb)).catch(() => undefined);
       const e = this.fail(err, 'put', rel);

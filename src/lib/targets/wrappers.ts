@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { TargetError, type ErrorClass, toTargetError } from '../errors.js';
+import { withDeadline } from '../queue/deadline.js';
 import type { CheckReport, PutOptions, Target } from './target.js';
 
 /**
@@ -116,19 +117,7 @@ export class TimeoutTarget extends TargetWrapper {
 
   protected around<T>(op: Op, rel: string, signal: AbortSignal | undefined, _r: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T> {
     const ms = op === 'put' || op === 'hash' || op === 'get' || op === 'hashMany' ? this.opts.copyMs : this.opts.commandMs;
-    const ac = new AbortController();
-    return new Promise<T>((resolve, reject) => {
-      const done = () => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); };
-      const timer = setTimeout(() => {
-        const e = new TargetError(`[${this.name}] ${op} ${rel}: timed out after ${ms} ms`, { target: this.name, errorClass: 'timeout' });
-        done();
-        ac.abort(e);
-        reject(e);
-      }, ms);
-      const onAbort = () => { done(); ac.abort(signal!.reason); reject(signal!.reason); };
-      if (signal?.aborted) onAbort(); else signal?.addEventListener('abort', onAbort, { once: true });
-      fn(ac.signal).then((v) => { done(); resolve(v); }, (e) => { done(); reject(e); });
-    });
+    return withDeadline(ms, signal, fn, () => new TargetError(`[${this.name}] ${op} ${rel}: timed out after ${ms} ms`, { target: this.name, errorClass: 'timeout' }));
   }
 }
 

@@ -64,6 +64,8 @@ export interface TargetErrorOptions {
   errorClass: ErrorClass;
   /** true when retrying the same operation cannot help (e.g. permission denied, mismatch) */
   permanent?: boolean;
+  /** for check(): the step that failed, where the thrower knows it */
+  stage?: 'reach' | 'auth' | 'write';
   cause?: unknown;
 }
 
@@ -78,6 +80,7 @@ export class TargetError extends ReplicaError {
     super(`TARGET_${opts.errorClass}`, message, { cause: opts.cause });
     this.target = opts.target;
     this.errorClass = opts.errorClass;
+    this.stage = opts.stage;
     this.permanent = opts.permanent ?? false;
   }
   /** true when the failure is of the whole target (SPEC 8), not of one file */

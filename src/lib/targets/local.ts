@@ -192,9 +192,7 @@ export class LocalTarget implements Target {
         real = this.opts.mount;
       }
       if (!isMountPoint(real)) {
-        const e = new TargetError(`[${this.name}] ${this.opts.mount} is not a mount point: refusing to write (is the disk mounted?)`, { target: this.name, errorClass: 'not-mounted' });
-        e.stage = 'reach';
-        throw e;
+        throw new TargetError(`[${this.name}] ${this.opts.mount} is not a mount point: refusing to write (is the disk mounted?)`, { target: this.name, errorClass: 'not-mounted', stage: 'reach' });
       }
     }
     const probe = path.join(this.base, tempName());
@@ -205,9 +203,7 @@ export class LocalTarget implements Target {
     } catch (err) {
       const e = this.err(err, 'check', this.base);
       // A target that refuses even an empty file is unusable as a whole, whatever the errno.
-      const te = new TargetError(e.message, { target: this.name, errorClass: e.errorClass === 'ENOSPC' ? 'ENOSPC' : e.targetWide ? e.errorClass : 'unreachable', cause: err });
-      te.stage = 'write';
-      throw te;
+      throw new TargetError(e.message, { target: this.name, errorClass: e.errorClass === 'ENOSPC' ? 'ENOSPC' : e.targetWide ? e.errorClass : 'unreachable', stage: 'write', cause: err });
     }
     const vfs = fs.statfsSync(this.base);
     return { reachable: true, authenticated: true, writable: true, freeBytes: vfs.bavail * vfs.bsize, detail: this.opts.mount ? `${this.opts.mount} mounted` : undefined };

@@ -89,16 +89,17 @@ export class S3Target implements Target {
     const status = e.$metadata?.httpStatusCode;
     let cls: ErrorClass = classifyErrno(err);
     let permanent = false;
+    let stage: 'auth' | undefined;
     let msg = e.message || code || String(err);
     if (code === 'QuotaExceeded') cls = 'quota';
     else if (code === 'NoSuchBucket') { cls = 'unreachable'; permanent = true; msg = `bucket ${this.bucket} does not exist (replica never creates it: create it, or fix the URL)`; }
     else if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) cls = 'missing';
-    else if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') { cls = 'unreachable'; permanent = true; msg = `authentication failed (${code}): check the credentials (accessKeyEnv/secretKeyEnv or the AWS environment)`; }
+    else if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') { cls = 'unreachable'; permanent = true; stage = 'auth'; msg = `authentication failed (${code}): check the credentials (accessKeyEnv/secretKeyEnv or the AWS environment)`; }
     else if (code === 'AccessDenied' || status === 403) { cls = 'EACCES'; permanent = true; }
     else if (code === 'TimeoutError' || code === 'RequestTimeout') cls = 'timeout';
-    else if (code === 'CredentialsProviderError') { cls = 'unreachable'; permanent = true; msg = `no credentials: ${msg}`; }
+    else if (code === 'CredentialsProviderError') { cls = 'unreachable'; permanent = true; stage = 'auth'; msg = `no credentials: ${msg}`; }
     else if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(e.code)) cls = 'unreachable';
-    return new TargetError(`[${this.name}] ${op} ${rel}: ${msg}`, { target: this.name, errorClass: cls, permanent, cause: err });
+    return new TargetError(`[${this.name}] ${op} ${rel}: ${msg}`, { target: this.name, errorClass: cls, permanent, stage, cause: err });
   }
 
   async put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
@@ -194,23 +195,21 @@ export class S3Target implements Target {
    * object written and deleted); abort multipart uploads under the prefix that a crashed run left behind.
    */
   async check(): Promise<CheckReport> {
-    let stage: 'reach' | 'write' = 'reach';
+    let reached = false;
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
-      stage = 'write';
+      reached = true;
       const probe = this.prefix ? `${this.prefix}/${TEMP_PREFIX}check-${crypto.randomBytes(4).toString('hex')}${TEMP_SUFFIX}` : `${TEMP_PREFIX}check${TEMP_SUFFIX}`;
       await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: probe, Body: Buffer.alloc(0), ContentLength: 0 }));
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: probe }));
       await this.abortStaleUploads();
       return { reachable: true, authenticated: true, writable: true, detail: `bucket ${this.bucket}${this.prefix ? `, prefix ${this.prefix}/` : ''}; free space not reported by S3` };
     } catch (err) {
-      let e = this.fail(err, 'check', this.url);
       const status = (err as AwsError).$metadata?.httpStatusCode;
       // HeadBucket has no body: its 404/403 come without an error code
-      if (stage === 'reach' && status === 404) e = this.fail({ name: 'NoSuchBucket' }, 'check', this.url);
-      else if (stage === 'reach' && status === 403) e = new TargetError(`[${this.name}] check ${this.url}: access to bucket ${this.bucket} denied (403): check the credentials and the bucket policy`, { target: this.name, errorClass: 'unreachable', permanent: true, cause: err });
-      e.stage ??= e.errorClass === 'unreachable' && /authentication|credentials|denied/.test(e.message) ? 'auth' : e.errorClass === 'unreachable' || e.errorClass === 'timeout' ? 'reach' : stage;
-      throw e;
+      if (!reached && status === 404) throw this.fail({ name: 'NoSuchBucket' }, 'check', this.url);
+      if (!reached && status === 403) throw new TargetError(`[${this.name}] check ${this.url}: access to bucket ${this.bucket} denied (403): check the credentials and the bucket policy`, { target: this.name, errorClass: 'unreachable', permanent: true, stage: 'auth', cause: err });
+      throw this.fail(err, 'check', this.url); // no stage: check's caller tells it from the class
     }
   }
 

@@ -112,7 +112,7 @@ export class SshTarget implements Target {
       client.on('error', (err) => {
         lastError = err;
         this.session = undefined;
-        reject(hostKeyRefused ? new TargetError(`[${this.name}] ${host}:${port}: host key not in known_hosts (strict host-key checking; add it, or set hostKeyCheck: false)`, { target: this.name, errorClass: 'unreachable', permanent: true, cause: err }) : err);
+        reject(hostKeyRefused ? new TargetError(`[${this.name}] ${host}:${port}: host key not in known_hosts (strict host-key checking; add it, or set hostKeyCheck: false)`, { target: this.name, errorClass: 'unreachable', permanent: true, stage: 'auth', cause: err }) : err);
       });
       try {
         client.connect({
@@ -374,8 +374,7 @@ export class SshTarget implements Target {
       await this.connect();
     } catch (err) {
       const e = this.fail(err, 'connect', `${this.remote.host}:${this.remote.port}`);
-      const auth = /host key|authentication/i.test(e.message) || (err as { level?: string }).level === 'client-authentication';
-      e.stage = auth ? 'auth' : 'reach';
+      e.stage ??= (err as { level?: string }).level === 'client-authentication' ? 'auth' : 'reach';
       throw e;
     }
     try {
@@ -383,10 +382,8 @@ export class SshTarget implements Target {
       await this.sftp<void>((s, cb) => s.writeFile(posix.join(this.remote.path, probe), '', cb));
       await this.sftp<void>((s, cb) => s.unlink(posix.join(this.remote.path, probe), cb));
     } catch (err) {
-      let e = this.fail(err, 'check', this.remote.path);
-      if (e.errorClass === 'missing' || e.errorClass === 'other') e = new TargetError(e.message, { target: this.name, errorClass: 'unreachable', cause: err });
-      e.stage = 'write';
-      throw e;
+      const e = this.fail(err, 'check', this.remote.path);
+      throw new TargetError(e.message, { target: this.name, errorClass: e.errorClass === 'missing' || e.errorClass === 'other' ? 'unreachable' : e.errorClass, permanent: e.permanent, stage: 'write', cause: err });
     }
     const vfs = await this.sftp<{ f_bavail: number; f_frsize: number }>((s, cb) => s.ext_openssh_statvfs(this.remote.path, cb as never)).catch(() => undefined);
     return { reachable: true, authenticated: true, writable: true, freeBytes: vfs ? vfs.f_bavail * vfs.f_frsize : undefined };

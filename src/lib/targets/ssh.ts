@@ -229,8 +229,8 @@ export class SshTarget implements Target {
       const e = this.fail(err, 'put', rel);
       if (e.errorClass === 'other') {
         // OpenSSH reports a full disk as a bare "Failure": ask the filesystem whether that is what it was
-        const vfs = await this.sftp<{ f_bavail: number; f_frsize: number }>((s, cb) => s.ext_openssh_statvfs(posix.dirname(dest), cb as never)).catch(() => undefined);
-        if (vfs && vfs.f_bavail * vfs.f_frsize < Math.max(opts.size, 1)) throw new TargetError(`${e.message} (no space left on the server)`, { target: this.name, errorClass: 'ENOSPC', cause: err });
+        const free = await this.freeBytes(posix.dirname(dest));
+        if (free !== undefined && free < Math.max(opts.size, 1)) throw new TargetError(`${e.message} (no space left on the server)`, { target: this.name, errorClass: 'ENOSPC', cause: err });
       }
       throw e;
     }
@@ -270,13 +270,8 @@ export class SshTarget implements Target {
       // the open SFTP channel costs far less. Remote xxhsum only where moving the bytes would cost more.
       const st = await this.stat(rel);
       if (!st) throw new TargetError(`[${this.name}] hash ${rel}: no such file`, { target: this.name, errorClass: 'missing' });
-      if (!this.noXxhsum && st.size > REMOTE_HASH_MIN) {
-        // the path goes on stdin, NUL-terminated: no shell ever sees it
-        const [code, out] = await this.exec('xargs -0 -r xxhsum -H1 -q --', `${file}\0`, opts.signal);
-        if (code === 0 && /^[0-9a-f]{16} /.test(out)) return out.slice(0, 16);
-        if (code === 127) this.noXxhsum = true; // no xxhsum there: read back from now on
-      }
-      return (await hashStream(await this.get(rel), opts.signal)).hash;
+      const remote = st.size > REMOTE_HASH_MIN ? (await this.xxhsum([rel], opts.signal)).get(rel) : undefined;
+      return remote ?? (await hashStream(await this.readStream(file), opts.signal)).hash;
     } catch (err) {
       throw this.fail(err, 'hash', rel);
     }
@@ -290,17 +285,22 @@ export class SshTarget implements Target {
    * file itself.
    */
   async hashMany(rels: string[], opts: { signal?: AbortSignal } = {}): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    if (this.noXxhsum || rels.length < HASH_MANY_MIN) return out;
-    const files = rels.map((r) => this.abs(r));
-    let code: number;
-    let text: string;
+    if (rels.length < HASH_MANY_MIN) return new Map();
     try {
-      [code, text] = await this.exec('xargs -0 -r xxhsum -H1 -q --', files.map((f) => `${f}\0`).join(''), opts.signal);
+      return await this.xxhsum(rels, opts.signal);
     } catch (err) {
       throw this.fail(err, 'hash', `${rels.length} files`);
     }
-    if (code === 127) this.noXxhsum = true;
+  }
+
+  /** `xxhsum -H1` on the server for `rels` (see hashMany); empty unless every file was hashed and matched. */
+  private async xxhsum(rels: string[], signal?: AbortSignal): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (this.noXxhsum) return out;
+    const files = rels.map((r) => this.abs(r));
+    // the paths go on stdin, NUL-terminated: no shell ever sees them
+    const [code, text] = await this.exec('xargs -0 -r xxhsum -H1 -q --', files.map((f) => `${f}\0`).join(''), signal);
+    if (code === 127) this.noXxhsum = true; // no xxhsum there: read back from now on
     if (code !== 0) return out;
     let pos = 0;
     for (const [i, f] of files.entries()) {
@@ -340,8 +340,13 @@ export class SshTarget implements Target {
 
   async get(rel: string): Promise<Readable> {
     if (!(await this.stat(rel))) throw new TargetError(`[${this.name}] get ${rel}: no such file`, { target: this.name, errorClass: 'missing' });
+    return this.readStream(this.abs(rel));
+  }
+
+  /** The bytes of `file` over SFTP (the caller has checked that it exists). */
+  private async readStream(file: string): Promise<Readable> {
     const { sftp, dead } = await this.connect();
-    const stream = sftp.createReadStream(this.abs(rel));
+    const stream = sftp.createReadStream(file);
     dead.catch((err: Error) => stream.destroy(err)); // a dead connection never ends the stream by itself
     return stream;
   }
@@ -385,8 +390,13 @@ export class SshTarget implements Target {
       const e = this.fail(err, 'check', this.remote.path);
       throw new TargetError(e.message, { target: this.name, errorClass: e.errorClass === 'missing' || e.errorClass === 'other' ? 'unreachable' : e.errorClass, permanent: e.permanent, stage: 'write', cause: err });
     }
-    const vfs = await this.sftp<{ f_bavail: number; f_frsize: number }>((s, cb) => s.ext_openssh_statvfs(this.remote.path, cb as never)).catch(() => undefined);
-    return { reachable: true, authenticated: true, writable: true, freeBytes: vfs ? vfs.f_bavail * vfs.f_frsize : undefined };
+    return { reachable: true, authenticated: true, writable: true, freeBytes: await this.freeBytes(this.remote.path) };
+  }
+
+  /** Bytes free to us in `dir` on the server (statvfs@openssh.com), or undefined if it cannot tell. */
+  private async freeBytes(dir: string): Promise<number | undefined> {
+    const vfs = await this.sftp<{ f_bavail: number; f_frsize: number }>((s, cb) => s.ext_openssh_statvfs(dir, cb as never)).catch(() => undefined);
+    return vfs && vfs.f_bavail * vfs.f_frsize;
   }
 
   async close(): Promise<void> {

@@ -107,7 +107,6 @@ export class S3Target implements Target {
     const Metadata: Record<string, string> = {};
     if (opts.hash) Metadata.xxh64 = opts.hash;
     if (opts.mtimeMs !== undefined) Metadata.mtime = (opts.mtimeMs / 1000).toFixed(3);
-    let upload: Upload | undefined;
     try {
       opts.signal?.throwIfAborted();
       let body: Readable | Buffer;
@@ -123,8 +122,8 @@ export class S3Target implements Target {
       if (opts.size < MULTIPART_MIN) {
         await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: opts.size, Metadata }), { abortSignal: opts.signal });
       } else {
-        upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body: body, Metadata }, partSize: PART_SIZE, queueSize: 4, leavePartsOnError: false });
-        const onAbort = () => void upload!.abort();
+        const upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body: body, Metadata }, partSize: PART_SIZE, queueSize: 4, leavePartsOnError: false });
+        const onAbort = () => void upload.abort();
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         try { await upload.done(); } finally { opts.signal?.removeEventListener('abort', onAbort); }
       }

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it, beforeEach, afterEach } from 'node:test';
-import type { Readable } from 'node:stream';
 import { backup } from '../dist/lib/backup/backup.js';
 import { validateConfig } from '../dist/lib/config/validate.js';
 import { MemoryTarget } from '../dist/lib/targets/memory.js';
 import { wrapTarget } from '../dist/lib/targets/wrappers.js';
 import type { PutOptions } from '../dist/lib/targets/target.js';
+import type { PutSource } from '../dist/lib/targets/source.js';
 import { Store } from '../dist/lib/store/store.js';
 import { decodeState } from '../dist/lib/store/model.js';
 import { silentLogger } from '../dist/lib/log.js';
@@ -17,7 +17,7 @@ const log = silentLogger();
 
 /** A target whose put never finishes on its own: only the copy timeout (or the run's signal) ends it. */
 class HungTarget extends MemoryTarget {
-  override async put(_rel: string, _src: Readable | string, opts: PutOptions): Promise<void> {
+  override async put(_rel: string, _src: PutSource, opts: PutOptions = {}): Promise<void> {
     await new Promise((_, reject) => opts.signal?.addEventListener('abort', () => reject(opts.signal!.reason)));
   }
 }

@@ -131,3 +131,15 @@ export function exited(child: ChildProcess): Promise<number | NodeJS.Signals | n
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode ?? child.signalCode);
   return new Promise((r) => child.once('exit', (code, sig) => r(code ?? sig)));
 }
+
+/**
+ * A put() source for an existing file (tests of single targets): opened now, read by descriptor, with the
+ * file's size and mode; `meta` adds mtime and the hash its bytes must have. The descriptor stays open for the
+ * test process's life.
+ */
+export async function srcOf(file: string, meta: { mtimeMs?: number; hash?: string } = {}) {
+  const { FdSource } = await import('../dist/lib/targets/source.js');
+  const fd = fs.openSync(file, 'r');
+  const st = fs.fstatSync(fd);
+  return new FdSource(fd, st.size, st.mode, meta.mtimeMs, meta.hash, file);
+}

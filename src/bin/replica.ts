@@ -83,23 +83,35 @@ export async function main(argv: string[]): Promise<number> {
       return values.help ? EXIT.ok : EXIT.usage;
     }
     const g: GlobalOptions = { config: values.config, json, logLevel: values['log-level'] };
+    // Signal handlers before any work (config, lock, store): a SIGTERM that arrives early must still end
+    // `run` cleanly (130, store saved) and `watch` with 0, never kill the process mid-write.
+    const stop = new AbortController();
+    const hup = new EventTarget();
+    let log: { warn(m: string): unknown } | undefined;
+    if (command === 'run' || command === 'watch') {
+      const onStop = (sig: NodeJS.Signals) => {
+        if (command === 'run') log?.warn(`${sig}: stopping; in-flight copies are abandoned, the store is saved`);
+        stop.abort(sig);
+      };
+      process.on('SIGINT', onStop).on('SIGTERM', onStop);
+      if (command === 'watch') process.on('SIGHUP', () => hup.dispatchEvent(new Event('hup')));
+    }
     if (command === 'hash') {
       const { hashCommand } = await import('../lib/commands/hash.js');
       return (await hashCommand(args, process.stdout, json)) ? EXIT.problems : EXIT.ok;
     }
     const { createContext } = await import('../lib/commands/context.js');
     const ctx = await createContext(g, command);
+    log = ctx.log;
     switch (command) {
       case 'run': {
         const { runCommand } = await import('../lib/commands/run.js');
-        const ac = new AbortController();
-        const stop = (sig: NodeJS.Signals) => { ctx.log.warn(`${sig}: stopping; in-flight copies are abandoned, the store is saved`); ac.abort(sig); };
-        process.once('SIGINT', stop).once('SIGTERM', stop);
-        const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], signal: ac.signal });
+        if (stop.signal.aborted) log.warn(`${String(stop.signal.reason)}: stopping before any work`);
+        const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], signal: stop.signal });
         return r.ok ? EXIT.ok : EXIT.problems;
       }
       case 'watch': {
-        await (await import('../lib/commands/watch.js')).watchCommand(ctx);
+        await (await import('../lib/commands/watch.js')).watchCommand(ctx, { signal: stop.signal, hup });
         // The agent has saved the store and released the lock. chokidar can leave an fs.watch handle open
         // after watch-limit (ENOSPC) errors, which would keep the process alive: exit explicitly.
         setImmediate(() => process.exit(EXIT.ok));

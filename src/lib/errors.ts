@@ -59,6 +59,19 @@ export class InterruptedError extends ReplicaError {
   }
 }
 
+/**
+ * A source file is not the file that settled (it changed, vanished, became a symlink, or its bytes no longer
+ * hash to the settled hash): nothing read from it may be published. `errorClass` is `changed`, `vanished`
+ * or the errno's class (EACCES).
+ */
+export class SourceError extends ReplicaError {
+  readonly errorClass: ErrorClass;
+  constructor(message: string, errorClass: ErrorClass, options?: { cause?: unknown }) {
+    super(`SOURCE_${errorClass}`, message, options);
+    this.errorClass = errorClass;
+  }
+}
+
 export interface TargetErrorOptions {
   target: string;
   errorClass: ErrorClass;
@@ -91,13 +104,13 @@ export class TargetError extends ReplicaError {
 
 const ERRNO_CLASS: Record<string, ErrorClass> = {
   ENOSPC: 'ENOSPC', EDQUOT: 'quota', EACCES: 'EACCES', EPERM: 'EACCES', EROFS: 'EROFS', EIO: 'EIO',
-  ENOENT: 'missing', ETIMEDOUT: 'timeout', ABORT_ERR: 'timeout', ECONNREFUSED: 'unreachable',
+  ENOENT: 'missing', ENOTDIR: 'missing', ETIMEDOUT: 'timeout', ABORT_ERR: 'timeout', ECONNREFUSED: 'unreachable',
   EHOSTUNREACH: 'unreachable', ENETUNREACH: 'unreachable', ECONNRESET: 'unreachable', ENOTCONN: 'unreachable',
 };
 
 /** Map a Node/system error to a SPEC error class: the one place errno meets the store's vocabulary. */
 export function classifyErrno(err: unknown): ErrorClass {
-  if (err instanceof TargetError) return err.errorClass;
+  if (err instanceof TargetError || err instanceof SourceError) return err.errorClass;
   const e = err as { code?: string; name?: string } | undefined;
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timeout';
   return (e?.code && ERRNO_CLASS[e.code]) || 'other';

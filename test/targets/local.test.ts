@@ -5,7 +5,7 @@ import { it } from 'node:test';
 import { LocalTarget } from '../../dist/lib/targets/local.js';
 import { TargetError } from '../../dist/lib/errors.js';
 import { isMountPoint } from '../../dist/lib/targets/mountinfo.js';
-import { mountTmpfs, rmTree, tmpDir } from '../helpers.js';
+import { mountTmpfs, rmTree, tmpDir, srcOf } from '../helpers.js';
 import { testTarget } from './conformance.js';
 
 testTarget({
@@ -34,7 +34,7 @@ it('local target: a full filesystem fails put with ENOSPC, removes the partial t
   const src = path.join(dir, 'big');
   fs.writeFileSync(src, Buffer.alloc(3 << 20, 7));
   const t = new LocalTarget('full', mnt);
-  await assert.rejects(t.put('h/big', src, { size: 3 << 20 }), (e: unknown) => e instanceof TargetError && e.errorClass === 'ENOSPC' && !e.targetWide);
+  await assert.rejects(t.put('h/big', await srcOf(src)), (e: unknown) => e instanceof TargetError && e.errorClass === 'ENOSPC' && !e.targetWide);
   assert.deepEqual(fs.readdirSync(path.join(mnt, 'h')), []);
   rmTree(dir);
 });
@@ -47,7 +47,7 @@ it('local target: stale temp files from a killed run are removed the next time t
   const src = path.join(base, 'src');
   fs.writeFileSync(src, 'x');
   const t = new LocalTarget('t', base);
-  await t.put('h/new', src, { size: 1 });
+  await t.put('h/new', await srcOf(src));
   assert.deepEqual(fs.readdirSync(path.join(base, 'h')).sort(), ['keep.replica.tmp', 'new']);
   rmTree(base);
 });
@@ -60,7 +60,7 @@ it('local target: a small file that only partly fits fails with ENOSPC; no short
   const src = path.join(dir, 'img.fits');
   fs.writeFileSync(src, Buffer.alloc(600 << 10, 2)); // <= 1 MiB: the read + write path
   const t = new LocalTarget('nf', mnt);
-  await assert.rejects(t.put('h/img.fits', src, { size: 600 << 10 }), (e: unknown) => e instanceof TargetError && e.errorClass === 'ENOSPC');
+  await assert.rejects(t.put('h/img.fits', await srcOf(src)), (e: unknown) => e instanceof TargetError && e.errorClass === 'ENOSPC');
   assert.deepEqual(fs.readdirSync(path.join(mnt, 'h')), []);
   rmTree(dir);
 });

@@ -11,8 +11,8 @@ it('memory target: injected faults surface as classified TargetErrors; corrupt()
   t.inject = (op) => (op === 'check' ? Object.assign(new Error('gone'), { code: 'ECONNREFUSED' }) : undefined);
   await assert.rejects(t.check(), (e: unknown) => e instanceof TargetError && e.errorClass === 'unreachable' && e.targetWide);
   t.inject = undefined;
-  const { Readable } = await import('node:stream');
-  await t.put('h/x', Readable.from([Buffer.from('abc')]), { size: 3 });
+  const { bufferSource } = await import('../../dist/lib/targets/source.js');
+  await t.put('h/x', bufferSource(Buffer.from('abc')));
   const before = await t.hash('h/x');
   t.corrupt('h/x');
   assert.notEqual(await t.hash('h/x'), before);

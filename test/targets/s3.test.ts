@@ -7,7 +7,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { S3Target, parseS3Url } from '../../dist/lib/targets/s3.js';
 import { TargetError } from '../../dist/lib/errors.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
-import { age, cli, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, writeConfig } from '../helpers.js';
+import { age, cli, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, writeConfig, srcOf } from '../helpers.js';
 import { startCeph, type Ceph } from '../ceph.js';
 import { testTarget } from './conformance.js';
 
@@ -31,7 +31,7 @@ describe('s3 target', () => {
     fs.writeFileSync(f, data);
     fs.chmodSync(f, 0o640);
     const t = make(`s3://${bucket}/layout`);
-    await t.put('exao1/data/f.fits', f, { size: data.length, mtimeMs: 1_700_000_000_500, hash: hashBytes(data) });
+    await t.put('exao1/data/f.fits', await srcOf(f, { mtimeMs: 1_700_000_000_500, hash: hashBytes(data) }));
     const h = await t.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'layout/exao1/data/f.fits' }));
     assert.deepEqual(h.Metadata, { xxh64: hashBytes(data), mtime: '1700000000.500', mode: '640' });
     assert.equal(h.ContentLength, 5000);
@@ -45,7 +45,7 @@ describe('s3 target', () => {
     const data = crypto.randomBytes(70 << 20);
     fs.writeFileSync(f, data);
     const t = make(`s3://${bucket}/multipart`);
-    await t.put('h/big.bin', f, { size: data.length, hash: hashBytes(data) });
+    await t.put('h/big.bin', await srcOf(f, { hash: hashBytes(data) }));
     assert.equal(await t.hash('h/big.bin'), hashBytes(data));
     const h = await t.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'multipart/h/big.bin' }));
     assert.match(h.ETag ?? '', /-\d+"$/, 'a multipart ETag');
@@ -70,12 +70,12 @@ describe('s3 target', () => {
     process.kill(ceph.rgwPid(), 'SIGSTOP');
     try {
       const t0 = Date.now();
-      await assert.rejects(t.put('h/x', f, { size: 200_000 }), (e: unknown) => e instanceof TargetError && (e.errorClass === 'timeout' || e.errorClass === 'unreachable'));
+      await assert.rejects(t.put('h/x', await srcOf(f)), (e: unknown) => e instanceof TargetError && (e.errorClass === 'timeout' || e.errorClass === 'unreachable'));
       assert.ok(Date.now() - t0 < 15_000, 'a hung S3 service must not hang the agent');
     } finally {
       process.kill(ceph.rgwPid(), 'SIGCONT');
     }
-    await t.put('h/x', f, { size: 200_000 });
+    await t.put('h/x', await srcOf(f));
     assert.equal((await t.stat('h/x'))?.size, 200_000);
     await t.close();
     rmTree(dir);

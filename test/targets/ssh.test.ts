@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SshTarget, knownHostKey } from '../../dist/lib/targets/ssh.js';
 import { TargetError } from '../../dist/lib/errors.js';
-import { rmTree, tmpDir } from '../helpers.js';
+import { rmTree, tmpDir, srcOf } from '../helpers.js';
 import { startSshd, type Sshd } from '../sshd.js';
 import { testTarget } from './conformance.js';
 
@@ -56,7 +56,7 @@ describe('ssh target faults', () => {
     execFileSync('chattr', ['+i', path.join(locked, 'h')]); // even root cannot create files in it
     const t = make({}, locked);
     try {
-      await assert.rejects(t.put('h/x.fits', src, { size: 300_000 }), (e: unknown) => e instanceof TargetError && e.errorClass === 'EACCES' && e.permanent);
+      await assert.rejects(t.put('h/x.fits', await srcOf(src)), (e: unknown) => e instanceof TargetError && e.errorClass === 'EACCES' && e.permanent);
     } finally {
       execFileSync('chattr', ['-i', path.join(locked, 'h')]);
       await t.close();
@@ -65,7 +65,7 @@ describe('ssh target faults', () => {
     mountTmpfs(full, '256k');
     const tf = make({}, full);
     try {
-      await assert.rejects(tf.put('h/x.fits', src, { size: 300_000 }), (e: unknown) => e instanceof TargetError && e.errorClass === 'ENOSPC');
+      await assert.rejects(tf.put('h/x.fits', await srcOf(src)), (e: unknown) => e instanceof TargetError && e.errorClass === 'ENOSPC');
       assert.deepEqual(fs.readdirSync(path.join(full, 'h')), [], 'no temp file left behind');
     } finally {
       await tf.close();
@@ -81,7 +81,7 @@ describe('ssh target faults', () => {
     fs.writeFileSync(src, big);
     const t = make();
     try {
-      await t.put("h/big $(touch pwned) 'q'\nname.bin", src, { size: big.length });
+      await t.put("h/big $(touch pwned) 'q'\nname.bin", await srcOf(src));
       assert.equal(await t.hash("h/big $(touch pwned) 'q'\nname.bin"), hashBytes(big));
       assert.equal(fs.existsSync('pwned') || fs.existsSync(path.join(remoteBase, 'pwned')), false, 'no shell saw the name');
       await assert.rejects(t.hash('h/none'), (e: unknown) => e instanceof TargetError && e.errorClass === 'missing');
@@ -103,7 +103,7 @@ describe('ssh target faults', () => {
       const data = Buffer.from(`file ${i}`.repeat(i));
       const f = path.join(dir, String(i));
       fs.writeFileSync(f, data);
-      await t.put(`h/many/${name}`, f, { size: data.length });
+      await t.put(`h/many/${name}`, await srcOf(f));
       rels.push(`h/many/${name}`);
       want.set(`h/many/${name}`, hashBytes(data));
     }

@@ -149,7 +149,7 @@ export class Agent {
     this.log.debug(`watch: event ${p}`);
     if (this.stopping) return;
     if (this.buffer) { this.buffer.push(['change', p]); return; }
-    const e = entryOf(p);
+    const e = entryOf(p, this.config.sources.map((s) => s.path));
     if (!e) return;
     const next = observeEntry(this.store, e, Date.now(), this.config.settleMs, this.engine.names, this.engine.counts);
     if (next === 'hash') this.markReady(p);

@@ -1,11 +1,13 @@
 import fs from 'node:fs';
 import PQueue from 'p-queue';
-import { TargetError, messageOf, toTargetError } from '../errors.js';
+import { SourceError, TargetError, messageOf, toTargetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Rec, RunCounts } from '../store/model.js';
-import { observationChanged, observe } from '../scan/settle.js';
-import type { Target } from '../targets/target.js';
+import { identityOf, observationChanged, observationOf, observe } from '../scan/settle.js';
+import { lstatUnder, openSettled, rootOf, sameFile } from '../scan/sourceFs.js';
+import { FdSource } from '../targets/source.js';
+import type { PutOptions, Target } from '../targets/target.js';
 import { markFailed, markVerified, type RetryPolicy } from './states.js';
 
 export interface CopyContext {
@@ -16,6 +18,8 @@ export interface CopyContext {
   /** bound on shipping the store (each target call has its own timeout from the wrappers) */
   copyTimeoutMs: number;
   counts: RunCounts;
+  /** the source roots (real paths): a changed file is looked at again only through them */
+  roots: string[];
   /** aborts the whole run (SIGINT/SIGTERM): in-flight copies are abandoned cleanly */
   signal: AbortSignal;
 }
@@ -37,6 +41,10 @@ export class TargetCopier {
   readonly queue: PQueue;
   /** set when the target failed as a whole */
   down?: TargetError;
+  /** symlinks that could not be recreated because a directory (with older copies) is in the way */
+  private readonly linksInTheWay = new Set<string>();
+  /** modes of source directories, by target-relative path (reset per batch) */
+  private dirModes = new Map<string, number | undefined>();
 
   constructor(readonly target: Target, concurrency: number, readonly ctx: CopyContext) {
     this.queue = new PQueue({ concurrency: Math.max(1, concurrency) });
@@ -62,7 +70,7 @@ export class TargetCopier {
     } catch {
       return new TargetError(`source vanished: ${p}`, { target, errorClass: 'vanished', cause: err });
     }
-    if (observationChanged(rec, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino })) {
+    if (observationChanged(rec, observationOf(st))) {
       return new TargetError(`source changed while copying: ${p}`, { target, errorClass: 'changed', cause: err });
     }
     try {
@@ -73,27 +81,56 @@ export class TargetCopier {
     return err;
   }
 
+  /** The source changed under the copy: record what is there now (looked at through the source root only); it settles again. */
+  private unsettle(p: string, rec: Rec): void {
+    const root = rootOf(this.ctx.roots, p);
+    const st = root === undefined ? undefined : lstatUnder(root, p);
+    if (st?.isFile()) observe(rec, observationOf(st), Date.now());
+    delete rec.s;
+    this.ctx.store.set(p, rec);
+  }
+
+  /**
+   * The mode a directory created on the target gets: its source directory's permission bits (a target
+   * directory never grants more than its source did); `<host>` gets the mode of `/`.
+   */
+  private readonly dirMode = (relDir: string): number | undefined => {
+    if (this.dirModes.has(relDir)) return this.dirModes.get(relDir);
+    const host = this.ctx.host;
+    let mode: number | undefined;
+    if (relDir === host || relDir.startsWith(host + '/')) {
+      try {
+        const st = fs.lstatSync(relDir === host ? '/' : relDir.slice(host.length));
+        if (st.isDirectory()) mode = st.mode & 0o777;
+      } catch { /* gone: private */ }
+    }
+    this.dirModes.set(relDir, mode);
+    return mode;
+  };
+
   /** Put one file or symlink; true when it is on the target (not yet durable or verified). */
   private async put(p: string, rec: Rec): Promise<boolean> {
     const rel = targetPath(this.ctx.host, p);
+    const opts: PutOptions = { signal: this.ctx.signal, dirMode: this.dirMode };
     try {
       if (rec.l !== undefined) {
         if (!this.target.capabilities.symlinks) return true;
-        await this.target.putLink(rel, rec.l);
+        // the target is wrapped (registry.ts): this call has its timeout and retries already
+        if (!(await this.target.putLink(rel, rec.l, opts))) {
+          this.linksInTheWay.add(p);
+          this.ctx.log.info(`${this.target.name}: ${rel}: a directory with older copies is where the symlink would go: the link is recorded in the store only`, { path: p, target: this.target.name });
+        }
         return true;
       }
-      // The source path is given, so the target copies its mode itself; mtime comes from the settled record.
-      // the target is wrapped (registry.ts): this call has its timeout and retries already
-      await this.target.put(rel, p, { size: rec.z, mtimeMs: rec.m, hash: rec.h, signal: this.ctx.signal });
-      // Re-stat after copying: if the source changed meanwhile, this copy does not count.
-      const after = fs.lstatSync(p);
-      if (observationChanged(rec, { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino })) {
-        const e = new TargetError(`source changed while copying: ${p}`, { target: this.target.name, errorClass: 'changed' });
-        this.fail(p, rec, e);
-        observe(rec, { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino }, Date.now());
-        delete rec.s;
-        this.ctx.store.set(p, rec);
-        return false;
+      // The descriptor of the very file that settled (no symlink followed, same inode/size/mtime/ctime): the
+      // copy reads only from it, and its bytes must hash to the settled hash before they are published.
+      const { fd, st } = openSettled(p, identityOf(rec));
+      try {
+        await this.target.put(rel, new FdSource(fd, rec.z, st.mode, rec.m, rec.h, p), opts);
+        // the bytes published were the settled content; a change after that still means a new version is coming
+        if (!sameFile(fs.fstatSync(fd), identityOf(rec))) throw new SourceError(`source changed while copying: ${p}`, 'changed');
+      } finally {
+        fs.closeSync(fd);
       }
       this.ctx.counts.copied++;
       this.ctx.counts.bytesCopied += rec.z;
@@ -101,7 +138,8 @@ export class TargetCopier {
     } catch (err) {
       if (this.ctx.signal.aborted) return false;
       let e = toTargetError(err, this.target.name, `[${this.target.name}] put ${rel}`);
-      if (e.errorClass === 'missing' || e.errorClass === 'EACCES' || e.errorClass === 'other') e = this.diagnose(p, rec, e);
+      if (e.errorClass === 'changed') this.unsettle(p, rec);
+      else if (e.errorClass === 'missing' || e.errorClass === 'EACCES' || e.errorClass === 'other') e = this.diagnose(p, rec, e);
       this.fail(p, rec, e);
       return false;
     }
@@ -112,7 +150,7 @@ export class TargetCopier {
     const rel = targetPath(this.ctx.host, p);
     try {
       if (rec.l !== undefined) {
-        const text = this.target.capabilities.symlinks ? await this.target.readLink(rel) : rec.l;
+        const text = this.target.capabilities.symlinks && !this.linksInTheWay.has(p) ? await this.target.readLink(rel) : rec.l;
         if (text !== rec.l) throw new TargetError(`[${this.target.name}] symlink ${rel} reads back as ${JSON.stringify(text)}, expected ${JSON.stringify(rec.l)}`, { target: this.target.name, errorClass: text === undefined ? 'missing' : 'mismatch' });
       } else {
         const h = known ?? await this.target.hash(rel, { signal: this.ctx.signal });
@@ -147,6 +185,7 @@ export class TargetCopier {
         if (rec) { batch.push([paths[i], rec]); bytes += rec.z; }
       }
       const copied: [string, Rec, number][] = [];
+      this.dirModes = new Map();
       await Promise.all(batch.map(([p, rec]) => this.queue.add(async () => {
         if (this.down || this.ctx.signal.aborted) return;
         if (await this.put(p, rec)) copied.push([p, rec, Date.now()]);

@@ -30,6 +30,11 @@ export class Engine {
     this.names = config.targets.map((t) => t.name);
   }
 
+  /** the source roots (real paths) */
+  get roots(): string[] {
+    return this.config.sources.map((s) => s.path);
+  }
+
   /** Start a new pass: fresh counts, heartbeat, meta up to date with the config. */
   begin(): void {
     this.counts = emptyCounts();
@@ -65,7 +70,7 @@ export class Engine {
       }
       const cfg = this.config.targets.find((c) => c.name === t.name)!;
       this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? t.capabilities.concurrency, t.capabilities.maxConnections), {
-        host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts,
+        host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts, roots: this.roots,
         signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs,
       }));
     }
@@ -78,7 +83,7 @@ export class Engine {
 
   /** Re-stat files seen changing; those now settled are hashed. Returns the ones still changing. */
   async settle(paths: string[]): Promise<string[]> {
-    const { toHash, waiting } = recheck(paths, this.store, this.config.settleMs);
+    const { toHash, waiting } = recheck(paths, this.roots, this.store, this.config.settleMs);
     await this.hash(toHash);
     return waiting;
   }

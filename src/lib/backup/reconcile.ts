@@ -5,7 +5,8 @@ import type { Store } from '../store/store.js';
 import type { RunCounts } from '../store/model.js';
 import { PathFilter } from '../scan/filter.js';
 import { walk, type Entry, type WalkProblem } from '../scan/walk.js';
-import { isSettled, observationChanged, observe } from '../scan/settle.js';
+import { isSettled, observationChanged, observationOf, observe } from '../scan/settle.js';
+import { lstatUnder, rootOf } from '../scan/sourceFs.js';
 import { resetTargets } from './states.js';
 
 export interface ReconcileResult {
@@ -105,21 +106,23 @@ export function observeEntry(store: Store, e: Entry, now: number, settleMs: numb
     }
     delete rec.d;
     store.set(e.path, rec);
+  } else if (rec.c === undefined && rec.l === undefined) {
+    rec.c = e.ctimeMs; // a record from before ctime was kept: from now on a change with the mtime put back shows
+    store.set(e.path, rec);
   }
   if (rec.s !== undefined) return 'none';
   return isSettled(rec, now, settleMs) ? 'hash' : 'wait';
 }
 
-/** lstat one path as the walk would (symlinks not followed); undefined when it is gone or not a file. */
-export function entryOf(p: string): Entry | undefined {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(p);
-  } catch {
-    return undefined;
-  }
-  if (st.isDirectory()) return undefined;
-  return { path: p, kind: st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'special', size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, mode: st.mode };
+/**
+ * lstat one path as the walk would (no symlink followed, not even a parent directory swapped for one: it is
+ * looked up from its source root in `roots`); undefined when it is gone, not under a root, or a directory.
+ */
+export function entryOf(p: string, roots: string[]): Entry | undefined {
+  const root = rootOf(roots, p);
+  const st = root === undefined ? undefined : lstatUnder(root, p);
+  if (!st || st.isDirectory()) return undefined;
+  return { path: p, kind: st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'special', ...observationOf(st), mode: st.mode };
 }
 
 /** Does the source root hold anything at all (even files all excluded)? */
@@ -135,18 +138,13 @@ function hasAnyEntry(src: SourceConfig): boolean {
  * Look again at files that were changing: re-stat each; one that has not changed since its last observation
  * and is now settled goes to "hash now", one that changed gets a new observation and keeps waiting.
  */
-export function recheck(paths: string[], store: Store, settleMs: number, now = Date.now()): { toHash: string[]; waiting: string[] } {
+export function recheck(paths: string[], roots: string[], store: Store, settleMs: number, now = Date.now()): { toHash: string[]; waiting: string[] } {
   const res = { toHash: [] as string[], waiting: [] as string[] };
   for (const p of paths) {
     const rec = store.get(p);
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(p);
-    } catch {
-      continue; // gone: the next scan records the deletion
-    }
-    if (!rec || !st.isFile()) continue;
-    const obs = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+    const e = entryOf(p, roots);
+    if (!rec || e?.kind !== 'file') continue; // gone: the next scan records the deletion
+    const obs = observationOf(e);
     if (observationChanged(rec, obs)) {
       observe(rec, obs, now);
       store.set(p, rec);

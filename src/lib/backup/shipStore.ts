@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { withFileSource } from '../targets/source.js';
 import type { Target } from '../targets/target.js';
 
 /**
@@ -16,7 +17,8 @@ export async function shipStore(target: Target, snapshotDir: string, host: strin
     const dest = `.replica/${host}/${rel}`;
     const there = await target.stat(dest);
     if (rel !== 'meta.json' && there && there.size === st.size && there.mtimeMs === st.mtimeMs) continue;
-    await target.put(dest, src, { size: st.size, mtimeMs: st.mtimeMs, mode: 0o644, signal });
+    // private: every path and hash of this machine is in there
+    await withFileSource(src, { mode: 0o600, mtimeMs: st.mtimeMs }, (s) => target.put(dest, s, { signal }));
     shipped++;
   }
   await target.sync({ signal });

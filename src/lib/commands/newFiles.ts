@@ -38,7 +38,7 @@ export async function newFilesCommand(ctx: Context, opts: NewFilesOptions): Prom
       if (e.kind === 'special' || e.mtimeMs < since) return;
       const rec = store.get(e.path);
       const current = rec && rec.d === undefined && rec.s !== undefined
-        && (e.kind === 'symlink' ? rec.l !== undefined : !observationChanged(rec, { size: e.size, mtimeMs: e.mtimeMs, ino: e.ino }));
+        && (e.kind === 'symlink' ? rec.l !== undefined : !observationChanged(rec, e));
       const states = Object.fromEntries(names.map((n) => [n, current ? stateName(stateCode(rec.t[n])) : 'pending']));
       if (Object.values(states).some((s) => s !== 'verified')) {
         found.push({ path: e.path, size: e.size, mtime: new Date(e.mtimeMs).toISOString(), targets: states });

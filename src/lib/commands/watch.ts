@@ -5,21 +5,25 @@ import { type Context, checkMissingSources, createTargets, openStoreLocked } fro
  * `replica watch`: take the store lock, start the agent, and run until SIGTERM/SIGINT (then stop cleanly:
  * in-flight copies get `graceMs`, the store is saved) while SIGHUP reloads the config. Resolves when stopped.
  */
-export async function watchCommand(ctx: Context, opts: { graceMs?: number } = {}): Promise<void> {
+export async function watchCommand(ctx: Context, opts: { graceMs?: number; signal?: AbortSignal; hup?: EventTarget } = {}): Promise<void> {
   const { config, log } = ctx;
+  if (opts.signal?.aborted) { log.info(`watch: ${String(opts.signal.reason)}: stopped before starting`); return; }
   const { store, lock } = await openStoreLocked(ctx, 'watch');
   try {
     checkMissingSources(config, store);
     const agent = new Agent(config, { store, log, makeTargets: (c) => createTargets(c, log) });
     const grace = opts.graceMs ?? Math.min(config.timeouts.copyMs, 30_000);
-    const stop = (sig: string) => { log.info(`watch: ${sig}: stopping`); void agent.stop(grace); };
+    const stop = () => { log.info(`watch: ${String(opts.signal?.reason)}: stopping`); void agent.stop(grace); };
     const hup = () => { log.info('watch: SIGHUP: reloading the config'); void agent.reload(config.file); };
-    process.on('SIGTERM', stop).on('SIGINT', stop).on('SIGHUP', hup);
+    opts.signal?.addEventListener('abort', stop, { once: true });
+    opts.hup?.addEventListener('hup', hup);
     try {
-      await agent.start();
+      if (opts.signal?.aborted) stop();
+      else await agent.start();
       await agent.stopped;
     } finally {
-      process.off('SIGTERM', stop).off('SIGINT', stop).off('SIGHUP', hup);
+      opts.signal?.removeEventListener('abort', stop);
+      opts.hup?.removeEventListener('hup', hup);
     }
   } finally {
     lock.release();

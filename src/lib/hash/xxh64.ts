@@ -47,16 +47,46 @@ export interface FileHash { hash: string; size: number }
 export async function hashFile(file: string, opts: { signal?: AbortSignal } = {}): Promise<FileHash> {
   const fd = fs.openSync(file, 'r');
   try {
-    if (fs.fstatSync(fd).size <= SMALL_FILE) {
-      const data = fs.readFileSync(fd);
-      if (data.length <= SMALL_FILE) return { hash: hashBytes(data), size: data.length };
-      // grew past the limit since fstat: hash what is there now, incrementally
-      const h = hasher().create64().update(data);
-      return await finishHash(fd, h, data.length, opts.signal);
-    }
-    return await finishHash(fd, hasher().create64(), 0, opts.signal);
+    return await hashFd(fd, opts);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** Hash what an open descriptor holds, from its start (as hashFile); the caller closes `fd`. */
+export async function hashFd(fd: number, opts: { signal?: AbortSignal } = {}): Promise<FileHash> {
+  if (fs.fstatSync(fd).size <= SMALL_FILE) {
+    const data = readAllAt(fd);
+    if (data.length <= SMALL_FILE) return { hash: hashBytes(data), size: data.length };
+    // grew past the limit since fstat: hash what is there now, incrementally
+    const h = hasher().create64().update(data);
+    return finishHash(fd, h, data.length, opts.signal);
+  }
+  return finishHash(fd, hasher().create64(), 0, opts.signal);
+}
+
+/** Every byte of `fd` from offset 0 (positioned reads: the descriptor's offset is not used). */
+export function readAllAt(fd: number, size = fs.fstatSync(fd).size): Buffer {
+  let buf = Buffer.allocUnsafe(Math.max(size, 1));
+  let off = 0;
+  for (;;) {
+    if (off === buf.length) { const b = Buffer.allocUnsafe(buf.length * 2); buf.copy(b); buf = b; }
+    const n = fs.readSync(fd, buf, off, buf.length - off, off);
+    if (n === 0) return buf.subarray(0, off);
+    off += n;
+  }
+}
+
+/**
+ * Hash a file on a target without blocking the event loop at any point (a hung disk must let timers fire):
+ * opened without following a symlink, read with asynchronous positioned reads.
+ */
+export async function hashFileAsync(file: string, opts: { signal?: AbortSignal } = {}): Promise<FileHash> {
+  const fh = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    return await finishHash(fh.fd, hasher().create64(), 0, opts.signal);
+  } finally {
+    await fh.close();
   }
 }
 

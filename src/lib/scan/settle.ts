@@ -1,12 +1,22 @@
 import type { Rec } from '../store/model.js';
 
 /** One lstat of a file: what the settle rule compares (a walk Entry is one). */
-export interface Observation { readonly size: number; readonly mtimeMs: number; readonly ino: number }
+export interface Observation { readonly size: number; readonly mtimeMs: number; readonly ino: number; readonly ctimeMs: number }
 
-/** Did the file change between the record's last observation and `o`? */
+/**
+ * Did the file change between the record's last observation and `o`? Size, mtime, inode and ctime: the ctime
+ * catches a rewrite whose mtime was put back (`touch -r`), which no user can set back.
+ */
 export function observationChanged(rec: Rec, o: Observation): boolean {
-  return rec.z !== o.size || rec.m !== o.mtimeMs || (rec.i !== undefined && rec.i !== o.ino);
+  return rec.z !== o.size || rec.m !== o.mtimeMs || (rec.i !== undefined && rec.i !== o.ino) || (rec.c !== undefined && rec.c !== o.ctimeMs);
 }
+
+/** The identity of the observed file, as an opened descriptor must show it (sourceFs.openSettled). */
+export const identityOf = (rec: Rec) => ({ size: rec.z, mtimeMs: rec.m, ino: rec.i, ctimeMs: rec.c });
+
+/** An observation from a stat of the file. */
+export const observationOf = (st: { size: number; mtimeMs: number; ino: number; ctimeMs: number }): Observation =>
+  ({ size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs });
 
 /**
  * The settle rule (SPEC 3a), for a record whose last observation equals the file now: settled when that
@@ -28,5 +38,6 @@ export function observe(rec: Rec, o: Observation, now: number): void {
   rec.z = o.size;
   rec.m = o.mtimeMs;
   rec.i = o.ino;
+  rec.c = o.ctimeMs;
   rec.o = now;
 }

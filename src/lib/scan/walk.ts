@@ -1,6 +1,6 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import type { PathFilter } from './filter.js';
+import { DIR_FLAGS, at } from './sourceFs.js';
 
 export type EntryKind = 'file' | 'symlink' | 'special';
 
@@ -11,6 +11,8 @@ export interface Entry {
   size: number;
   mtimeMs: number;
   ino: number;
+  /** status change time: a rewrite with the mtime put back (`touch -r`) still changes it */
+  ctimeMs: number;
   mode: number;
 }
 
@@ -20,68 +22,106 @@ export interface WalkProblem {
   kind: 'unsupported-name' | 'unreadable';
   message: string;
   code?: string;
+  /** unsupported-name: the path's raw bytes */
+  raw?: Buffer;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** The entries of `dir` whose names are valid UTF-8; each other one is reported and left out. */
-function utf8Only(dir: string, onProblem: (p: WalkProblem) => void): fs.Dirent[] {
+/**
+ * The entries of the directory at `fdPath` whose names are valid UTF-8; each other one is reported (under its
+ * logical directory `dir`, with the raw name bytes) and left out.
+ */
+function utf8Only(fdPath: string, dir: string, onProblem: (p: WalkProblem) => void): fs.Dirent[] {
   const out: fs.Dirent[] = [];
-  for (const d of fs.readdirSync(dir, { withFileTypes: true, encoding: 'buffer' })) {
+  for (const d of fs.readdirSync(fdPath, { withFileTypes: true, encoding: 'buffer' })) {
     try {
       const name = utf8.decode(d.name);
       out.push(Object.assign(d, { name }) as unknown as fs.Dirent);
     } catch {
-      onProblem({ path: path.join(dir, d.name.toString('utf8')), kind: 'unsupported-name', message: 'unsupported file name (not valid UTF-8): skipped' });
+      onProblem({ path: `${dir === '/' ? '' : dir}/${d.name.toString('utf8')}`, kind: 'unsupported-name', message: 'unsupported file name (not valid UTF-8): skipped', raw: Buffer.concat([Buffer.from(`${dir === '/' ? '' : dir}/`), d.name]) });
     }
   }
   return out;
 }
 
 /**
- * Walk `root` depth-first with readdir(withFileTypes) + lstat: every regular file, symlink and special file
- * that `filter` keeps goes to `onEntry`. Problems (unreadable directories, names that are not valid UTF-8)
- * go to `onProblem` and never stop the walk. Synchronous on purpose: ~4x faster than async for 10^5 files.
+ * Walk `root` depth-first: every regular file, symlink and special file that `filter` keeps goes to `onEntry`.
+ * Directories are walked by descriptor: each is opened from its parent's descriptor without following a
+ * symlink, listed and lstat'ed through that descriptor (sourceFs.at), so a directory swapped for a link to
+ * /etc while the walk runs is never entered. Problems (unreadable directories, names that are not valid
+ * UTF-8) go to `onProblem` and never stop the walk. Synchronous on purpose: ~4x faster than async for 10^5
+ * files. At most one descriptor per level of depth is open at a time.
  */
 export function walk(root: string, filter: PathFilter, onEntry: (e: Entry) => void, onProblem: (p: WalkProblem) => void): void {
-  const base = root.endsWith('/') ? root.slice(0, -1) : root;
-  const stack: string[] = [''];
-  while (stack.length) {
-    const relDir = stack.pop()!;
-    const dir = relDir === '' ? base : `${base}/${relDir}`;
+  const base = root.endsWith('/') && root !== '/' ? root.slice(0, -1) : root;
+  let rootFd: number;
+  try {
+    rootFd = fs.openSync(base, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code !== 'ENOENT') onProblem({ path: base, kind: 'unreadable', message: `cannot read directory: ${e.message}`, code: e.code });
+    return;
+  }
+  walkDir(rootFd, '', base === '/' ? '' : base, filter, onEntry, onProblem);
+}
+
+/** Walk the directory open as `fd` (relative path `relDir`, absolute prefix `base`); closes `fd`. */
+function walkDir(fd: number, relDir: string, base: string, filter: PathFilter, onEntry: (e: Entry) => void, onProblem: (p: WalkProblem) => void): void {
+  const dir = relDir === '' ? base || '/' : `${base}/${relDir}`;
+  const fdPath = `/proc/self/fd/${fd}`;
+  try {
     let dirents: fs.Dirent[];
     try {
-      dirents = fs.readdirSync(dir || '/', { withFileTypes: true });
+      dirents = fs.readdirSync(fdPath, { withFileTypes: true });
       // Invalid UTF-8 decodes to U+FFFD; only then read the raw bytes to tell it from a real U+FFFD.
-      if (dirents.some((d) => d.name.includes('\uFFFD'))) dirents = utf8Only(dir || '/', onProblem);
+      if (dirents.some((d) => d.name.includes('\uFFFD'))) dirents = utf8Only(fdPath, dir, onProblem);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (relDir !== '' || e.code !== 'ENOENT') onProblem({ path: dir, kind: 'unreadable', message: `cannot read directory: ${e.message}`, code: e.code });
-      continue;
+      onProblem({ path: dir, kind: 'unreadable', message: `cannot read directory: ${e.message.replace(fdPath, dir)}`, code: e.code });
+      return;
     }
+    const subdirs: string[] = [];
     for (const d of dirents) {
       const name = d.name;
       const rel = relDir === '' ? name : `${relDir}/${name}`;
       if (d.isDirectory()) {
-        if (filter.dir(rel)) stack.push(rel);
+        if (filter.dir(rel)) subdirs.push(name);
         continue;
       }
       if (!filter.file(rel)) continue;
-      const abs = `${dir}/${name}`;
+      const abs = `${dir === '/' ? '' : dir}/${name}`;
       let st: fs.Stats;
       try {
-        st = fs.lstatSync(abs);
+        st = fs.lstatSync(at(fd, name));
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        if (e.code !== 'ENOENT') onProblem({ path: abs, kind: 'unreadable', message: `cannot stat: ${e.message}`, code: e.code });
+        if (e.code !== 'ENOENT') onProblem({ path: abs, kind: 'unreadable', message: `cannot stat: ${e.message.replace(at(fd, name), abs)}`, code: e.code });
         continue; // ENOENT: deleted between readdir and lstat; the store notices next time
       }
       if (st.isDirectory()) { // the dirent type was unknown (some filesystems do not report it)
-        if (filter.dir(rel)) stack.push(rel);
+        if (filter.dir(rel)) subdirs.push(name);
         continue;
       }
       const kind: EntryKind = st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'special';
-      onEntry({ path: abs, kind, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, mode: st.mode });
+      onEntry({ path: abs, kind, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs, mode: st.mode });
     }
+    for (const name of subdirs) {
+      const rel = relDir === '' ? name : `${relDir}/${name}`;
+      let child: number;
+      try {
+        child = fs.openSync(at(fd, name), DIR_FLAGS);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        // ELOOP: it became a symlink since readdir: the next scan records it as one
+        if (e.code !== 'ENOENT' && e.code !== 'ELOOP' && e.code !== 'ENOTDIR') {
+          onProblem({ path: `${base}/${rel}`, kind: 'unreadable', message: `cannot read directory: ${e.message.replace(at(fd, name), `${base}/${rel}`)}`, code: e.code });
+        }
+        continue;
+      }
+      walkDir(child, rel, base, filter, onEntry, onProblem);
+    }
+  } finally {
+    fs.closeSync(fd);
   }
 }

@@ -57,10 +57,11 @@ export const stateCode = (x: string | undefined): StateCode => (x === undefined 
 
 /** Compact file record as stored, keyed by absolute source path. Times are epoch ms. */
 export interface Rec {
-  /** size, mtimeMs, inode of the last observation */
+  /** size, mtimeMs, inode, ctimeMs of the last observation */
   z: number;
   m: number;
   i?: number;
+  c?: number;
   /** when that observation was made (the settle rule's "previous observation"); dropped once settled */
   o?: number;
   /** hash of the settled content (absent until settled and hashed) */

@@ -4,15 +4,15 @@ import crypto from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { fdir } from 'fdir';
 import { TargetError, toTargetError } from '../errors.js';
-import { hashFile, SMALL_FILE } from '../hash/xxh64.js';
-import { raceSignal } from '../queue/deadline.js';
+import { hashFileAsync, SMALL_FILE } from '../hash/xxh64.js';
 import { isMountPoint } from './mountinfo.js';
+import type { PutSource } from './source.js';
 import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX, isTempName } from './target.js';
 
 const run = promisify(execFile);
+const C = fs.constants;
 
 /** Reject paths that could leave the target base. */
 export function checkRelPath(target: string, rel: string): void {
@@ -25,43 +25,45 @@ export function checkRelPath(target: string, rel: string): void {
 const TEMP_BASE = crypto.randomBytes(4).toString('hex');
 let tempCounter = 0;
 const tempName = () => `${TEMP_PREFIX}${TEMP_BASE}${(tempCounter++).toString(16).padStart(4, '0')}${TEMP_SUFFIX}`;
+/** A temp file of this very process (in flight now): a sweep must never remove it. */
+export const isOwnTemp = (name: string): boolean => name.startsWith(TEMP_PREFIX + TEMP_BASE);
 
-const UMASK = process.umask();
+/** Mode of directories replica creates when the caller does not know the source directory's. */
+export const PRIVATE_DIR_MODE = 0o700;
 
 /**
- * Copy a small file with one read and one write: half the time of copyFileSync (9 syscalls) for 4 KiB files.
- * The copy gets the source's mode bits and the given mtime, set on the open descriptor.
+ * Write all of `data` at `pos` (write(2) may write less than asked on a filling filesystem: loop, so ENOSPC
+ * surfaces instead of a short file).
  */
-function copySmall(src: string, tmp: string, mtimeMs: number | undefined): void {
-  const sfd = fs.openSync(src, 'r');
-  let mode: number;
-  let data: Buffer;
-  try {
-    mode = fs.fstatSync(sfd).mode & 0o7777;
-    data = fs.readFileSync(sfd);
-  } finally {
-    fs.closeSync(sfd);
-  }
-  const fd = fs.openSync(tmp, 'wx', mode);
-  try {
-    // write(2) may write less than asked (a filesystem filling up) without an error: loop until all is
-    // written, so the next call reports ENOSPC instead of a short file being renamed into place.
-    for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off);
-    if (mode & UMASK) fs.fchmodSync(fd, mode);
-    if (mtimeMs !== undefined) fs.futimesSync(fd, new Date(), new Date(mtimeMs));
-  } finally {
-    fs.closeSync(fd);
+async function writeAll(fh: fs.promises.FileHandle, data: Buffer, pos = 0): Promise<void> {
+  for (let off = 0; off < data.length;) off += (await fh.write(data, off, data.length - off, pos + off)).bytesWritten;
+}
+
+/** Write a source's stream to `fh` chunk by chunk (the source errors before its end if its bytes are not the settled ones). */
+async function writeStream(fh: fs.promises.FileHandle, stream: Readable, signal?: AbortSignal): Promise<void> {
+  let pos = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    signal?.throwIfAborted();
+    await writeAll(fh, chunk, pos);
+    pos += chunk.length;
   }
 }
 
 /**
- * A directory on this machine (a disk, a NAS mount). put() writes `.replica-<random>.tmp` beside the final
- * name and renames it into place; sync() is one syncfs (`sync -f`) for the whole batch. With `mount`, every
- * check() refuses (class `not-mounted`) unless that path is a mount point, and nothing is created there.
+ * A directory on this machine (a disk, a NAS mount). Every operation is asynchronous, so a hung disk (a dead
+ * NFS server) occupies a thread-pool thread, never the event loop: the wrappers' timeouts fire and the agent
+ * goes on. put() writes `.replica-<random>.tmp` beside the final name, opened O_EXCL|O_NOFOLLOW, and renames
+ * it into place; every directory on the way is lstat'ed, never followed if it is a symlink (a link where a
+ * directory must be is replaced; a link at `<host>` or `.replica/<host>` refuses the write). sync() is one
+ * syncfs (`sync -f`) for the whole batch. With `mount`, check() refuses (class `not-mounted`) unless that
+ * path is a mount point, and nothing is created there.
  */
 export class LocalTarget implements Target {
   readonly capabilities = { concurrency: 2, maxConnections: 4, atomicRename: true, remoteHash: true, symlinks: true };
-  private readonly dirsSeen = new Set<string>();
+  /** directories checked (no symlink on the way) since the last sync: one promise each, shared by concurrent puts */
+  private dirsChecked = new Map<string, Promise<void>>();
+  /** directories whose stale temp files were removed by this process */
+  private readonly swept = new Set<string>();
   private unsynced = false;
 
   constructor(readonly name: string, readonly base: string, readonly opts: { mount?: string; commandTimeoutMs?: number } = {}) {}
@@ -75,41 +77,111 @@ export class LocalTarget implements Target {
     return toTargetError(err, this.name, `[${this.name}] ${op} ${rel}`);
   }
 
-  /** mkdir -p the parent, and on its first use in this process remove our stale temp files there (a killed run). */
-  private prepareDir(dir: string): void {
-    if (this.dirsSeen.has(dir)) return;
-    fs.mkdirSync(dir, { recursive: true });
-    for (const name of fs.readdirSync(dir)) if (isTempName(name)) fs.rmSync(path.join(dir, name), { force: true });
-    this.dirsSeen.add(dir);
+  /**
+   * Make `relDir` a real directory below the base with no symlink on the way, creating what is missing
+   * (mode from `dirMode`, else private), and remove our stale temp files there on its first use in this
+   * process. Single flight per directory: concurrent puts into one new directory share one preparation.
+   */
+  private prepareDir(relDir: string, dirMode?: (relDir: string) => number | undefined): Promise<void> {
+    let p = this.dirsChecked.get(relDir);
+    if (!p) {
+      p = (async () => {
+        const parent = relDir.includes('/') ? relDir.slice(0, relDir.lastIndexOf('/')) : undefined;
+        if (parent !== undefined) await this.prepareDir(parent, dirMode);
+        else await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE });
+        await this.ensureDir(relDir, parent === undefined || (parent === '.replica'), dirMode?.(relDir));
+        if (!this.swept.has(relDir)) {
+          await this.removeTempsIn(relDir);
+          this.swept.add(relDir);
+        }
+      })();
+      this.dirsChecked.set(relDir, p);
+      p.catch(() => this.dirsChecked.delete(relDir));
+    }
+    return p;
   }
 
-  async put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
+  /** One component: a directory stays, a missing one is made, a symlink is replaced (or refused at the top). */
+  private async ensureDir(relDir: string, top: boolean, mode: number | undefined): Promise<void> {
+    const dir = path.join(this.base, relDir);
+    for (let attempt = 0; ; attempt++) {
+      let st: fs.Stats | undefined;
+      try { st = await fs.promises.lstat(dir); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
+      if (st?.isDirectory()) return;
+      if (st?.isSymbolicLink()) {
+        if (top) {
+          throw new TargetError(`[${this.name}] ${dir} is a symlink: refusing to write through it (make it a real directory)`, { target: this.name, errorClass: 'EACCES', permanent: true });
+        }
+        // a link we recreated from a source that has since become a directory: the link text is in the store
+        await fs.promises.unlink(dir);
+      } else if (st) {
+        throw new TargetError(`[${this.name}] ${dir} exists and is not a directory`, { target: this.name, errorClass: 'other', permanent: true });
+      }
+      try {
+        await fs.promises.mkdir(dir, { mode: mode ?? PRIVATE_DIR_MODE });
+        if (mode !== undefined) await fs.promises.chmod(dir, mode); // mkdir's mode is cut by the umask
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw err;
+      }
+    }
+  }
+
+  private async removeTempsIn(relDir: string): Promise<number> {
+    const dir = path.join(this.base, relDir);
+    let n = 0;
+    let names: string[];
+    try { names = await fs.promises.readdir(dir); } catch { return 0; }
+    for (const name of names) {
+      if (isTempName(name) && !isOwnTemp(name)) {
+        await fs.promises.rm(path.join(dir, name), { force: true });
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Remove stale temp files (of killed runs) in these directories; returns how many. */
+  async removeTemps(relDirs: string[]): Promise<number> {
+    let n = 0;
+    for (const d of relDirs) {
+      checkRelPath(this.name, d);
+      try { n += await this.removeTempsIn(d); } catch (err) { throw this.err(err, 'removeTemps', d); }
+    }
+    return n;
+  }
+
+  async put(rel: string, src: PutSource, opts: PutOptions & { dirMode?: (relDir: string) => number | undefined } = {}): Promise<void> {
     const dest = this.abs(rel);
     let tmp: string | undefined;
     try {
       opts.signal?.throwIfAborted();
-      const dir = path.dirname(dest);
-      this.prepareDir(dir);
-      tmp = path.join(dir, tempName());
-      if (typeof src === 'string' && opts.size <= SMALL_FILE) {
-        copySmall(src, tmp, opts.mtimeMs);
-      } else {
-        if (typeof src === 'string') await raceSignal(fs.promises.copyFile(src, tmp), opts.signal); // copy_file_range, keeps mode
-        else await pipeline(src, fs.createWriteStream(tmp), { signal: opts.signal });
-        if (opts.mode !== undefined) fs.chmodSync(tmp, opts.mode & 0o7777);
-        if (opts.mtimeMs !== undefined) fs.utimesSync(tmp, new Date(), new Date(opts.mtimeMs));
+      const relDir = path.dirname(rel);
+      await this.prepareDir(relDir, opts.dirMode);
+      tmp = path.join(this.base, relDir, tempName());
+      // O_EXCL|O_NOFOLLOW: never opened through a link someone planted under the temp name
+      const fh = await fs.promises.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, src.mode);
+      try {
+        if (src.size <= SMALL_FILE) await writeAll(fh, src.readAll());
+        else await writeStream(fh, src.stream(), opts.signal);
+        await fh.chmod(src.mode); // open's mode is cut by the umask
+        if (src.mtimeMs !== undefined) await fh.utimes(new Date(), new Date(src.mtimeMs));
+      } finally {
+        await fh.close();
       }
       opts.signal?.throwIfAborted();
-      fs.renameSync(tmp, dest);
+      await fs.promises.rename(tmp, dest);
       tmp = undefined;
       this.unsynced = true;
     } catch (err) {
-      if (tmp) fs.rmSync(tmp, { force: true });
+      if (tmp) await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
       throw this.err(err, 'put', rel);
     }
   }
 
   async sync(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    // the next batch checks its directories again (someone may have swapped one for a link meanwhile)
+    this.dirsChecked = new Map();
     if (!this.unsynced) return;
     this.unsynced = false;
     try {
@@ -123,7 +195,7 @@ export class LocalTarget implements Target {
 
   async hash(rel: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
     try {
-      return (await hashFile(this.abs(rel), { signal: opts.signal })).hash;
+      return (await hashFileAsync(this.abs(rel), { signal: opts.signal })).hash;
     } catch (err) {
       throw this.err(err, 'hash', rel);
     }
@@ -141,7 +213,7 @@ export class LocalTarget implements Target {
 
   async *list(prefix: string): AsyncIterable<string> {
     const root = prefix === '' ? this.base : this.abs(prefix.replace(/\/+$/, ''));
-    if (!fs.existsSync(root)) return;
+    try { await fs.promises.access(root); } catch { return; }
     const files = await new fdir().withRelativePaths().exclude((name) => name === '.replica').crawl(root).withPromise();
     for (const f of files.sort()) {
       if (!isTempName(path.basename(f))) yield prefix === '' ? f : `${prefix.replace(/\/+$/, '')}/${f}`;
@@ -150,32 +222,44 @@ export class LocalTarget implements Target {
 
   async get(rel: string): Promise<Readable> {
     const file = this.abs(rel);
+    let fh: fs.promises.FileHandle;
     try {
-      await fs.promises.access(file, fs.constants.R_OK);
+      fh = await fs.promises.open(file, C.O_RDONLY | C.O_NOFOLLOW);
     } catch (err) {
       throw this.err(err, 'get', rel);
     }
-    return fs.createReadStream(file);
+    return fh.createReadStream();
   }
 
-  async putLink(rel: string, linkText: string): Promise<void> {
+  async putLink(rel: string, linkText: string, opts: { dirMode?: (relDir: string) => number | undefined } = {}): Promise<boolean> {
     const dest = this.abs(rel);
-    const dir = path.dirname(dest);
-    const tmp = path.join(dir, tempName());
+    const relDir = path.dirname(rel);
+    let tmp: string | undefined;
     try {
-      this.prepareDir(dir);
-      fs.symlinkSync(linkText, tmp);
-      fs.renameSync(tmp, dest);
+      await this.prepareDir(relDir, opts.dirMode);
+      tmp = path.join(this.base, relDir, tempName());
+      await fs.promises.symlink(linkText, tmp);
+      try {
+        await fs.promises.rename(tmp, dest);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        // a directory (the source's former directory, with its copies) is in the way: leave it alone
+        if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+        throw err;
+      }
+      tmp = undefined;
       this.unsynced = true;
+      return true;
     } catch (err) {
-      fs.rmSync(tmp, { force: true });
       throw this.err(err, 'putLink', rel);
+    } finally {
+      if (tmp) await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
     }
   }
 
   async readLink(rel: string): Promise<string | undefined> {
     try {
-      return fs.readlinkSync(this.abs(rel));
+      return await fs.promises.readlink(this.abs(rel));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'EINVAL') return undefined;
@@ -187,7 +271,7 @@ export class LocalTarget implements Target {
     if (this.opts.mount !== undefined) {
       let real: string;
       try {
-        real = fs.realpathSync(this.opts.mount);
+        real = await fs.promises.realpath(this.opts.mount);
       } catch {
         real = this.opts.mount;
       }
@@ -197,15 +281,16 @@ export class LocalTarget implements Target {
     }
     const probe = path.join(this.base, tempName());
     try {
-      fs.mkdirSync(this.base, { recursive: true });
-      fs.writeFileSync(probe, '');
-      fs.rmSync(probe);
+      await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE });
+      const fh = await fs.promises.open(probe, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+      await fh.close();
+      await fs.promises.rm(probe);
     } catch (err) {
       const e = this.err(err, 'check', this.base);
       // A target that refuses even an empty file is unusable as a whole, whatever the errno.
       throw new TargetError(e.message, { target: this.name, errorClass: e.errorClass === 'ENOSPC' ? 'ENOSPC' : e.targetWide ? e.errorClass : 'unreachable', stage: 'write', cause: err });
     }
-    const vfs = fs.statfsSync(this.base);
+    const vfs = await fs.promises.statfs(this.base);
     return { reachable: true, authenticated: true, writable: true, freeBytes: vfs.bavail * vfs.bsize, detail: this.opts.mount ? `${this.opts.mount} mounted` : undefined };
   }
 
@@ -213,4 +298,3 @@ export class LocalTarget implements Target {
     await this.sync();
   }
 }
-

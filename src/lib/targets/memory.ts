@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { TargetError, toTargetError } from '../errors.js';
 import { hashBytes } from '../hash/xxh64.js';
 import { checkRelPath } from './local.js';
+import type { PutSource } from './source.js';
 import type { CheckReport, PutOptions, Target } from './target.js';
 
 /** A fault to inject: return an error to throw for this operation and path, or undefined to proceed. */
@@ -14,7 +15,7 @@ export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink
  */
 export class MemoryTarget implements Target {
   readonly capabilities = { concurrency: 2, maxConnections: 8, atomicRename: true, remoteHash: true, symlinks: true };
-  readonly files = new Map<string, { data: Buffer; mtimeMs?: number }>();
+  readonly files = new Map<string, { data: Buffer; mtimeMs?: number; mode?: number }>();
   readonly links = new Map<string, string>();
   inject?: Injector;
   syncs = 0;
@@ -30,13 +31,12 @@ export class MemoryTarget implements Target {
     return new TargetError(`[${this.name}] ${op} ${rel}: no such file`, { target: this.name, errorClass: 'missing' });
   }
 
-  async put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
+  async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
     checkRelPath(this.name, rel);
     this.fault('put', rel);
-    const stream = typeof src === 'string' ? (await import('node:fs')).createReadStream(src) : src;
     const chunks: Buffer[] = [];
     try {
-      for await (const c of stream) {
+      for await (const c of src.stream()) {
         opts.signal?.throwIfAborted();
         chunks.push(Buffer.from(c as Buffer));
       }
@@ -45,7 +45,7 @@ export class MemoryTarget implements Target {
     }
     // Atomic: the new bytes replace the old only once all of them arrived.
     this.links.delete(rel);
-    this.files.set(rel, { data: Buffer.concat(chunks), mtimeMs: opts.mtimeMs });
+    this.files.set(rel, { data: Buffer.concat(chunks), mtimeMs: src.mtimeMs, mode: src.mode });
   }
 
   async sync(): Promise<void> {
@@ -88,11 +88,14 @@ export class MemoryTarget implements Target {
     return Readable.from([f.data]);
   }
 
-  async putLink(rel: string, linkText: string): Promise<void> {
+  async putLink(rel: string, linkText: string): Promise<boolean> {
     checkRelPath(this.name, rel);
     this.fault('putLink', rel);
+    // a "directory" is in the way when copies live below this path
+    if ([...this.files.keys()].some((k) => k.startsWith(rel + '/'))) return false;
     this.files.delete(rel);
     this.links.set(rel, linkText);
+    return true;
   }
 
   async readLink(rel: string): Promise<string | undefined> {

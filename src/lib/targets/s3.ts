@@ -10,6 +10,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { type ErrorClass, TargetError, classifyErrno } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
 import { checkRelPath } from './local.js';
+import type { PutSource } from './source.js';
 import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX } from './target.js';
 
 export interface S3Options {
@@ -102,25 +103,19 @@ export class S3Target implements Target {
     return new TargetError(`[${this.name}] ${op} ${rel}: ${msg}`, { target: this.name, errorClass: cls, permanent, stage, cause: err });
   }
 
-  async put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
+  async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
     const Key = this.key(rel);
-    const Metadata: Record<string, string> = {};
-    if (opts.hash) Metadata.xxh64 = opts.hash;
-    if (opts.mtimeMs !== undefined) Metadata.mtime = (opts.mtimeMs / 1000).toFixed(3);
+    const Metadata: Record<string, string> = { mode: src.mode.toString(8) };
+    if (src.hash) Metadata.xxh64 = src.hash;
+    if (src.mtimeMs !== undefined) Metadata.mtime = (src.mtimeMs / 1000).toFixed(3);
     try {
       opts.signal?.throwIfAborted();
-      let body: Readable | Buffer;
-      if (typeof src === 'string') {
-        const st = await fs.promises.stat(src);
-        Metadata.mode = (opts.mode ?? st.mode & 0o7777).toString(8);
-        body = st.size <= SMALL ? await fs.promises.readFile(src) : fs.createReadStream(src);
-        opts = { ...opts, size: st.size };
-      } else {
-        if (opts.mode !== undefined) Metadata.mode = (opts.mode & 0o7777).toString(8);
-        body = src;
-      }
-      if (opts.size < MULTIPART_MIN) {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: opts.size, Metadata }), { abortSignal: opts.signal });
+      // small objects go from memory, after their bytes were hashed against the settled hash; bigger ones
+      // stream, and the source errors before its last chunk if the bytes are not the settled ones, so the
+      // PUT never completes (or the multipart upload is aborted instead of completed)
+      const body: Readable | Buffer = src.size <= SMALL ? src.readAll() : src.stream();
+      if (src.size < MULTIPART_MIN) {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: src.size, Metadata }), { abortSignal: opts.signal });
       } else {
         const upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body: body, Metadata }, partSize: PART_SIZE, queueSize: 4, leavePartsOnError: false });
         const onAbort = () => void upload.abort();
@@ -181,7 +176,7 @@ export class S3Target implements Target {
     }
   }
 
-  async putLink(rel: string): Promise<void> {
+  async putLink(rel: string): Promise<boolean> {
     throw new TargetError(`[${this.name}] putLink ${rel}: S3 has no symlinks (they are recorded in the store only)`, { target: this.name, errorClass: 'other', permanent: true });
   }
 

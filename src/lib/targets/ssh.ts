@@ -3,12 +3,12 @@ import os from 'node:os';
 import crypto from 'node:crypto';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Client, type SFTPWrapper } from 'ssh2';
 import { TargetError, type ErrorClass } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
 import { raceSignal } from '../queue/deadline.js';
 import { checkRelPath } from './local.js';
+import type { PutSource } from './source.js';
 import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX, isTempName } from './target.js';
 
 export interface SshOptions {
@@ -55,6 +55,8 @@ const SMALL_PUT = 1 << 20;
 const ONE_WRITE = 30_000;
 /** hashMany() runs one remote xxhsum for at least this many files (one command costs ~100 ms). */
 const HASH_MANY_MIN = 32;
+/** SFTP write requests in flight per big put (fastPut's default is 64; 32 KiB each) */
+const WINDOW = 32;
 
 /**
  * A directory on another machine over SSH (ssh2: SFTP for data, one connection reused across files).
@@ -65,8 +67,13 @@ const HASH_MANY_MIN = 32;
 export class SshTarget implements Target {
   readonly capabilities = { concurrency: 8, maxConnections: 16, atomicRename: true, remoteHash: true, symlinks: true };
   private session?: Promise<Session>;
-  /** directories prepared in this session: one promise each, so concurrent puts share one preparation */
-  private readonly dirs = new Map<string, Promise<void>>();
+  /**
+   * directories checked (made, no symlink on the way) in this session since the last sync: one promise each,
+   * so concurrent puts share one preparation
+   */
+  private dirs = new Map<string, Promise<void>>();
+  /** directories whose stale temp files this session removed */
+  private readonly swept = new Set<string>();
   private readonly remote: ReturnType<typeof parseSshUrl>;
   private tempCount = 0;
   private readonly tempBase = crypto.randomBytes(4).toString('hex');
@@ -153,30 +160,32 @@ export class SshTarget implements Target {
   }
 
   /**
-   * mkdir -p, and on the first use of a directory in this session remove our stale temp files there. Single
-   * flight: a second put into the same new directory waits for this, or the cleanup could delete its temp.
+   * Make `dir` a real directory with no symlink between the base and it (a link where a directory must be is
+   * replaced; a link at `<host>` or `.replica/<host>` refuses the write), creating what is missing with the
+   * mode `dirMode` gives (else 0700); on its first use in this session remove our stale temp files there.
+   * Single flight: a second put into the same new directory waits for this, or the cleanup could delete its temp.
    */
-  private prepareDir(dir: string): Promise<void> {
+  private prepareDir(dir: string, dirMode?: (relDir: string) => number | undefined): Promise<void> {
     let p = this.dirs.get(dir);
     if (!p) {
       p = (async () => {
-        const parts = dir.split('/').filter(Boolean);
-        // the first mkdir that failed for a reason other than "exists" (OpenSSH: code 4), e.g. permission
-        let mkdirErr: unknown;
-        for (let i = 1; i <= parts.length; i++) {
-          const d = `/${parts.slice(0, i).join('/')}`;
-          // a parent being prepared by another put may not exist yet: wait for it rather than skip it
-          const parent = d !== dir ? this.dirs.get(d) : undefined;
-          if (parent) { await parent.catch(() => undefined); continue; }
-          try { await this.sftp<void>((s, cb) => s.mkdir(d, cb)); } catch (err) { if ((err as { code?: number }).code !== 4) mkdirErr ??= err; }
+        const base = this.remote.path.replace(/\/+$/, '') || '/';
+        if (dir === base || !dir.startsWith(base === '/' ? '/' : base + '/')) {
+          await this.mkdirs(dir); // the base itself (and above it) is the admin's: made as it is
+        } else {
+          const parent = posix.dirname(dir);
+          await this.prepareDir(parent, dirMode);
+          const rel = posix.relative(base, dir);
+          await this.ensureDir(dir, parent === base || posix.relative(base, parent) === '.replica', dirMode?.(rel));
         }
-        try {
-          const list = await this.sftp<{ filename: string }[]>((s, cb) => s.readdir(dir, cb));
-          for (const f of list) if (isTempName(f.filename)) await this.sftp<void>((s, cb) => s.unlink(posix.join(dir, f.filename), cb)).catch(() => undefined);
-        } catch (err) {
-          // the directory is not there: say why it could not be made (permission denied), not "no such file"
-          if (mkdirErr !== undefined && (err as { code?: number }).code === 2) throw mkdirErr;
-          /* otherwise the put will say why */
+        if (!this.swept.has(dir)) {
+          try {
+            const list = await this.sftp<{ filename: string }[]>((s, cb) => s.readdir(dir, cb));
+            for (const f of list) {
+              if (isTempName(f.filename) && !f.filename.startsWith(TEMP_PREFIX + this.tempBase)) await this.sftp<void>((s, cb) => s.unlink(posix.join(dir, f.filename), cb)).catch(() => undefined);
+            }
+            this.swept.add(dir);
+          } catch { /* the put will say why */ }
         }
       })();
       this.dirs.set(dir, p);
@@ -185,42 +194,131 @@ export class SshTarget implements Target {
     return p;
   }
 
-  async put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
+  /** mkdir -p of the base: components that exist are left as they are. */
+  private async mkdirs(dir: string): Promise<void> {
+    const parts = dir.split('/').filter(Boolean);
+    // the first mkdir that failed for a reason other than "exists" (OpenSSH: code 4), e.g. permission
+    let mkdirErr: unknown;
+    for (let i = 1; i <= parts.length; i++) {
+      const d = `/${parts.slice(0, i).join('/')}`;
+      try { await this.sftp<void>((s, cb) => s.mkdir(d, cb)); } catch (err) { if ((err as { code?: number }).code !== 4) mkdirErr ??= err; }
+    }
+    try {
+      await this.sftp((s, cb) => s.stat(dir, cb));
+    } catch (err) {
+      // the directory is not there: say why it could not be made (permission denied), not "no such file"
+      throw (err as { code?: number }).code === 2 && mkdirErr !== undefined ? mkdirErr : err;
+    }
+  }
+
+  /** One component below the base: a directory stays, a missing one is made, a symlink is replaced (or refused at the top). */
+  private async ensureDir(dir: string, top: boolean, mode: number | undefined): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      let st: { isDirectory(): boolean; isSymbolicLink(): boolean } | undefined;
+      try {
+        st = await this.sftp((s, cb) => s.lstat(dir, cb));
+      } catch (err) {
+        if ((err as { code?: number }).code !== 2) throw err;
+      }
+      if (st?.isDirectory()) return;
+      if (st?.isSymbolicLink()) {
+        if (top) throw new TargetError(`[${this.name}] ${dir} is a symlink on the server: refusing to write through it (make it a real directory)`, { target: this.name, errorClass: 'EACCES', permanent: true });
+        await this.sftp<void>((s, cb) => s.unlink(dir, cb)); // a link we recreated from a source that is now a directory
+      } else if (st) {
+        throw new TargetError(`[${this.name}] ${dir} exists on the server and is not a directory`, { target: this.name, errorClass: 'other', permanent: true });
+      }
+      try {
+        await this.sftp<void>((s, cb) => s.mkdir(dir, { mode: mode ?? 0o700 }, cb));
+        if (mode !== undefined) await this.sftp<void>((s, cb) => s.chmod(dir, mode, cb)); // the server's umask cuts mkdir's mode
+        return;
+      } catch (err) {
+        if ((err as { code?: number }).code !== 4 || attempt > 2) throw err;
+      }
+    }
+  }
+
+  /** Remove stale temp files (of killed runs; never this session's own) in these directories. */
+  async removeTemps(relDirs: string[]): Promise<number> {
+    let n = 0;
+    for (const rel of relDirs) {
+      const dir = this.abs(rel);
+      let list: { filename: string }[];
+      try {
+        list = await this.sftp<{ filename: string }[]>((s, cb) => s.readdir(dir, cb));
+      } catch (err) {
+        if ((err as { code?: number }).code === 2) continue;
+        throw this.fail(err, 'removeTemps', rel);
+      }
+      for (const f of list) {
+        if (!isTempName(f.filename) || f.filename.startsWith(TEMP_PREFIX + this.tempBase)) continue;
+        await this.sftp<void>((s, cb) => s.unlink(posix.join(dir, f.filename), cb)).catch(() => undefined);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Write a stream to an open handle with up to `WINDOW` SFTP write requests in flight (what fastPut does,
+   * but in order: the source hashes its bytes as they are read, and errors before its last chunk when they
+   * are not the settled content, so the handle never holds all of a bad copy).
+   */
+  private async writeStream(handle: Buffer, stream: Readable, maxLen: number): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
+    let failed: unknown;
+    let pos = 0;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      for (let off = 0; off < chunk.length; off += maxLen) {
+        if (failed !== undefined) throw failed;
+        const len = Math.min(maxLen, chunk.length - off);
+        const w = this.sftp<void>((s, cb) => s.write(handle, chunk, off, len, pos, cb)).catch((e) => { failed ??= e; });
+        pos += len;
+        inFlight.add(w);
+        void w.finally(() => inFlight.delete(w));
+        if (inFlight.size >= WINDOW) await Promise.race(inFlight);
+      }
+    }
+    await Promise.all(inFlight);
+    if (failed !== undefined) throw failed;
+  }
+
+  async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
     const dest = this.abs(rel);
     const tmp = this.tempPath(dest);
     try {
       opts.signal?.throwIfAborted();
-      await this.prepareDir(posix.dirname(dest));
+      await this.prepareDir(posix.dirname(dest), opts.dirMode);
       const { sftp, dead } = await this.connect();
       const work = (async () => {
-        const st = typeof src === 'string' ? fs.statSync(src) : undefined;
-        if (typeof src === 'string' && st!.size <= SMALL_PUT) {
+        const attrs = { mode: src.mode, ...(src.mtimeMs !== undefined ? { atime: Date.now() / 1000, mtime: src.mtimeMs / 1000 } : {}) };
+        const maxLen = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? ONE_WRITE;
+        if (src.size <= SMALL_PUT) {
           // three round trips: open; write + attributes + close sent together; rename (after all succeeded).
           // Only when the data goes in ONE write request: ssh2 sends the rest of a longer write from the
           // first part's callback, i.e. after the close, and the server may have given that handle to
           // another file by then (found by a test: a copy corrupted, caught by its read-back).
-          const data = fs.readFileSync(src);
-          const handle = await this.sftp<Buffer>((s, cb) => s.open(tmp, 'w', cb));
-          const attrs = { mode: (opts.mode ?? st!.mode) & 0o7777, ...(opts.mtimeMs !== undefined ? { atime: Date.now() / 1000, mtime: opts.mtimeMs / 1000 } : {}) };
+          const data = src.readAll(); // hashed against the settled hash before anything is sent
+          const handle = await this.sftp<Buffer>((s, cb) => s.open(tmp, 'wx', cb));
           const write = () => this.sftp<void>((s, cb) => s.write(handle, data, 0, data.length, 0, cb));
           const finish = () => [this.sftp<void>((s, cb) => s.fsetstat(handle, attrs, cb)), this.sftp<void>((s, cb) => s.close(handle, cb))];
-          const oneRequest = data.length <= ((sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? ONE_WRITE);
           const results = data.length === 0 ? await Promise.allSettled(finish())
-            : oneRequest ? await Promise.allSettled([write(), ...finish()])
+            : data.length <= maxLen ? await Promise.allSettled([write(), ...finish()])
               : [...await Promise.allSettled([write()]), ...await Promise.allSettled(finish())];
           const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
           if (failed) throw failed.reason;
-          await this.sftp<void>((s, cb) => s.ext_openssh_rename(tmp, dest, cb));
-          return;
-        }
-        if (typeof src === 'string') {
-          await new Promise<void>((res, rej) => sftp.fastPut(src, tmp, { concurrency: 16, chunkSize: 32768 }, (e) => (e ? rej(e) : res())));
-          if (opts.mode === undefined) opts = { ...opts, mode: st!.mode };
         } else {
-          await pipeline(src, sftp.createWriteStream(tmp));
+          const handle = await this.sftp<Buffer>((s, cb) => s.open(tmp, 'wx', cb));
+          let ok = false;
+          try {
+            await this.writeStream(handle, src.stream(), maxLen);
+            ok = true;
+          } finally {
+            const closing = Promise.allSettled([...(ok ? [this.sftp<void>((s, cb) => s.fsetstat(handle, attrs, cb))] : []), this.sftp<void>((s, cb) => s.close(handle, cb))]);
+            const failed = (await closing).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+            if (ok && failed) throw failed.reason;
+          }
         }
-        if (opts.mode !== undefined) await this.sftp<void>((s, cb) => s.chmod(tmp, opts.mode! & 0o7777, cb));
-        if (opts.mtimeMs !== undefined) await this.sftp<void>((s, cb) => s.utimes(tmp, Date.now() / 1000, opts.mtimeMs! / 1000, cb));
+        opts.signal?.throwIfAborted();
         await this.sftp<void>((s, cb) => s.ext_openssh_rename(tmp, dest, cb));
       })();
       await raceSignal(Promise.race([work, dead]), opts.signal);
@@ -230,7 +328,7 @@ export class SshTarget implements Target {
       if (e.errorClass === 'other') {
         // OpenSSH reports a full disk as a bare "Failure": ask the filesystem whether that is what it was
         const free = await this.freeBytes(posix.dirname(dest));
-        if (free !== undefined && free < Math.max(opts.size, 1)) throw new TargetError(`${e.message} (no space left on the server)`, { target: this.name, errorClass: 'ENOSPC', cause: err });
+        if (free !== undefined && free < Math.max(src.size, 1)) throw new TargetError(`${e.message} (no space left on the server)`, { target: this.name, errorClass: 'ENOSPC', cause: err });
       }
       throw e;
     }
@@ -255,6 +353,7 @@ export class SshTarget implements Target {
   }
 
   async sync(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.dirs = new Map(); // the next batch checks its directories again
     try {
       const [code] = await this.exec('sync', '', opts.signal);
       if (code !== 0) throw new Error(`sync exited ${code}`);
@@ -351,14 +450,18 @@ export class SshTarget implements Target {
     return stream;
   }
 
-  async putLink(rel: string, linkText: string): Promise<void> {
+  async putLink(rel: string, linkText: string, opts: PutOptions = {}): Promise<boolean> {
     const dest = this.abs(rel);
     const tmp = this.tempPath(dest);
     try {
-      await this.prepareDir(posix.dirname(dest));
+      await this.prepareDir(posix.dirname(dest), opts.dirMode);
+      const there = await this.sftp<{ isDirectory(): boolean }>((s, cb) => s.lstat(dest, cb)).catch(() => undefined);
+      if (there?.isDirectory()) return false; // the source's former directory, with its copies: left alone
       await this.sftp<void>((s, cb) => s.symlink(linkText, tmp, cb));
       await this.sftp<void>((s, cb) => s.ext_openssh_rename(tmp, dest, cb));
+      return true;
     } catch (err) {
+      await this.sftp<void>((s, cb) => s.unlink(tmp, cb)).catch(() => undefined);
       throw this.fail(err, 'putLink', rel);
     }
   }
@@ -383,7 +486,7 @@ export class SshTarget implements Target {
       throw e;
     }
     try {
-      await this.prepareDir(this.remote.path);
+      await this.mkdirs(this.remote.path);
       await this.sftp<void>((s, cb) => s.writeFile(posix.join(this.remote.path, probe), '', cb));
       await this.sftp<void>((s, cb) => s.unlink(posix.join(this.remote.path, probe), cb));
     } catch (err) {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { PutSource } from './source.js';
 
 /** What a target can do; the queue and verifier adapt to it. */
 export interface TargetCapabilities {
@@ -15,14 +16,12 @@ export interface TargetCapabilities {
 }
 
 export interface PutOptions {
-  size: number;
-  /** source mtime, preserved on the copy where the target can */
-  mtimeMs?: number;
-  /** source mode bits, preserved where the target can */
-  mode?: number;
-  /** xxh64 of the settled source, stored beside the copy where the target keeps metadata (S3) */
-  hash?: string;
   signal?: AbortSignal;
+  /**
+   * Mode for a directory the put has to create, by its target-relative path (the source directory's own
+   * mode, so a copy never grants more than its source did); undefined: 0700.
+   */
+  dirMode?: (relDir: string) => number | undefined;
 }
 
 /** What check() established about a target (`replica check` prints it per target). */
@@ -44,8 +43,14 @@ export interface CheckReport {
 export interface Target {
   readonly name: string;
   readonly capabilities: TargetCapabilities;
-  /** Write `src` (a local file path or a stream) to `relPath` atomically: readers see all of it or none. */
-  put(relPath: string, src: Readable | string, opts: PutOptions): Promise<void>;
+  /**
+   * Write `src` to `relPath` atomically: readers see all of it or none, and nothing is published unless every
+   * byte of `src` was read (a source that fails its hash check errors before its end: see PutSource). The
+   * copy gets `src.mode` (never setuid/setgid/sticky) and `src.mtimeMs` where the target keeps them. No
+   * component below the target base is followed if it is a symlink: a link where a directory must be is
+   * replaced by a directory (a `<host>` or `.replica` link at the top refuses the write).
+   */
+  put(relPath: string, src: PutSource, opts?: PutOptions): Promise<void>;
   /**
    * Make every put() so far durable (on stable storage). Cheaper once per batch than per file (syncfs).
    * A target whose put() is already durable resolves at once.
@@ -65,8 +70,11 @@ export interface Target {
   list(prefix: string): AsyncIterable<string>;
   /** The stored bytes. */
   get(relPath: string): Promise<Readable>;
-  /** Create (or replace) a symlink with link text `linkText` (capabilities.symlinks only). */
-  putLink(relPath: string, linkText: string): Promise<void>;
+  /**
+   * Create (or replace) a symlink with link text `linkText` (capabilities.symlinks only). Resolves false, and
+   * creates nothing, when a directory is in the way (the source's former directory: its copies stay).
+   */
+  putLink(relPath: string, linkText: string, opts?: PutOptions): Promise<boolean>;
   /** The link text of a stored symlink, or undefined if none is there (capabilities.symlinks only). */
   readLink(relPath: string): Promise<string | undefined>;
   /**
@@ -74,6 +82,11 @@ export interface Target {
    * TargetError if not, with `stage` saying which step failed.
    */
   check(): Promise<CheckReport>;
+  /**
+   * Optional: remove the stale temp files (of a killed run; never this process's own) in these directories.
+   * Targets without temp files (S3) do not offer it.
+   */
+  removeTemps?(relDirs: string[]): Promise<number>;
   /** Release connections. */
   close(): Promise<void>;
 }

@@ -1,7 +1,9 @@
-import fs from 'node:fs';
-import { Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import { TargetError, type ErrorClass, toTargetError } from '../errors.js';
+import { SMALL_FILE } from '../hash/xxh64.js';
 import { withDeadline } from '../queue/deadline.js';
+import type { PutSource } from './source.js';
 import type { CheckReport, PutOptions, Target } from './target.js';
 
 /**
@@ -9,14 +11,17 @@ import type { CheckReport, PutOptions, Target } from './target.js';
  * per operation, retries with exponential backoff (outermost). Each is a Target itself, so they compose and
  * pass the same conformance suite.
  */
-type Op = 'put' | 'sync' | 'hash' | 'stat' | 'get' | 'putLink' | 'readLink' | 'check' | 'hashMany';
+type Op = 'put' | 'sync' | 'hash' | 'stat' | 'get' | 'putLink' | 'readLink' | 'check' | 'hashMany' | 'removeTemps';
 
 /** Delegates every call to `inner` through around(); subclasses decide what happens around each call. */
 abstract class TargetWrapper implements Target {
   readonly hashMany?: (rels: string[], opts?: { signal?: AbortSignal }) => Promise<Map<string, string>>;
+  readonly removeTemps?: (relDirs: string[]) => Promise<number>;
   constructor(readonly inner: Target) {
     const many = inner.hashMany?.bind(inner);
     if (many) this.hashMany = (rels, opts = {}) => this.around('hashMany', `${rels.length} files`, opts.signal, true, (signal) => many(rels, { signal }));
+    const sweep = inner.removeTemps?.bind(inner);
+    if (sweep) this.removeTemps = (dirs) => this.around('removeTemps', `${dirs.length} dirs`, undefined, true, () => sweep(dirs));
   }
   get name(): string { return this.inner.name; }
   get capabilities() { return this.inner.capabilities; }
@@ -24,8 +29,9 @@ abstract class TargetWrapper implements Target {
   /** Run `fn` (the inner call) for operation `op`; `repeatable` is false when it consumed a one-shot stream. */
   protected abstract around<T>(op: Op, rel: string, signal: AbortSignal | undefined, repeatable: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T>;
 
-  put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
-    return this.around('put', rel, opts.signal, typeof src === 'string', (signal) => this.inner.put(rel, src, { ...opts, signal }));
+  put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
+    // a PutSource reads from byte 0 every time: a put can always be called again
+    return this.around('put', rel, opts.signal, true, (signal) => this.inner.put(rel, src, { ...opts, signal }));
   }
   sync(opts: { signal?: AbortSignal } = {}): Promise<void> {
     return this.around('sync', '.', opts.signal, true, (signal) => this.inner.sync({ signal }));
@@ -42,8 +48,8 @@ abstract class TargetWrapper implements Target {
   get(rel: string): Promise<Readable> {
     return this.around('get', rel, undefined, true, () => this.inner.get(rel));
   }
-  putLink(rel: string, linkText: string): Promise<void> {
-    return this.around('putLink', rel, undefined, true, () => this.inner.putLink(rel, linkText));
+  putLink(rel: string, linkText: string, opts: PutOptions = {}): Promise<boolean> {
+    return this.around('putLink', rel, opts.signal, true, (signal) => this.inner.putLink(rel, linkText, { ...opts, signal }));
   }
   readLink(rel: string): Promise<string | undefined> {
     return this.around('readLink', rel, undefined, true, () => this.inner.readLink(rel));
@@ -151,7 +157,10 @@ export class Throttle {
   }
 }
 
-/** `bwlimit` (bytes/s) on what is sent to the target: puts are streamed through one shared Throttle. */
+/**
+ * `bwlimit` (bytes/s) on what is sent to the target: every put's bytes pass one shared Throttle (a small
+ * file's whole size is taken before it is read; a big file's stream is paced chunk by chunk).
+ */
 export class BwlimitTarget extends TargetWrapper {
   constructor(inner: Target, readonly throttle: Throttle) { super(inner); }
 
@@ -159,25 +168,23 @@ export class BwlimitTarget extends TargetWrapper {
     return fn(signal);
   }
 
-  override async put(rel: string, src: Readable | string, opts: PutOptions): Promise<void> {
-    let input: Readable;
-    if (typeof src === 'string') {
-      let st: fs.Stats;
-      try { st = fs.statSync(src); } catch (err) { throw toTargetError(err, this.name, `[${this.name}] put ${rel}: source`); }
-      opts = { ...opts, size: st.size, mode: opts.mode ?? st.mode };
-      input = fs.createReadStream(src, { highWaterMark: 64 * 1024 });
-    } else {
-      input = src;
+  override async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
+    if (src.size <= SMALL_FILE) {
+      await this.throttle.take(src.size, opts.signal);
+      return this.inner.put(rel, src, opts);
     }
-    const paced = this.throttle.stream(opts.signal);
-    input.on('error', (err) => paced.destroy(err));
-    paced.on('error', () => undefined); // the inner put sees it through its own reader; never uncaught
-    try {
-      return await this.inner.put(rel, input.pipe(paced), opts);
-    } finally {
-      input.destroy(); // the inner put may have failed before reading (a bad path): do not open the file then
-      paced.destroy();
-    }
+    const throttle = this.throttle;
+    const paced: PutSource = {
+      size: src.size, mode: src.mode, mtimeMs: src.mtimeMs, hash: src.hash,
+      readAll: () => src.readAll(),
+      stream(): Readable {
+        const input = src.stream();
+        const pacer = throttle.stream(opts.signal);
+        input.on('error', (err) => pacer.destroy(err));
+        return input.pipe(pacer);
+      },
+    };
+    return this.inner.put(rel, paced, opts);
   }
 }
 

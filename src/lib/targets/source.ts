@@ -1,0 +1,107 @@
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { SourceError } from '../errors.js';
+import { hashBytes, initHasher, readAllAt, toHex } from '../hash/xxh64.js';
+
+/**
+ * What put() copies: the bytes of one opened file (never a path a target would open again), with the
+ * metadata the copy gets. When `hash` is set, the bytes are hashed as they are handed out and a mismatch
+ * fails the read *before* the last bytes leave: readAll() throws, stream() errors instead of yielding its
+ * final chunk. So a target that publishes only what it received whole (rename after the stream ended,
+ * multipart complete after the last part, a PUT whose body ended) never publishes bytes that are not the
+ * settled content, whatever happened to the source during the copy. Every read starts again from byte 0,
+ * so a put can be retried.
+ */
+export interface PutSource {
+  readonly size: number;
+  /** permission bits of the copy: never setuid, setgid or sticky (a backup must not mint a setuid binary) */
+  readonly mode: number;
+  readonly mtimeMs?: number;
+  /** the settled xxh64 the bytes must hash to (also stored as metadata where the target keeps it: S3) */
+  readonly hash?: string;
+  /** The whole content (meant for small files). Throws SourceError(changed) on a hash or size mismatch. */
+  readAll(): Buffer;
+  /** The content as a stream of Buffers; errors (SourceError changed) before the final chunk on a mismatch. */
+  stream(): Readable;
+}
+
+/** Permission bits a copy may carry: rwx for user, group, other; never setuid/setgid/sticky. */
+export const COPY_MODE_MASK = 0o777;
+
+const CHUNK = 1 << 20;
+
+/**
+ * A PutSource reading an open descriptor with positioned reads (the descriptor's offset is never used, so
+ * concurrent reads cannot disturb each other). The owner closes the descriptor after the put.
+ */
+export class FdSource implements PutSource {
+  readonly mode: number;
+  constructor(readonly fd: number, readonly size: number, mode: number, readonly mtimeMs?: number, readonly hash?: string,
+    /** the path, for messages only: never opened */
+    readonly label = `fd ${fd}`) {
+    this.mode = mode & COPY_MODE_MASK;
+  }
+
+  private check(got: string | undefined, bytes: number): void {
+    if (bytes !== this.size) throw new SourceError(`source changed while copying: ${this.label}: read ${bytes} bytes, settled size ${this.size}`, 'changed');
+    if (this.hash !== undefined && got !== this.hash) {
+      throw new SourceError(`source changed while copying: ${this.label}: the bytes read hash to ${got}, settled ${this.hash}: not published`, 'changed');
+    }
+  }
+
+  readAll(): Buffer {
+    const data = readAllAt(this.fd, this.size);
+    this.check(this.hash === undefined ? undefined : hashBytes(data), data.length);
+    return data;
+  }
+
+  stream(): Readable {
+    const self = this;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      const h = (await initHasher()).create64();
+      let pos = 0;
+      // one chunk read ahead: the last chunk is held back until the whole content is proven
+      let held: Buffer | undefined;
+      for (;;) {
+        const buf = Buffer.allocUnsafe(CHUNK);
+        const n = await new Promise<number>((resolve, reject) => fs.read(self.fd, buf, 0, CHUNK, pos, (e, k) => (e ? reject(e) : resolve(k))));
+        if (n === 0) break;
+        const chunk = n === CHUNK ? buf : buf.subarray(0, n);
+        h.update(chunk);
+        pos += n;
+        if (held) yield held;
+        held = chunk;
+      }
+      self.check(self.hash === undefined ? undefined : toHex(h.digest()), pos);
+      if (held) yield held;
+    }
+    return Readable.from(chunks(), { objectMode: false });
+  }
+}
+
+/** A PutSource from bytes in memory (tests, and small generated files). */
+export function bufferSource(data: Buffer, meta: { mode?: number; mtimeMs?: number; hash?: string } = {}): PutSource {
+  const mode = (meta.mode ?? 0o644) & COPY_MODE_MASK;
+  const check = () => {
+    if (meta.hash !== undefined && hashBytes(data) !== meta.hash) throw new SourceError(`source bytes hash to ${hashBytes(data)}, expected ${meta.hash}`, 'changed');
+  };
+  return {
+    size: data.length, mode, mtimeMs: meta.mtimeMs, hash: meta.hash,
+    readAll: () => { check(); return data; },
+    stream: () => Readable.from((function* () { check(); if (data.length) yield data; })()),
+  };
+}
+
+/**
+ * Run `fn` with a PutSource for a file of our own (the store's snapshot files), opened without following a
+ * symlink; closed afterwards. Mode and mtime are the file's unless given.
+ */
+export async function withFileSource<T>(file: string, meta: { mode?: number; mtimeMs?: number }, fn: (src: PutSource) => Promise<T>): Promise<T> {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const st = fs.fstatSync(fd);
+    return await fn(new FdSource(fd, st.size, meta.mode ?? st.mode, meta.mtimeMs ?? st.mtimeMs, undefined, file));
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, InterruptedError, LockedError, ReplicaError, StoreError, UsageError, messageOf } from '../lib/errors.js';
 import type { GlobalOptions } from '../lib/commands/context.js';
 import { VERSION } from '../lib/version.js';
+import { SUPERVISED_ENV, exitWith, supervise } from './supervisor.js';
 // Command modules are imported when used: `replica hash` need not load the store, winston or cosmiconfig.
 
 /** The exit-code table (SPEC 5): the only place errors become exit codes. */
@@ -114,7 +116,6 @@ export async function main(argv: string[]): Promise<number> {
         await (await import('../lib/commands/watch.js')).watchCommand(ctx, { signal: stop.signal, hup });
         // The agent has saved the store and released the lock. chokidar can leave an fs.watch handle open
         // after watch-limit (ENOSPC) errors, which would keep the process alive: exit explicitly.
-        setImmediate(() => process.exit(EXIT.ok));
         return EXIT.ok;
       }
       case 'status': await (await import('../lib/commands/status.js')).statusCommand(ctx); return EXIT.ok;
@@ -144,4 +145,14 @@ function report(err: unknown): number {
   return EXIT.problems;
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+/** Commands that touch targets (which may hang in the kernel) run in a supervised worker (supervisor.ts). */
+const TARGET_COMMANDS = new Set(['run', 'watch', 'check']);
+
+const argv = process.argv.slice(2);
+if (process.env[SUPERVISED_ENV] !== '1' && argv.some((a) => TARGET_COMMANDS.has(a))) {
+  supervise(fileURLToPath(import.meta.url), argv);
+} else {
+  // Explicit exit: a stuck thread-pool call must not keep the process alive (the supervisor kills it if
+  // even exiting hangs), and chokidar can leave an fs.watch handle open after watch-limit errors.
+  void main(argv).then((code) => exitWith(code));
+}

@@ -60,9 +60,11 @@ export class Engine {
   async openTargets(): Promise<void> {
     this.copiers = [];
     for (const t of this.targets) {
+      if (this.signal.aborted) return;
       try {
-        await t.check();
+        await t.check({ signal: this.signal });
       } catch (err) {
+        if (this.signal.aborted) return;
         const e = toTargetError(err, t.name, `[${t.name}] check`);
         // A full target still takes the per-file path, so every file records its own ENOSPC.
         if (e.targetWide || e.errorClass === 'unreachable') { this.recordDown(t.name, e); continue; }

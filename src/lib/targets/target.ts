@@ -81,7 +81,7 @@ export interface Target {
    * Reachable, authenticated, mounted, writable: used by `replica check` and before copying. Throws
    * TargetError if not, with `stage` saying which step failed.
    */
-  check(): Promise<CheckReport>;
+  check(opts?: { signal?: AbortSignal }): Promise<CheckReport>;
   /**
    * Optional: remove the stale temp files (of a killed run; never this process's own) in these directories.
    * Targets without temp files (S3) do not offer it.

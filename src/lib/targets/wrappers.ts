@@ -54,8 +54,8 @@ abstract class TargetWrapper implements Target {
   readLink(rel: string): Promise<string | undefined> {
     return this.around('readLink', rel, undefined, true, () => this.inner.readLink(rel));
   }
-  check(): Promise<CheckReport> {
-    return this.around('check', '.', undefined, true, () => this.inner.check());
+  check(opts: { signal?: AbortSignal } = {}): Promise<CheckReport> {
+    return this.around('check', '.', opts.signal, true, (signal) => this.inner.check({ signal }));
   }
   close(): Promise<void> {
     return this.inner.close();
@@ -119,11 +119,33 @@ export class RetryingTarget extends TargetWrapper {
  * ignores its signal (a hung server must never hang the agent).
  */
 export class TimeoutTarget extends TargetWrapper {
+  /** calls that timed out and have not returned yet (each holds a thread or a request somewhere), and since when */
+  private hung = 0;
+  private hungSince = 0;
   constructor(inner: Target, readonly opts: { copyMs: number; commandMs: number }) { super(inner); }
 
   protected around<T>(op: Op, rel: string, signal: AbortSignal | undefined, _r: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.hung > 0) {
+      // Do not pile more calls onto a target that has not answered: on a hung disk each one would hold
+      // another thread until the disk comes back.
+      return Promise.reject(new TargetError(`[${this.name}] ${op} ${rel}: not called: ${this.hung} earlier call(s) hung for ${Math.round((Date.now() - this.hungSince) / 1000)} s and have not returned`, { target: this.name, errorClass: 'timeout' }));
+    }
     const ms = op === 'put' || op === 'hash' || op === 'get' || op === 'hashMany' ? this.opts.copyMs : this.opts.commandMs;
-    return withDeadline(ms, signal, fn, () => new TargetError(`[${this.name}] ${op} ${rel}: timed out after ${ms} ms`, { target: this.name, errorClass: 'timeout' }));
+    let inner: Promise<T> | undefined;
+    const timedOut = () => new TargetError(`[${this.name}] ${op} ${rel}: timed out after ${ms} ms`, { target: this.name, errorClass: 'timeout' });
+    return withDeadline(ms, signal, (s) => (inner = fn(s)), timedOut).catch((err: unknown) => {
+      if (inner && err instanceof TargetError && err.errorClass === 'timeout' && !(signal?.aborted)) {
+        if (this.hung++ === 0) this.hungSince = Date.now();
+        inner.then(() => this.hung--, () => this.hung--);
+      }
+      throw err;
+    });
+  }
+
+  override close(): Promise<void> {
+    // never wait on a target that did not answer (close() of a local target syncs it)
+    if (this.hung > 0) return Promise.resolve();
+    return withDeadline(this.opts.commandMs, undefined, () => this.inner.close()).catch(() => undefined);
   }
 }
 

@@ -1,0 +1,60 @@
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+
+/** Set in the worker process, so it does not supervise itself again. */
+export const SUPERVISED_ENV = 'REPLICA_SUPERVISED';
+/** libuv thread-pool threads in the worker: a hung disk keeps one per stuck call; the rest keep working. */
+const POOL_THREADS = '64';
+/** After the worker reported its exit code, how long it may take to exit before it is killed. */
+const EXIT_GRACE_MS = 2000;
+
+/**
+ * Run this command in a worker process and exit with the exit code the worker reports. Why: a call stuck in
+ * the kernel on a hung disk (a dead NFS server, a blocked FUSE mount) holds a libuv thread-pool thread, and
+ * Node cannot exit while one is stuck (libuv joins its threads at exit): the worker says which code it
+ * exits with just before exiting, and if it then cannot exit it is killed (SIGKILL ends a process waiting on
+ * NFS or FUSE). The worker also gets a big thread pool (UV_THREADPOOL_SIZE is read only at process start).
+ * SIGINT, SIGTERM and SIGHUP are passed on.
+ */
+export function supervise(script: string, argv: string[]): void {
+  // A terminal is handed over as it is (progress, colours); pipes and files are copied through here, so a
+  // worker stuck in the kernel never holds the caller's pipe open (cron waits for its end).
+  const out = (s: NodeJS.WriteStream) => (s.isTTY ? 'inherit' as const : 'pipe' as const);
+  const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
+    stdio: ['ignore', out(process.stdout), out(process.stderr), 'ipc'],
+    env: { ...process.env, [SUPERVISED_ENV]: '1', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? POOL_THREADS },
+  });
+  child.stdout?.pipe(process.stdout);
+  child.stderr?.pipe(process.stderr);
+  let reported: number | undefined;
+  child.on('message', (m: { exit?: unknown }) => {
+    if (typeof m?.exit !== 'number') return;
+    reported = m.exit;
+    setTimeout(() => {
+      // still not gone: a thread waits in the kernel on a hung disk. Kill it and do not wait for it: a process
+      // waiting on a FUSE request its daemon already took cannot end before the daemon answers.
+      child.kill('SIGKILL');
+      process.exit(reported);
+    }, EXIT_GRACE_MS).unref();
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
+  child.on('close', (code, signal) => { // 'close': after the last of its output was copied
+    process.exit(reported ?? code ?? 128 + (signal ? os.constants.signals[signal] : 1));
+  });
+  child.on('error', (err) => {
+    process.stderr.write(`replica: cannot start: ${err.message}\n`);
+    process.exit(1);
+  });
+}
+
+/**
+ * In the worker: tell the supervisor the exit code, then exit. Where the supervisor is absent (tests that
+ * import the CLI, REPLICA_SUPERVISED set by hand) this is a plain exit.
+ */
+export function exitWith(code: number): void {
+  if (process.send && process.connected) {
+    process.send({ exit: code }, () => process.exit(code));
+  } else {
+    process.exit(code);
+  }
+}

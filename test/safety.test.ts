@@ -1,0 +1,225 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { CLI, ROOT, age, cli, exited, json, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from './helpers.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every byte on a target must come from inside the source: no file there may equal `secret`. */
+function assertNoCopyOf(targetRoot: string, secret: Buffer): void {
+  const bad = crypto.createHash('sha256').update(secret).digest('hex');
+  for (const [rel, digest] of treeDigest(targetRoot)) assert.notEqual(digest, bad, `a copy of a file outside the source landed at ${rel}`);
+}
+
+describe('safety: modes', () => {
+  it('setuid, setgid and sticky bits are never copied (small and > 1 MiB files)', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    const small = path.join(src, 'suid-small');
+    const big = path.join(src, 'suid-big');
+    fs.writeFileSync(small, '#!/bin/sh\nid\n');
+    fs.writeFileSync(big, crypto.randomBytes(2 << 20));
+    const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
+    fs.chownSync(small, nobody, nobody);
+    fs.chownSync(big, nobody, nobody);
+    fs.chmodSync(small, 0o4755);
+    fs.chmodSync(big, 0o6755);
+    fs.mkdirSync(path.join(src, 'sticky'));
+    fs.writeFileSync(path.join(src, 'sticky', 'f'), 'x');
+    fs.chmodSync(path.join(src, 'sticky', 'f'), 0o1644);
+    for (const f of [small, big, path.join(src, 'sticky', 'f')]) age(f);
+    const cfg = writeConfig(dir, { host: 'm', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
+    const r = await cli(['run', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    const t = onTarget(path.join(dir, 'ta'), 'm', fs.realpathSync(src));
+    assert.equal(fs.statSync(path.join(t, 'suid-small')).mode & 0o7777, 0o755);
+    assert.equal(fs.statSync(path.join(t, 'suid-big')).mode & 0o7777, 0o755);
+    assert.equal(fs.statSync(path.join(t, 'sticky', 'f')).mode & 0o7777, 0o644);
+    rmTree(dir);
+  });
+});
+
+describe('safety: nothing is written through a symlink on the target', () => {
+  it('a source directory that was a symlink (recreated as a link on the target) and is now a real directory: the link is replaced, nothing lands where it pointed', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    const outside = path.join(dir, 'outside');
+    fs.mkdirSync(src);
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'f.dat'), 'precious file outside the target');
+    fs.symlinkSync(outside, path.join(src, 'sub'));
+    const cfg = writeConfig(dir, { host: 'm', sources: [src], targets: [{ name: 'a', url: 'ta' }], settle: '1s' });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    const t = onTarget(path.join(dir, 'ta'), 'm', fs.realpathSync(src));
+    assert.equal(fs.readlinkSync(path.join(t, 'sub')), outside, 'the link was recreated as a link');
+    fs.rmSync(path.join(src, 'sub'));
+    fs.mkdirSync(path.join(src, 'sub'));
+    fs.writeFileSync(path.join(src, 'sub', 'f.dat'), 'new data from the source');
+    age(path.join(src, 'sub', 'f.dat'));
+    const r = await cli(['run', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(outside, 'f.dat'), 'utf8'), 'precious file outside the target');
+    assert.ok(fs.lstatSync(path.join(t, 'sub')).isDirectory(), 'the link on the target became a real directory');
+    assert.equal(fs.readFileSync(path.join(t, 'sub', 'f.dat'), 'utf8'), 'new data from the source');
+    rmTree(dir);
+  });
+
+  it('a <host> or .replica directory on the target that is a symlink is refused: nothing is written through it', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'f.dat'), 'x');
+    age(path.join(src, 'f.dat'));
+    const elsewhere = path.join(dir, 'elsewhere');
+    fs.mkdirSync(elsewhere);
+    const base = path.join(dir, 'ta');
+    fs.mkdirSync(path.join(base, '.replica'), { recursive: true });
+    fs.symlinkSync(elsewhere, path.join(base, 'm'));
+    fs.symlinkSync(elsewhere, path.join(base, '.replica', 'm'));
+    const cfg = writeConfig(dir, { host: 'm', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
+    const r = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r.code, 1);
+    assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing written through the links');
+    assert.match(r.stderr, /is a symlink: refusing to write through it/);
+    rmTree(dir);
+  });
+});
+
+describe('safety: a source swapped for a symlink between hash and copy (TOCTOU)', () => {
+  it('a file swapped for a link to a secret, and a directory swapped for a link to another directory, after hashing: no byte from outside the source reaches a target', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    const secretDir = path.join(dir, 'secret');
+    fs.mkdirSync(path.join(src, 'b'), { recursive: true });
+    fs.mkdirSync(secretDir);
+    const secret = Buffer.from(`root:x:0:0:${crypto.randomBytes(16).toString('hex')}\n`);
+    fs.writeFileSync(path.join(secretDir, 'f.dat'), secret, { mode: 0o600 });
+    fs.writeFileSync(path.join(secretDir, 'c.dat'), secret, { mode: 0o600 });
+    // a big file first: at 1 MiB/s its copy holds the queue while the test swaps the others
+    fs.writeFileSync(path.join(src, 'a.big'), crypto.randomBytes(3 << 20));
+    fs.writeFileSync(path.join(src, 'b', 'f.dat'), 'inside b');
+    fs.writeFileSync(path.join(src, 'c.dat'), 'inside c');
+    for (const f of ['a.big', 'b/f.dat', 'c.dat']) age(path.join(src, f));
+    const cfg = writeConfig(dir, { host: 'm', sources: [src], targets: [{ name: 'slow', url: 'ts', bwlimit: '1MiB', concurrency: 1 }, { name: 'slow2', url: 'ts2', bwlimit: '1MiB', concurrency: 1 }] });
+    const child = spawn(process.execPath, [CLI, 'run', '--log-level', 'verbose', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    await until(() => /hash took/.test(stderr), 30_000, 10);
+    // hashing is over, copies are queued behind the big file: swap now
+    fs.rmSync(path.join(src, 'c.dat'));
+    fs.symlinkSync(path.join(secretDir, 'c.dat'), path.join(src, 'c.dat'));
+    fs.renameSync(path.join(src, 'b'), path.join(dir, 'b-moved'));
+    fs.symlinkSync(secretDir, path.join(src, 'b'));
+    const code = await exited(child);
+    assert.equal(code, 1, 'the swapped files failed as changed');
+    assert.match(stderr, /changed/);
+    for (const t of ['ts', 'ts2']) assertNoCopyOf(path.join(dir, t), secret);
+    const r = await cli(['run', '--config', cfg]);
+    for (const t of ['ts', 'ts2']) {
+      assertNoCopyOf(path.join(dir, t), secret);
+      const base = onTarget(path.join(dir, t), 'm', fs.realpathSync(src));
+      assert.equal(fs.readlinkSync(path.join(base, 'c.dat')), path.join(secretDir, 'c.dat'), 'the link is recorded as a link');
+    }
+    assert.equal(r.code, 0, r.stderr);
+    rmTree(dir);
+  });
+});
+
+/** A FUSE passthrough whose writes block forever while BACKING/.block exists (test/fixtures/blockfs.py). */
+async function blockingMount(dir: string): Promise<{ mnt: string; block: () => void; unblock: () => void; stop: () => Promise<void> }> {
+  const backing = path.join(dir, 'backing');
+  const mnt = path.join(dir, 'stuck');
+  fs.mkdirSync(backing);
+  fs.mkdirSync(mnt);
+  const fuse: ChildProcess = spawn('/usr/bin/python3', [path.join(ROOT, 'test/fixtures/blockfs.py'), backing, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  fuse.stderr!.on('data', (d) => (err += d));
+  await until(() => fs.readFileSync('/proc/self/mounts', 'utf8').includes(` ${mnt} fuse`) || (fuse.exitCode !== null && Promise.reject(new Error(`blockfs failed: ${err}`))), 15_000);
+  return {
+    mnt,
+    block: () => fs.writeFileSync(path.join(backing, '.block'), ''),
+    unblock: () => fs.rmSync(path.join(backing, '.block'), { force: true }),
+    stop: async () => {
+      fs.rmSync(path.join(backing, '.block'), { force: true });
+      // abort the FUSE connection: processes still waiting on the sleeping daemon are released at once
+      try {
+        if (!fs.existsSync('/sys/fs/fuse/connections/.') || fs.readdirSync('/sys/fs/fuse/connections').length === 0) {
+          execFileSync('mount', ['-t', 'fusectl', 'none', '/sys/fs/fuse/connections'], { stdio: 'ignore' });
+        }
+        const dev = fs.statSync(mnt).dev;
+        const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+        fs.writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1');
+      } catch { /* no fusectl: the daemon's death ends them */ }
+      try { execFileSync('umount', ['-l', mnt]); } catch { /* gone */ }
+      fuse.kill('SIGKILL');
+      await exited(fuse);
+    },
+  };
+}
+
+describe('safety: a stuck target (FUSE that blocks forever, a hung NFS stand-in) never hangs replica', () => {
+  it('run ends within about command + copy timeout, the other target complete; the stuck one is down', async () => {
+    const dir = tmpDir();
+    const fuse = await blockingMount(dir);
+    try {
+      const src = path.join(dir, 'src');
+      fs.mkdirSync(src);
+      for (let i = 0; i < 20; i++) { fs.writeFileSync(path.join(src, `f${i}`), crypto.randomBytes(5000)); age(path.join(src, `f${i}`)); }
+      fuse.block();
+      const cfg = writeConfig(dir, { host: 'm', sources: [src], targets: [{ name: 'stuck', url: fuse.mnt, timeouts: { command: '2s', copy: '3s' } }, { name: 'ok', url: 'ok' }] });
+      const t0 = Date.now();
+      const r = await cli(['run', '--json', '--config', cfg], { timeoutMs: 60_000 });
+      const took = Date.now() - t0;
+      assert.equal(r.code, 1, r.stderr);
+      assert.ok(took < 2000 + 3000 + 6000, `run took ${took} ms against a stuck target`);
+      assert.equal(json(r).targetsDown.stuck.class, 'timeout');
+      assert.deepEqual(treeDigest(onTarget(path.join(dir, 'ok'), 'm', fs.realpathSync(src))), treeDigest(src));
+      // SIGTERM while a call to the stuck target hangs (long timeouts): the run ends at once, 130
+      const cfg2 = writeConfig(dir, { host: 'm', sources: [src], targets: [{ name: 'stuck', url: fuse.mnt, timeouts: { command: '5m', copy: '5m' } }, { name: 'ok', url: 'ok' }] }, 'long.json');
+      const child = spawn(process.execPath, [CLI, 'run', '--config', cfg2], { stdio: 'ignore' });
+      await sleep(2500);
+      const t1 = Date.now();
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited(child), sleep(10_000).then(() => 'still running')]);
+      assert.equal(code, 130);
+      assert.ok(Date.now() - t1 < 5000, `SIGTERM took ${Date.now() - t1} ms`);
+    } finally {
+      await fuse.stop();
+      rmTree(dir);
+    }
+  });
+
+  it('watch keeps serving the healthy target while the stuck one is down, and stops on SIGTERM', async () => {
+    const dir = tmpDir();
+    const fuse = await blockingMount(dir);
+    try {
+      const src = path.join(dir, 'src');
+      fs.mkdirSync(src);
+      fuse.block();
+      const cfg = writeConfig(dir, { host: 'm', sources: [src], settle: '300ms', targets: [{ name: 'stuck', url: fuse.mnt, timeouts: { command: '1s', copy: '2s' } }, { name: 'ok', url: 'ok' }] });
+      const child = spawn(process.execPath, [CLI, 'watch', '--config', cfg], { stdio: 'ignore' });
+      const okRoot = onTarget(path.join(dir, 'ok'), 'm', fs.realpathSync(src));
+      await sleep(3000);
+      for (let i = 0; i < 3; i++) {
+        fs.writeFileSync(path.join(src, `new${i}`), `file ${i}`);
+        await until(() => fs.existsSync(path.join(okRoot, `new${i}`)), 20_000);
+        assert.equal(fs.readFileSync(path.join(okRoot, `new${i}`), 'utf8'), `file ${i}`);
+      }
+      const t1 = Date.now();
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited(child), sleep(15_000).then(() => 'still running')]);
+      assert.equal(code, 0);
+      assert.ok(Date.now() - t1 < 10_000);
+      const s = json(await cli(['status', '--json', '--config', cfg]));
+      assert.equal(s.targets.find((t: { name: string }) => t.name === 'ok').verified.files, 3);
+      assert.equal(s.targets.find((t: { name: string }) => t.name === 'stuck').lastError.class, 'timeout');
+    } finally {
+      await fuse.stop();
+      rmTree(dir);
+    }
+  });
+});

@@ -98,8 +98,13 @@ describe('replica-monitor on three real hosts: healthy, full target, stale agent
     const families = parsePrometheusTextFormat(fs.readFileSync(out, 'utf8')) as { name: string; metrics: { labels?: Record<string, string>; value: string }[] }[];
     const fam = (n: string) => families.find((f) => f.name === n)!;
     assert.deepEqual(fam('replica_host_status').metrics.map((m) => [m.labels!.host, m.value]).sort(), [['alpha', '0'], ['beta', '1'], ['gamma', '2']]);
-    assert.ok(Number(fam('replica_heartbeat_age_seconds').metrics.find((m) => m.labels!.host === 'gamma')!.value) > 3 * 3600 - 60);
+    assert.ok(Date.now() / 1000 - Number(fam('replica_heartbeat_timestamp_seconds').metrics.find((m) => m.labels!.host === 'gamma')!.value) > 3 * 3600 - 60);
     assert.ok(fam('replica_failed_files').metrics.some((m) => m.labels!.class === 'ENOSPC' && Number(m.value) > 0));
+    // timestamps, not ages frozen in the file; a fully verified target has no "oldest unverified" series at all
+    const oldest = fam('replica_oldest_unverified_timestamp_seconds').metrics;
+    assert.ok(oldest.some((m) => m.labels!.host === 'beta'), 'the full target has an unverified file');
+    assert.ok(!oldest.some((m) => m.labels!.host === 'alpha'), 'alpha is fully verified: no series, never 0');
+    assert.equal(fs.readFileSync(out, 'utf8').match(/_age_seconds/), null);
     assert.equal(fs.readdirSync(dir).filter((f) => f.includes('.tmp')).length, 0);
   });
 

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, InterruptedError, LockedError, ReplicaError, StoreError, UsageError, messageOf } from '../lib/errors.js';
 import type { GlobalOptions } from '../lib/commands/context.js';
 import { VERSION } from '../lib/version.js';
+import { LOG_LEVELS } from '../lib/config/schema.js';
 import { SUPERVISED_ENV, exitWith, supervise } from './supervisor.js';
 // Command modules are imported when used: `replica hash` need not load the store, winston or cosmiconfig.
 
@@ -15,7 +16,9 @@ const HELP = `replica ${VERSION}: back up every settled file to every target, ve
 usage: replica <command> [options]
 
 commands:
-  run [--target N] [--dry-run]     reconcile, hash, copy + verify everything due, save, exit (the cron job)
+  run [--target N] [--dry-run] [-v]
+                                   reconcile, hash, copy + verify everything due, save, exit (the cron job);
+                                   off a terminal it prints nothing when all went well (-v: the summary)
   status                           per target: verified / pending / failed, oldest unverified, last run
   new-files [--since 24h|ISO] [--target N] [-0]
                                    files not yet verified on every target (scanned now)
@@ -43,11 +46,11 @@ exit codes:
 const OPTIONS = {
   config: { type: 'string' }, json: { type: 'boolean' }, 'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
-  target: { type: 'string' }, 'dry-run': { type: 'boolean' }, since: { type: 'string' }, nul: { type: 'boolean', short: '0' },
+  target: { type: 'string' }, 'dry-run': { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' }, since: { type: 'string' }, nul: { type: 'boolean', short: '0' },
 } as const;
 const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
 const COMMAND_OPTIONS: Record<string, string[]> = {
-  run: ['target', 'dry-run'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [],
+  run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [],
 };
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -60,7 +63,12 @@ function parse(argv: string[]): { command?: string; args: string[]; values: Valu
     throw new UsageError(messageOf(err));
   }
   const [command, ...args] = parsed.positionals;
-  const values = parsed.values as Values;
+  const values = { ...parsed.values } as { -readonly [K in keyof Values]: Values[K] };
+  if (values['log-level'] !== undefined) {
+    const level = values['log-level'].toLowerCase();
+    if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')} (any case), got ${JSON.stringify(values['log-level'])}`);
+    values['log-level'] = level;
+  }
   if (command !== undefined) {
     const allowed = COMMAND_OPTIONS[command];
     if (!allowed) throw new UsageError(`unknown command ${JSON.stringify(command)}; commands: ${Object.keys(COMMAND_OPTIONS).join(', ')}`);
@@ -109,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'run': {
         const { runCommand } = await import('../lib/commands/run.js');
         if (stop.signal.aborted) log.warn(`${String(stop.signal.reason)}: stopping before any work`);
-        const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], signal: stop.signal });
+        const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], signal: stop.signal, verbose: values.verbose });
         return r.ok ? EXIT.ok : EXIT.problems;
       }
       case 'watch': {
@@ -124,7 +132,11 @@ export async function main(argv: string[]): Promise<number> {
         await newFilesCommand(ctx, { since: values.since, target: values.target, nul: values.nul });
         return EXIT.ok;
       }
-      case 'check': return (await (await import('../lib/commands/check.js')).checkCommand(ctx)).every((i) => i.ok) ? EXIT.ok : EXIT.problems;
+      case 'check': {
+        const items = await (await import('../lib/commands/check.js')).checkCommand(ctx);
+        // agrees with `run`: a config that run refuses (78) is a config error here too
+        return items.some((i) => i.configError) ? EXIT.config : items.every((i) => i.ok) ? EXIT.ok : EXIT.problems;
+      }
     }
     /* c8 ignore next */
     throw new UsageError(`unknown command ${command}`);
@@ -135,7 +147,11 @@ export async function main(argv: string[]): Promise<number> {
 
 function report(err: unknown): number {
   const say = (msg: string) => process.stderr.write(`${msg}\n`);
-  if (err instanceof LockedError) return EXIT.locked; // cron overlap: quietly
+  if (err instanceof LockedError) {
+    // cron overlap: quietly; a person at a terminal is told who holds it
+    if (process.stderr.isTTY) say(`replica: ${err.message}`);
+    return EXIT.locked;
+  }
   if (err instanceof ConfigError) { say(err.message); return EXIT.config; }
   if (err instanceof UsageError) { say(`replica: ${err.message}\nrun \`replica --help\` for usage`); return EXIT.usage; }
   if (err instanceof StoreError) { say(`replica: ${err.message}`); return EXIT.store; }

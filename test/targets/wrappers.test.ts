@@ -96,19 +96,38 @@ describe('timeout wrapper (injecting fake)', () => {
       put: (_r: string, _s: unknown, o: { signal?: AbortSignal }) => never('put', o.signal),
       sync: (o: { signal?: AbortSignal } = {}) => never('sync', o.signal),
       hash: () => never('hash'), // ignores its signal: the wrapper must still return
-      check: () => never('check'),
+      check: (o: { signal?: AbortSignal } = {}) => never('check', o.signal),
     });
     return { t, aborted };
   };
 
   it('a hung put, hash, sync or check fails as class timeout, with the copy or the command timeout', async () => {
     const { t, aborted } = hung();
-    const w = new TimeoutTarget(t, { copyMs: 120, commandMs: 40 });
-    await assert.rejects(w.put('h/x', bufferSource(Buffer.alloc(0))), (e: unknown) => e instanceof TargetError && e.errorClass === 'timeout' && /put h\/x: timed out after 120 ms/.test(e.message));
-    await assert.rejects(w.hash('h/x'), /hash h\/x: timed out after 120 ms/);
-    await assert.rejects(w.sync(), /sync \.: timed out after 40 ms/);
-    await assert.rejects(w.check(), /check \.: timed out after 40 ms/);
-    assert.deepEqual(aborted, ['put', 'sync'], 'operations that take a signal are told to stop');
+    // a fresh wrapper per call: after one hung call, a wrapper calls the target no more (next test)
+    const w = () => new TimeoutTarget(t, { copyMs: 120, commandMs: 40 });
+    await assert.rejects(w().put('h/x', bufferSource(Buffer.alloc(0))), (e: unknown) => e instanceof TargetError && e.errorClass === 'timeout' && /put h\/x: timed out after 120 ms/.test(e.message));
+    await assert.rejects(w().hash('h/x'), /hash h\/x: timed out after 120 ms/);
+    await assert.rejects(w().sync(), /sync \.: timed out after 40 ms/);
+    await assert.rejects(w().check(), /check \.: timed out after 40 ms/);
+    assert.deepEqual(aborted, ['put', 'sync', 'check'], 'operations that take a signal are told to stop');
+  });
+
+  it('a target with a call still hung after its timeout is not called again until that call returns', async () => {
+    const mem = new MemoryTarget('slow');
+    let release!: () => void;
+    let calls = 0;
+    const t: Target = Object.assign(Object.create(mem) as MemoryTarget, {
+      check: () => { calls++; return new Promise((r) => { release = () => r({ reachable: true, authenticated: true, writable: true }); }); },
+    });
+    const w = new TimeoutTarget(t, { copyMs: 60_000, commandMs: 30 });
+    await assert.rejects(w.check(), /timed out after 30 ms/);
+    await assert.rejects(w.check(), /not called: 1 earlier call\(s\) hung/);
+    await assert.rejects(w.put('h/x', bufferSource(Buffer.from('x'))), /not called/);
+    assert.equal(calls, 1, 'no second call piled onto the hung target');
+    release();
+    await new Promise((r) => setImmediate(r));
+    await w.put('h/x', bufferSource(Buffer.from('x')));
+    assert.equal((await w.stat('h/x'))?.size, 1);
   });
 
   it('the run\'s own abort (SIGTERM) passes through with its reason', async () => {

@@ -8,6 +8,7 @@ import { Engine } from '../backup/engine.js';
 import { entryOf, observeEntry } from '../backup/reconcile.js';
 import { settlesAt } from '../scan/settle.js';
 import { createWatcher, type SourceWatcher } from '../scan/watch.js';
+import { type LongTimer, setLongInterval, setLongTimeout } from '../queue/timers.js';
 import { maxUserWatches, processWatches } from '../scan/inotify.js';
 import { stateCode } from '../store/model.js';
 import type { Store } from '../store/store.js';
@@ -37,9 +38,9 @@ export class Agent {
   private engine!: Engine;
   private targets: Target[] = [];
   private watcher?: SourceWatcher & { backend: string };
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, LongTimer>();
   private readonly ready = new Set<string>();
-  private intervals: NodeJS.Timeout[] = [];
+  private intervals: LongTimer[] = [];
   private shipTimer?: NodeJS.Timeout;
   private lastShip = 0;
   private work: Promise<void> = Promise.resolve();
@@ -78,9 +79,9 @@ export class Agent {
     if (this.stopping) return; // stopped while starting: start nothing more
     this.replay();
     this.intervals = [
-      setInterval(() => this.heartbeat(), this.config.heartbeatMs),
-      setInterval(() => this.rescan(), this.config.rescanMs),
-      setInterval(() => void this.enqueue('retries', () => this.retries()), Math.min(RETRY_MS, this.config.rescanMs)),
+      setLongInterval(() => this.heartbeat(), this.config.heartbeatMs),
+      setLongInterval(() => this.rescan(), this.config.rescanMs),
+      setLongInterval(() => void this.enqueue('retries', () => this.retries()), Math.min(RETRY_MS, this.config.rescanMs)),
     ];
     this.log.info(`watch: watching ${this.config.sources.length} source(s) with ${processWatches()} inotify watches; settle ${this.config.settleMs} ms, rescan every ${this.config.rescanMs} ms`);
   }
@@ -158,12 +159,12 @@ export class Agent {
   }
 
   private arm(p: string): void {
-    clearTimeout(this.timers.get(p));
+    this.timers.get(p)?.clear();
     const rec = this.store.get(p);
     if (!rec) return;
     const wait = Math.max(10, settlesAt(rec, this.config.settleMs) - Date.now() + 5);
     this.log.debug(`watch: settle check of ${p} in ${wait} ms`);
-    this.timers.set(p, setTimeout(() => {
+    this.timers.set(p, setLongTimeout(() => {
       this.timers.delete(p);
       void this.enqueue('settle', async () => {
         const still = await this.engine.settle([p]);
@@ -192,7 +193,7 @@ export class Agent {
 
   private unlinked(p: string): void {
     if (this.buffer) { this.buffer.push(['unlink', p]); return; }
-    clearTimeout(this.timers.get(p));
+    this.timers.get(p)?.clear();
     this.timers.delete(p);
     const r = this.store.get(p);
     if (r && r.d === undefined) {
@@ -212,7 +213,7 @@ export class Agent {
     this.store.touchMeta();
     if (limit && !this.polling) {
       this.polling = true;
-      this.intervals.push(setInterval(() => this.rescan(), Math.min(POLL_MS, this.config.rescanMs)));
+      this.intervals.push(setLongInterval(() => this.rescan(), Math.min(POLL_MS, this.config.rescanMs)));
     }
     this.rescan();
   }
@@ -287,7 +288,7 @@ export class Agent {
   }
 
   private async quiesce(): Promise<void> {
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.timers.values()) t.clear();
     this.timers.clear();
     this.log.debug('watch: closing the watcher');
     await this.watcher?.close();
@@ -301,7 +302,7 @@ export class Agent {
   async stop(graceMs: number): Promise<void> {
     if (this.stopping) return this.stopped;
     this.stopping = true;
-    for (const i of this.intervals) clearInterval(i);
+    for (const i of this.intervals) i.clear();
     clearTimeout(this.shipTimer);
     await this.quiesce();
     this.log.debug('watch: watcher closed; waiting for work in flight');

@@ -7,6 +7,7 @@ import type { WalkProblem } from '../scan/walk.js';
 import { settlesAt } from '../scan/settle.js';
 import type { Target } from '../targets/target.js';
 import { Engine } from './engine.js';
+import { MAX_TIMER_MS } from '../queue/timers.js';
 import { isDue } from './states.js';
 
 export interface BackupOptions {
@@ -33,7 +34,7 @@ export interface BackupResult {
   problems: WalkProblem[];
   /** dry run: path -> targets a copy is due to */
   wouldCopy?: Record<string, string[]>;
-  /** targets the store snapshot could not be shipped to */
+  /** targets the store snapshot could not be shipped to ("snapshot" when the snapshot itself failed) */
   shipFailed: string[];
   /** settled, existing files not verified on a target that was usable this run (failed earlier, waiting) */
   unverified?: number;
@@ -83,7 +84,7 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
     // Wait (at most `settle` from the start) for files seen changing, then take those that settled.
     const last = scan.waiting.reduce((m, p) => Math.max(m, settlesAt(store.get(p)!, config.settleMs)), 0);
     const until = Math.min(startedAt.getTime() + config.settleMs, last);
-    if (until > Date.now()) await sleep(until - Date.now(), undefined, { signal }).catch(() => undefined);
+    if (until > Date.now()) await sleep(Math.min(until - Date.now(), MAX_TIMER_MS), undefined, { signal }).catch(() => undefined);
     if (!signal.aborted) {
       result.waiting = await engine.settle(scan.waiting);
       engine.counts.unsettled = result.waiting.length;
@@ -101,5 +102,9 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
   if (!signal.aborted) result.shipFailed = await engine.saveAndShip();
   phase('save+ship', t0);
   result.ok = ok && result.shipFailed.length === 0;
+  if (ok && !result.ok) {
+    store.meta.lastRun.ok = false; // the snapshot or a store copy failed: the run did not end well
+    store.touchMeta();
+  }
   return result;
 }

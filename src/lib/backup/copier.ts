@@ -175,6 +175,32 @@ export class TargetCopier {
     }
   }
 
+  /**
+   * Before a batch's puts: record in the store (durably) the target directories where they will make temp
+   * files, so that after a kill -9 the next run removes them even if nothing is ever written there again.
+   */
+  private async noteTempDirs(paths: string[]): Promise<string[]> {
+    if (!this.target.removeTemps) return [];
+    const m = this.ctx.store.meta.targets[this.target.name];
+    const dirs = [...new Set(paths.map((p) => targetPath(this.ctx.host, p.slice(0, p.lastIndexOf('/')) || '')))];
+    const known = new Set(m.tempDirs ?? []);
+    if (dirs.every((d) => known.has(d))) return dirs;
+    m.tempDirs = [...new Set([...known, ...dirs])];
+    this.ctx.store.touchMeta();
+    await this.ctx.store.flush();
+    return dirs;
+  }
+
+  /** The batch's puts are over: each temp file was renamed into place or removed. */
+  private clearTempDirs(dirs: string[]): void {
+    const m = this.ctx.store.meta.targets[this.target.name];
+    if (!dirs.length || !m.tempDirs) return;
+    const done = new Set(dirs);
+    m.tempDirs = m.tempDirs.filter((d) => !done.has(d));
+    if (!m.tempDirs.length) delete m.tempDirs;
+    this.ctx.store.touchMeta();
+  }
+
   /** Copy, make durable and verify every path in `paths` (records from the store). */
   async copyAll(paths: string[]): Promise<void> {
     for (let i = 0; i < paths.length && !this.down && !this.ctx.signal.aborted;) {
@@ -186,10 +212,12 @@ export class TargetCopier {
       }
       const copied: [string, Rec, number][] = [];
       this.dirModes = new Map();
+      const dirs = await this.noteTempDirs(batch.map(([p]) => p));
       await Promise.all(batch.map(([p, rec]) => this.queue.add(async () => {
         if (this.down || this.ctx.signal.aborted) return;
         if (await this.put(p, rec)) copied.push([p, rec, Date.now()]);
       })));
+      if (!this.down && !this.ctx.signal.aborted) this.clearTempDirs(dirs); // else a temp may be left: swept next run
       if (this.down || this.ctx.signal.aborted || copied.length === 0) continue;
       try {
         await this.target.sync({ signal: this.ctx.signal });

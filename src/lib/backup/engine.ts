@@ -43,7 +43,13 @@ export class Engine {
     const meta = this.store.meta;
     meta.heartbeatAt = new Date().toISOString();
     meta.sources = this.config.sources.map((s) => s.path);
-    for (const t of this.config.targets) meta.targets[t.name] = { ...meta.targets[t.name], url: t.url };
+    for (const t of this.config.targets) {
+      meta.targets[t.name] = { ...meta.targets[t.name], url: t.url };
+      delete meta.targets[t.name].removedAt;
+    }
+    for (const [name, m] of Object.entries(meta.targets)) {
+      if (!this.names.includes(name)) m.removedAt ??= new Date().toISOString();
+    }
     this.store.touchMeta();
   }
 
@@ -70,11 +76,26 @@ export class Engine {
         if (e.targetWide || e.errorClass === 'unreachable') { this.recordDown(t.name, e); continue; }
         this.log.warn(`target ${t.name}: ${e.message}`);
       }
+      await this.sweepTemps(t);
       const cfg = this.config.targets.find((c) => c.name === t.name)!;
       this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? t.capabilities.concurrency, t.capabilities.maxConnections), {
         host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts, roots: this.roots,
         signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs,
       }));
+    }
+  }
+
+  /** Remove the temp files a killed run may have left in the directories it recorded (SPEC 3a). */
+  private async sweepTemps(t: Target): Promise<void> {
+    const m = this.store.meta.targets[t.name];
+    if (!m?.tempDirs?.length || !t.removeTemps) return;
+    try {
+      const n = await t.removeTemps(m.tempDirs);
+      if (n) this.log.info(`target ${t.name}: removed ${n} temp file(s) left by an interrupted run`, { target: t.name });
+      delete m.tempDirs;
+      this.store.touchMeta();
+    } catch (err) {
+      this.log.warn(`target ${t.name}: could not remove temp files of an interrupted run: ${messageOf(err)}`, { target: t.name });
     }
   }
 
@@ -141,9 +162,16 @@ export class Engine {
 
   /** Snapshot the store and copy it to every usable target; returns the targets it could not be shipped to. */
   async saveAndShip(): Promise<string[]> {
-    // With snapshots off, ship the live files: each is replaced only by rename, so each is read whole.
-    const snap = (await this.store.snapshot()) ?? this.store.dir;
+    await this.store.flush(); // a store that cannot be saved is a StoreError (exit 74)
     const failed: string[] = [];
+    // With snapshots off (or failing), ship the live files: each is replaced only by rename, so each is read whole.
+    let snap = this.store.dir;
+    try {
+      snap = (await this.store.snapshot()) ?? this.store.dir;
+    } catch (err) {
+      failed.push('snapshot');
+      this.log.error(messageOf(err));
+    }
     for (const c of this.copiers) {
       if (c.down) continue;
       try {

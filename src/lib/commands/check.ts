@@ -1,19 +1,28 @@
 import fs from 'node:fs';
-import { messageOf, toTargetError } from '../errors.js';
+import { ConfigError, messageOf, toTargetError } from '../errors.js';
+import { isExecutableConfig } from '../config/load.js';
+import type { SourceConfig } from '../config/schema.js';
+import { PathFilter } from '../scan/filter.js';
+import { walk } from '../scan/walk.js';
 import { formatBytes } from '../config/units.js';
 import { createTarget } from '../targets/registry.js';
 import type { CheckReport } from '../targets/target.js';
 import { userWatches } from '../scan/inotify.js';
-import { type Context, openStoreReadOnly } from './context.js';
+import { type Context, checkMissingSources, openStoreReadOnly } from './context.js';
 
 export interface CheckItem {
   what: string; ok: boolean; detail: string;
+  /** the config is invalid (what `run` would refuse with exit 78) */
+  configError?: boolean;
+  /** sources: files the include/exclude patterns keep and drop */
+  kept?: number; dropped?: number;
   /** targets: what was established, step by step (free space where the target can tell) */
   reachable?: boolean; authenticated?: boolean; writable?: boolean; freeBytes?: number;
 }
 
 /** "reachable, authenticated, writable, 1.2 GiB free": the steps check() got through. */
 function steps(r: { reachable?: boolean; authenticated?: boolean; writable?: boolean; freeBytes?: number }): string {
+  if (r.reachable === undefined) return 'not established';
   const out = [r.reachable ? 'reachable' : 'NOT reachable'];
   if (r.reachable) out.push(r.authenticated ? 'authenticated' : 'NOT authenticated');
   if (r.authenticated) out.push(r.writable ? 'writable' : 'NOT writable');
@@ -28,11 +37,18 @@ function steps(r: { reachable?: boolean; authenticated?: boolean; writable?: boo
 export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
   const { config } = ctx;
   const items: CheckItem[] = [{ what: 'config', ok: true, detail: config.file }];
+  if (isExecutableConfig(config.file)) items.push({ what: 'config', ok: true, detail: `config is executable JS: ${config.file} (it runs as this user; only root may be able to write it)` });
   for (const s of config.sources) {
     let ok = true;
     let detail = s.path;
-    try { fs.accessSync(s.path, fs.constants.R_OK | fs.constants.X_OK); } catch (err) { ok = false; detail = `${s.path}: ${messageOf(err)}`; }
-    items.push({ what: `source ${s.path}`, ok, detail });
+    let counts: { kept: number; dropped: number } | undefined;
+    try {
+      fs.accessSync(s.path, fs.constants.R_OK | fs.constants.X_OK);
+      counts = countFiltered(s, config.exclude);
+      detail = `${s.path}: the filters keep ${counts.kept} files and drop ${counts.dropped}`;
+      if (counts.kept === 0 && counts.dropped > 0) { ok = false; detail += ': every file is dropped (check include/exclude)'; }
+    } catch (err) { ok = false; detail = `${s.path}: ${messageOf(err)}`; }
+    items.push({ what: `source ${s.path}`, ok, detail, ...counts });
   }
   for (const [i, tc] of config.targets.entries()) {
     try {
@@ -42,9 +58,15 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
       const facts = { reachable: r.reachable, authenticated: r.authenticated, writable: r.writable, freeBytes: r.freeBytes };
       items.push({ what: `target ${tc.name}`, ok: true, detail: `${tc.url}: ${steps(facts)}${r.detail ? ` (${r.detail})` : ''}`, ...facts });
     } catch (err) {
+      if (err instanceof ConfigError) {
+        // what `run` refuses with 78: nothing about the target was established
+        items.push({ what: `target ${tc.name}`, ok: false, configError: true, detail: `config invalid: ${err.problems.join('; ')}` });
+        continue;
+      }
       const e = toTargetError(err, tc.name, `[${tc.name}] check`);
-      const stage = e.stage ?? (e.errorClass === 'unreachable' || e.errorClass === 'timeout' ? 'reach' : 'write');
-      const facts = { reachable: stage !== 'reach', authenticated: stage === 'write', writable: false };
+      // only the steps the target got through are facts; a failure at an unknown step establishes none
+      const stage = e.stage ?? (e.errorClass === 'unreachable' ? 'reach' : undefined);
+      const facts = stage === undefined ? {} : { reachable: stage !== 'reach', authenticated: stage === 'write', writable: false };
       items.push({ what: `target ${tc.name}`, ok: false, detail: `${steps(facts)}: [${e.errorClass}] ${e.message}`, ...facts });
     }
   }
@@ -58,10 +80,38 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
   try {
     const store = await openStoreReadOnly(ctx);
     items.push({ what: 'store', ok: store.warnings.length === 0, detail: store.warnings.length ? store.warnings.join('; ') : `${config.store}: ${store.size} records` });
+    try {
+      checkMissingSources(config, store);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      items[0] = { what: 'config', ok: false, configError: true, detail: `config invalid: ${err.problems.join('; ')}` };
+    }
   } catch (err) {
     items.push({ what: 'store', ok: false, detail: messageOf(err) });
   }
   if (ctx.opts.json) ctx.out.write(`${JSON.stringify(items, null, 2)}\n`);
   else for (const it of items) ctx.out.write(`${it.ok ? 'ok     ' : 'PROBLEM'} ${it.what}: ${it.detail}\n`);
   return items;
+}
+
+/** Walk a source without pruning and count the files its patterns keep and drop (pruned directories included). */
+function countFiltered(s: SourceConfig, globalExclude: string[]): { kept: number; dropped: number } {
+  const filter = new PathFilter(s.include, [...globalExclude, ...s.exclude]);
+  const dirOk = new Map<string, boolean>();
+  const under = (rel: string): boolean => {
+    const i = rel.lastIndexOf('/');
+    if (i < 0) return true;
+    const d = rel.slice(0, i);
+    let ok = dirOk.get(d);
+    if (ok === undefined) { ok = under(d) && filter.dir(d); dirOk.set(d, ok); }
+    return ok;
+  };
+  const counts = { kept: 0, dropped: 0 };
+  walk(s.path, new PathFilter([], []), (e) => {
+    if (e.kind === 'special') return;
+    const rel = e.path.slice(s.path.length + 1);
+    if (under(rel) && filter.file(rel)) counts.kept++;
+    else counts.dropped++;
+  }, () => undefined);
+  return counts;
 }

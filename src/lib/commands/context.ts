@@ -51,6 +51,7 @@ export function openStoreReadOnly(ctx: Context): Promise<Store> {
 export async function openStoreLocked(ctx: Context, command: string): Promise<{ store: Store; lock: StoreLock }> {
   const { config, log } = ctx;
   const lock = StoreLock.acquire(config.store, command);
+  for (const w of StoreLock.warnings.splice(0)) log.warn(w);
   try {
     const store = await Store.open(config.store, { host: config.host, agentVersion: VERSION, snapshots: config.snapshots, log });
     return { store, lock };

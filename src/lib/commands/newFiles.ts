@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { parseDuration } from '../config/units.js';
 import { UsageError } from '../errors.js';
 import { PathFilter } from '../scan/filter.js';
@@ -8,7 +9,27 @@ import { type Context, openStoreReadOnly } from './context.js';
 
 export interface NewFilesOptions { since?: string; target?: string; nul?: boolean }
 
-export interface NewFile { path: string; size: number; mtime: string; targets: Record<string, string> }
+export interface NewFile {
+  path: string; size: number; mtime: string; targets: Record<string, string>;
+  /** the name is not valid UTF-8 (never backed up): `path` shows its bytes escaped (\xNN), `pathBytes` is base64 */
+  unsupportedName?: true; pathBytes?: string;
+}
+
+/** A path's bytes with each byte that is not part of valid UTF-8 written as \xNN (and `\` as `\\`). */
+export function escapeBytes(raw: Buffer): string {
+  let out = '';
+  let i = 0;
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  while (i < raw.length) {
+    let ok = false;
+    for (let n = 4; n >= 1 && !ok; n--) {
+      if (i + n > raw.length) continue;
+      try { const ch = dec.decode(raw.subarray(i, i + n)); if ([...ch].length === 1) { out += ch === '\\' ? '\\\\' : ch; i += n; ok = true; } } catch { /* not a character */ }
+    }
+    if (!ok) { out += `\\x${raw[i].toString(16).padStart(2, '0')}`; i++; }
+  }
+  return out;
+}
 
 /** Parse `--since`: a duration back from now ("24h") or a date/time (ISO 8601). Epoch ms. */
 export function parseSince(v: string, now = Date.now()): number {
@@ -33,6 +54,7 @@ export async function newFilesCommand(ctx: Context, opts: NewFilesOptions): Prom
   const names = opts.target ? [opts.target] : config.targets.map((t) => t.name);
   const store = await openStoreReadOnly(ctx);
   const found: NewFile[] = [];
+  const raw = new Map<NewFile, Buffer>();
   for (const src of config.sources) {
     walk(src.path, new PathFilter(src.include, [...config.exclude, ...src.exclude]), (e) => {
       if (e.kind === 'special' || e.mtimeMs < since) return;
@@ -43,10 +65,21 @@ export async function newFilesCommand(ctx: Context, opts: NewFilesOptions): Prom
       if (Object.values(states).some((s) => s !== 'verified')) {
         found.push({ path: e.path, size: e.size, mtime: new Date(e.mtimeMs).toISOString(), targets: states });
       }
-    }, (p) => ctx.log.warn(`scan: ${p.path}: ${p.message}`));
+    }, (p) => {
+      ctx.log.warn(`scan: ${p.path}: ${p.message}`);
+      // a name replica cannot back up is listed (it is certainly not verified anywhere)
+      if (p.kind !== 'unsupported-name' || !p.raw) return;
+      let st: import('node:fs').Stats;
+      try { st = fs.lstatSync(p.raw); } catch { return; }
+      if (st.isDirectory() || st.mtimeMs < since) return;
+      const f: NewFile = { path: escapeBytes(p.raw), size: st.size, mtime: new Date(st.mtimeMs).toISOString(), targets: Object.fromEntries(names.map((n) => [n, 'failed'])), unsupportedName: true, pathBytes: p.raw.toString('base64') };
+      raw.set(f, p.raw);
+      found.push(f);
+    });
   }
   found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   if (ctx.opts.json) ctx.out.write(`${JSON.stringify(found, null, 2)}\n`);
-  else for (const f of found) ctx.out.write(`${f.path}${opts.nul ? '\0' : '\n'}`);
+  else if (opts.nul) for (const f of found) ctx.out.write(Buffer.concat([raw.get(f) ?? Buffer.from(f.path), Buffer.from([0])]));
+  else for (const f of found) ctx.out.write(`${f.path}\n`);
   return found;
 }

@@ -4,7 +4,11 @@ import { InterruptedError } from '../errors.js';
 import { showProgress } from './progress.js';
 import { type Context, checkMissingSources, createTargets, openStoreLocked, openStoreReadOnly } from './context.js';
 
-export interface RunOptions { target?: string; dryRun?: boolean; signal?: AbortSignal }
+export interface RunOptions {
+  target?: string; dryRun?: boolean; signal?: AbortSignal;
+  /** print the summary even when all is well and nobody is at a terminal */
+  verbose?: boolean;
+}
 
 /**
  * `replica run`: lock, reconcile, hash, copy + verify, save, ship the store, exit. Returns the result;
@@ -28,11 +32,15 @@ export async function runCommand(ctx: Context, opts: RunOptions): Promise<Backup
     locked?.lock.release();
   }
   if (opts.signal?.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'signal'));
-  printRun(ctx, result);
+ printRun(ctx, result, opts.verbose ?? false);
   return result;
 }
 
-function printRun(ctx: Context, r: BackupResult): void {
+/**
+ * The summary. Cron mails whatever a job prints: off a terminal, a run that went well prints nothing (unless
+ * --json or -v), and one that did not prints its summary and problems on stderr.
+ */
+function printRun(ctx: Context, r: BackupResult, verbose: boolean): void {
   if (ctx.opts.json) {
     ctx.out.write(`${JSON.stringify(r)}\n`);
     return;
@@ -42,13 +50,16 @@ function printRun(ctx: Context, r: BackupResult): void {
     ctx.out.write(`dry run: ${Object.keys(r.wouldCopy).length} files would be copied\n`);
     return;
   }
+  const tty = (ctx.out as NodeJS.WriteStream).isTTY === true;
+  if (r.ok && !tty && !verbose) return;
+  const out = r.ok ? ctx.out : process.stderr;
   const c = r.counts;
   const down = Object.entries(r.targetsDown).map(([n, e]) => `${n}: [${e.class}] ${e.message}`);
-  ctx.out.write(`${r.ok ? 'ok' : 'PROBLEMS'}: ${c.scanned} scanned, ${c.hashed} hashed, ${c.copied} copied (${formatBytes(c.bytesCopied)}), `
+  out.write(`${r.ok ? 'ok' : 'PROBLEMS'}: ${c.scanned} scanned, ${c.hashed} hashed, ${c.copied} copied (${formatBytes(c.bytesCopied)}), `
     + `${c.verified} verified, ${c.failed} failed, ${c.unsettled} not settled yet, ${c.skipped} special files skipped, ${c.deleted} deleted at source\n`);
-  if (r.unverified) ctx.out.write(`${r.unverified} settled files are still not verified everywhere (failed earlier): see \`replica status\`\n`);
-  for (const d of down) ctx.out.write(`target down: ${d}\n`);
-  for (const m of r.missingSources) ctx.out.write(`source-missing: ${m}\n`);
-  for (const p of r.problems) ctx.out.write(`${p.kind}: ${p.path}: ${p.message}\n`);
-  for (const t of r.shipFailed) ctx.out.write(`store copy failed: ${t}\n`);
+  if (r.unverified) out.write(`${r.unverified} settled files are still not verified everywhere (failed earlier): see \`replica status\`\n`);
+  for (const d of down) out.write(`target down: ${d}\n`);
+  for (const m of r.missingSources) out.write(`source-missing: ${m}\n`);
+  for (const p of r.problems) out.write(`${p.kind}: ${p.path}: ${p.message}\n`);
+  for (const t of r.shipFailed) out.write(t === 'snapshot' ? 'store snapshot failed (see the log)\n' : `store copy failed: ${t}\n`);
 }

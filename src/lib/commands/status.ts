@@ -23,6 +23,10 @@ export async function statusCommand(ctx: Context): Promise<StoreSummary> {
   }
   w(`files: ${s.files} known, ${s.unsettled} not settled yet, ${s.deleted} deleted at source, ${s.skipped} special files skipped`);
   for (const t of s.targets) {
+    if (t.removedAt !== undefined) {
+      w(`target ${t.name} (${t.url})  REMOVED from the config ${ago(t.removedAt)}: still holds ${t.verified.files} verified copies (${formatBytes(t.verified.bytes)})`);
+      continue;
+    }
     w(`target ${t.name} (${t.url})${t.lastError ? `  DOWN since ${t.lastError.at}: [${t.lastError.class}] ${t.lastError.message}` : ''}`);
     w(`  verified ${t.verified.files} (${formatBytes(t.verified.bytes)})  pending ${t.pending.files} (${formatBytes(t.pending.bytes)})  failed ${t.failed.files} (${formatBytes(t.failed.bytes)})  ignored ${t.ignored.files}`);
     for (const [cls, c] of Object.entries(t.failed.byClass)) w(`  failed [${cls}] ${c.files}: latest ${c.latest.path}: ${c.latest.message}`);

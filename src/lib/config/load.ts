@@ -1,6 +1,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
-import { cosmiconfig } from 'cosmiconfig';
+import os from 'node:os';
+import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig';
 import { ConfigError, messageOf } from '../errors.js';
 import type { Config } from './schema.js';
 import { validateConfig } from './validate.js';
@@ -10,6 +11,74 @@ export const SEARCH_PLACES = [
   'package.json', 'replica.config.json', '.replicarc', '.replicarc.json', '.replicarc.yaml', '.replicarc.yml',
   'replica.config.js', 'replica.config.cjs', 'replica.config.mjs',
 ];
+
+/**
+ * Where a config is looked for when none is found from the cwd upward (the README's install puts it in
+ * /etc/replica): /etc/replica/, then $XDG_CONFIG_HOME/replica/ (default ~/.config/replica/).
+ */
+export function fallbackDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return ['/etc/replica', path.join(env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'replica')];
+}
+
+/** Line and column (1-based) of a character offset. */
+function lineCol(text: string, pos: number): string {
+  const before = text.slice(0, pos).split('\n');
+  return `${before.length}:${before[before.length - 1].length + 1}`;
+}
+
+/** JSON.parse with an error that says where: `line L, column C: <reason>`. */
+const loadJson: Loader = (file, content) => {
+  try {
+    return content.trim() === '' ? null : JSON.parse(content);
+  } catch (err) {
+    const msg = (err as Error).message;
+    let pos = /at position (\d+)/.exec(msg)?.[1];
+    if (pos === undefined && /end of JSON input/.test(msg)) pos = String(content.length);
+    const ctx = /Unexpected token '(.+?)', (?:\.\.\.)?"(.*?)"(?:\.\.\.)? is not valid JSON/s.exec(msg);
+    if (pos === undefined && ctx) {
+      const at = content.indexOf(ctx[2]);
+      if (at >= 0) pos = String(at + ctx[2].indexOf(ctx[1]));
+    }
+    const reason = msg.replace(/ in JSON at position \d+.*$/s, '').replace(/, (?:\.\.\.)?".*" is not valid JSON$/s, '');
+    throw new ConfigError([`${file}:${pos === undefined ? '' : `${lineCol(content, Number(pos))}: `}invalid JSON: ${reason}`]);
+  }
+};
+
+/** Does `v` reach one object twice (a YAML alias: `*a` is the very object `&a` names)? */
+function sharesObjects(v: unknown, seen = new Set<object>()): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  if (seen.has(v)) return true;
+  seen.add(v);
+  return Object.values(v).some((x) => sharesObjects(x, seen));
+}
+
+/** YAML, but no aliases: a few hundred bytes of nested aliases expand to gigabytes (a "billion laughs"). */
+const loadYaml: Loader = async (file, content) => {
+  const value = await defaultLoaders['.yaml'](file, content);
+  if (sharesObjects(value)) throw new ConfigError([`${file}: YAML anchors and aliases (&name, *name) are not allowed in a replica config: write the values out`]);
+  return value;
+};
+
+/**
+ * A JS config is executed (as root, on most machines): refuse one that a user other than us could have
+ * written (the file or its directory writable by someone else), since that user would run code as us.
+ */
+const loadJs: Loader = async (file, content) => {
+  const uid = process.getuid?.() ?? 0;
+  for (const p of [file, path.dirname(file)]) {
+    const st = fs.statSync(p);
+    const dirSticky = p !== file && (st.mode & 0o1000) !== 0;
+    if ((st.uid !== uid && st.uid !== 0) || ((st.mode & 0o022) !== 0 && !dirSticky)) {
+      throw new ConfigError([`${file}: refusing to execute a JS config that another user can write (${p === file ? 'the file' : 'its directory'} ${p}: owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}); make it owned by ${uid === 0 ? 'root' : `uid ${uid}`} and not group/world-writable, or use replica.config.json`]);
+    }
+  }
+  return defaultLoaders[path.extname(file) as '.js'](file, content);
+};
+
+const LOADERS = { '.json': loadJson, '.yaml': loadYaml, '.yml': loadYaml, noExt: loadYaml, '.js': loadJs, '.cjs': loadJs, '.mjs': loadJs };
+
+/** Is this config file executed to load it (JS)? `replica check` says so. */
+export const isExecutableConfig = (file: string): boolean => /\.(c|m)?js$/.test(file);
 
 export interface LoadOptions {
   /** explicit config file (--config); wins over REPLICA_CONFIG and discovery */
@@ -27,7 +96,8 @@ export interface LoadOptions {
 export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
   const cwd = opts.cwd ?? process.cwd();
   const explicit = opts.file ?? (opts.env ?? process.env).REPLICA_CONFIG;
-  const explorer = cosmiconfig('replica', { searchStrategy: 'global', stopDir: path.parse(cwd).root, cache: false, searchPlaces: SEARCH_PLACES });
+  const explorer = cosmiconfig('replica', { searchStrategy: 'global', stopDir: path.parse(cwd).root, cache: false, searchPlaces: SEARCH_PLACES, loaders: LOADERS });
+  const fallbacks = fallbackDirs(opts.env ?? process.env);
   let result;
   try {
     if (explicit) {
@@ -36,14 +106,19 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
       result = await explorer.load(file);
     } else {
       result = await explorer.search(cwd);
+      for (const dir of fallbacks) {
+        if (result) break;
+        result = await cosmiconfig('replica', { searchStrategy: 'none', cache: false, searchPlaces: SEARCH_PLACES, loaders: LOADERS }).search(dir);
+      }
     }
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     const e = err as { filepath?: string };
-    throw new ConfigError([`${e.filepath ?? explicit ?? cwd}: cannot parse config: ${messageOf(err).split('\n')[0]}`], { cause: err });
+    const lines = messageOf(err).split('\n').filter((l) => l.trim() !== '');
+    throw new ConfigError([`${e.filepath ?? explicit ?? cwd}: cannot parse config: ${lines.slice(lines.length > 1 ? 1 : 0).join(' ').slice(0, 300)}`], { cause: err });
   }
   if (!result) {
-    throw new ConfigError([`no config found: looked for replica.config.json, .replicarc(.json|.yaml), replica.config.js or package.json#replica from ${cwd} upward; pass --config FILE or set REPLICA_CONFIG`]);
+    throw new ConfigError([`no config found: looked for replica.config.json, .replicarc(.json|.yaml), replica.config.js or package.json#replica from ${cwd} upward, then in ${fallbacks.join(' and ')}; pass --config FILE or set REPLICA_CONFIG`]);
   }
   if (result.isEmpty) throw new ConfigError([`${result.filepath}: config file is empty`]);
   return validateConfig(result.config, result.filepath);

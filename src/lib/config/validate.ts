@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseDuration, parseSize } from './units.js';
+import { PathFilter, PatternList } from '../scan/filter.js';
 import {
   type Config, type SourceConfig, type TargetConfig, type TargetKind, type Timeouts, type LogLevel,
   DEFAULTS, LOG_LEVELS, TOP_KEYS, SOURCE_KEYS, RETRY_KEYS, TIMEOUT_KEYS, VERIFY_KEYS, LOG_KEYS, MONITOR_KEYS,
@@ -31,8 +32,26 @@ function suggest(key: string, allowed: string[]): string {
   return best && best[1] <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best[0]}"?)` : '';
 }
 
-function show(v: unknown): string {
-  return JSON.stringify(v) ?? String(v);
+/** A value for an error message: never the whole of a big value (a YAML alias bomb expands to gigabytes). */
+export function show(v: unknown, max = 60): string {
+  let out = '';
+  const seen = new Set<unknown>();
+  const put = (s: string) => { out += s; return out.length <= max; };
+  const walk = (x: unknown): boolean => {
+    if (typeof x !== 'object' || x === null) return put(JSON.stringify(x) ?? String(x));
+    if (seen.has(x)) return put('...');
+    seen.add(x);
+    const entries = Array.isArray(x) ? x.map((e) => [undefined, e] as const) : Object.entries(x);
+    if (!put(Array.isArray(x) ? '[' : '{')) return false;
+    for (const [i, [k, e]] of entries.entries()) {
+      if (i > 0 && !put(',')) return false;
+      if (k !== undefined && !put(`${JSON.stringify(k)}:`)) return false;
+      if (!walk(e)) return false;
+    }
+    seen.delete(x);
+    return put(Array.isArray(x) ? ']' : '}');
+  };
+  return walk(v) ? out : `${out.slice(0, max)}...`;
 }
 
 /** Collects problems while reading a raw config; every problem names its key path. */
@@ -81,8 +100,15 @@ class Reader {
   globs(v: unknown, key: string): string[] {
     if (v === undefined) return [];
     if (!Array.isArray(v)) return this.fail(key, `expected an array of glob strings, got ${show(v)}`) ?? [];
-    v.forEach((g, i) => { if (typeof g !== 'string' || g === '') this.fail(`${key}[${i}]`, `expected a glob string, got ${show(g)}`); });
-    return v.filter((g): g is string => typeof g === 'string' && g !== '');
+    v.forEach((g, i) => {
+      if (typeof g !== 'string' || g === '' || g === '!') return this.fail(`${key}[${i}]`, `expected a glob string, got ${show(g)}`);
+      try {
+        new PatternList([g]);
+      } catch (err) {
+        this.fail(`${key}[${i}]`, `not a usable glob (${err instanceof Error ? err.message.slice(0, 80) : 'invalid'}): ${show(g)}`);
+      }
+    });
+    return v.filter((g): g is string => typeof g === 'string' && g !== '' && g !== '!');
   }
 
   /** Resolve a path from the config: `~/` is the home directory, relative is relative to the config file. */
@@ -93,7 +119,12 @@ class Reader {
 
   timeouts(v: unknown, key: string, base: { copy: string | number; command: string | number }): Timeouts {
     const t = this.object(v, key, TIMEOUT_KEYS) ?? {};
-    return { copyMs: this.duration(t.copy, `${key}.copy`, base.copy), commandMs: this.duration(t.command, `${key}.command`, base.command) };
+    const copyMs = this.duration(t.copy, `${key}.copy`, base.copy);
+    const commandMs = this.duration(t.command, `${key}.command`, base.command);
+    // a zero timeout would fail every call at once
+    if (copyMs === 0 && t.copy !== undefined) this.fail(`${key}.copy`, 'must be greater than 0');
+    if (commandMs === 0 && t.command !== undefined) this.fail(`${key}.command`, 'must be greater than 0');
+    return { copyMs, commandMs };
   }
 }
 
@@ -185,6 +216,8 @@ export function validateConfig(raw: unknown, file: string): Config {
   const host = c.host === undefined ? os.hostname().split('.')[0] : r.string(c.host, 'host');
   if (host !== undefined && (host.includes('/') || host === '.' || host === '..' || /[\0\n]/.test(host))) {
     r.fail('host', `must be a plain name (no "/", not "." or ".."), got ${show(host)}`);
+  } else if (host !== undefined && host.startsWith('.replica')) {
+    r.fail('host', `must not start with ".replica" (replica's own names on targets), got ${show(host)}`);
   }
   const store = r.resolvePath(r.string(c.store, 'store') ?? './.replica');
   let sources: SourceConfig[] = [];
@@ -218,7 +251,7 @@ export function validateConfig(raw: unknown, file: string): Config {
   const verify = r.object(c.verify, 'verify', VERIFY_KEYS) ?? {};
   const log = r.object(c.log, 'log', LOG_KEYS) ?? {};
   const monitor = r.object(c.monitor, 'monitor', MONITOR_KEYS) ?? {};
-  const level = (log.level ?? DEFAULTS.log.level) as LogLevel;
+  const level = (typeof log.level === 'string' ? log.level.toLowerCase() : log.level ?? DEFAULTS.log.level) as LogLevel;
   if (!LOG_LEVELS.includes(level)) r.fail('log.level', `expected one of ${LOG_LEVELS.join(', ')}, got ${show(log.level)}`);
   const config: Config = {
     file, host: host ?? 'localhost', store, sources, exclude: r.globs(c.exclude, 'exclude'), targets,
@@ -247,12 +280,61 @@ export function validateConfig(raw: unknown, file: string): Config {
   if (config.heartbeatMs === 0) r.fail('heartbeat', 'must be greater than 0');
   if (config.rescanMs === 0) r.fail('rescan', 'must be greater than 0');
   if (config.retry.maxBackoffMs < config.retry.backoffMs) r.fail('retry.maxBackoff', 'must not be shorter than retry.backoff');
-  for (const t of targets) {
-    if (t.kind === 'local' && t.path) {
-      const inside = sources.find((s) => s.path && (t.path === s.path || t.path!.startsWith(s.path + '/')));
-      if (inside) r.fail(`targets[${targets.indexOf(t)}].url`, `is inside source ${inside.path}: the backup would back itself up`);
-    }
-  }
+  checkNesting(r, config);
   if (r.problems.length) throw new ConfigError(r.problems);
   return config;
+}
+
+/** The real path of `p`, also when its tail does not exist yet (the longest existing prefix is resolved). */
+export function realPathOf(p: string): string {
+  const rest: string[] = [];
+  let cur = p;
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(cur), ...rest.reverse());
+    } catch {
+      const parent = path.dirname(cur);
+      if (parent === cur) return p;
+      rest.push(path.basename(cur));
+      cur = parent;
+    }
+  }
+}
+
+const inside = (child: string, parent: string) => child === parent || parent === '/' || child.startsWith(parent + '/');
+
+/** Is `p` (under source `s`) left out by that source's own exclude patterns (a directory on the way pruned)? */
+function excludedBy(s: SourceConfig, exclude: string[], p: string): boolean {
+  const rel = path.relative(s.path, p);
+  if (rel === '') return false;
+  const filter = new PathFilter([], [...exclude, ...s.exclude]);
+  const parts = rel.split('/');
+  return parts.some((_, i) => !filter.dir(parts.slice(0, i + 1).join('/')));
+}
+
+/**
+ * The backup must never back itself up (it would nest one level deeper every run): compared as real paths, a
+ * local target or the store inside a source is an error unless that source's patterns exclude it, and a
+ * source inside a local target is an error.
+ */
+function checkNesting(r: Reader, config: Config): void {
+  const store = realPathOf(config.store);
+  for (const [i, s] of config.sources.entries()) {
+    if (!s.path) continue;
+    if (inside(store, s.path) && !excludedBy(s, config.exclude, store)) {
+      r.fail('store', `${store} is inside sources[${i}] (${s.path}): the store would be backed up while it changes; move it, or exclude it in that source's "exclude" (e.g. "${path.relative(s.path, store) || '.'}/**")`);
+    }
+  }
+  for (const [ti, t] of config.targets.entries()) {
+    if (t.kind !== 'local' || !t.path) continue;
+    const tp = realPathOf(t.path);
+    for (const [i, s] of config.sources.entries()) {
+      if (!s.path) continue;
+      if (inside(tp, s.path) && !excludedBy(s, config.exclude, tp)) {
+        r.fail(`targets[${ti}].url`, `${tp} is inside sources[${i}] (${s.path}): the backup would back itself up; exclude it in that source's "exclude" (e.g. "${path.relative(s.path, tp)}/**") or move the target`);
+      } else if (inside(s.path, tp)) {
+        r.fail(`sources[${i}].path`, `${s.path} is inside target ${t.name} (${tp}): replica would back up its own copies`);
+      }
+    }
+  }
 }

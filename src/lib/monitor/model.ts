@@ -88,6 +88,10 @@ export function hostReport(store: string, meta: Meta, records: () => Iterable<[s
     const x = extra.get(ts.name)!;
     let tStatus: Status = 'OK';
     const flag = (st: Status, msg: string) => { tStatus = worse(tStatus, st); raise(st, `${ts.name}: ${msg}`); };
+    if (ts.removedAt !== undefined) {
+      // removed from the config: what it holds is reported, nothing about it is a failure
+      return { ...ts, status: tStatus, failedFinal: 0, failedRetrying: 0, worst: [], verifiedUpTo: ts.removedAt, oldestUnverifiedAgeMs: undefined, scrubCoverage: 1 };
+    }
     if (ts.lastError) flag('CRITICAL', `target failed: [${ts.lastError.class}] ${ts.lastError.message}`);
     if (x.final) flag('CRITICAL', `${x.final} files failed with no attempts left`);
     const age = x.upTo === Infinity ? undefined : now - x.upTo;

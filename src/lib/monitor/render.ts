@@ -39,28 +39,34 @@ export function renderJson(r: Report): string {
 
 const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
-/** node_exporter textfile format (metric names in the README). */
+/**
+ * node_exporter textfile format (metric names in the README). Times are exported as unix timestamps, never
+ * as ages: the file is written every few minutes at best, and an age frozen in it would be wrong in between;
+ * Prometheus computes the age (`time() - replica_heartbeat_timestamp_seconds`).
+ */
 export function renderPrometheus(r: Report): string {
   const lines: string[] = [];
   const metric = (name: string, help: string, type: string, samples: [Record<string, string>, number][]) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, v] of samples) {
       const l = Object.entries(labels).map(([k, x]) => `${k}="${esc(x)}"`).join(',');
-      lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(v) ? v : 0}`);
+      // unknown is NaN, never 0 (a 0 timestamp or age would look like real data)
+      lines.push(`${name}${l ? `{${l}}` : ''} ${Number.isFinite(v) ? v : 'NaN'}`);
     }
   };
   const hs = r.hosts;
   const ts = hs.flatMap((h) => h.targets.map((t) => ({ h, t, l: { host: h.host, target: t.name } })));
   metric('replica_monitor_status', 'Overall status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN', 'gauge', [[{}, STATUS.indexOf(r.status)]]);
   metric('replica_host_status', 'Host status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN', 'gauge', hs.map((h) => [{ host: h.host }, STATUS.indexOf(h.status)]));
-  metric('replica_heartbeat_age_seconds', 'Seconds since the agent last recorded a heartbeat', 'gauge', hs.map((h) => [{ host: h.host }, (h.heartbeatAgeMs ?? NaN) / 1000]));
+  metric('replica_heartbeat_timestamp_seconds', 'When the agent last recorded a heartbeat (unix time; NaN: never)', 'gauge', hs.map((h) => [{ host: h.host }, Date.parse(h.heartbeatAt ?? '') / 1000]));
   metric('replica_last_run_timestamp_seconds', 'End of the last run (unix time)', 'gauge', hs.map((h) => [{ host: h.host }, Date.parse(h.lastRun?.endedAt ?? '') / 1000]));
   metric('replica_last_run_ok', '1 if the last run ended with every settled file verified everywhere', 'gauge', hs.map((h) => [{ host: h.host }, h.lastRun?.ok ? 1 : 0]));
   metric('replica_files', 'Files by state on each target', 'gauge', ts.flatMap(({ t, l }) => (['verified', 'pending', 'failed', 'ignored'] as const).map((s) => [{ ...l, state: s }, t[s].files] as [Record<string, string>, number])));
   metric('replica_bytes', 'Bytes by state on each target', 'gauge', ts.flatMap(({ t, l }) => (['verified', 'pending', 'failed', 'ignored'] as const).map((s) => [{ ...l, state: s }, t[s].bytes] as [Record<string, string>, number])));
   metric('replica_failed_files', 'Failed files by error class', 'gauge', ts.flatMap(({ t, l }) => Object.entries(t.failed.byClass).map(([cls, x]) => [{ ...l, class: cls }, x.files] as [Record<string, string>, number])));
   metric('replica_target_up', '0 while the target failed as a whole (not mounted, unreachable, ...)', 'gauge', ts.map(({ t, l }) => [l, t.lastError ? 0 : 1]));
-  metric('replica_oldest_unverified_age_seconds', 'Age of the oldest settled file not yet verified on the target (0 if none)', 'gauge', ts.map(({ t, l }) => [l, (t.oldestUnverifiedAgeMs ?? 0) / 1000]));
+  metric('replica_oldest_unverified_timestamp_seconds', 'When the oldest file not yet verified on the target settled (unix time; absent when every file is verified)', 'gauge',
+    ts.filter(({ t }) => t.oldestUnverified !== undefined).map(({ t, l }) => [l, Date.parse(t.oldestUnverified!.since) / 1000]));
   metric('replica_verified_up_to_timestamp_seconds', 'Every file that settled before this time is verified on the target', 'gauge', ts.map(({ t, l }) => [l, Date.parse(t.verifiedUpTo) / 1000]));
   metric('replica_scrub_coverage_ratio', 'Share of verified copies re-verified within verify.every', 'gauge', ts.map(({ t, l }) => [l, t.scrubCoverage]));
   metric('replica_store_unreadable', 'Stores that could not be read', 'gauge', [[{}, r.unknown.length]]);

@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from './timers.js';
+
 /**
  * Settle `p` early when `signal` aborts, with the signal's reason (the underlying work is left to finish and
  * its result ignored): for work that cannot be cancelled, or a callee that may ignore its signal.
@@ -24,7 +26,8 @@ export function raceSignal<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
 export async function withDeadline<T>(ms: number, parent: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>,
   timeoutReason: () => unknown = () => new DOMException(`timed out after ${ms} ms`, 'TimeoutError')): Promise<T> {
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(timeoutReason()), ms);
+  // capped: a longer deadline would overflow Node's timer and fire at once; 24.8 days is "never" for one call
+  const timer = setTimeout(() => ac.abort(timeoutReason()), Math.min(ms, MAX_TIMER_MS));
   const onAbort = () => ac.abort(parent!.reason);
   parent?.addEventListener('abort', onAbort, { once: true });
   if (parent?.aborted) onAbort();

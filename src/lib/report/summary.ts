@@ -14,6 +14,8 @@ export interface TargetSummary {
   oldestUnverified?: { path: string; since: string };
   lastError?: { class: ErrorClass; message: string; at: string };
   lastOkAt?: string;
+  /** no longer in the config since then: only what it still holds (verified copies) is counted */
+  removedAt?: string;
 }
 
 export interface StoreSummary {
@@ -40,10 +42,12 @@ const bucket = (): Bucket => ({ files: 0, bytes: 0 });
  * failed (by error class, with the latest message) / ignored counts and bytes, the oldest unverified file.
  */
 export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNames: string[]): StoreSummary {
-  const names = [...new Set([...targetNames])];
+  // targets the store knows that are not configured (any more) are listed as removed
+  const removed = Object.keys(meta.targets).filter((n) => !targetNames.includes(n) || meta.targets[n].removedAt !== undefined);
+  const names = [...new Set([...targetNames, ...removed])];
   const targets = new Map<string, TargetSummary>(names.map((n) => [n, {
     name: n, url: meta.targets[n]?.url ?? '', verified: bucket(), pending: bucket(), failed: { ...bucket(), byClass: {} }, ignored: bucket(),
-    lastError: meta.targets[n]?.lastError, lastOkAt: meta.targets[n]?.lastOkAt,
+    ...(removed.includes(n) ? { removedAt: meta.targets[n].removedAt ?? meta.lastRun?.endedAt ?? meta.createdAt } : { lastError: meta.targets[n]?.lastError, lastOkAt: meta.targets[n]?.lastOkAt }),
   }]));
   const oldest = new Map<string, [string, number]>();
   const s: StoreSummary = {
@@ -57,6 +61,7 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
     for (const [name, t] of targets) {
       const st = stateCode(r.t[name]);
       if (r.d !== undefined && st !== 'v') continue; // gone before it was copied: nothing can be done
+      if (t.removedAt !== undefined && st !== 'v') continue; // a removed target is owed nothing
       const b = st === 'v' ? t.verified : st === 'f' ? t.failed : st === 'i' ? t.ignored : t.pending;
       b.files++;
       b.bytes += r.z;

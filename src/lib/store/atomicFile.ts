@@ -33,17 +33,27 @@ export function makeDurable(files: string[]): void {
  */
 export function writeFileAtomicSync(file: string, data: string | Uint8Array, syncDir = true): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w', 0o644);
   try {
-    fs.writeSync(fd, data as string);
-    // fsync before rename: otherwise a crash can leave an empty file under the final name
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    // private (0600): the store names every file of the machine
+    const fd = fs.openSync(tmp, 'w', STORE_FILE_MODE);
+    try {
+      fs.writeFileSync(fd, data); // loops over short writes: a full disk is ENOSPC, never a short file
+      // fsync before rename: otherwise a crash can leave an empty file under the final name
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true }); // a failed write (disk full) leaves no temp file behind
+    throw err;
   }
-  fs.renameSync(tmp, file);
   if (syncDir) fsyncDir(path.dirname(file));
 }
+
+/** Store files and directories are private to the user running replica. */
+export const STORE_FILE_MODE = 0o600;
+export const STORE_DIR_MODE = 0o700;
 
 /**
  * lowdb adapter: JSON file read whole, written atomically and durably (lowdb's own JSONFile has no fsync).
@@ -71,7 +81,18 @@ export class AtomicJsonFile<T> implements Adapter<T> {
     const text = JSON.stringify(data, null, this.opts.space);
     if (!this.opts.staged) return writeFileAtomicSync(this.file, text, this.opts.syncDir ?? true);
     this.staged = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(this.staged, text);
+    try {
+      fs.writeFileSync(this.staged, text, { mode: STORE_FILE_MODE });
+    } catch (err) {
+      this.discard();
+      throw err;
+    }
+  }
+
+  /** Remove a staged temp file that will not be committed (a failed flush). */
+  discard(): void {
+    if (this.staged) fs.rmSync(this.staged, { force: true });
+    this.staged = undefined;
   }
 
   /** Rename a staged (and by now durable) temp file over the final name. */

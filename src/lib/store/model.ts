@@ -117,7 +117,13 @@ export interface Meta {
   createdAt: string;
   heartbeatAt?: string;
   lastRun?: { command: string; startedAt: string; endedAt?: string; ok: boolean; counts: RunCounts };
-  targets: Record<string, { url: string; lastError?: { class: ErrorClass; message: string; at: string }; lastOkAt?: string }>;
+  targets: Record<string, {
+    url: string; lastError?: { class: ErrorClass; message: string; at: string }; lastOkAt?: string;
+    /** the target is no longer in the config (since then): shown as removed with what it still holds, never as failing */
+    removedAt?: string;
+    /** target-relative directories where a put may have left a temp file (a killed run): swept by the next run */
+    tempDirs?: string[];
+  }>;
   sources: string[];
   /** the `replica watch` agent: how it watches, and whether it had to fall back to periodic scans */
   watch?: WatchInfo;

@@ -4,7 +4,7 @@ import { Low } from 'lowdb';
 import { StoreError, messageOf } from '../errors.js';
 import { initHasher } from '../hash/xxh64.js';
 import type { Logger } from '../log.js';
-import { AtomicJsonFile, fsyncDir, makeDurable, writeFileAtomicSync } from './atomicFile.js';
+import { AtomicJsonFile, STORE_DIR_MODE, STORE_FILE_MODE, fsyncDir, makeDurable, writeFileAtomicSync } from './atomicFile.js';
 import { FORMAT_VERSION, type Meta, type Rec } from './model.js';
 
 /** Shard count of new stores; existing stores keep the count in their meta.json. */
@@ -25,6 +25,8 @@ export interface StoreOptions {
   /** minimum time between background flushes (default 1 s); a flush also waits 4x its own last duration */
   flushMs?: number;
 }
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const shardName = (i: number) => `${i.toString(16).padStart(2, '0')}.json`;
 
@@ -76,9 +78,10 @@ export class Store {
     let problem: string;
     try {
       const data = await new AtomicJsonFile<unknown>(file).read();
-      if (data === null) return { data: null };
-      if (valid(data)) return { data };
-      problem = 'not a replica store file';
+      // missing: a new store, unless a snapshot holds the file (then it was lost: take it back)
+      if (data === null && !this.snapshotDirs().some((s) => fs.existsSync(path.join(s, rel)))) return { data: null };
+      if (data !== null && valid(data)) return { data };
+      problem = data === null ? 'missing' : 'not a replica store file (wrong shape)';
     } catch (err) {
       problem = messageOf(err);
     }
@@ -98,17 +101,20 @@ export class Store {
     this.h32 = (await initHasher()).h32;
     if (!this.opts.readOnly) {
       try {
-        fs.mkdirSync(path.join(this.dir, FILES_DIR), { recursive: true });
-        fs.mkdirSync(path.join(this.dir, SNAP_DIR), { recursive: true });
+        fs.mkdirSync(path.join(this.dir, FILES_DIR), { recursive: true, mode: STORE_DIR_MODE });
+        fs.mkdirSync(path.join(this.dir, SNAP_DIR), { recursive: true, mode: STORE_DIR_MODE });
+        // private: a store made by an older version (0755) is closed up too
+        for (const d of [this.dir, path.join(this.dir, FILES_DIR), path.join(this.dir, SNAP_DIR)]) fs.chmodSync(d, STORE_DIR_MODE);
       } catch (err) {
         throw new StoreError(`store: cannot create ${this.dir}: ${messageOf(err)}; check the \`store\` path in the config`, { cause: err });
       }
     } else if (!fs.existsSync(path.join(this.dir, 'meta.json')) && this.snapshotDirs().length === 0) {
       this.opts.log.info(`store: ${this.dir} holds no replica store yet: nothing has been backed up`);
     }
-    const isMeta = (v: unknown): v is Meta => typeof v === 'object' && v !== null && (v as Meta).formatVersion === FORMAT_VERSION;
-    const isShard = (v: unknown): v is ShardData =>
-      typeof v === 'object' && v !== null && (v as ShardData).formatVersion === FORMAT_VERSION && typeof (v as ShardData).files === 'object';
+    const isMeta = (v: unknown): v is Meta => isObject(v) && v.formatVersion === FORMAT_VERSION && typeof v.host === 'string'
+      && isObject(v.targets) && Number.isInteger(v.shards) && (v.shards as number) > 0;
+    const isShard = (v: unknown): v is ShardData => isObject(v) && v.formatVersion === FORMAT_VERSION && isObject(v.files)
+      && Object.values(v.files).every((r) => isObject(r) && typeof r.z === 'number' && typeof r.m === 'number' && isObject(r.t));
     const { data: meta, fromSnapshot } = await this.readWithFallback('meta.json', isMeta);
     if (meta && typeof meta.formatVersion === 'number' && meta.formatVersion > FORMAT_VERSION) {
       throw new StoreError(`store: ${this.dir} has format ${meta.formatVersion}, newer than this replica understands (${FORMAT_VERSION}); upgrade replica`);
@@ -209,7 +215,8 @@ export class Store {
       this.metaDirty = false;
       writeFileAtomicSync(path.join(this.dir, 'meta.json'), JSON.stringify(this.meta, null, 1));
     } catch (err) {
-      for (const i of dirty) this.dirty.add(i);
+      // no temp file outlives a failed flush (a full disk): the next flush writes them all again
+      for (const i of dirty) { (this.shards[i].adapter as AtomicJsonFile<ShardData>).discard(); this.dirty.add(i); }
       this.metaDirty = true;
       throw new StoreError(`store: cannot write ${this.dir}: ${messageOf(err)}`, { cause: err });
     }
@@ -231,10 +238,19 @@ export class Store {
     const prev = this.snapshotDirs()[0];
     let prevManifest: Record<string, [number, number]> = {};
     try { prevManifest = JSON.parse(fs.readFileSync(path.join(prev, 'manifest.json'), 'utf8')) as typeof prevManifest; } catch { /* none: copy all */ }
+    try {
+      return this.snapshotInto(tmp, root, stamp, prev, prevManifest);
+    } catch (err) {
+      fs.rmSync(tmp, { recursive: true, force: true }); // a full disk leaves no half snapshot behind
+      throw new StoreError(`store: cannot snapshot ${this.dir}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  private snapshotInto(tmp: string, root: string, stamp: string, prev: string | undefined, prevManifest: Record<string, [number, number]>): string {
     const manifest: Record<string, [number, number]> = {};
     const copied: string[] = [];
     fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(path.join(tmp, FILES_DIR), { recursive: true });
+    fs.mkdirSync(path.join(tmp, FILES_DIR), { recursive: true, mode: STORE_DIR_MODE });
     const rels = ['meta.json', ...this.shards.map((_, i) => path.join(FILES_DIR, shardName(i)))];
     for (const rel of rels) {
       const live = path.join(this.dir, rel);
@@ -242,13 +258,13 @@ export class Store {
       if (!st) continue;
       manifest[rel] = [st.size, st.mtimeMs];
       const old = prevManifest[rel];
-      if (old && old[0] === st.size && old[1] === st.mtimeMs) fs.linkSync(path.join(prev, rel), path.join(tmp, rel));
+      if (prev && old && old[0] === st.size && old[1] === st.mtimeMs) fs.linkSync(path.join(prev, rel), path.join(tmp, rel));
       else {
         fs.copyFileSync(live, path.join(tmp, rel));
         copied.push(path.join(tmp, rel));
       }
     }
-    fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify(manifest));
+    fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify(manifest), { mode: STORE_FILE_MODE });
     makeDurable([...copied, path.join(tmp, 'manifest.json')]);
     fsyncDir(path.join(tmp, FILES_DIR));
     fsyncDir(tmp);

@@ -223,3 +223,142 @@ describe('safety: a stuck target (FUSE that blocks forever, a hung NFS stand-in)
     }
   });
 });
+
+describe('safety: the backup never backs itself up (config checks on real paths)', () => {
+  const base = () => {
+    const dir = fs.realpathSync(tmpDir());
+    fs.mkdirSync(path.join(dir, 'src', 'data'), { recursive: true });
+    return dir;
+  };
+  const run78 = async (dir: string, cfg: Record<string, unknown>, expect: RegExp) => {
+    const r = await cli(['run', '--config', writeConfig(dir, cfg)]);
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(r.stderr, expect);
+  };
+
+  it('a target inside a source, also reached through a symlink, is an error unless that source excludes it', async () => {
+    const dir = base();
+    await run78(dir, { sources: ['src'], targets: [{ name: 'a', url: 'src/backup' }] }, /targets\[0\]\.url: .*src\/backup is inside sources\[0\]/);
+    fs.symlinkSync(path.join(dir, 'src', 'data'), path.join(dir, 'via-link'));
+    await run78(dir, { sources: ['src'], targets: [{ name: 'a', url: 'via-link/bk' }] }, /targets\[0\]\.url: .*src\/data\/bk is inside sources\[0\].*exclude it in that source's "exclude" \(e\.g\. "data\/bk\/\*\*"\)/);
+    // excluded by the source's own patterns: allowed
+    const ok = await cli(['run', '--config', writeConfig(dir, { sources: [{ path: 'src', exclude: ['data/bk/**'] }], targets: [{ name: 'a', url: 'via-link/bk' }] })]);
+    assert.equal(ok.code, 0, ok.stderr);
+    rmTree(dir);
+  });
+
+  it('a source inside a target, the store inside a source, and a host named .replica* are errors', async () => {
+    const dir = base();
+    fs.mkdirSync(path.join(dir, 'tgt', 'h', 'x'), { recursive: true });
+    await run78(dir, { sources: ['tgt/h/x'], targets: [{ name: 'a', url: 'tgt' }] }, /sources\[0\]\.path: .*tgt\/h\/x is inside target a/);
+    await run78(dir, { sources: ['src'], store: 'src/.replica', targets: [{ name: 'a', url: 'tgt' }] }, /^config: store: .*src\/\.replica is inside sources\[0\]/m);
+    await run78(dir, { host: '.replica', sources: ['src'], targets: [{ name: 'a', url: 'tgt' }] }, /^config: host: must not start with "\.replica"/m);
+    await run78(dir, { host: '.replica-x', sources: ['src'], targets: [{ name: 'a', url: 'tgt' }] }, /^config: host: must not start with "\.replica"/m);
+    rmTree(dir);
+  });
+});
+
+describe('safety: timers and config input', () => {
+  it('durations past Node\'s timer limit (~24.8 days) do not fire at once; zero timeouts are refused', async () => {
+    const { setLongTimeout, MAX_TIMER_MS } = await import('../dist/lib/queue/timers.js');
+    let fired = false;
+    const t = setLongTimeout(() => { fired = true; }, MAX_TIMER_MS + 10_000);
+    await sleep(100);
+    assert.equal(fired, false);
+    t.clear();
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'f'), 'x');
+    age(path.join(src, 'f'));
+    const r = await cli(['run', '--config', writeConfig(dir, { sources: [src], targets: [{ name: 'a', url: 'ta' }], timeouts: { command: '30d', copy: '30d' } })]);
+    assert.equal(r.code, 0, `a 30-day timeout must not expire at once: ${r.stderr}`);
+    const z = await cli(['run', '--config', writeConfig(dir, { sources: [src], targets: [{ name: 'a', url: 'ta', timeouts: { copy: '0s' } }] })]);
+    assert.equal(z.code, 78);
+    assert.match(z.stderr, /targets\[0\]\.timeouts\.copy: must be greater than 0/);
+    // the agent with rescan 30d: one pass at start, not a pass every millisecond
+    const cfg = writeConfig(dir, { sources: [src], targets: [{ name: 'a', url: 'ta' }], rescan: '30d', heartbeat: '30d' }, 'w.json');
+    const child = spawn(process.execPath, [CLI, 'watch', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    await sleep(4000);
+    child.kill('SIGTERM');
+    assert.equal(await exited(child), 0);
+    assert.equal((err.match(/pass done/g) ?? []).length, 1, err);
+    rmTree(dir);
+  });
+
+  it('5,000 exclude patterns work (no 64 KiB pattern limit); a YAML alias bomb is refused at once, without expanding it', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    for (const f of ['keep.dat', 'skip-4999.tmp', 'skip-17.tmp']) { fs.writeFileSync(path.join(src, f), f); age(path.join(src, f)); }
+    const exclude = Array.from({ length: 5000 }, (_, i) => `**/skip-${i}.tmp`);
+    const cfg = writeConfig(dir, { host: 'm', sources: [src], exclude, targets: [{ name: 'a', url: 'ta' }] });
+    assert.ok(fs.statSync(cfg).size > 95_000);
+    const r = await cli(['run', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(onTarget(path.join(dir, 'ta'), 'm', fs.realpathSync(src))), ['keep.dat']);
+    const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (let i = 1; i < 9; i++) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    lines.push('sources: *i');
+    fs.writeFileSync(path.join(dir, '.replicarc.yaml'), `${lines.join('\n')}\n`);
+    const t0 = Date.now();
+    const b = await cli(['status', '--config', path.join(dir, '.replicarc.yaml')]);
+    assert.equal(b.code, 78);
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+    assert.match(b.stderr, /YAML anchors and aliases .* are not allowed/);
+    assert.ok(b.stderr.length < 2000, 'no expanded value in the message');
+    rmTree(dir);
+  });
+});
+
+describe('safety: privacy of the store and of copies', () => {
+  it('store files and shipped store copies are 0600 in 0700 directories; a 0700 source directory stays 0700 on the target', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(path.join(src, 'private'), { recursive: true });
+    fs.chmodSync(path.join(src, 'private'), 0o700);
+    fs.writeFileSync(path.join(src, 'private', 'f'), 'x');
+    age(path.join(src, 'private', 'f'));
+    const cfg = writeConfig(dir, { host: 'm', sources: [src], targets: [{ name: 'a', url: 'ta' }], snapshots: 2 });
+    const r = await cli(['run', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    const modes = (root: string) => {
+      const bad: string[] = [];
+      const walk = (d: string) => {
+        if ((fs.statSync(d).mode & 0o077) !== 0) bad.push(`${d} ${(fs.statSync(d).mode & 0o777).toString(8)}`);
+        for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+          const p = path.join(d, e.name);
+          if (e.isDirectory()) walk(p);
+          else if (e.name !== 'lock' && (fs.statSync(p).mode & 0o077) !== 0) bad.push(`${p} ${(fs.statSync(p).mode & 0o777).toString(8)}`);
+        }
+      };
+      walk(root);
+      return bad;
+    };
+    assert.deepEqual(modes(path.join(dir, '.replica')), []);
+    assert.deepEqual(modes(path.join(dir, 'ta', '.replica')), []);
+    const t = onTarget(path.join(dir, 'ta'), 'm', fs.realpathSync(src));
+    assert.equal(fs.statSync(path.join(t, 'private')).mode & 0o777, 0o700);
+    rmTree(dir);
+  });
+});
+
+describe('safety: JS configs', () => {
+  it('a JS config another user can write is refused; an owner-only one loads and `check` says it is executable', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    const js = path.join(dir, 'replica.config.cjs');
+    fs.writeFileSync(js, `module.exports = ${JSON.stringify({ sources: [src], targets: [{ name: 'a', url: path.join(dir, 'ta') }] })};\n`);
+    fs.chmodSync(js, 0o666);
+    const bad = await cli(['status', '--config', js]);
+    assert.equal(bad.code, 78);
+    assert.match(bad.stderr, /refusing to execute a JS config that another user can write/);
+    fs.chmodSync(js, 0o644);
+    const ok = await cli(['check', '--config', js]);
+    assert.match(ok.stdout, /config is executable JS: .*replica\.config\.cjs/);
+    rmTree(dir);
+  });
+});

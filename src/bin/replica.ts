@@ -5,7 +5,7 @@ import { ConfigError, InterruptedError, LockedError, ReplicaError, StoreError, U
 import type { GlobalOptions } from '../lib/commands/context.js';
 import { VERSION } from '../lib/version.js';
 import { LOG_LEVELS } from '../lib/config/schema.js';
-import { SUPERVISED_ENV, exitWith, supervise } from './supervisor.js';
+import { SUPERVISED_ENV, dieWithSupervisor, exitWith, supervise, workerReady } from './supervisor.js';
 // Command modules are imported when used: `replica hash` need not load the store, winston or cosmiconfig.
 
 /** The exit-code table (SPEC 5): the only place errors become exit codes. */
@@ -106,6 +106,7 @@ export async function main(argv: string[]): Promise<number> {
       process.on('SIGINT', onStop).on('SIGTERM', onStop);
       if (command === 'watch') process.on('SIGHUP', () => hup.dispatchEvent(new Event('hup')));
     }
+    workerReady();
     if (command === 'hash') {
       const { hashCommand } = await import('../lib/commands/hash.js');
       return (await hashCommand(args, process.stdout, json)) ? EXIT.problems : EXIT.ok;
@@ -170,5 +171,6 @@ if (process.env[SUPERVISED_ENV] !== '1' && argv.some((a) => TARGET_COMMANDS.has(
 } else {
   // Explicit exit: a stuck thread-pool call must not keep the process alive (the supervisor kills it if
   // even exiting hangs), and chokidar can leave an fs.watch handle open after watch-limit errors.
+  dieWithSupervisor();
   void main(argv).then((code) => exitWith(code));
 }

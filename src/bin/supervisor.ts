@@ -20,6 +20,11 @@ export function supervise(script: string, argv: string[]): void {
   // A terminal is handed over as it is (progress, colours); pipes and files are copied through here, so a
   // worker stuck in the kernel never holds the caller's pipe open (cron waits for its end).
   const out = (s: NodeJS.WriteStream) => (s.isTTY ? 'inherit' as const : 'pipe' as const);
+  // signals that arrive before the worker has its handlers are held and passed on once it says it has them
+  let ready = false;
+  const held: NodeJS.Signals[] = [];
+  // handlers first: from the moment the worker exists, a signal is never lost nor kills us uncleanly
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => (ready ? child.kill(sig) : held.push(sig)));
   const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
     stdio: ['ignore', out(process.stdout), out(process.stderr), 'ipc'],
     env: { ...process.env, [SUPERVISED_ENV]: '1', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? POOL_THREADS },
@@ -27,7 +32,12 @@ export function supervise(script: string, argv: string[]): void {
   child.stdout?.pipe(process.stdout);
   child.stderr?.pipe(process.stderr);
   let reported: number | undefined;
-  child.on('message', (m: { exit?: unknown }) => {
+  child.on('message', (m: { exit?: unknown; ready?: unknown }) => {
+    if (m?.ready === true) {
+      ready = true;
+      for (const sig of held.splice(0)) child.kill(sig);
+      return;
+    }
     if (typeof m?.exit !== 'number') return;
     reported = m.exit;
     setTimeout(() => {
@@ -37,7 +47,6 @@ export function supervise(script: string, argv: string[]): void {
       process.exit(reported);
     }, EXIT_GRACE_MS).unref();
   });
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
   child.on('close', (code, signal) => { // 'close': after the last of its output was copied
     process.exit(reported ?? code ?? 128 + (signal ? os.constants.signals[signal] : 1));
   });
@@ -47,11 +56,27 @@ export function supervise(script: string, argv: string[]): void {
   });
 }
 
+/** In the worker: its signal handlers are installed; the supervisor may pass signals on now. */
+export function workerReady(): void {
+  if (process.send && process.connected) process.send({ ready: true });
+}
+
+/**
+ * In the worker: when the supervisor dies without telling us (kill -9 of it), die as abruptly: a worker that
+ * outlived a killed replica would go on writing while the next run starts.
+ */
+export function dieWithSupervisor(): void {
+  if (!process.send) return;
+  process.on('disconnect', () => { if (!exiting) process.kill(process.pid, 'SIGKILL'); });
+}
+let exiting = false;
+
 /**
  * In the worker: tell the supervisor the exit code, then exit. Where the supervisor is absent (tests that
  * import the CLI, REPLICA_SUPERVISED set by hand) this is a plain exit.
  */
 export function exitWith(code: number): void {
+  exiting = true;
   if (process.send && process.connected) {
     process.send({ exit: code }, () => process.exit(code));
   } else {

@@ -96,7 +96,7 @@ export function observeEntry(store: Store, e: Entry, now: number, settleMs: numb
     return 'none';
   }
   if (!rec) {
-    rec = { z: e.size, m: e.mtimeMs, i: e.ino, o: now, f: now, t: {} };
+    rec = { z: e.size, m: e.mtimeMs, i: e.ino, c: e.ctimeMs, o: now, f: now, t: {} };
     store.set(e.path, rec);
   } else if (rec.l !== undefined || rec.d !== undefined || observationChanged(rec, e)) {
     if (rec.l !== undefined || observationChanged(rec, e)) {

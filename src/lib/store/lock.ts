@@ -14,6 +14,16 @@ function startTime(pid: number): string | undefined {
   }
 }
 
+/** A zombie (state Z: dead, not yet reaped, e.g. an orphan under an init that does not reap) holds nothing. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
+  }
+}
+
 /** A lock whose owner cannot be proven live (no start time to compare) is taken over once it is this old. */
 export const UNPROVEN_LOCK_MS = 60 * 60_000;
 
@@ -27,6 +37,7 @@ function alive(info: LockInfo, lockAgeMs: number): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  if (isZombie(info.pid)) return false;
   const now = startTime(info.pid);
   if (info.start === undefined || now === undefined) return lockAgeMs < UNPROVEN_LOCK_MS;
   return now === info.start;

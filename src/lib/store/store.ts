@@ -104,7 +104,9 @@ export class Store {
         fs.mkdirSync(path.join(this.dir, FILES_DIR), { recursive: true, mode: STORE_DIR_MODE });
         fs.mkdirSync(path.join(this.dir, SNAP_DIR), { recursive: true, mode: STORE_DIR_MODE });
         // private: a store made by an older version (0755) is closed up too
-        for (const d of [this.dir, path.join(this.dir, FILES_DIR), path.join(this.dir, SNAP_DIR)]) fs.chmodSync(d, STORE_DIR_MODE);
+        for (const d of [this.dir, path.join(this.dir, FILES_DIR), path.join(this.dir, SNAP_DIR)]) {
+          if ((fs.statSync(d).mode & 0o777) !== STORE_DIR_MODE) fs.chmodSync(d, STORE_DIR_MODE);
+        }
       } catch (err) {
         throw new StoreError(`store: cannot create ${this.dir}: ${messageOf(err)}; check the \`store\` path in the config`, { cause: err });
       }

@@ -16,6 +16,10 @@ for b in ceph-mon ceph-osd radosgw; do command -v $b >/dev/null || need+=("$b");
 command -v ceph >/dev/null || need+=(ceph-common)
 command -v curl >/dev/null || need+=(curl)
 command -v rclone >/dev/null || need+=(rclone)   # npm run bench compares the S3 upload with rclone copy
+# a stuck target (a hung NFS server) is tested with a FUSE file system that blocks forever (test/fixtures/blockfs.py)
+[ -f /usr/lib/python3/dist-packages/fusepy.py ] || need+=(python3-fusepy)
+command -v fusermount3 >/dev/null || need+=(fuse3)
+command -v chattr >/dev/null || need+=(e2fsprogs)
 # the HTML report is checked in headless Chromium (playwright-core drives Debian's chromium; no download)
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then

@@ -177,6 +177,12 @@ describe('store and lock', () => {
     assert.equal(r2.code, 1);
     assert.equal(json(r2).counts.deleted, 0);
     assert.equal(json(await cli(['status', '--json', '--config', cfg])).deleted, 0);
+    // a target added meanwhile is owed every file, but nothing is tried while their disk is missing
+    writeConfig(dir, { host: 'x', sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }] });
+    assert.equal((await cli(['run', '--config', cfg])).code, 1);
+    const s = json(await cli(['status', '--json', '--config', cfg]));
+    assert.equal(s.targets[1].failed.files, 0, 'no attempt spent on files whose source disk is missing');
+    assert.equal(s.targets[1].pending.files, 10);
     rmTree(dir);
   });
 });

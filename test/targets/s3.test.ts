@@ -127,7 +127,8 @@ describe('replica check on S3 targets', () => {
   it('reports reachable, authenticated, writable (no free space from S3); a missing bucket and bad credentials say so; an unset credential variable is a config error', async () => {
     const dir = tmpDir();
     const t = (name: string, url: string, extra = {}) => ({ name, url, endpoint: ceph.endpoint, accessKeyEnv: 'T_S3_KEY', secretKeyEnv: 'T_S3_SECRET', ...extra });
-    const cfg = writeConfig(dir, { host: 'c', sources: [dir], targets: [t('good', `s3://${bucket}/chk`), t('nobucket', 's3://replica-missing-bucket/x'), t('badkey', `s3://${bucket}/chk`, { secretKeyEnv: 'T_S3_WRONG' })] });
+    fs.mkdirSync(path.join(dir, 'src')); // the store (.replica beside the config) must not be inside a source
+    const cfg = writeConfig(dir, { host: 'c', sources: [path.join(dir, 'src')], targets: [t('good', `s3://${bucket}/chk`), t('nobucket', 's3://replica-missing-bucket/x'), t('badkey', `s3://${bucket}/chk`, { secretKeyEnv: 'T_S3_WRONG' })] });
     const env = { T_S3_KEY: ceph.accessKeyId, T_S3_SECRET: ceph.secretAccessKey, T_S3_WRONG: 'not-the-secret' };
     const r = await cli(['check', '--json', '--config', cfg], { env });
     assert.equal(r.code, 1, r.stderr);

@@ -216,7 +216,8 @@ describe('ssh: a server that stops mid-copy, and replica check', () => {
     const other = path.join(dir, 'kh');
     fs.writeFileSync(other, `[127.0.0.1]:${sshd.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n`);
     const url = `ssh://root@127.0.0.1:${sshd.port}${path.join(remoteBase, 'chk')}`;
-    const cfg = writeConfig(dir, { host: 'c', sources: [dir], targets: [
+    fs.mkdirSync(path.join(dir, 'src')); // the store (.replica beside the config) must not be inside a source
+    const cfg = writeConfig(dir, { host: 'c', sources: [path.join(dir, 'src')], targets: [
       { name: 'good', url, identity: sshd.clientKey, knownHosts: sshd.knownHosts },
       { name: 'badkey', url, identity: sshd.clientKey, knownHosts: other },
       { name: 'down', url: url.replace(`:${sshd.port}`, ':1'), identity: sshd.clientKey, knownHosts: sshd.knownHosts, timeouts: { command: '2s' } }] });

@@ -153,8 +153,11 @@ export class Agent {
     const e = entryOf(p, this.config.sources.map((s) => s.path));
     if (!e) return;
     const next = observeEntry(this.store, e, Date.now(), this.config.settleMs, this.engine.names, this.engine.counts);
-    if (next === 'hash') this.markReady(p);
-    else if (next === 'wait') this.arm(p);
+    // Settled already ('hash': an event replayed after a long pass, for a file whose mtime is past settle)
+    // still has to be hashed before it can be copied: the settle step does that (at once for it). Marking
+    // it ready here skipped the hash, and nothing looked at it again until the next rescan (the flaky
+    // "SIGHUP: an invalid config is refused" watch test: its file's event was buffered during the pass).
+    if (next === 'hash' || next === 'wait') this.arm(p);
     else if (e.kind === 'symlink') this.markReady(p);
   }
 

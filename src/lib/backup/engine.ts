@@ -24,6 +24,8 @@ export class Engine {
   readonly names: string[];
   /** copies due in the current copy step (for progress): files and bytes, counted per target */
   due = { files: 0, bytes: 0 };
+  /** source roots found missing by the last scan: nothing under them is copied (their files are not there) */
+  missingRoots: string[] = [];
 
   constructor(readonly config: Config, readonly store: Store, readonly targets: Target[], readonly log: Logger,
     readonly signal: AbortSignal) {
@@ -101,7 +103,9 @@ export class Engine {
 
   /** The full reconcile scan of every source. */
   scan(): ReconcileResult {
-    return reconcile(this.config, this.store, this.counts, this.log);
+    const res = reconcile(this.config, this.store, this.counts, this.log);
+    this.missingRoots = res.missingSources;
+    return res;
   }
 
   /** Re-stat files seen changing; those now settled are hashed. Returns the ones still changing. */
@@ -121,7 +125,7 @@ export class Engine {
     const now = Date.now();
     const due = new Map<TargetCopier, string[]>(this.copiers.map((c) => [c, []]));
     const consider = (p: string, r: Rec | undefined) => {
-      if (!r) return;
+      if (!r || this.missingRoots.some((m) => p.startsWith(m + '/'))) return;
       for (const c of this.copiers) {
         if (c.down || !isDue(r, c.target.name, now, this.config.retry)) continue;
         due.get(c)!.push(p);

@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { type ErrorClass, TargetError, classifyErrno } from '../errors.js';
+import { type ErrorClass, SourceError, TargetError, classifyErrno, toTargetError } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
 import { checkRelPath } from './local.js';
 import type { PutSource } from './source.js';
@@ -108,12 +108,19 @@ export class S3Target implements Target {
     const Metadata: Record<string, string> = { mode: src.mode.toString(8) };
     if (src.hash) Metadata.xxh64 = src.hash;
     if (src.mtimeMs !== undefined) Metadata.mtime = (src.mtimeMs / 1000).toFixed(3);
+    let sourceError: unknown;
     try {
       opts.signal?.throwIfAborted();
       // small objects go from memory, after their bytes were hashed against the settled hash; bigger ones
       // stream, and the source errors before its last chunk if the bytes are not the settled ones, so the
       // PUT never completes (or the multipart upload is aborted instead of completed)
-      const body: Readable | Buffer = src.size <= SMALL ? src.readAll() : src.stream();
+      let body: Readable | Buffer;
+      if (src.size <= SMALL) body = src.readAll();
+      else {
+        body = src.stream();
+        // the SDK reports a failed body as its own error: keep the source's (class `changed`) to say why
+        body.on('error', (e) => { sourceError ??= e; });
+      }
       if (src.size < MULTIPART_MIN) {
         await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: src.size, Metadata }), { abortSignal: opts.signal });
       } else {
@@ -124,6 +131,7 @@ export class S3Target implements Target {
       }
       opts.signal?.throwIfAborted();
     } catch (err) {
+      if (sourceError instanceof SourceError) throw toTargetError(sourceError, this.name, `[${this.name}] put ${rel}`);
       throw this.fail(opts.signal?.aborted ? opts.signal.reason ?? err : err, 'put', rel);
     }
   }

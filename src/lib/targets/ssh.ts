@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Client, type SFTPWrapper } from 'ssh2';
-import { TargetError, type ErrorClass } from '../errors.js';
+import { SourceError, TargetError, type ErrorClass, toTargetError } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
 import { raceSignal } from '../queue/deadline.js';
 import { checkRelPath } from './local.js';
@@ -85,6 +85,7 @@ export class SshTarget implements Target {
 
   private fail(err: unknown, op: string, rel: string): TargetError {
     if (err instanceof TargetError) return err;
+    if (err instanceof SourceError) return toTargetError(err, this.name, `[${this.name}] ${op} ${rel}`); // the source, not the server
     const e = err as { code?: number | string; level?: string; message?: string };
     const msg = `[${this.name}] ${op} ${rel}: ${e.message ?? String(err)}`;
     let cls: ErrorClass = typeof e.code === 'number' ? SFTP_CLASS[e.code] ?? 'other' : 'unreachable';
@@ -271,7 +272,8 @@ export class SshTarget implements Target {
       for (let off = 0; off < chunk.length; off += maxLen) {
         if (failed !== undefined) throw failed;
         const len = Math.min(maxLen, chunk.length - off);
-        const w = this.sftp<void>((s, cb) => s.write(handle, chunk, off, len, pos, cb)).catch((e) => { failed ??= e; });
+        const at = pos; // this.sftp() calls back after an await: pos has moved on by then
+        const w = this.sftp<void>((s, cb) => s.write(handle, chunk, off, len, at, cb)).catch((e) => { failed ??= e; });
         pos += len;
         inFlight.add(w);
         void w.finally(() => inFlight.delete(w));

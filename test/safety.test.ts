@@ -162,7 +162,7 @@ async function blockingMount(dir: string): Promise<{ mnt: string; block: () => v
 }
 
 describe('safety: a stuck target (FUSE that blocks forever, a hung NFS stand-in) never hangs replica', () => {
-  it('run ends within about command + copy timeout, the other target complete; the stuck one is down', async () => {
+  it('run ends within about command + copy timeout, the other target complete; the stuck one is down', async (t) => {
     const dir = tmpDir();
     const fuse = await blockingMount(dir);
     try {
@@ -176,6 +176,7 @@ describe('safety: a stuck target (FUSE that blocks forever, a hung NFS stand-in)
       const took = Date.now() - t0;
       assert.equal(r.code, 1, r.stderr);
       assert.ok(took < 2000 + 3000 + 6000, `run took ${took} ms against a stuck target`);
+      t.diagnostic(`run against a stuck target (command 2 s, copy 3 s): ${took} ms`);
       assert.equal(json(r).targetsDown.stuck.class, 'timeout');
       assert.deepEqual(treeDigest(onTarget(path.join(dir, 'ok'), 'm', fs.realpathSync(src))), treeDigest(src));
       // SIGTERM while a call to the stuck target hangs (long timeouts): the run ends at once, 130
@@ -187,6 +188,7 @@ describe('safety: a stuck target (FUSE that blocks forever, a hung NFS stand-in)
       const code = await Promise.race([exited(child), sleep(10_000).then(() => 'still running')]);
       assert.equal(code, 130);
       assert.ok(Date.now() - t1 < 5000, `SIGTERM took ${Date.now() - t1} ms`);
+      t.diagnostic(`SIGTERM while a call hangs: exit 130 after ${Date.now() - t1} ms`);
     } finally {
       await fuse.stop();
       rmTree(dir);
@@ -273,6 +275,7 @@ describe('safety: timers and config input', () => {
     age(path.join(src, 'f'));
     const r = await cli(['run', '--config', writeConfig(dir, { sources: [src], targets: [{ name: 'a', url: 'ta' }], timeouts: { command: '30d', copy: '30d' } })]);
     assert.equal(r.code, 0, `a 30-day timeout must not expire at once: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /TimeoutOverflowWarning/, 'no timer anywhere got a delay past the limit');
     const z = await cli(['run', '--config', writeConfig(dir, { sources: [src], targets: [{ name: 'a', url: 'ta', timeouts: { copy: '0s' } }] })]);
     assert.equal(z.code, 78);
     assert.match(z.stderr, /targets\[0\]\.timeouts\.copy: must be greater than 0/);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseDuration, parseSize } from './units.js';
 import { PathFilter, PatternList } from '../scan/filter.js';
+import { MAX_TIMER_MS } from '../queue/timers.js';
 import {
   type Config, type SourceConfig, type TargetConfig, type TargetKind, type Timeouts, type LogLevel,
   DEFAULTS, LOG_LEVELS, TOP_KEYS, SOURCE_KEYS, RETRY_KEYS, TIMEOUT_KEYS, VERIFY_KEYS, LOG_KEYS, MONITOR_KEYS,
@@ -124,7 +125,9 @@ class Reader {
     // a zero timeout would fail every call at once
     if (copyMs === 0 && t.copy !== undefined) this.fail(`${key}.copy`, 'must be greater than 0');
     if (commandMs === 0 && t.command !== undefined) this.fail(`${key}.command`, 'must be greater than 0');
-    return { copyMs, commandMs };
+    // one call's timeout is capped at Node's timer limit (~24.8 days): every library that takes a timeout
+    // (child_process, ssh2, the AWS SDK) would otherwise overflow it and fire after 1 ms
+    return { copyMs: Math.min(copyMs, MAX_TIMER_MS), commandMs: Math.min(commandMs, MAX_TIMER_MS) };
   }
 }
 

@@ -179,15 +179,14 @@ export class TargetCopier {
    * Before a batch's puts: record in the store (durably) the target directories where they will make temp
    * files, so that after a kill -9 the next run removes them even if nothing is ever written there again.
    */
-  private async noteTempDirs(paths: string[]): Promise<string[]> {
+  private noteTempDirs(paths: string[]): string[] {
     if (!this.target.removeTemps) return [];
     const m = this.ctx.store.meta.targets[this.target.name];
     const dirs = [...new Set(paths.map((p) => targetPath(this.ctx.host, p.slice(0, p.lastIndexOf('/')) || '')))];
     const known = new Set(m.tempDirs ?? []);
     if (dirs.every((d) => known.has(d))) return dirs;
     m.tempDirs = [...new Set([...known, ...dirs])];
-    this.ctx.store.touchMeta();
-    await this.ctx.store.flush();
+    this.ctx.store.flushMeta(); // meta alone: the records keep their debounced flush
     return dirs;
   }
 
@@ -212,7 +211,7 @@ export class TargetCopier {
       }
       const copied: [string, Rec, number][] = [];
       this.dirModes = new Map();
-      const dirs = await this.noteTempDirs(batch.map(([p]) => p));
+      const dirs = this.noteTempDirs(batch.map(([p]) => p));
       await Promise.all(batch.map(([p, rec]) => this.queue.add(async () => {
         if (this.down || this.ctx.signal.aborted) return;
         if (await this.put(p, rec)) copied.push([p, rec, Date.now()]);

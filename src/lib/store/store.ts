@@ -191,6 +191,19 @@ export class Store {
     this.timer.unref();
   }
 
+  /**
+   * Write meta.json alone now (atomically, durably), leaving dirty shards to the debounced flush: for state
+   * that must be on disk before the next step (the temp directories of a batch about to be written).
+   */
+  flushMeta(): void {
+    if (this.opts.readOnly) return;
+    try {
+      writeFileAtomicSync(path.join(this.dir, 'meta.json'), JSON.stringify(this.meta, null, 1));
+    } catch (err) {
+      throw new StoreError(`store: cannot write ${this.dir}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
   /** Write every dirty shard and meta.json now (atomically, durably). Throws StoreError if the disk refuses. */
   flush(): Promise<void> {
     if (this.opts.readOnly) return Promise.resolve();

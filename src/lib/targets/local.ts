@@ -13,6 +13,7 @@ import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFI
 
 const run = promisify(execFile);
 const C = fs.constants;
+const UMASK = process.umask();
 
 /** Reject paths that could leave the target base. */
 export function checkRelPath(target: string, rel: string): void {
@@ -164,7 +165,7 @@ export class LocalTarget implements Target {
       try {
         if (src.size <= SMALL_FILE) await writeAll(fh, src.readAll());
         else await writeStream(fh, src.stream(), opts.signal);
-        await fh.chmod(src.mode); // open's mode is cut by the umask
+        if (src.mode & UMASK) await fh.chmod(src.mode); // open's mode was cut by the umask
         if (src.mtimeMs !== undefined) await fh.utimes(new Date(), new Date(src.mtimeMs));
       } finally {
         await fh.close();

@@ -150,7 +150,7 @@ export class Agent {
     this.log.debug(`watch: event ${p}`);
     if (this.stopping) return;
     if (this.buffer) { this.buffer.push(['change', p]); return; }
-    const e = entryOf(p, this.config.sources.map((s) => s.path));
+    const e = entryOf(p, this.engine.roots);
     if (!e) return;
     const next = observeEntry(this.store, e, Date.now(), this.config.settleMs, this.engine.names, this.engine.counts);
     // Settled already ('hash': an event replayed after a long pass, for a file whose mtime is past settle)

@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Rec, RunCounts } from '../store/model.js';
 import { identityOf, observationChanged, observationOf, observe } from '../scan/settle.js';
-import { lstatUnder, openSettled, rootOf, sameFile } from '../scan/sourceFs.js';
+import { lstatUnder, openSettled, rootOf } from '../scan/sourceFs.js';
 import { FdSource } from '../targets/source.js';
 import type { PutOptions, Target } from '../targets/target.js';
 import { markFailed, markVerified, type RetryPolicy } from './states.js';
@@ -128,7 +128,7 @@ export class TargetCopier {
       try {
         await this.target.put(rel, new FdSource(fd, rec.z, st.mode, rec.m, rec.h, p), opts);
         // the bytes published were the settled content; a change after that still means a new version is coming
-        if (!sameFile(fs.fstatSync(fd), identityOf(rec))) throw new SourceError(`source changed while copying: ${p}`, 'changed');
+        if (observationChanged(rec, fs.fstatSync(fd))) throw new SourceError(`source changed while copying: ${p}`, 'changed');
       } finally {
         fs.closeSync(fd);
       }

@@ -38,7 +38,7 @@ export function reconcile(config: Config, store: Store, counts: RunCounts, log: 
   for (const src of config.sources) {
     const seen = new Set<string>();
     const rootOk = fs.existsSync(src.path);
-    const filter = new PathFilter(src.include, [...globalExclude, ...src.exclude]);
+    const filter = PathFilter.forSource(src, globalExclude);
     const unreadable: string[] = [];
     const before = counts.scanned;
     // Entries are handled as the walk finds them. A source that turns out empty made no change to the store.

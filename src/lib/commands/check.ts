@@ -96,7 +96,7 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
 
 /** Walk a source without pruning and count the files its patterns keep and drop (pruned directories included). */
 function countFiltered(s: SourceConfig, globalExclude: string[]): { kept: number; dropped: number } {
-  const filter = new PathFilter(s.include, [...globalExclude, ...s.exclude]);
+  const filter = PathFilter.forSource(s, globalExclude);
   const dirOk = new Map<string, boolean>();
   const under = (rel: string): boolean => {
     const i = rel.lastIndexOf('/');

@@ -56,7 +56,7 @@ export async function newFilesCommand(ctx: Context, opts: NewFilesOptions): Prom
   const found: NewFile[] = [];
   const raw = new Map<NewFile, Buffer>();
   for (const src of config.sources) {
-    walk(src.path, new PathFilter(src.include, [...config.exclude, ...src.exclude]), (e) => {
+    walk(src.path, PathFilter.forSource(src, config.exclude), (e) => {
       if (e.kind === 'special' || e.mtimeMs < since) return;
       const rec = store.get(e.path);
       const current = rec && rec.d === undefined && rec.s !== undefined

@@ -310,7 +310,7 @@ const inside = (child: string, parent: string) => child === parent || parent ===
 function excludedBy(s: SourceConfig, exclude: string[], p: string): boolean {
   const rel = path.relative(s.path, p);
   if (rel === '') return false;
-  const filter = new PathFilter([], [...exclude, ...s.exclude]);
+  const filter = PathFilter.forSource({ include: [], exclude: s.exclude }, exclude); // only excludes prune directories
   const parts = rel.split('/');
   return parts.some((_, i) => !filter.dir(parts.slice(0, i + 1).join('/')));
 }

@@ -63,6 +63,11 @@ export class PathFilter {
     this.exc = new PatternList(exclude);
   }
 
+  /** The filter of one source: its own include, its own exclude plus the config's global exclude. */
+  static forSource(src: { include: string[]; exclude: string[] }, globalExclude: string[]): PathFilter {
+    return new PathFilter(src.include, [...globalExclude, ...src.exclude]);
+  }
+
   /** Should the file at `rel` be backed up? */
   file(rel: string): boolean {
     return !this.exc.match(rel) && (this.inc.empty || this.inc.match(rel));

@@ -1,4 +1,5 @@
 import type { Rec } from '../store/model.js';
+import { sameFile } from './sourceFs.js';
 
 /** One lstat of a file: what the settle rule compares (a walk Entry is one). */
 export interface Observation { readonly size: number; readonly mtimeMs: number; readonly ino: number; readonly ctimeMs: number }
@@ -8,7 +9,7 @@ export interface Observation { readonly size: number; readonly mtimeMs: number; 
  * catches a rewrite whose mtime was put back (`touch -r`), which no user can set back.
  */
 export function observationChanged(rec: Rec, o: Observation): boolean {
-  return rec.z !== o.size || rec.m !== o.mtimeMs || (rec.i !== undefined && rec.i !== o.ino) || (rec.c !== undefined && rec.c !== o.ctimeMs);
+  return !sameFile(o, identityOf(rec));
 }
 
 /** The identity of the observed file, as an opened descriptor must show it (sourceFs.openSettled). */

@@ -20,8 +20,11 @@ export const at = (dirFd: number, name: string): string => `/proc/self/fd/${dirF
 /** The identity of the file that settled: what an opened descriptor must still show. */
 export interface Identity { readonly size: number; readonly mtimeMs: number; readonly ino?: number; readonly ctimeMs?: number }
 
-/** Does `st` still show the file `id` describes (inode, size, mtime, ctime where recorded)? */
-export function sameFile(st: fs.Stats, id: Identity): boolean {
+/**
+ * Does `st` still show the file `id` describes (size, mtime; inode and ctime where recorded)? The one
+ * comparison of a file against what was recorded of it: the settle rule's change check uses it too.
+ */
+export function sameFile(st: { size: number; mtimeMs: number; ino: number; ctimeMs: number }, id: Identity): boolean {
   return st.size === id.size && st.mtimeMs === id.mtimeMs && (id.ino === undefined || st.ino === id.ino)
     && (id.ctimeMs === undefined || st.ctimeMs === id.ctimeMs);
 }

@@ -41,7 +41,7 @@ export async function createWatcher(config: Config, h: WatchHandlers): Promise<S
 }
 
 function sourceFilters(config: Config) {
-  return config.sources.map((s) => ({ root: s.path, filter: new PathFilter(s.include, [...config.exclude, ...s.exclude]) }));
+  return config.sources.map((s) => ({ root: s.path, filter: PathFilter.forSource(s, config.exclude) }));
 }
 
 /**

@@ -54,6 +54,9 @@ rgw frontends = beast endpoint=127.0.0.1:$PORT
 rgw data = $D/rgw
 auth client required = none
 ms mon client mode = crc
+# quota checks read the bucket's usage from the index each time, not from a cache trusted for 600 s: a test
+# cluster is small, and a quota test must see every byte it wrote (a CI run saw 12 MB land under a 3 MiB quota)
+rgw bucket quota ttl = 0
 EOF
 monmaptool --create --clobber --fsid "$FSID" --addv a "[v2:127.0.0.1:$MONPORT]" "$D/monmap" >/dev/null
 ceph-authtool --create-keyring "$D/mon.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null

@@ -7,8 +7,7 @@ import { StoreLock } from '../dist/lib/store/lock.js';
 import { decodeState, encodeState, toFileRecord, type Rec } from '../dist/lib/store/model.js';
 import { LockedError, StoreError } from '../dist/lib/errors.js';
 import { silentLogger } from '../dist/lib/log.js';
-import { isSettled, settlesAt } from '../dist/lib/scan/settle.js';
-import { backoffMs, isDue, markFailed } from '../dist/lib/backup/states.js';
+import { settleRuleHolds, settlesAt } from '../dist/lib/scan/settle.js';
 import { rmTree, tmpDir } from './helpers.js';
 
 const opts = { host: 'h', agentVersion: '0.0.0', snapshots: 2, log: silentLogger(), flushMs: 20 };
@@ -92,29 +91,13 @@ describe('lock', () => {
   });
 });
 
-describe('settle and retry rules', () => {
+describe('settle rule', () => {
   it('settles by two observations `settle` apart, or by an old mtime; a future mtime only by observations', () => {
     const r = { z: 1, m: 10_000, o: 10_000, f: 0, t: {} } as Rec;
-    assert.equal(isSettled(r, 10_500, 1000), false);
-    assert.equal(isSettled(r, 11_000, 1000), true);
-    assert.equal(isSettled({ ...r, o: 50_000 }, 50_100, 1000), true, 'old mtime');
-    assert.equal(isSettled({ ...r, m: 99_999, o: 50_000 }, 50_100, 1000), false, 'future mtime');
+    assert.equal(settleRuleHolds(r, 10_500, 1000), false);
+    assert.equal(settleRuleHolds(r, 11_000, 1000), true);
+    assert.equal(settleRuleHolds({ ...r, o: 50_000 }, 50_100, 1000), true, 'old mtime');
+    assert.equal(settleRuleHolds({ ...r, m: 99_999, o: 50_000 }, 50_100, 1000), false, 'future mtime');
     assert.equal(settlesAt(r, 1000), 11_000);
-  });
-
-  it('backoff doubles up to the cap; after maxAttempts nothing is due until retry', () => {
-    const p = { maxAttempts: 3, backoffMs: 1000, maxBackoffMs: 3000 };
-    assert.deepEqual([1, 2, 3, 4].map((a) => backoffMs(p, a)), [1000, 2000, 3000, 3000]);
-    const r = { z: 1, m: 1, o: 1, f: 1, s: 1, h: 'x', t: {} } as Rec;
-    assert.equal(isDue(r, 'a', 0, p), true);
-    markFailed(r, 'a', 'ENOSPC', 'full', 100, p);
-    assert.equal(isDue(r, 'a', 500, p), false);
-    assert.equal(isDue(r, 'a', 1100, p), true);
-    markFailed(r, 'a', 'ENOSPC', 'full', 2000, p);
-    markFailed(r, 'a', 'ENOSPC', 'full', 9000, p);
-    assert.equal(decodeState(r.t.a).a, 3);
-    assert.equal(decodeState(r.t.a).n, undefined);
-    assert.equal(isDue(r, 'a', 1e12, p), false);
-    assert.equal(isDue({ ...r, d: 5, t: {} }, 'a', 0, p), false, 'deleted sources are not copied');
   });
 });

@@ -10,7 +10,7 @@ import { settlesAt } from '../scan/settle.js';
 import { createWatcher, type SourceWatcher } from '../scan/watch.js';
 import { type LongTimer, setLongInterval, setLongTimeout } from '../queue/timers.js';
 import { maxUserWatches, processWatches } from '../scan/inotify.js';
-import { stateCode } from '../store/model.js';
+import { isCurrent, isVerifiedOn, markDeleted } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Target } from '../targets/target.js';
 
@@ -131,8 +131,7 @@ export class Agent {
   /** Settled and verified on every target: needs no watch of its own. */
   private isDone(p: string): boolean {
     const r = this.store.get(p);
-    if (!r || r.s === undefined || r.d !== undefined) return false;
-    return this.engine.names.every((t) => stateCode(r.t[t]) === 'v');
+    return r !== undefined && isCurrent(r) && this.engine.names.every((t) => isVerifiedOn(r, t));
   }
 
   /** Handle the events buffered during a full pass. */
@@ -199,10 +198,7 @@ export class Agent {
     this.timers.get(p)?.clear();
     this.timers.delete(p);
     const r = this.store.get(p);
-    if (r && r.d === undefined) {
-      r.d = Date.now();
-      this.store.set(p, r);
-    }
+    if (r && markDeleted(r, Date.now())) this.store.set(p, r);
   }
 
   /** The watcher failed (inotify limit, overflow): say so everywhere and rescan instead of trusting events. */

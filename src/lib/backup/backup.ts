@@ -8,7 +8,7 @@ import { settlesAt } from '../scan/settle.js';
 import type { Target } from '../targets/target.js';
 import { Engine } from './engine.js';
 import { MAX_TIMER_MS } from '../queue/timers.js';
-import { isDue } from './states.js';
+import { isDeleted, isDue, isSettled } from '../store/records.js';
 
 export interface BackupOptions {
   /** only this target (by name) */
@@ -65,8 +65,8 @@ export async function backup(config: Config, store: Store, targets: Target[], lo
     const now = Date.now();
     const toHash = new Set(scan.toHash);
     for (const [p, r] of store.entries()) {
-      if (r.d !== undefined) continue;
-      const due = engine.targets.filter((t) => (r.s === undefined ? toHash.has(p) : isDue(r, t.name, now, config.retry))).map((t) => t.name);
+      if (isDeleted(r)) continue;
+      const due = engine.targets.filter((t) => (!isSettled(r) ? toHash.has(p) : isDue(r, t.name, now, config.retry))).map((t) => t.name);
       if (due.length) result.wouldCopy[p] = due;
     }
     result.ok = true;

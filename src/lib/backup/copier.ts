@@ -8,7 +8,7 @@ import { identityOf, observationChanged, observationOf, observe } from '../scan/
 import { lstatUnder, openSettled, rootOf } from '../scan/sourceFs.js';
 import { FdSource } from '../targets/source.js';
 import type { PutOptions, Target } from '../targets/target.js';
-import { markFailed, markVerified, type RetryPolicy } from './states.js';
+import { markFailed, markVerified, unsettle, type RetryPolicy } from '../store/records.js';
 
 export interface CopyContext {
   host: string;
@@ -86,7 +86,7 @@ export class TargetCopier {
     const root = rootOf(this.ctx.roots, p);
     const st = root === undefined ? undefined : lstatUnder(root, p);
     if (st?.isFile()) observe(rec, observationOf(st), Date.now());
-    delete rec.s;
+    unsettle(rec);
     this.ctx.store.set(p, rec);
   }
 

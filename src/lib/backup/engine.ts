@@ -2,14 +2,14 @@ import type { Config } from '../config/schema.js';
 import { type TargetError, messageOf, toTargetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
-import { emptyCounts, stateCode, type Rec, type RunCounts } from '../store/model.js';
+import { emptyCounts, type Rec, type RunCounts } from '../store/model.js';
 import type { Target } from '../targets/target.js';
 import { withDeadline } from '../queue/deadline.js';
 import { TargetCopier } from './copier.js';
 import { hashSettled } from './hashing.js';
 import { reconcile, recheck, type ReconcileResult } from './reconcile.js';
 import { shipStore } from './shipStore.js';
-import { isDue } from './states.js';
+import { isCurrent, isDoneOn, isDue } from '../store/records.js';
 
 /**
  * The work of one backup pass, in steps that `run` takes once and `watch` takes per event batch: the same
@@ -147,8 +147,7 @@ export class Engine {
     const names = this.copiers.filter((c) => !c.down).map((c) => c.target.name);
     let n = 0;
     for (const [, r] of this.store.entries()) {
-      if (r.s === undefined || r.d !== undefined) continue;
-      if (names.some((t) => { const c = stateCode(r.t[t]); return c !== 'v' && c !== 'i'; })) n++;
+      if (isCurrent(r) && names.some((t) => !isDoneOn(r, t))) n++;
     }
     return n;
   }

@@ -6,7 +6,7 @@ import type { Store } from '../store/store.js';
 import type { RunCounts } from '../store/model.js';
 import type { Logger } from '../log.js';
 import { identityOf, observationChanged, observationOf, observe } from '../scan/settle.js';
-import { markFailed, resetTargets, type RetryPolicy } from './states.js';
+import { markFailed, settle, unsettle, type RetryPolicy } from '../store/records.js';
 
 /**
  * Hash settled files and record their content. Each is opened as the file that was observed (no symlink
@@ -38,10 +38,7 @@ export async function hashSettled(paths: string[], store: Store, targets: string
         observe(rec, observationOf(st), now);
         counts.unsettled++;
       } else {
-        rec.h = hash;
-        rec.s = now;
-        delete rec.o; // only unsettled records need their observation time
-        resetTargets(rec, targets);
+        settle(rec, hash, now, targets);
         settled.push(p);
         counts.hashed++;
         counts.settled++;
@@ -52,7 +49,7 @@ export async function hashSettled(paths: string[], store: Store, targets: string
       const cls = classifyErrno(err);
       if (cls === 'missing' || cls === 'vanished') continue; // deleted since the scan
       if (cls === 'changed') { // not the observed file any more (replaced, or swapped for a link): look again next scan
-        delete rec.s;
+        unsettle(rec);
         rec.o = Date.now();
         store.set(p, rec);
         counts.unsettled++;

@@ -5,9 +5,9 @@ import type { Store } from '../store/store.js';
 import type { RunCounts } from '../store/model.js';
 import { PathFilter } from '../scan/filter.js';
 import { walk, type Entry, type WalkProblem } from '../scan/walk.js';
-import { isSettled, observationChanged, observationOf, observe } from '../scan/settle.js';
+import { observationChanged, observationOf, observe, settleRuleHolds } from '../scan/settle.js';
 import { lstatUnder, rootOf } from '../scan/sourceFs.js';
-import { resetTargets } from './states.js';
+import { isDeleted, isSettled, markDeleted, markPresent, resetTargets, unsettle } from '../store/records.js';
 
 export interface ReconcileResult {
   /** settled files whose content must be hashed */
@@ -21,7 +21,7 @@ export interface ReconcileResult {
 
 /** Is there a live (not deleted) record under `root`? */
 export function storeKnows(store: Store, root: string): boolean {
-  for (const [p, r] of store.entries()) if (r.d === undefined && p.startsWith(root + '/')) return true;
+  for (const [p, r] of store.entries()) if (!isDeleted(r) && p.startsWith(root + '/')) return true;
   return false;
 }
 
@@ -64,9 +64,9 @@ export function reconcile(config: Config, store: Store, counts: RunCounts, log: 
     }
     for (const [p, r] of store.entries()) {
       // Not seen: deleted, unless it is now excluded or under a directory that could not be read.
-      if (r.d === undefined && p.startsWith(src.path + '/') && !seen.has(p) && filter.file(p.slice(src.path.length + 1))
+      if (!isDeleted(r) && p.startsWith(src.path + '/') && !seen.has(p) && filter.file(p.slice(src.path.length + 1))
         && !unreadable.some((u) => p.startsWith(u))) {
-        r.d = now;
+        markDeleted(r, now);
         store.set(p, r);
         counts.deleted++;
       }
@@ -88,7 +88,7 @@ export function observeEntry(store: Store, e: Entry, now: number, settleMs: numb
     counts.symlinks++;
     let text: string;
     try { text = fs.readlinkSync(e.path); } catch { return 'none'; }
-    if (!rec || rec.l !== text || rec.d !== undefined) {
+    if (!rec || rec.l !== text || isDeleted(rec)) {
       rec = { z: e.size, m: e.mtimeMs, i: e.ino, f: rec?.f ?? now, s: now, l: text, t: {} };
       resetTargets(rec, targetNames);
       store.set(e.path, rec);
@@ -98,20 +98,20 @@ export function observeEntry(store: Store, e: Entry, now: number, settleMs: numb
   if (!rec) {
     rec = { z: e.size, m: e.mtimeMs, i: e.ino, c: e.ctimeMs, o: now, f: now, t: {} };
     store.set(e.path, rec);
-  } else if (rec.l !== undefined || rec.d !== undefined || observationChanged(rec, e)) {
+  } else if (rec.l !== undefined || isDeleted(rec) || observationChanged(rec, e)) {
     if (rec.l !== undefined || observationChanged(rec, e)) {
       observe(rec, e, now);
-      delete rec.s;
+      unsettle(rec);
       delete rec.l;
     }
-    delete rec.d;
+    markPresent(rec);
     store.set(e.path, rec);
   } else if (rec.c === undefined && rec.l === undefined) {
     rec.c = e.ctimeMs; // a record from before ctime was kept: from now on a change with the mtime put back shows
     store.set(e.path, rec);
   }
-  if (rec.s !== undefined) return 'none';
-  return isSettled(rec, now, settleMs) ? 'hash' : 'wait';
+  if (isSettled(rec)) return 'none';
+  return settleRuleHolds(rec, now, settleMs) ? 'hash' : 'wait';
 }
 
 /**
@@ -149,7 +149,7 @@ export function recheck(paths: string[], roots: string[], store: Store, settleMs
       observe(rec, obs, now);
       store.set(p, rec);
       res.waiting.push(p);
-    } else if (isSettled(rec, now, settleMs)) res.toHash.push(p);
+    } else if (settleRuleHolds(rec, now, settleMs)) res.toHash.push(p);
     else res.waiting.push(p);
   }
   return res;

@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { PathFilter } from '../scan/filter.js';
 import { walk } from '../scan/walk.js';
 import { observationChanged } from '../scan/settle.js';
-import { stateCode, stateName } from '../store/model.js';
+import { isCurrent, stateNameOn } from '../store/records.js';
 import { type Context, openStoreReadOnly } from './context.js';
 
 export interface NewFilesOptions { since?: string; target?: string; nul?: boolean }
@@ -59,9 +59,9 @@ export async function newFilesCommand(ctx: Context, opts: NewFilesOptions): Prom
     walk(src.path, PathFilter.forSource(src, config.exclude), (e) => {
       if (e.kind === 'special' || e.mtimeMs < since) return;
       const rec = store.get(e.path);
-      const current = rec && rec.d === undefined && rec.s !== undefined
+      const current = rec && isCurrent(rec)
         && (e.kind === 'symlink' ? rec.l !== undefined : !observationChanged(rec, e));
-      const states = Object.fromEntries(names.map((n) => [n, current ? stateName(stateCode(rec.t[n])) : 'pending']));
+      const states = Object.fromEntries(names.map((n) => [n, current ? stateNameOn(rec, n) : 'pending']));
       if (Object.values(states).some((s) => s !== 'verified')) {
         found.push({ path: e.path, size: e.size, mtime: new Date(e.mtimeMs).toISOString(), targets: states });
       }

@@ -1,5 +1,6 @@
 import type { ErrorClass } from '../errors.js';
-import { decodeState, stateCode, type Meta, type Rec } from '../store/model.js';
+import type { Meta, Rec } from '../store/model.js';
+import { codeOn, failureOn, isCurrent, owedSince, verifiedAtOn } from '../store/records.js';
 import { summarize, type StoreSummary, type TargetSummary } from '../report/summary.js';
 
 /** Monitoring-plugin states, in exit-code order. */
@@ -64,23 +65,21 @@ export function hostReport(store: string, meta: Meta, records: () => Iterable<[s
   if (stale) raise('CRITICAL', `agent heartbeat ${heartbeatAgeMs === undefined ? 'never recorded' : `is ${Math.round(heartbeatAgeMs / 60000)} min old`} (stale after ${Math.round(t.staleMs / 60000)} min)`);
   const extra = new Map(names.map((n) => [n, { upTo: Infinity, final: 0, retrying: 0, worst: [] as TargetReport['worst'], verified: 0, scrubbed: 0 }]));
   for (const [p, r] of records()) {
-    if (r.d !== undefined || r.s === undefined) continue;
+    if (!isCurrent(r)) continue;
     for (const [n, x] of extra) {
-      const code = stateCode(r.t[n]);
+      const code = codeOn(r, n);
       if (code === 'v') {
         x.verified++;
-        const v = decodeState(r.t[n]).v ?? 0;
+        const v = verifiedAtOn(r, n) ?? 0;
         if (now - v <= t.scrubEveryMs) x.scrubbed++;
         continue;
       }
       if (code === 'i') continue;
-      x.upTo = Math.min(x.upTo, r.s);
+      x.upTo = Math.min(x.upTo, owedSince(r));
       if (code === 'f') {
-        const st = decodeState(r.t[n]);
-        const retrying = st.n !== undefined;
+        const { class: cls, message, at, attempts, retrying } = failureOn(r, n);
         if (retrying) x.retrying++; else x.final++;
-        const [cls, message, at] = st.e ?? ['other', '', 0];
-        x.worst.push({ path: p, class: cls, message, at: new Date(at).toISOString(), attempts: st.a ?? 0, retrying });
+        x.worst.push({ path: p, class: cls, message, at: new Date(at).toISOString(), attempts, retrying });
       }
     }
   }

@@ -1,5 +1,6 @@
 import type { ErrorClass } from '../errors.js';
-import { decodeState, stateCode, type Meta, type Rec } from '../store/model.js';
+import type { Meta, Rec } from '../store/model.js';
+import { codeOn, failureOn, isDeleted, isSettled, owedSince } from '../store/records.js';
 
 export interface Bucket { files: number; bytes: number }
 
@@ -56,23 +57,24 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
   };
   for (const [p, r] of records) {
     s.files++;
-    if (r.d !== undefined) s.deleted++;
-    if (r.s === undefined && r.d === undefined) s.unsettled++;
+    const deleted = isDeleted(r);
+    if (deleted) s.deleted++;
+    else if (!isSettled(r)) s.unsettled++;
     for (const [name, t] of targets) {
-      const st = stateCode(r.t[name]);
-      if (r.d !== undefined && st !== 'v') continue; // gone before it was copied: nothing can be done
+      const st = codeOn(r, name);
+      if (deleted && st !== 'v') continue; // gone before it was copied: nothing can be done
       if (t.removedAt !== undefined && st !== 'v') continue; // a removed target is owed nothing
       const b = st === 'v' ? t.verified : st === 'f' ? t.failed : st === 'i' ? t.ignored : t.pending;
       b.files++;
       b.bytes += r.z;
       if (st === 'f') {
-        const [cls, message, at] = decodeState(r.t[name]).e ?? ['other', '', 0];
+        const { class: cls, message, at } = failureOn(r, name);
         const c = (t.failed.byClass[cls] ??= { files: 0, latest: { path: p, message, at: new Date(at).toISOString() } });
         c.files++;
         if (new Date(at).toISOString() > c.latest.at) c.latest = { path: p, message, at: new Date(at).toISOString() };
       }
       if (st === 'p' || st === 'f') {
-        const since = r.s ?? r.f;
+        const since = owedSince(r);
         const o = oldest.get(name);
         if (!o || since < o[1]) oldest.set(name, [p, since]);
       }

@@ -24,7 +24,7 @@ export const observationOf = (st: { size: number; mtimeMs: number; ino: number; 
  * observation is at least `settleMs` old (two observations `settle` apart agree), or when the mtime is more
  * than `settleMs` in the past. A future mtime (clock skew) settles only by the two-observation rule.
  */
-export function isSettled(rec: Rec, now: number, settleMs: number): boolean {
+export function settleRuleHolds(rec: Rec, now: number, settleMs: number): boolean {
   return now - (rec.o ?? 0) >= settleMs || (rec.m <= now && now - rec.m > settleMs);
 }
 

@@ -1,0 +1,117 @@
+import type { ErrorClass } from '../errors.js';
+import { decodeState, encodeState, stateCode, stateName, type Rec, type StateCode, type TState, type TargetStateName } from './model.js';
+
+/**
+ * The record lifecycle, in one place: a file is seen (observed), settles (its content hashed), is copied and
+ * verified on each target (or fails there, with attempts and backoff), and may be deleted at the source. Every
+ * module outside the store asks these functions; none reads the compact keys (`s`, `d`, `t`) itself.
+ */
+
+/** Retry policy of the config's `retry`: attempts per file and target, first backoff, backoff cap. */
+export interface RetryPolicy { maxAttempts: number; backoffMs: number; maxBackoffMs: number }
+
+/** The content of the file is settled and hashed (it changes no more, as far as the last look showed). */
+export const isSettled = (r: Rec): boolean => r.s !== undefined;
+
+/** The file was not found by the last scan (a deletion at the source: its copies stay). */
+export const isDeleted = (r: Rec): boolean => r.d !== undefined;
+
+/** Settled and still at the source: the records every target owes a verified copy of. */
+export const isCurrent = (r: Rec): boolean => r.s !== undefined && r.d === undefined;
+
+/** When the content settled (epoch ms), or undefined while it is still changing. */
+export const settledAt = (r: Rec): number | undefined => r.s;
+
+/** Since when a copy has been owed: settled time, else first seen (the age the monitor warns about). */
+export const owedSince = (r: Rec): number => r.s ?? r.f;
+
+/** Mark the file deleted at the source (now), unless it is already. */
+export function markDeleted(r: Rec, now: number): boolean {
+  if (r.d !== undefined) return false;
+  r.d = now;
+  return true;
+}
+
+/** The file is at the source again (a scan found it after a deletion). */
+export function markPresent(r: Rec): void {
+  delete r.d;
+}
+
+/** The content is not (or no longer) known to be settled: it must settle and be hashed again. */
+export function unsettle(r: Rec): void {
+  delete r.s;
+}
+
+/** The content settled with this hash: every target must copy it again. */
+export function settle(r: Rec, hash: string, now: number, targets: string[]): void {
+  r.h = hash;
+  r.s = now;
+  delete r.o; // only unsettled records need their observation time
+  resetTargets(r, targets);
+}
+
+/** A new settled content: every target must copy it again. */
+export function resetTargets(r: Rec, targets: string[]): void {
+  r.t = {};
+  for (const t of targets) r.t[t] = 'p';
+}
+
+/** The state of `r` on `target`, decoded (a target added to the config later starts as pending). */
+export function stateOn(r: Rec, target: string): TState {
+  return decodeState(r.t[target]);
+}
+
+/** The state code alone (hot path of scans over every record). */
+export const codeOn = (r: Rec, target: string): StateCode => stateCode(r.t[target]);
+
+/** The state's name for output (pending, verified, failed, ignored). */
+export const stateNameOn = (r: Rec, target: string): TargetStateName => stateName(codeOn(r, target));
+
+/** The copy on `target` was read back and matched. */
+export const isVerifiedOn = (r: Rec, target: string): boolean => codeOn(r, target) === 'v';
+
+/** Nothing more is owed on `target`: verified, or ignored by the operator. */
+export function isDoneOn(r: Rec, target: string): boolean {
+  const c = codeOn(r, target);
+  return c === 'v' || c === 'i';
+}
+
+/** Backoff before attempt `attempts + 1`: backoff * 2^(attempts-1), capped. */
+export function backoffMs(policy: RetryPolicy, attempts: number): number {
+  return Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** Math.max(0, attempts - 1));
+}
+
+/** Is a copy of `r` to `target` due now? Current, and pending, or failed with attempts left and its backoff over. */
+export function isDue(r: Rec, target: string, now: number, policy: RetryPolicy): boolean {
+  if (!isCurrent(r)) return false;
+  const code = codeOn(r, target);
+  if (code === 'p') return true;
+  if (code !== 'f') return false;
+  const t = stateOn(r, target);
+  return (t.a ?? 0) < policy.maxAttempts && (t.n ?? 0) <= now;
+}
+
+/** Record a per-file failure on one target: spends an attempt, schedules the next by backoff. */
+export function markFailed(r: Rec, target: string, cls: ErrorClass, message: string, now: number, policy: RetryPolicy): void {
+  const a = (stateOn(r, target).a ?? 0) + 1;
+  const t: TState = { s: 'f', a, e: [cls, message, now] };
+  if (a < policy.maxAttempts) t.n = now + backoffMs(policy, a);
+  r.t[target] = encodeState(t);
+}
+
+/** The copy on `target` was read back and matches the settled hash. */
+export function markVerified(r: Rec, target: string, copiedAt: number, now: number): void {
+  r.t[target] = encodeState({ s: 'v', c: copiedAt, v: now });
+}
+
+/** When the copy on `target` was last read back and matched (epoch ms), if it is verified. */
+export function verifiedAtOn(r: Rec, target: string): number | undefined {
+  return codeOn(r, target) === 'v' ? stateOn(r, target).v ?? 0 : undefined;
+}
+
+/** The last failure on `target`: class, message, when; with attempts spent and whether another is scheduled. */
+export function failureOn(r: Rec, target: string): { class: ErrorClass; message: string; at: number; attempts: number; retrying: boolean } {
+  const t = stateOn(r, target);
+  const [cls, message, at] = t.e ?? ['other', '', 0];
+  return { class: cls, message, at, attempts: t.a ?? 0, retrying: t.n !== undefined };
+}

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decodeState, type Rec } from '../dist/lib/store/model.js';
+import {
+  backoffMs, codeOn, failureOn, isCurrent, isDeleted, isDoneOn, isDue, isSettled, isVerifiedOn, markDeleted, markFailed,
+  markPresent, markVerified, owedSince, settle, stateNameOn, unsettle, verifiedAtOn,
+} from '../dist/lib/store/records.js';
+
+const fresh = (): Rec => ({ z: 1, m: 1, o: 1, f: 7, t: {} });
+
+describe('record lifecycle (store/records)', () => {
+  it('a file settles with its hash, owing a copy to every target; a change unsettles it; a deletion keeps its copies', () => {
+    const r = fresh();
+    assert.equal(isSettled(r), false);
+    assert.equal(isCurrent(r), false, 'an unsettled file is owed nothing yet');
+    assert.equal(owedSince(r), 7, 'first seen until settled');
+    settle(r, 'abcd', 100, ['a', 'b']);
+    assert.equal(isSettled(r), true);
+    assert.equal(r.o, undefined, 'a settled record drops its observation time');
+    assert.equal(owedSince(r), 100);
+    assert.deepEqual([codeOn(r, 'a'), codeOn(r, 'b'), codeOn(r, 'later')], ['p', 'p', 'p'], 'a target added later starts pending');
+    markVerified(r, 'a', 150, 160);
+    assert.equal(isVerifiedOn(r, 'a'), true);
+    assert.equal(verifiedAtOn(r, 'a'), 160);
+    assert.equal(verifiedAtOn(r, 'b'), undefined);
+    assert.equal(stateNameOn(r, 'a'), 'verified');
+    assert.equal(isDoneOn(r, 'b'), false);
+    r.t.b = 'i';
+    assert.equal(isDoneOn(r, 'b'), true, 'ignored is done');
+    assert.equal(markDeleted(r, 200), true);
+    assert.equal(markDeleted(r, 300), false, 'deleted once: the first time stays');
+    assert.equal(isDeleted(r) && !isCurrent(r), true);
+    assert.equal(isVerifiedOn(r, 'a'), true, 'a deletion at the source never touches its copies');
+    markPresent(r);
+    assert.equal(isCurrent(r), true);
+    unsettle(r);
+    assert.equal(isCurrent(r), false);
+    settle(r, 'ef01', 400, ['a', 'b']);
+    assert.equal(isVerifiedOn(r, 'a'), false, 'new content: every target copies again');
+  });
+
+  it('backoff doubles up to the cap; after maxAttempts nothing is due until retry', () => {
+    const p = { maxAttempts: 3, backoffMs: 1000, maxBackoffMs: 3000 };
+    assert.deepEqual([1, 2, 3, 4].map((a) => backoffMs(p, a)), [1000, 2000, 3000, 3000]);
+    const r = { z: 1, m: 1, o: 1, f: 1, s: 1, h: 'x', t: {} } as Rec;
+    assert.equal(isDue(r, 'a', 0, p), true);
+    markFailed(r, 'a', 'ENOSPC', 'full', 100, p);
+    assert.equal(isDue(r, 'a', 500, p), false);
+    assert.equal(isDue(r, 'a', 1100, p), true);
+    markFailed(r, 'a', 'ENOSPC', 'full', 2000, p);
+    markFailed(r, 'a', 'ENOSPC', 'full', 9000, p);
+    assert.equal(decodeState(r.t.a).a, 3);
+    assert.equal(decodeState(r.t.a).n, undefined);
+    assert.equal(isDue(r, 'a', 1e12, p), false);
+    assert.equal(isDue({ ...r, d: 5, t: {} }, 'a', 0, p), false, 'deleted sources are not copied');
+  });
+
+  it('a failure keeps class, message and time, and says whether another attempt is scheduled', () => {
+    const p = { maxAttempts: 2, backoffMs: 10, maxBackoffMs: 10 };
+    const r = fresh();
+    settle(r, 'h', 1, ['a']);
+    markFailed(r, 'a', 'EACCES', 'denied', 50, p);
+    assert.deepEqual(failureOn(r, 'a'), { class: 'EACCES', message: 'denied', at: 50, attempts: 1, retrying: true });
+    markFailed(r, 'a', 'EACCES', 'denied again', 70, p);
+    assert.deepEqual(failureOn(r, 'a'), { class: 'EACCES', message: 'denied again', at: 70, attempts: 2, retrying: false });
+  });
+});

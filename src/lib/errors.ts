@@ -5,10 +5,31 @@ export const ERROR_CLASSES = [
 ] as const;
 export type ErrorClass = (typeof ERROR_CLASSES)[number];
 
-/** Classes that describe a whole target rather than one file (SPEC 8): no attempt is spent. */
-export const TARGET_WIDE_CLASSES: ReadonlySet<ErrorClass> = new Set<ErrorClass>([
-  'not-mounted', 'unreachable', 'timeout', 'EROFS', 'EIO',
-]);
+/**
+ * THE error policy: for each class, whether it describes one file or the whole target (a target-wide failure
+ * stops that target for the pass and spends no attempt; a full target stays per file, so every file records
+ * its own ENOSPC), whether one operation is retried in place (a dropped connection, EIO) before it fails, and
+ * whether retrying can ever help (`permanent`: shown as needing an operator).
+ */
+export const ERROR_POLICY: Readonly<Record<ErrorClass, { scope: 'file' | 'target'; retryOp: boolean; permanent: boolean }>> = {
+  ENOSPC: { scope: 'file', retryOp: false, permanent: false },
+  EACCES: { scope: 'file', retryOp: false, permanent: true },
+  EROFS: { scope: 'target', retryOp: false, permanent: true },
+  EIO: { scope: 'target', retryOp: true, permanent: false },
+  'not-mounted': { scope: 'target', retryOp: false, permanent: false },
+  unreachable: { scope: 'target', retryOp: true, permanent: false },
+  timeout: { scope: 'target', retryOp: false, permanent: false }, // the call already waited its whole timeout
+  quota: { scope: 'file', retryOp: false, permanent: false },
+  mismatch: { scope: 'file', retryOp: false, permanent: false },
+  missing: { scope: 'file', retryOp: false, permanent: false },
+  vanished: { scope: 'file', retryOp: false, permanent: false },
+  changed: { scope: 'file', retryOp: false, permanent: false },
+  'source-missing': { scope: 'file', retryOp: false, permanent: false },
+  other: { scope: 'file', retryOp: true, permanent: false },
+};
+
+/** Classes that describe a whole target rather than one file: no attempt is spent. */
+export const TARGET_WIDE_CLASSES: ReadonlySet<ErrorClass> = new Set(ERROR_CLASSES.filter((c) => ERROR_POLICY[c].scope === 'target'));
 
 /** Base of every error replica throws on purpose; `code` is stable for programs. */
 export class ReplicaError extends Error {
@@ -102,27 +123,45 @@ export class TargetError extends ReplicaError {
   }
 }
 
-const ERRNO_CLASS: Record<string, ErrorClass> = {
+const ERRNO_CLASS: Readonly<Record<string, ErrorClass>> = {
   ENOSPC: 'ENOSPC', EDQUOT: 'quota', EACCES: 'EACCES', EPERM: 'EACCES', EROFS: 'EROFS', EIO: 'EIO',
   ENOENT: 'missing', ENOTDIR: 'missing', ETIMEDOUT: 'timeout', ABORT_ERR: 'timeout', ECONNREFUSED: 'unreachable',
   EHOSTUNREACH: 'unreachable', ENETUNREACH: 'unreachable', ECONNRESET: 'unreachable', ENOTCONN: 'unreachable',
+  ENOTFOUND: 'unreachable', EAI_AGAIN: 'unreachable', EPIPE: 'unreachable',
 };
 
-/** Map a Node/system error to a SPEC error class: the one place errno meets the store's vocabulary. */
-export function classifyErrno(err: unknown): ErrorClass {
+/** A target kind's own error codes (SFTP status numbers, S3 error names) and their classes. */
+export type ProtocolCodes = Readonly<Record<string, ErrorClass>>;
+
+/**
+ * Map any error to an error class: the one place errno (and a kind's protocol codes, looked up by the error's
+ * `code` then its `name`) meets the store's vocabulary. Unknown: `other`.
+ */
+export function classifyErrno(err: unknown, codes?: ProtocolCodes): ErrorClass {
   if (err instanceof TargetError || err instanceof SourceError) return err.errorClass;
-  const e = err as { code?: string; name?: string } | undefined;
+  const e = err as { code?: string | number; name?: string } | undefined;
+  const own = codes && ((e?.code !== undefined && codes[String(e.code)]) || (e?.name !== undefined && codes[e.name]));
+  if (own) return own;
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timeout';
-  return (e?.code && ERRNO_CLASS[e.code]) || 'other';
+  return (typeof e?.code === 'string' && ERRNO_CLASS[e.code]) || 'other';
 }
 
-/** Wrap any error as a TargetError of `target`, keeping its class; the message starts with its origin. */
-export function toTargetError(err: unknown, target: string, origin: string): TargetError {
+/** The origin every target error message starts with: `[name] op path`. */
+export const opOrigin = (target: string, op: string, rel?: string): string => `[${target}] ${op}${rel ? ` ${rel}` : ''}`;
+
+/** The copy is not on the target (class `missing`). */
+export const missingError = (target: string, op: string, rel: string): TargetError =>
+  new TargetError(`${opOrigin(target, op, rel)}: no such file`, { target, errorClass: 'missing' });
+
+/**
+ * Wrap any error as a TargetError of `target`, classified (with the kind's protocol `codes`), `permanent` as the
+ * policy says; the message starts with `origin` (opOrigin). A TargetError passes unchanged.
+ */
+export function toTargetError(err: unknown, target: string, origin: string, codes?: ProtocolCodes): TargetError {
   if (err instanceof TargetError) return err;
-  const errorClass = classifyErrno(err);
+  const errorClass = classifyErrno(err, codes);
   const msg = err instanceof Error ? err.message : String(err);
-  const permanent = errorClass === 'EACCES' || errorClass === 'EROFS';
-  return new TargetError(`${origin}: ${msg}`, { target, errorClass, permanent, cause: err });
+  return new TargetError(`${origin}: ${msg}`, { target, errorClass, permanent: ERROR_POLICY[errorClass].permanent, cause: err });
 }
 
 /** A short human message for any thrown value. */

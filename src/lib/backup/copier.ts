@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import PQueue from 'p-queue';
-import { SourceError, TargetError, messageOf, toTargetError } from '../errors.js';
+import { SourceError, TargetError, messageOf, opOrigin, toTargetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Rec, RunCounts } from '../store/model.js';
@@ -137,7 +137,7 @@ export class TargetCopier {
       return true;
     } catch (err) {
       if (this.ctx.signal.aborted) return false;
-      let e = toTargetError(err, this.target.name, `[${this.target.name}] put ${rel}`);
+      let e = toTargetError(err, this.target.name, opOrigin(this.target.name, 'put', rel));
       if (e.errorClass === 'changed') this.unsettle(p, rec);
       else if (e.errorClass === 'missing' || e.errorClass === 'EACCES' || e.errorClass === 'other') e = this.diagnose(p, rec, e);
       this.fail(p, rec, e);
@@ -160,7 +160,7 @@ export class TargetCopier {
       this.ctx.store.set(p, rec);
       this.ctx.counts.verified++;
     } catch (err) {
-      if (!this.ctx.signal.aborted) this.fail(p, rec, toTargetError(err, this.target.name, `[${this.target.name}] verify ${rel}`));
+      if (!this.ctx.signal.aborted) this.fail(p, rec, toTargetError(err, this.target.name, opOrigin(this.target.name, 'verify', rel)));
     }
   }
 

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { TargetError, toTargetError } from '../errors.js';
+import { TargetError, missingError, opOrigin, toTargetError } from '../errors.js';
 import { hashBytes } from '../hash/xxh64.js';
 import { checkRelPath } from './local.js';
 import type { PutSource } from './source.js';
@@ -27,9 +27,6 @@ export class MemoryTarget implements Target {
     if (e) throw toTargetError(e, this.name, `[${this.name}] ${op} ${rel}`);
   }
 
-  private missing(op: string, rel: string): TargetError {
-    return new TargetError(`[${this.name}] ${op} ${rel}: no such file`, { target: this.name, errorClass: 'missing' });
-  }
 
   async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
     checkRelPath(this.name, rel);
@@ -41,7 +38,7 @@ export class MemoryTarget implements Target {
         chunks.push(Buffer.from(c as Buffer));
       }
     } catch (err) {
-      throw toTargetError(err, this.name, `[${this.name}] put ${rel}`);
+      throw toTargetError(err, this.name, opOrigin(this.name, 'put', rel));
     }
     // Atomic: the new bytes replace the old only once all of them arrived.
     this.links.delete(rel);
@@ -56,7 +53,7 @@ export class MemoryTarget implements Target {
   async hash(rel: string): Promise<string> {
     this.fault('hash', rel);
     const f = this.files.get(rel);
-    if (!f) throw this.missing('hash', rel);
+    if (!f) throw missingError(this.name, 'hash', rel);
     return hashBytes(f.data);
   }
 
@@ -84,7 +81,7 @@ export class MemoryTarget implements Target {
   async get(rel: string): Promise<Readable> {
     this.fault('get', rel);
     const f = this.files.get(rel);
-    if (!f) throw this.missing('get', rel);
+    if (!f) throw missingError(this.name, 'get', rel);
     return Readable.from([f.data]);
   }
 

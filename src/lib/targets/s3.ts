@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { type ErrorClass, SourceError, TargetError, classifyErrno, toTargetError } from '../errors.js';
+import { ERROR_POLICY, type ErrorClass, type ProtocolCodes, SourceError, TargetError, classifyErrno, opOrigin, toTargetError } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
 import { checkRelPath } from './local.js';
 import type { PutSource } from './source.js';
@@ -31,6 +31,10 @@ export interface S3Options {
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /** Objects larger than this go up as a multipart upload (lib-storage), in parts of this size. */
+/** S3 error names and HTTP statuses with a class of their own (a quota is a 403 too: the name decides first). */
+const S3_CODES: ProtocolCodes = { QuotaExceeded: 'quota', NoSuchKey: 'missing', NotFound: 'missing', AccessDenied: 'EACCES', TimeoutError: 'timeout', RequestTimeout: 'timeout' };
+const HTTP_STATUS: Readonly<Record<number, ErrorClass>> = { 404: 'missing', 403: 'EACCES' };
+
 const MULTIPART_MIN = 64 << 20;
 const PART_SIZE = 16 << 20;
 /** Small files are read into memory and sent in one request (no stream set-up per object). */
@@ -88,19 +92,15 @@ export class S3Target implements Target {
     const e = err as AwsError;
     const code = e.name ?? e.Code ?? e.code ?? '';
     const status = e.$metadata?.httpStatusCode;
-    let cls: ErrorClass = classifyErrno(err);
-    let permanent = false;
+    let cls: ErrorClass = classifyErrno(err, S3_CODES);
+    if (cls === 'other' && status !== undefined) cls = HTTP_STATUS[status] ?? cls;
+    let permanent = ERROR_POLICY[cls].permanent;
     let stage: 'auth' | undefined;
     let msg = e.message || code || String(err);
-    if (code === 'QuotaExceeded') cls = 'quota';
-    else if (code === 'NoSuchBucket') { cls = 'unreachable'; permanent = true; msg = `bucket ${this.bucket} does not exist (replica never creates it: create it, or fix the URL)`; }
-    else if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) cls = 'missing';
+    if (code === 'NoSuchBucket') { cls = 'unreachable'; permanent = true; msg = `bucket ${this.bucket} does not exist (replica never creates it: create it, or fix the URL)`; }
     else if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') { cls = 'unreachable'; permanent = true; stage = 'auth'; msg = `authentication failed (${code}): check the credentials (accessKeyEnv/secretKeyEnv or the AWS environment)`; }
-    else if (code === 'AccessDenied' || status === 403) { cls = 'EACCES'; permanent = true; }
-    else if (code === 'TimeoutError' || code === 'RequestTimeout') cls = 'timeout';
     else if (code === 'CredentialsProviderError') { cls = 'unreachable'; permanent = true; stage = 'auth'; msg = `no credentials: ${msg}`; }
-    else if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(e.code)) cls = 'unreachable';
-    return new TargetError(`[${this.name}] ${op} ${rel}: ${msg}`, { target: this.name, errorClass: cls, permanent, stage, cause: err });
+    return new TargetError(`${opOrigin(this.name, op, rel)}: ${msg}`, { target: this.name, errorClass: cls, permanent, stage, cause: err });
   }
 
   async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
@@ -131,7 +131,7 @@ export class S3Target implements Target {
       }
       opts.signal?.throwIfAborted();
     } catch (err) {
-      if (sourceError instanceof SourceError) throw toTargetError(sourceError, this.name, `[${this.name}] put ${rel}`);
+      if (sourceError instanceof SourceError) throw toTargetError(sourceError, this.name, opOrigin(this.name, 'put', rel));
       throw this.fail(opts.signal?.aborted ? opts.signal.reason ?? err : err, 'put', rel);
     }
   }
@@ -185,7 +185,7 @@ export class S3Target implements Target {
   }
 
   async putLink(rel: string): Promise<boolean> {
-    throw new TargetError(`[${this.name}] putLink ${rel}: S3 has no symlinks (they are recorded in the store only)`, { target: this.name, errorClass: 'other', permanent: true });
+    throw new TargetError(`${opOrigin(this.name, 'putLink', rel)}: S3 has no symlinks (they are recorded in the store only)`, { target: this.name, errorClass: 'other', permanent: true });
   }
 
   async readLink(): Promise<string | undefined> {

@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Client, type SFTPWrapper } from 'ssh2';
-import { SourceError, TargetError, type ErrorClass, toTargetError } from '../errors.js';
+import { type ProtocolCodes, SourceError, TargetError, missingError, opOrigin, toTargetError } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
 import { raceSignal } from '../queue/deadline.js';
 import { checkRelPath } from './local.js';
@@ -40,7 +40,8 @@ export function knownHostKey(text: string, host: string, port: number, key: stri
   });
 }
 
-const SFTP_CLASS: Record<number, ErrorClass> = { 2: 'missing', 3: 'EACCES' };
+/** SFTP status codes: 2 no such file, 3 permission denied. */
+const SFTP_CODES: ProtocolCodes = { 2: 'missing', 3: 'EACCES' };
 
 /**
  * One connection. `dead` rejects when it closes: ssh2 never calls back SFTP requests still in flight on a
@@ -85,13 +86,12 @@ export class SshTarget implements Target {
 
   private fail(err: unknown, op: string, rel: string): TargetError {
     if (err instanceof TargetError) return err;
-    if (err instanceof SourceError) return toTargetError(err, this.name, `[${this.name}] ${op} ${rel}`); // the source, not the server
     const e = err as { code?: number | string; level?: string; message?: string };
-    const msg = `[${this.name}] ${op} ${rel}: ${e.message ?? String(err)}`;
-    let cls: ErrorClass = typeof e.code === 'number' ? SFTP_CLASS[e.code] ?? 'other' : 'unreachable';
-    if (e.level === 'client-timeout' || /timed out/i.test(e.message ?? '')) cls = 'timeout';
-    if (typeof e.code === 'string' && e.code === 'ENOENT') cls = 'missing';
-    return new TargetError(msg, { target: this.name, errorClass: cls, permanent: cls === 'EACCES', cause: err });
+    const origin = opOrigin(this.name, op, rel);
+    if (err instanceof SourceError || typeof e.code === 'number' || e.code === 'ENOENT') return toTargetError(err, this.name, origin, SFTP_CODES);
+    // no status code: the connection failed (or a client timeout)
+    const cls = e.level === 'client-timeout' || /timed out/i.test(e.message ?? '') ? 'timeout' : 'unreachable';
+    return new TargetError(`${origin}: ${e.message ?? String(err)}`, { target: this.name, errorClass: cls, cause: err });
   }
 
   private connect(): Promise<Session> {
@@ -370,7 +370,7 @@ export class SshTarget implements Target {
       // A remote command costs ~100 ms (sshd starts a session and a shell); reading a small copy back over
       // the open SFTP channel costs far less. Remote xxhsum only where moving the bytes would cost more.
       const st = await this.stat(rel);
-      if (!st) throw new TargetError(`[${this.name}] hash ${rel}: no such file`, { target: this.name, errorClass: 'missing' });
+      if (!st) throw missingError(this.name, 'hash', rel);
       const remote = st.size > REMOTE_HASH_MIN ? (await this.xxhsum([rel], opts.signal)).get(rel) : undefined;
       return remote ?? (await hashStream(await this.readStream(file), opts.signal)).hash;
     } catch (err) {
@@ -440,7 +440,7 @@ export class SshTarget implements Target {
   }
 
   async get(rel: string): Promise<Readable> {
-    if (!(await this.stat(rel))) throw new TargetError(`[${this.name}] get ${rel}: no such file`, { target: this.name, errorClass: 'missing' });
+    if (!(await this.stat(rel))) throw missingError(this.name, 'get', rel);
     return this.readStream(this.abs(rel));
   }
 

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
-import { TargetError, type ErrorClass, toTargetError } from '../errors.js';
+import { ERROR_POLICY, TargetError, toTargetError } from '../errors.js';
 import { SMALL_FILE } from '../hash/xxh64.js';
 import { withDeadline } from '../queue/deadline.js';
 import type { PutSource } from './source.js';
@@ -88,9 +88,6 @@ export interface RetryOptions {
  * Classes where calling again at once cannot help: the store's retry policy (backoff across passes) takes
  * them. A timeout already waited the full configured time: retrying here would multiply it.
  */
-const NOT_RETRIED: ReadonlySet<ErrorClass> = new Set<ErrorClass>([
-  'ENOSPC', 'EACCES', 'EROFS', 'not-mounted', 'timeout', 'quota', 'mismatch', 'missing', 'vanished', 'changed', 'source-missing',
-]);
 
 /** Retry transient failures (a dropped connection, a 5xx, EIO) with exponential backoff and jitter. */
 export class RetryingTarget extends TargetWrapper {
@@ -102,7 +99,7 @@ export class RetryingTarget extends TargetWrapper {
         return await fn(signal);
       } catch (err) {
         const e = toTargetError(err, this.name, `[${this.name}] ${op} ${rel}`);
-        if (e.permanent || NOT_RETRIED.has(e.errorClass) || !repeatable || signal?.aborted || attempt >= this.opts.attempts) throw e;
+        if (e.permanent || !ERROR_POLICY[e.errorClass].retryOp || !repeatable || signal?.aborted || attempt >= this.opts.attempts) throw e;
         // full jitter on the upper half: spread the retries of many files without ever retrying at once
         const cap = Math.min(this.opts.maxMs, this.opts.baseMs * 2 ** (attempt - 1));
         const wait = Math.round(cap / 2 + (Math.random() * cap) / 2);

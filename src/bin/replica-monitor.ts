@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, UsageError, messageOf } from '../lib/errors.js';
 import { parseDuration } from '../lib/config/units.js';
 import { VERSION } from '../lib/version.js';
+import { STORE_DIR } from '../lib/targets/layout.js';
 
 /** Monitoring-plugin exit codes (Nagios/Icinga): the only place the monitor maps results to exit codes. */
 const EXIT = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 } as const;
@@ -46,7 +47,8 @@ async function main(argv: string[]): Promise<number> {
       if (values.config || stores.length === 0 || !(err instanceof ConfigError) || !/no config found/.test(err.message)) throw err;
     }
     if (stores.length === 0 && config) {
-      stores = [config.store, ...config.targets.filter((t) => t.kind === 'local' && t.path).map((t) => path.join(t.path!, '.replica'))]
+      // targets whose base is a path here hold the shipped stores (of this host, and of others shipped there)
+      stores = [config.store, ...config.targets.filter((t) => t.path).map((t) => path.join(t.path!, STORE_DIR))]
         .filter((s, i) => i === 0 || fs.existsSync(s));
     }
     const dur = (flag: string, v: string | undefined, dflt: number) => {

@@ -6,7 +6,8 @@ import { Readable } from 'node:stream';
 import { describe, it, before, after } from 'node:test';
 import { TargetError } from '../../dist/lib/errors.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
-import type { Target } from '../../dist/lib/targets/target.js';
+import { type Links, type RandomRead, type RemoteHash, type Target, type TempFiles, hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles } from '../../dist/lib/targets/target.js';
+import { tempName } from '../../dist/lib/targets/layout.js';
 import { FdSource, bufferSource } from '../../dist/lib/targets/source.js';
 import { ODD_NAMES, tmpDir } from '../helpers.js';
 
@@ -23,16 +24,28 @@ async function readAll(r: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function listAll(t: Target, prefix: string): Promise<string[]> {
+/** What a kind may offer beyond the core: each block of the suite runs where its capability is offered. */
+type AnyTarget = Target & Partial<RandomRead & Links & RemoteHash & TempFiles>;
+
+async function listAll(t: RandomRead, prefix: string): Promise<string[]> {
   const out: string[] = [];
   for await (const p of t.list(prefix)) out.push(p);
   return out;
 }
 
-/** The Target contract, run against every kind of target (DESIGN.md): same tests, no exceptions. */
+/**
+ * The Target contract, run against every kind of target: the core block on all, one block per capability on
+ * the kinds that offer it (a kind without it skips that block, saying so). Same tests, no exceptions.
+ */
 export function testTarget(opts: ConformanceOptions): void {
   describe(`Target conformance: ${opts.name}`, () => {
-    let t: Target;
+    let t: AnyTarget & RandomRead & Links & RemoteHash & TempFiles;
+    let core: Target;
+    /** skip the test unless the target offers `cap` */
+    const needs = (ctx: { skip: (why: string) => void }, cap: string, offered: boolean): boolean => {
+      if (!offered) ctx.skip(`the target does not offer ${cap}`);
+      return offered;
+    };
     let src: string;
     const fds: number[] = [];
     /** a real file, opened: the source put() reads, carrying the hash its bytes must have */
@@ -47,7 +60,8 @@ export function testTarget(opts: ConformanceOptions): void {
     before(async () => {
       await initHasher();
       src = tmpDir('replica-conf-src-');
-      t = await opts.create();
+      core = await opts.create();
+      t = core as typeof t;
     });
     after(async () => {
       await t.close();
@@ -61,7 +75,21 @@ export function testTarget(opts: ConformanceOptions): void {
       await t.sync();
     });
 
-    it('put a file, then stat, hash, get and list see exactly its bytes', async () => {
+    it('core: readBack hashes what was put, per path, and says missing for a path with nothing there', async () => {
+      const a = crypto.randomBytes(70_000);
+      const b = crypto.randomBytes(10);
+      await core.put('h/rb/a', file('rba', a));
+      await core.put('h/rb/b c', file('rbb', b));
+      await core.sync();
+      const got = await core.readBack(['h/rb/a', 'h/rb/b c', 'h/rb/none'], { concurrency: 2 });
+      assert.equal(got.get('h/rb/a'), hashBytes(a));
+      assert.equal(got.get('h/rb/b c'), hashBytes(b));
+      const none = got.get('h/rb/none');
+      assert.ok(none instanceof TargetError && none.errorClass === 'missing', String(none));
+    });
+
+    it('random read: put a file, then stat, hash, get and list see exactly its bytes', async (ctx) => {
+      if (!needs(ctx, 'random read', hasRandomRead(core))) return;
       const data = crypto.randomBytes(100_000);
       await t.put('h/a/b/c.bin', file('c', data, { mtimeMs: 1_700_000_000_000 }));
       await t.sync();
@@ -73,7 +101,8 @@ export function testTarget(opts: ConformanceOptions): void {
       if (st?.mtimeMs !== undefined) assert.equal(Math.round(st.mtimeMs), 1_700_000_000_000);
     });
 
-    it('put from memory, and a large file over several read chunks', async () => {
+    it('random read: put from memory, and a large file over several read chunks', async (ctx) => {
+      if (!needs(ctx, 'random read', hasRandomRead(core))) return;
       const data = crypto.randomBytes(9 * 1024 * 1024 + 7);
       await t.put('h/stream.bin', bufferSource(data, { hash: hashBytes(data) }));
       assert.equal(await t.hash('h/stream.bin'), hashBytes(data));
@@ -81,7 +110,8 @@ export function testTarget(opts: ConformanceOptions): void {
       assert.equal(await t.hash('h/big.bin'), hashBytes(data));
     });
 
-    it('concurrent puts into one new directory all land (first-use cleanup must not eat a neighbour\'s temp)', async () => {
+    it('random read: concurrent puts into one new directory all land (first-use cleanup must not eat a neighbour\'s temp)', async (ctx) => {
+      if (!needs(ctx, 'random read', hasRandomRead(core))) return;
       const datas = Array.from({ length: 16 }, (_, i) => crypto.randomBytes(1000 + i));
       await Promise.all(datas.map((d, i) => t.put(`h/conc/new/f${i}`, file(`c${i}`, d))));
       for (const [i, d] of datas.entries()) assert.equal(await t.hash(`h/conc/new/f${i}`), hashBytes(d));
@@ -91,25 +121,29 @@ export function testTarget(opts: ConformanceOptions): void {
       for (const [i, d] of nested.entries()) assert.equal(await t.hash(`${d}/g1`), hashBytes(datas[i]), d);
     });
 
-    it('concurrent puts of files larger than one write request (256 KiB..1 MiB) are byte-identical', async () => {
+    it('random read: concurrent puts of files larger than one write request (256 KiB..1 MiB) are byte-identical', async (ctx) => {
+      if (!needs(ctx, 'random read', hasRandomRead(core))) return;
       const datas = Array.from({ length: 12 }, (_, i) => crypto.randomBytes(200_000 + i * 70_000));
       await Promise.all(datas.map((d, i) => t.put(`h/mid/f${i}`, file(`mid${i}`, d))));
       for (const [i, d] of datas.entries()) assert.equal(await t.hash(`h/mid/f${i}`), hashBytes(d), `f${i}`);
     });
 
-    it('an empty file is a file', async () => {
+    it('random read: an empty file is a file', async (ctx) => {
+      if (!needs(ctx, 'random read', hasRandomRead(core))) return;
       await t.put('h/empty', file('e', Buffer.alloc(0)));
       assert.equal((await t.stat('h/empty'))?.size, 0);
       assert.equal(await t.hash('h/empty'), 'ef46db3751d8e999');
     });
 
-    it('put replaces an existing copy whole', async () => {
+    it('random read: put replaces an existing copy whole', async (ctx) => {
+      if (!needs(ctx, 'random read', hasRandomRead(core))) return;
       await t.put('h/re.bin', file('1', Buffer.from('first version, longer')));
       await t.put('h/re.bin', file('2', Buffer.from('second')));
       assert.deepEqual(await readAll(await t.get('h/re.bin')), Buffer.from('second'));
     });
 
-    it('odd names (spaces, quotes, newlines, unicode, $(...), 244 bytes) round-trip', async () => {
+    it('random read: odd names (spaces, quotes, newlines, unicode, $(...), 244 bytes) round-trip', async (ctx) => {
+      if (!needs(ctx, 'random read', hasRandomRead(core))) return;
       for (const n of ODD_NAMES) {
         const data = Buffer.from(`content of ${n}`);
         await t.put(`h/odd/${n}`, file('o', data));
@@ -118,8 +152,8 @@ export function testTarget(opts: ConformanceOptions): void {
       assert.deepEqual((await listAll(t, 'h/odd')).sort(), ODD_NAMES.map((n) => `h/odd/${n}`).sort());
     });
 
-    it('hashMany (where offered) returns exactly what hash() reads back, never a hash for a missing copy', async (ctx) => {
-      if (!t.hashMany) return ctx.skip('target has no batch hashing');
+    it('remote hash: hashMany returns exactly what hash() reads back, never a hash for a missing copy', async (ctx) => {
+      if (!needs(ctx, 'remote hashing', hasRemoteHash(core))) return;
       const rels: string[] = [];
       for (let i = 0; i < 40; i++) {
         const name = i < ODD_NAMES.length ? ODD_NAMES[i] : `m${i}`;
@@ -135,19 +169,34 @@ export function testTarget(opts: ConformanceOptions): void {
       for (const [rel, h] of some) assert.equal(h, await t.hash(rel), rel);
     });
 
-    it('missing paths: stat is undefined, hash and get throw TargetError(missing)', async () => {
+    it('random read: missing paths: stat is undefined, hash and get throw TargetError(missing)', async (ctx) => {
+      if (!needs(ctx, 'random read', hasRandomRead(core))) return;
       assert.equal(await t.stat('h/nope'), undefined);
       await assert.rejects(t.hash('h/nope'), (e: unknown) => e instanceof TargetError && e.errorClass === 'missing');
       await assert.rejects(t.get('h/nope'), (e: unknown) => e instanceof TargetError && e.errorClass === 'missing');
     });
 
-    it('paths that could escape the base are refused', async () => {
+    it('core: paths that could escape the base are refused', async () => {
       for (const bad of ['../x', '/abs', 'a/../../x', 'a//b', '']) {
-        await assert.rejects(t.put(bad, file('x', Buffer.from('x'))), TargetError, bad);
+        await assert.rejects(core.put(bad, file('x', Buffer.from('x'))), TargetError, bad);
       }
     });
 
-    it('an aborted put leaves nothing under the final name and no visible temp file', async () => {
+    it('random read: replica\'s own files (.replica, .replica-versions, temp names) are never listed as user files', async (ctx) => {
+      if (!needs(ctx, 'random read', hasRandomRead(core))) return;
+      const x = Buffer.from('x');
+      for (const rel of ['.replica/h/meta.json', '.replica/h/files/00.json', 'h/.replica-versions/opt/a@20260101T000000Z', 'h/res/user.txt']) {
+        await t.put(rel, file('res', x));
+      }
+      await t.sync();
+      const all = await listAll(t, '');
+      assert.ok(all.includes('h/res/user.txt'), all.join(','));
+      assert.deepEqual(all.filter((p) => p.includes('.replica')), []);
+      assert.deepEqual(await listAll(t, 'h/res'), ['h/res/user.txt']);
+    });
+
+    it('random read: an aborted put leaves nothing under the final name and no visible temp file', async (ctx) => {
+      if (!needs(ctx, 'random read', hasRandomRead(core))) return;
       const data = crypto.randomBytes(4 << 20);
       const ac = new AbortController();
       ac.abort(new Error('stop'));
@@ -157,25 +206,38 @@ export function testTarget(opts: ConformanceOptions): void {
     });
 
     for (const [what, size] of [['small', 3000], ['big', 3 << 20]] as const) {
-      it(`a ${what} source whose bytes are not the settled content is never published: the previous copy stays`, async () => {
+      it(`core: a ${what} source whose bytes are not the settled content is never published: the previous copy stays`, async () => {
         const good = crypto.randomBytes(size);
-        await t.put(`h/torn/${what}.bin`, file('good', good));
+        await core.put(`h/torn/${what}.bin`, file('good', good));
         const torn = Buffer.from(good);
         torn[size >> 1] ^= 0xff; // same size, other bytes: an in-place overwrite during the copy
-        await assert.rejects(t.put(`h/torn/${what}.bin`, file('torn', torn, { hash: hashBytes(good) })), (e: unknown) => e instanceof TargetError && e.errorClass === 'changed');
-        await t.sync();
-        assert.equal(await t.hash(`h/torn/${what}.bin`), hashBytes(good));
-        assert.deepEqual((await listAll(t, 'h/torn')).filter((p) => p.includes(what)), [`h/torn/${what}.bin`]);
+        await assert.rejects(core.put(`h/torn/${what}.bin`, file('torn', torn, { hash: hashBytes(good) })), (e: unknown) => e instanceof TargetError && e.errorClass === 'changed');
+        await core.sync();
+        assert.equal((await core.readBack([`h/torn/${what}.bin`])).get(`h/torn/${what}.bin`), hashBytes(good));
+        if (hasRandomRead(core)) assert.deepEqual((await listAll(core, 'h/torn')).filter((p) => p.includes(what)), [`h/torn/${what}.bin`]);
       });
     }
 
-    it('symlinks are recreated with the same link text when the target supports them', async (ctx) => {
-      if (!t.capabilities.symlinks) return ctx.skip('target records symlinks in the store only');
+    it('links: symlinks are recreated with the same link text', async (ctx) => {
+      if (!needs(ctx, 'symlinks (it records them in the store only)', hasLinks(core))) return;
       await t.putLink('h/ln/l1', '../some where/😀');
       assert.equal(await t.readLink('h/ln/l1'), '../some where/😀');
       await t.putLink('h/ln/l1', 'changed');
       assert.equal(await t.readLink('h/ln/l1'), 'changed');
       assert.equal(await t.readLink('h/ln/none'), undefined);
+    });
+
+    it('temp files: removeTemps removes a killed run\'s temp files in the named directories, never this process\'s own', async (ctx) => {
+      if (!needs(ctx, 'temp files', hasTempFiles(core))) return;
+      await t.put('h/tmp/keep', file('k', Buffer.from('k')));
+      const stale = '.replica-deadbeef0001.tmp';
+      await t.put(`h/tmp/${stale}`, file('s', Buffer.from('stale'))); // what a killed run leaves
+      const own = tempName();
+      await t.put(`h/tmp/${own}`, file('o', Buffer.from('own')));
+      assert.equal(await t.removeTemps(['h/tmp']), 1);
+      assert.equal(await t.stat(`h/tmp/${stale}`), undefined);
+      assert.notEqual(await t.stat(`h/tmp/${own}`), undefined, 'a temp of this process (a put in flight) stays');
+      assert.notEqual(await t.stat('h/tmp/keep'), undefined);
     });
   });
 }

@@ -106,7 +106,7 @@ describe('timeout wrapper (injecting fake)', () => {
     // a fresh wrapper per call: after one hung call, a wrapper calls the target no more (next test)
     const w = () => new TimeoutTarget(t, { copyMs: 120, commandMs: 40 });
     await assert.rejects(w().put('h/x', bufferSource(Buffer.alloc(0))), (e: unknown) => e instanceof TargetError && e.errorClass === 'timeout' && /put h\/x: timed out after 120 ms/.test(e.message));
-    await assert.rejects(w().hash('h/x'), /hash h\/x: timed out after 120 ms/);
+    await assert.rejects(w().hash!('h/x'), /hash h\/x: timed out after 120 ms/);
     await assert.rejects(w().sync(), /sync \.: timed out after 40 ms/);
     await assert.rejects(w().check(), /check \.: timed out after 40 ms/);
     assert.deepEqual(aborted, ['put', 'sync', 'check'], 'operations that take a signal are told to stop');
@@ -127,7 +127,7 @@ describe('timeout wrapper (injecting fake)', () => {
     release();
     await new Promise((r) => setImmediate(r));
     await w.put('h/x', bufferSource(Buffer.from('x')));
-    assert.equal((await w.stat('h/x'))?.size, 1);
+    assert.equal((await w.stat!('h/x'))?.size, 1);
   });
 
   it('the run\'s own abort (SIGTERM) passes through with its reason', async () => {
@@ -143,7 +143,7 @@ describe('timeout wrapper (injecting fake)', () => {
   it('a call that finishes in time returns its value', async () => {
     const w = new TimeoutTarget(new MemoryTarget('fast'), { copyMs: 60_000, commandMs: 60_000 });
     await w.put('h/y', bufferSource(Buffer.from('ok')));
-    assert.equal((await w.stat('h/y'))?.size, 2);
+    assert.equal((await w.stat!('h/y'))?.size, 2);
   });
 });
 

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import { loadConfig } from '../config/load.js';
 import { messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
-import { backup } from '../backup/backup.js';
+import { runPass } from '../backup/backup.js';
 import { Engine } from '../backup/engine.js';
 import { entryOf, observeEntry } from '../backup/reconcile.js';
 import { settlesAt } from '../scan/settle.js';
@@ -102,11 +102,10 @@ export class Agent {
 
   /** The same full pass as `replica run` (without waiting for settle: timers do that here). */
   private async fullPass(): Promise<void> {
-    const r = await backup(this.config, this.store, this.targets, this.log, { signal: this.abort.signal, command: 'watch', waitForSettle: false });
+    const r = await runPass(this.engine, { command: 'watch', waitForSettle: false });
     for (const p of r.waiting) this.arm(p);
     this.releaseDone(this.watcher?.watchedFiles() ?? []);
-    this.engine.begin();
-    await this.engine.openTargets();
+    this.engine.newCounts(); // events count from here; the targets stay open from the pass
     this.lastShip = Date.now();
     this.log.info(`watch: pass done: ${r.counts.scanned} scanned, ${r.counts.verified} verified, ${r.counts.failed} failed, ${r.waiting.length} settling`, { counts: r.counts });
   }

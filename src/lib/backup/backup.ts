@@ -50,7 +50,15 @@ export interface BackupResult {
  */
 export async function backup(config: Config, store: Store, targets: Target[], log: Logger, opts: BackupOptions = {}): Promise<BackupResult> {
   const signal = opts.signal ?? new AbortController().signal;
-  const engine = new Engine(config, store, targets.filter((t) => !opts.target || t.name === opts.target), log, signal);
+  return runPass(new Engine(config, store, targets.filter((t) => !opts.target || t.name === opts.target), log, signal), opts);
+}
+
+/**
+ * One full pass on a long-lived Engine (what `backup` does; `watch` runs it at start and on every rescan, on
+ * the Engine its events use): the targets are opened and checked once for the pass, and stay open after it.
+ */
+export async function runPass(engine: Engine, opts: Omit<BackupOptions, 'signal' | 'target'> = {}): Promise<BackupResult> {
+  const { config, store, log, signal } = engine;
   const startedAt = new Date();
   engine.begin();
   opts.onStart?.(engine);

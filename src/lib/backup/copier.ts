@@ -7,7 +7,9 @@ import type { Rec, RunCounts } from '../store/model.js';
 import { identityOf, observationChanged, observationOf, observe } from '../scan/settle.js';
 import { lstatUnder, openSettled, rootOf } from '../scan/sourceFs.js';
 import { FdSource } from '../targets/source.js';
-import type { PutOptions, Target } from '../targets/target.js';
+import { targetPath } from '../targets/layout.js';
+import { type PutOptions, type Target, hasLinks, hasTempFiles } from '../targets/target.js';
+import { verifyCopies } from './verify.js';
 import { markFailed, markVerified, unsettle, type RetryPolicy } from '../store/records.js';
 
 export interface CopyContext {
@@ -23,9 +25,6 @@ export interface CopyContext {
   /** aborts the whole run (SIGINT/SIGTERM): in-flight copies are abandoned cleanly */
   signal: AbortSignal;
 }
-
-/** Where a source file lives on every target: `<host>/<abs path>` (SPEC 3). */
-export const targetPath = (host: string, p: string): string => `${host}${p}`;
 
 /** Files and bytes per durability batch: one sync (syncfs) and then read-back for each batch. */
 const BATCH_FILES = 1000;
@@ -46,7 +45,7 @@ export class TargetCopier {
   /** modes of source directories, by target-relative path (reset per batch) */
   private dirModes = new Map<string, number | undefined>();
 
-  constructor(readonly target: Target, concurrency: number, readonly ctx: CopyContext) {
+  constructor(readonly target: Target, readonly concurrency: number, readonly ctx: CopyContext) {
     this.queue = new PQueue({ concurrency: Math.max(1, concurrency) });
   }
 
@@ -114,7 +113,7 @@ export class TargetCopier {
     const opts: PutOptions = { signal: this.ctx.signal, dirMode: this.dirMode };
     try {
       if (rec.l !== undefined) {
-        if (!this.target.capabilities.symlinks) return true;
+        if (!hasLinks(this.target)) return true; // recorded in the store only
         // the target is wrapped (registry.ts): this call has its timeout and retries already
         if (!(await this.target.putLink(rel, rec.l, opts))) {
           this.linksInTheWay.add(p);
@@ -145,33 +144,21 @@ export class TargetCopier {
     }
   }
 
-  /** Read the copy back and compare with the settled hash (or the link text). */
-  private async verify(p: string, rec: Rec, copiedAt: number, known?: string): Promise<void> {
-    const rel = targetPath(this.ctx.host, p);
-    try {
-      if (rec.l !== undefined) {
-        const text = this.target.capabilities.symlinks && !this.linksInTheWay.has(p) ? await this.target.readLink(rel) : rec.l;
-        if (text !== rec.l) throw new TargetError(`[${this.target.name}] symlink ${rel} reads back as ${JSON.stringify(text)}, expected ${JSON.stringify(rec.l)}`, { target: this.target.name, errorClass: text === undefined ? 'missing' : 'mismatch' });
-      } else {
-        const h = known ?? await this.target.hash(rel, { signal: this.ctx.signal });
-        if (h !== rec.h) throw new TargetError(`[${this.target.name}] read-back of ${rel} hashes to ${h}, expected ${rec.h}`, { target: this.target.name, errorClass: 'mismatch' });
-      }
+  /** Read the batch's copies back (the one verification step, verify.ts); a copy that matches is verified. */
+  private async verify(copied: [string, Rec, number][]): Promise<void> {
+    const host = this.ctx.host;
+    const results = await verifyCopies(this.target, copied.map(([p, rec]) => ({
+      rel: targetPath(host, p), hash: rec.h, link: rec.l, linkInStoreOnly: this.linksInTheWay.has(p),
+    })), { signal: this.ctx.signal, concurrency: this.concurrency });
+    if (this.ctx.signal.aborted) return;
+    for (const [p, rec, copiedAt] of copied) {
+      const rel = targetPath(host, p);
+      if (!results.has(rel)) continue; // not read: the target failed first
+      const err = results.get(rel);
+      if (err) { this.fail(p, rec, err); continue; }
       markVerified(rec, this.target.name, copiedAt, Date.now());
       this.ctx.store.set(p, rec);
       this.ctx.counts.verified++;
-    } catch (err) {
-      if (!this.ctx.signal.aborted) this.fail(p, rec, toTargetError(err, this.target.name, opOrigin(this.target.name, 'verify', rel)));
-    }
-  }
-
-  /** Read back a whole batch at once where the target can (hashMany); what it leaves out is hashed per file. */
-  private async hashMany(rels: string[]): Promise<Map<string, string>> {
-    if (!this.target.hashMany || rels.length === 0) return new Map();
-    try {
-      return await this.target.hashMany(rels, { signal: this.ctx.signal });
-    } catch (err) {
-      this.ctx.log.debug(`${this.target.name}: batch read-back failed, verifying file by file: ${messageOf(err)}`);
-      return new Map();
     }
   }
 
@@ -180,7 +167,7 @@ export class TargetCopier {
    * files, so that after a kill -9 the next run removes them even if nothing is ever written there again.
    */
   private noteTempDirs(paths: string[]): string[] {
-    if (!this.target.removeTemps) return [];
+    if (!hasTempFiles(this.target)) return [];
     const m = this.ctx.store.meta.targets[this.target.name];
     const dirs = [...new Set(paths.map((p) => targetPath(this.ctx.host, p.slice(0, p.lastIndexOf('/')) || '')))];
     const known = new Set(m.tempDirs ?? []);
@@ -221,11 +208,10 @@ export class TargetCopier {
       try {
         await this.target.sync({ signal: this.ctx.signal });
       } catch (err) {
-        if (!this.ctx.signal.aborted) this.down ??= toTargetError(err, this.target.name, `[${this.target.name}] sync`);
+        if (!this.ctx.signal.aborted) this.down ??= toTargetError(err, this.target.name, opOrigin(this.target.name, 'sync'));
         continue;
       }
-      const known = await this.hashMany(copied.filter(([, rec]) => rec.l === undefined).map(([p]) => targetPath(this.ctx.host, p)));
-      await Promise.all(copied.map(([p, rec, at]) => this.queue.add(async () => { if (!this.down) await this.verify(p, rec, at, known.get(targetPath(this.ctx.host, p))); })));
+      await this.verify(copied);
     }
   }
 }

@@ -3,7 +3,8 @@ import { type TargetError, messageOf, toTargetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { emptyCounts, type Rec, type RunCounts } from '../store/model.js';
-import type { Target } from '../targets/target.js';
+import { kindModule } from '../targets/registry.js';
+import { type Target, hasTempFiles } from '../targets/target.js';
 import { withDeadline } from '../queue/deadline.js';
 import { TargetCopier } from './copier.js';
 import { hashSettled } from './hashing.js';
@@ -12,9 +13,10 @@ import { shipStore } from './shipStore.js';
 import { isCurrent, isDoneOn, isDue } from '../store/records.js';
 
 /**
- * The work of one backup pass, in steps that `run` takes once and `watch` takes per event batch: the same
- * code path for both. Holds the per-target copiers (a p-queue each) and the counts of the current pass.
- * Every step records failures in the store; none throws for a file or a target.
+ * The backup work of one process, in steps: `run` is one full pass of it (backup.ts runPass); `watch` keeps
+ * one Engine for its life and schedules passes, event batches and retries on it, so the same code path serves
+ * both. Holds the per-target copiers (a p-queue each, opened and checked once per pass) and the counts of the
+ * current pass. Every step records failures in the store; none throws for a file or a target.
  */
 export class Engine {
   copiers: TargetCopier[] = [];
@@ -37,10 +39,15 @@ export class Engine {
     return this.config.sources.map((s) => s.path);
   }
 
-  /** Start a new pass: fresh counts, heartbeat, meta up to date with the config. */
-  begin(): void {
+  /** Fresh counts (the pass's own are in its result and meta.lastRun). */
+  newCounts(): void {
     this.counts = emptyCounts();
     this.due = { files: 0, bytes: 0 };
+  }
+
+  /** Start a new pass: fresh counts, heartbeat, meta up to date with the config. */
+  begin(): void {
+    this.newCounts();
     this.targetsDown = {};
     const meta = this.store.meta;
     meta.heartbeatAt = new Date().toISOString();
@@ -80,7 +87,8 @@ export class Engine {
       }
       await this.sweepTemps(t);
       const cfg = this.config.targets.find((c) => c.name === t.name)!;
-      this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? t.capabilities.concurrency, t.capabilities.maxConnections), {
+      const kind = kindModule(cfg);
+      this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? kind.concurrency, kind.maxConnections), {
         host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts, roots: this.roots,
         signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs,
       }));
@@ -90,7 +98,7 @@ export class Engine {
   /** Remove the temp files a killed run may have left in the directories it recorded (SPEC 3a). */
   private async sweepTemps(t: Target): Promise<void> {
     const m = this.store.meta.targets[t.name];
-    if (!m?.tempDirs?.length || !t.removeTemps) return;
+    if (!m?.tempDirs?.length || !hasTempFiles(t)) return;
     try {
       const n = await t.removeTemps(m.tempDirs);
       if (n) this.log.info(`target ${t.name}: removed ${n} temp file(s) left by an interrupted run`, { target: t.name });

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { withFileSource } from '../targets/source.js';
-import type { Target } from '../targets/target.js';
+import { storePath } from '../targets/layout.js';
+import { type Target, hasRandomRead } from '../targets/target.js';
 
 /**
  * Copy a store snapshot (a directory that never changes: hard links) to `<base>/.replica/<host>/` on a
@@ -14,8 +15,9 @@ export async function shipStore(target: Target, snapshotDir: string, host: strin
   for (const rel of [...files, 'meta.json']) {
     const src = path.join(snapshotDir, rel);
     const st = fs.statSync(src);
-    const dest = `.replica/${host}/${rel}`;
-    const there = await target.stat(dest);
+    const dest = `${storePath(host)}/${rel}`;
+    // where the kind can tell what is there already, an unchanged shard is not sent again
+    const there = hasRandomRead(target) ? await target.stat(dest) : undefined;
     if (rel !== 'meta.json' && there && there.size === st.size && there.mtimeMs === st.mtimeMs) continue;
     // private: every path and hash of this machine is in there
     await withFileSource(src, { mode: 0o600, mtimeMs: st.mtimeMs }, (s) => target.put(dest, s, { signal }));

@@ -54,14 +54,15 @@ export interface SourceConfig {
   exists: boolean;
 }
 
-export type TargetKind = 'local' | 'ssh' | 's3' | 'tape';
+/** A target kind's name (targets/registry.ts lists them). */
+export type TargetKind = string;
 
 /** One target. `url` is as written; `path` is the absolute base for local targets. */
 export interface TargetConfig {
   name: string;
   url: string;
   kind: TargetKind;
-  /** local: absolute base directory */
+  /** the absolute base directory, for kinds whose base is a path on this machine (local) */
   path?: string;
   /** refuse to write unless this path is a mount point */
   mount?: string;
@@ -82,7 +83,7 @@ export const DEFAULTS = {
   monitor: { stale: '1h', warnAge: '1h', critAge: '24h' },
 } as const;
 
-/** Keys allowed at each level; per-kind target keys are listed by kind. */
+/** Keys allowed at each level; each target kind lists its own keys (targets/<kind>.ts). */
 export const TOP_KEYS = ['host', 'store', 'sources', 'exclude', 'targets', 'settle', 'watcher', 'heartbeat', 'rescan',
   'snapshots', 'concurrency', 'retry', 'timeouts', 'versions', 'deleteLocalAfter', 'verify', 'log', 'monitor', '$schema'];
 export const SOURCE_KEYS = ['path', 'include', 'exclude'];
@@ -92,9 +93,3 @@ export const VERIFY_KEYS = ['every', 'budget'];
 export const LOG_KEYS = ['level'];
 export const MONITOR_KEYS = ['stale', 'warnAge', 'critAge'];
 export const TARGET_COMMON_KEYS = ['name', 'url', 'mount', 'concurrency', 'bwlimit', 'timeouts'];
-export const TARGET_KIND_KEYS: Record<TargetKind, string[]> = {
-  local: [],
-  ssh: ['identity', 'knownHosts', 'hostKeyCheck'],
-  s3: ['endpoint', 'region', 'forcePathStyle', 'accessKeyEnv', 'secretKeyEnv'],
-  tape: ['blockSize'],
-};

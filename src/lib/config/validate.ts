@@ -6,10 +6,11 @@ import { parseDuration, parseSize } from './units.js';
 import { PathFilter, PatternList } from '../scan/filter.js';
 import { MAX_TIMER_MS } from '../queue/timers.js';
 import {
-  type Config, type SourceConfig, type TargetConfig, type TargetKind, type Timeouts, type LogLevel,
-  DEFAULTS, LOG_LEVELS, TOP_KEYS, SOURCE_KEYS, RETRY_KEYS, TIMEOUT_KEYS, VERIFY_KEYS, LOG_KEYS, MONITOR_KEYS,
-  TARGET_COMMON_KEYS, TARGET_KIND_KEYS,
+  type Config, type SourceConfig, type TargetConfig, type Timeouts, type LogLevel,
+  DEFAULTS, LOG_LEVELS, TOP_KEYS, SOURCE_KEYS, RETRY_KEYS, TIMEOUT_KEYS, VERIFY_KEYS, LOG_KEYS, MONITOR_KEYS, TARGET_COMMON_KEYS,
 } from './schema.js';
+import type { OptionType } from '../targets/kind.js';
+import { KINDS, kindOf } from '../targets/registry.js';
 
 type Raw = Record<string, unknown>;
 
@@ -133,52 +134,31 @@ class Reader {
 
 const NAME = /^[A-Za-z0-9._-]+$/;
 
-function targetKind(url: string): TargetKind | undefined {
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase();
-  if (scheme === undefined) return /^[A-Za-z][A-Za-z0-9+.-]*:/.test(url) && !url.includes('/') ? undefined : 'local';
-  if (scheme === 'file') return 'local';
-  return scheme === 'ssh' || scheme === 's3' || scheme === 'tape' ? scheme : undefined;
-}
-
 function readTarget(r: Reader, v: unknown, i: number, base: { concurrency?: number; timeouts: Raw }): TargetConfig | undefined {
   const key = `targets[${i}]`;
-  const allKindKeys = Object.values(TARGET_KIND_KEYS).flat();
+  const allKindKeys = KINDS.flatMap((k) => Object.keys(k.options));
   const t = r.object(v, key, [...TARGET_COMMON_KEYS, ...allKindKeys]);
   if (!t) return v === undefined ? r.fail(key, 'expected an object') : undefined;
   const name = r.string(t.name, `${key}.name`) ?? r.fail(`${key}.name`, 'required: a unique name like "backup"');
   if (name && !NAME.test(name)) r.fail(`${key}.name`, `may contain only letters, digits, ".", "_" and "-", got ${show(name)}`);
-  const url = r.string(t.url, `${key}.url`) ?? r.fail(`${key}.url`, 'required: a local path, ssh://, s3:// or tape:// URL');
-  let kind: TargetKind | undefined;
-  if (url !== undefined) {
-    kind = targetKind(url);
-    if (!kind) r.fail(`${key}.url`, `expected ssh://, s3://, tape:// or a local path, got ${show(url)}`);
-  }
-  for (const [k, keys] of Object.entries(TARGET_KIND_KEYS)) {
-    for (const opt of keys) {
-      if (t[opt] !== undefined && kind && k !== kind) r.fail(`${key}.${opt}`, `only valid for ${k} targets, this one is ${kind}`);
+  const schemes = KINDS.filter((k) => !k.schemes.includes('')).map((k) => `${k.schemes[0]}://`);
+  const url = r.string(t.url, `${key}.url`) ?? r.fail(`${key}.url`, `required: a local path, ${schemes.slice(0, -1).join(', ')} or ${schemes.at(-1)} URL`);
+  const kind = url === undefined ? undefined : kindOf(url);
+  if (url !== undefined && !kind) r.fail(`${key}.url`, `expected ${schemes.join(', ')} or a local path, got ${show(url)}`);
+  for (const k of KINDS) {
+    for (const opt of Object.keys(k.options)) {
+      if (t[opt] !== undefined && kind && k !== kind) r.fail(`${key}.${opt}`, `only valid for ${k.kind} targets, this one is ${kind.kind}`);
     }
   }
   const options: Record<string, unknown> = {};
-  if (kind) for (const opt of TARGET_KIND_KEYS[kind]) if (t[opt] !== undefined) options[opt] = t[opt];
-  if (kind === 'ssh') {
-    if (url && !/^ssh:\/\/(?:[^@/]+@)?[^@/:]+(?::\d+)?\/./.test(url)) r.fail(`${key}.url`, `expected ssh://[user@]host[:port]/path, got ${show(url)}`);
-    if (t.identity !== undefined && r.string(t.identity, `${key}.identity`)) options.identity = r.resolvePath(t.identity as string);
-    if (t.knownHosts !== undefined && r.string(t.knownHosts, `${key}.knownHosts`)) options.knownHosts = r.resolvePath(t.knownHosts as string);
-    if (t.hostKeyCheck !== undefined && typeof t.hostKeyCheck !== 'boolean') r.fail(`${key}.hostKeyCheck`, `expected true or false, got ${show(t.hostKeyCheck)}`);
-  } else if (kind === 's3') {
-    if (url && !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(url)) r.fail(`${key}.url`, `expected s3://bucket/prefix with a valid bucket name, got ${show(url)}`);
-    for (const k of ['endpoint', 'region', 'accessKeyEnv', 'secretKeyEnv']) r.string(t[k], `${key}.${k}`);
-    if (typeof t.endpoint === 'string' && !/^https?:\/\/./.test(t.endpoint)) r.fail(`${key}.endpoint`, `expected an http:// or https:// URL, got ${show(t.endpoint)}`);
-    if (t.forcePathStyle !== undefined && typeof t.forcePathStyle !== 'boolean') r.fail(`${key}.forcePathStyle`, `expected true or false, got ${show(t.forcePathStyle)}`);
-  } else if (kind === 'tape') {
-    if (url && !/^tape:\/\/\/./.test(url)) r.fail(`${key}.url`, `expected tape:///dev/DEVICE, got ${show(url)}`);
-    if (t.blockSize !== undefined) options.blockSize = r.size(t.blockSize, `${key}.blockSize`, 0);
+  if (kind && url) {
+    if (kind.urlPattern && !kind.urlPattern.test(url)) r.fail(`${key}.url`, `expected ${kind.urlForm}, got ${show(url)}`);
+    for (const [opt, type] of Object.entries(kind.options)) if (t[opt] !== undefined) options[opt] = readOption(r, t[opt], `${key}.${opt}`, type);
   }
-  let localPath: string | undefined;
-  if (kind === 'local' && url) localPath = r.resolvePath(url.replace(/^file:\/\//, ''));
+  const localPath = kind?.localBase && url ? r.resolvePath(kind.localBase(url)) : undefined;
   const mountRaw = r.string(t.mount, `${key}.mount`);
   return {
-    name: name ?? `#${i}`, url: url ?? '', kind: kind ?? 'local', path: localPath,
+    name: name ?? `#${i}`, url: url ?? '', kind: kind?.kind ?? 'local', path: localPath,
     mount: mountRaw === undefined ? undefined : r.resolvePath(mountRaw),
     concurrency: t.concurrency === undefined ? base.concurrency : r.int(t.concurrency, `${key}.concurrency`, 1, 1),
     bwlimit: t.bwlimit === undefined || t.bwlimit === null ? undefined : r.size(t.bwlimit, `${key}.bwlimit`, 0),
@@ -187,6 +167,21 @@ function readTarget(r: Reader, v: unknown, i: number, base: { concurrency?: numb
     }),
     options,
   };
+}
+
+/** A kind-specific option's value, checked by its type (paths resolved against the config's directory). */
+function readOption(r: Reader, v: unknown, key: string, type: OptionType): unknown {
+  switch (type) {
+    case 'boolean':
+      if (typeof v !== 'boolean') r.fail(key, `expected true or false, got ${show(v)}`);
+      return v;
+    case 'size': return r.size(v, key, 0);
+    case 'path': return r.string(v, key) === undefined ? undefined : r.resolvePath(v as string);
+    case 'http-url':
+      if (r.string(v, key) !== undefined && !/^https?:\/\/./.test(v as string)) r.fail(key, `expected an http:// or https:// URL, got ${show(v)}`);
+      return v;
+    default: return r.string(v, key);
+  }
 }
 
 function readSource(r: Reader, v: unknown, i: number): SourceConfig | undefined {
@@ -329,7 +324,7 @@ function checkNesting(r: Reader, config: Config): void {
     }
   }
   for (const [ti, t] of config.targets.entries()) {
-    if (t.kind !== 'local' || !t.path) continue;
+    if (!t.path) continue;
     const tp = realPathOf(t.path);
     for (const [i, s] of config.sources.entries()) {
       if (!s.path) continue;

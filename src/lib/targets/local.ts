@@ -5,29 +5,20 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { fdir } from 'fdir';
-import { TargetError, toTargetError } from '../errors.js';
+import { TargetError, opOrigin, toTargetError } from '../errors.js';
 import { hashFileAsync, SMALL_FILE } from '../hash/xxh64.js';
+import type { TargetConfig } from '../config/schema.js';
+import type { TargetKindModule } from './kind.js';
+import { STORE_DIR, checkRelPath, isReserved, sweepTemps, tempName } from './layout.js';
 import { isMountPoint } from './mountinfo.js';
 import type { PutSource } from './source.js';
-import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX, isTempName } from './target.js';
+import {
+  type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type Target, type TempFiles, readBackEach,
+} from './target.js';
 
 const run = promisify(execFile);
 const C = fs.constants;
 const UMASK = process.umask();
-
-/** Reject paths that could leave the target base. */
-export function checkRelPath(target: string, rel: string): void {
-  if (rel === '' || rel.startsWith('/') || rel.split('/').some((s) => s === '..' || s === '.' || s === '') || rel.includes('\0')) {
-    throw new TargetError(`[${target}] invalid target path ${JSON.stringify(rel)}`, { target, errorClass: 'other', permanent: true });
-  }
-}
-
-// Unique per process (random prefix) and per put (counter): cheaper than fresh random bytes for every file.
-const TEMP_BASE = crypto.randomBytes(4).toString('hex');
-let tempCounter = 0;
-const tempName = () => `${TEMP_PREFIX}${TEMP_BASE}${(tempCounter++).toString(16).padStart(4, '0')}${TEMP_SUFFIX}`;
-/** A temp file of this very process (in flight now): a sweep must never remove it. */
-export const isOwnTemp = (name: string): boolean => name.startsWith(TEMP_PREFIX + TEMP_BASE);
 
 /** Mode of directories replica creates when the caller does not know the source directory's. */
 export const PRIVATE_DIR_MODE = 0o700;
@@ -59,8 +50,7 @@ async function writeStream(fh: fs.promises.FileHandle, stream: Readable, signal?
  * syncfs (`sync -f`) for the whole batch. With `mount`, check() refuses (class `not-mounted`) unless that
  * path is a mount point, and nothing is created there.
  */
-export class LocalTarget implements Target {
-  readonly capabilities = { concurrency: 2, maxConnections: 4, atomicRename: true, remoteHash: true, symlinks: true };
+export class LocalTarget implements Target, RandomRead, Links, TempFiles {
   /** directories checked (no symlink on the way) since the last sync: one promise each, shared by concurrent puts */
   private dirsChecked = new Map<string, Promise<void>>();
   /** directories whose stale temp files were removed by this process */
@@ -75,7 +65,7 @@ export class LocalTarget implements Target {
   }
 
   private err(err: unknown, op: string, rel: string): TargetError {
-    return toTargetError(err, this.name, `[${this.name}] ${op} ${rel}`);
+    return toTargetError(err, this.name, opOrigin(this.name, op, rel));
   }
 
   /**
@@ -90,9 +80,9 @@ export class LocalTarget implements Target {
         const parent = relDir.includes('/') ? relDir.slice(0, relDir.lastIndexOf('/')) : undefined;
         if (parent !== undefined) await this.prepareDir(parent, dirMode);
         else await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE });
-        await this.ensureDir(relDir, parent === undefined || (parent === '.replica'), dirMode?.(relDir));
+        await this.ensureDir(relDir, parent === undefined || (parent === STORE_DIR), dirMode?.(relDir));
         if (!this.swept.has(relDir)) {
-          await this.removeTempsIn(relDir);
+          await this.removeTemps([relDir]);
           this.swept.add(relDir);
         }
       })();
@@ -128,28 +118,16 @@ export class LocalTarget implements Target {
     }
   }
 
-  private async removeTempsIn(relDir: string): Promise<number> {
-    const dir = path.join(this.base, relDir);
-    let n = 0;
-    let names: string[];
-    try { names = await fs.promises.readdir(dir); } catch { return 0; }
-    for (const name of names) {
-      if (isTempName(name) && !isOwnTemp(name)) {
-        await fs.promises.rm(path.join(dir, name), { force: true });
-        n++;
-      }
-    }
-    return n;
-  }
-
   /** Remove stale temp files (of killed runs) in these directories; returns how many. */
   async removeTemps(relDirs: string[]): Promise<number> {
-    let n = 0;
-    for (const d of relDirs) {
-      checkRelPath(this.name, d);
-      try { n += await this.removeTempsIn(d); } catch (err) { throw this.err(err, 'removeTemps', d); }
+    for (const d of relDirs) if (d !== '.') checkRelPath(this.name, d);
+    try {
+      return await sweepTemps(relDirs,
+        (d) => fs.promises.readdir(path.join(this.base, d)).catch(() => undefined),
+        (d, name) => fs.promises.rm(path.join(this.base, d, name), { force: true }));
+    } catch (err) {
+      throw this.err(err, 'removeTemps', relDirs.join(' '));
     }
-    return n;
   }
 
   async put(rel: string, src: PutSource, opts: PutOptions & { dirMode?: (relDir: string) => number | undefined } = {}): Promise<void> {
@@ -202,6 +180,10 @@ export class LocalTarget implements Target {
     }
   }
 
+  readBack(rels: string[], opts?: ReadBackOptions): Promise<ReadBack> {
+    return readBackEach(this, rels, opts);
+  }
+
   async stat(rel: string): Promise<{ size: number; mtimeMs: number } | undefined> {
     try {
       const st = await fs.promises.lstat(this.abs(rel));
@@ -215,9 +197,10 @@ export class LocalTarget implements Target {
   async *list(prefix: string): AsyncIterable<string> {
     const root = prefix === '' ? this.base : this.abs(prefix.replace(/\/+$/, ''));
     try { await fs.promises.access(root); } catch { return; }
-    const files = await new fdir().withRelativePaths().exclude((name) => name === '.replica').crawl(root).withPromise();
+    const files = await new fdir().withRelativePaths().exclude((name) => name === STORE_DIR).crawl(root).withPromise();
     for (const f of files.sort()) {
-      if (!isTempName(path.basename(f))) yield prefix === '' ? f : `${prefix.replace(/\/+$/, '')}/${f}`;
+      const rel = prefix === '' ? f : `${prefix.replace(/\/+$/, '')}/${f}`;
+      if (!isReserved(rel)) yield rel;
     }
   }
 
@@ -299,3 +282,11 @@ export class LocalTarget implements Target {
     await this.sync();
   }
 }
+
+/** `/path` or `file:///path` (relative to the config file's directory): a directory on this machine. */
+export const localKind: TargetKindModule = {
+  kind: 'local', schemes: ['', 'file'], urlForm: 'a local path', options: {},
+  concurrency: 2, maxConnections: 4,
+  localBase: (url) => url.replace(/^file:\/\//, ''),
+  create: (cfg: TargetConfig) => new LocalTarget(cfg.name, cfg.path!, { mount: cfg.mount, commandTimeoutMs: cfg.timeouts.commandMs }),
+};

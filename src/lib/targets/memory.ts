@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import { TargetError, missingError, opOrigin, toTargetError } from '../errors.js';
 import { hashBytes } from '../hash/xxh64.js';
-import { checkRelPath } from './local.js';
+import { checkRelPath, isReserved } from './layout.js';
 import type { PutSource } from './source.js';
-import type { CheckReport, PutOptions, Target } from './target.js';
+import { type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, readBackEach } from './target.js';
 
 /** A fault to inject: return an error to throw for this operation and path, or undefined to proceed. */
 export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink', relPath: string) => Error | undefined;
@@ -13,8 +13,7 @@ export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink
  * Passes the same conformance suite as real targets. `inject` makes any operation fail on demand;
  * `corrupt()` changes stored bytes behind the agent's back (for verify tests).
  */
-export class MemoryTarget implements Target {
-  readonly capabilities = { concurrency: 2, maxConnections: 8, atomicRename: true, remoteHash: true, symlinks: true };
+export class MemoryTarget implements Target, RandomRead, Links, RemoteHash {
   readonly files = new Map<string, { data: Buffer; mtimeMs?: number; mode?: number }>();
   readonly links = new Map<string, string>();
   inject?: Injector;
@@ -68,6 +67,10 @@ export class MemoryTarget implements Target {
     return out;
   }
 
+  readBack(rels: string[], opts?: ReadBackOptions): Promise<ReadBack> {
+    return readBackEach(this, rels, opts);
+  }
+
   async stat(rel: string): Promise<{ size: number; mtimeMs?: number } | undefined> {
     const f = this.files.get(rel);
     return f && { size: f.data.length, mtimeMs: f.mtimeMs };
@@ -75,7 +78,7 @@ export class MemoryTarget implements Target {
 
   async *list(prefix: string): AsyncIterable<string> {
     const p = prefix === '' ? '' : `${prefix.replace(/\/+$/, '')}/`;
-    for (const k of [...this.files.keys(), ...this.links.keys()].sort()) if (k.startsWith(p)) yield k;
+    for (const k of [...this.files.keys(), ...this.links.keys()].sort()) if (k.startsWith(p) && !isReserved(k)) yield k;
   }
 
   async get(rel: string): Promise<Readable> {

@@ -7,11 +7,13 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { ERROR_POLICY, type ErrorClass, type ProtocolCodes, SourceError, TargetError, classifyErrno, opOrigin, toTargetError } from '../errors.js';
+import { ConfigError, ERROR_POLICY, type ErrorClass, type ProtocolCodes, SourceError, TargetError, classifyErrno, opOrigin, toTargetError } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
-import { checkRelPath } from './local.js';
+import type { TargetConfig } from '../config/schema.js';
+import type { TargetKindModule } from './kind.js';
+import { checkRelPath, isReserved, tempName } from './layout.js';
 import type { PutSource } from './source.js';
-import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX } from './target.js';
+import { type CheckReport, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type Target, readBackEach } from './target.js';
 
 export interface S3Options {
   /** e.g. http://127.0.0.1:7480 (Ceph radosgw, MinIO); AWS when unset */
@@ -59,8 +61,7 @@ interface AwsError { name?: string; code?: string; message?: string; Code?: stri
  * Symlinks are recorded in the store only (SPEC 3a). The client sends no flexible checksums
  * (`WHEN_REQUIRED`): with them a streamed PUT fails on Ceph or is stored with its aws-chunked framing.
  */
-export class S3Target implements Target {
-  readonly capabilities = { concurrency: 32, maxConnections: 64, atomicRename: true, remoteHash: false, symlinks: false };
+export class S3Target implements Target, RandomRead {
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;
@@ -143,6 +144,10 @@ export class S3Target implements Target {
     return (await hashStream(await this.get(rel, opts), opts.signal)).hash;
   }
 
+  readBack(rels: string[], opts?: ReadBackOptions): Promise<ReadBack> {
+    return readBackEach(this, rels, opts);
+  }
+
   async stat(rel: string): Promise<{ size: number; mtimeMs?: number } | undefined> {
     try {
       const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
@@ -168,8 +173,7 @@ export class S3Target implements Target {
       }
       for (const o of page.Contents ?? []) {
         const rel = o.Key!.slice(base.length);
-        if (prefix === '' && rel.startsWith('.replica/')) continue; // shipped stores, as on other targets
-        if (!rel.split('/').pop()!.startsWith(TEMP_PREFIX)) yield rel;
+        if (!isReserved(rel)) yield rel;
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -184,14 +188,6 @@ export class S3Target implements Target {
     }
   }
 
-  async putLink(rel: string): Promise<boolean> {
-    throw new TargetError(`${opOrigin(this.name, 'putLink', rel)}: S3 has no symlinks (they are recorded in the store only)`, { target: this.name, errorClass: 'other', permanent: true });
-  }
-
-  async readLink(): Promise<string | undefined> {
-    return undefined;
-  }
-
   /**
    * Reachable and authenticated (HeadBucket: a missing bucket is an error, never created), writable (a probe
    * object written and deleted); abort multipart uploads under the prefix that a crashed run left behind.
@@ -201,7 +197,7 @@ export class S3Target implements Target {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
       reached = true;
-      const probe = this.prefix ? `${this.prefix}/${TEMP_PREFIX}check-${crypto.randomBytes(4).toString('hex')}${TEMP_SUFFIX}` : `${TEMP_PREFIX}check${TEMP_SUFFIX}`;
+      const probe = this.prefix ? `${this.prefix}/${tempName()}` : tempName();
       await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: probe, Body: Buffer.alloc(0), ContentLength: 0 }));
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: probe }));
       await this.abortStaleUploads();
@@ -228,3 +224,24 @@ export class S3Target implements Target {
     this.client.destroy();
   }
 }
+
+/** `s3://bucket/prefix`: objects in a bucket replica never creates (credentials from named variables or the AWS chain). */
+export const s3Kind: TargetKindModule = {
+  kind: 's3', schemes: ['s3'], urlForm: 's3://bucket/prefix with a valid bucket name', urlPattern: /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/,
+  options: { endpoint: 'http-url', region: 'string', forcePathStyle: 'boolean', accessKeyEnv: 'string', secretKeyEnv: 'string' },
+  concurrency: 32, maxConnections: 64,
+  create: (cfg: TargetConfig, i: number) => {
+    const opt = (k: string): string | undefined => cfg.options[k] as string | undefined;
+    // named variables must be set: silently falling back to other credentials would hide the mistake
+    const env = (k: string): string | undefined => {
+      const name = opt(k);
+      if (name === undefined) return undefined;
+      if (!process.env[name]) throw new ConfigError([`targets[${i}].${k}: environment variable ${name} is not set (set it in the environment of replica, e.g. the systemd unit's EnvironmentFile)`]);
+      return process.env[name];
+    };
+    return new S3Target(cfg.name, cfg.url, {
+      endpoint: opt('endpoint'), region: opt('region'), forcePathStyle: cfg.options.forcePathStyle as boolean | undefined,
+      accessKeyId: env('accessKeyEnv'), secretAccessKey: env('secretKeyEnv'), commandTimeoutMs: cfg.timeouts.commandMs,
+    });
+  },
+};

@@ -7,9 +7,14 @@ import { Client, type SFTPWrapper } from 'ssh2';
 import { type ProtocolCodes, SourceError, TargetError, missingError, opOrigin, toTargetError } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
 import { raceSignal } from '../queue/deadline.js';
-import { checkRelPath } from './local.js';
+import type { TargetConfig } from '../config/schema.js';
+import type { TargetKindModule } from './kind.js';
+import { STORE_DIR, checkRelPath, isReserved, sweepTemps, tempName } from './layout.js';
 import type { PutSource } from './source.js';
-import { type CheckReport, type PutOptions, type Target, TEMP_PREFIX, TEMP_SUFFIX, isTempName } from './target.js';
+import {
+  type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target,
+  type TempFiles, readBackEach,
+} from './target.js';
 
 export interface SshOptions {
   identity?: string;
@@ -65,8 +70,7 @@ const WINDOW = 32;
  * `sync` on the server once per batch; hash() runs `xxhsum -H1` there, with the path on stdin (never in a
  * shell string), or reads the copy back when the server has no xxhsum. Strict host-key checking.
  */
-export class SshTarget implements Target {
-  readonly capabilities = { concurrency: 8, maxConnections: 16, atomicRename: true, remoteHash: true, symlinks: true };
+export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFiles {
   private session?: Promise<Session>;
   /**
    * directories checked (made, no symlink on the way) in this session since the last sync: one promise each,
@@ -76,8 +80,6 @@ export class SshTarget implements Target {
   /** directories whose stale temp files this session removed */
   private readonly swept = new Set<string>();
   private readonly remote: ReturnType<typeof parseSshUrl>;
-  private tempCount = 0;
-  private readonly tempBase = crypto.randomBytes(4).toString('hex');
   private noXxhsum = false;
 
   constructor(readonly name: string, readonly url: string, readonly opts: SshOptions) {
@@ -152,7 +154,7 @@ export class SshTarget implements Target {
 
   /** A temp name beside `dest`: short and fixed in shape (SPEC 3a), unique per session and put. */
   private tempPath(dest: string): string {
-    return posix.join(posix.dirname(dest), `${TEMP_PREFIX}${this.tempBase}${(this.tempCount++).toString(16).padStart(4, '0')}${TEMP_SUFFIX}`);
+    return posix.join(posix.dirname(dest), tempName());
   }
 
   private abs(rel: string): string {
@@ -177,14 +179,11 @@ export class SshTarget implements Target {
           const parent = posix.dirname(dir);
           await this.prepareDir(parent, dirMode);
           const rel = posix.relative(base, dir);
-          await this.ensureDir(dir, parent === base || posix.relative(base, parent) === '.replica', dirMode?.(rel));
+          await this.ensureDir(dir, parent === base || posix.relative(base, parent) === STORE_DIR, dirMode?.(rel));
         }
         if (!this.swept.has(dir)) {
           try {
-            const list = await this.sftp<{ filename: string }[]>((s, cb) => s.readdir(dir, cb));
-            for (const f of list) {
-              if (isTempName(f.filename) && !f.filename.startsWith(TEMP_PREFIX + this.tempBase)) await this.sftp<void>((s, cb) => s.unlink(posix.join(dir, f.filename), cb)).catch(() => undefined);
-            }
+            await this.sweep([dir]);
             this.swept.add(dir);
           } catch { /* the put will say why */ }
         }
@@ -240,23 +239,23 @@ export class SshTarget implements Target {
 
   /** Remove stale temp files (of killed runs; never this session's own) in these directories. */
   async removeTemps(relDirs: string[]): Promise<number> {
-    let n = 0;
-    for (const rel of relDirs) {
-      const dir = this.abs(rel);
-      let list: { filename: string }[];
-      try {
-        list = await this.sftp<{ filename: string }[]>((s, cb) => s.readdir(dir, cb));
-      } catch (err) {
-        if ((err as { code?: number }).code === 2) continue;
-        throw this.fail(err, 'removeTemps', rel);
-      }
-      for (const f of list) {
-        if (!isTempName(f.filename) || f.filename.startsWith(TEMP_PREFIX + this.tempBase)) continue;
-        await this.sftp<void>((s, cb) => s.unlink(posix.join(dir, f.filename), cb)).catch(() => undefined);
-        n++;
-      }
+    try {
+      return await this.sweep(relDirs.map((rel) => this.abs(rel)));
+    } catch (err) {
+      throw this.fail(err, 'removeTemps', relDirs.join(' '));
     }
-    return n;
+  }
+
+  /** Remove stale temp files in these (absolute) directories on the server. */
+  private sweep(dirs: string[]): Promise<number> {
+    return sweepTemps(dirs, async (dir) => {
+      try {
+        return (await this.sftp<{ filename: string }[]>((s, cb) => s.readdir(dir, cb))).map((f) => f.filename);
+      } catch (err) {
+        if ((err as { code?: number }).code === 2) return undefined;
+        throw err;
+      }
+    }, (dir, name) => this.sftp<void>((s, cb) => s.unlink(posix.join(dir, name), cb)).catch(() => undefined));
   }
 
   /**
@@ -413,6 +412,10 @@ export class SshTarget implements Target {
     return pos === text.length ? out : new Map();
   }
 
+  readBack(rels: string[], opts?: ReadBackOptions): Promise<ReadBack> {
+    return readBackEach(this, rels, opts);
+  }
+
   async stat(rel: string): Promise<{ size: number; mtimeMs: number } | undefined> {
     try {
       const st = await this.sftp<{ size: number; mtime: number }>((s, cb) => s.lstat(this.abs(rel), cb));
@@ -432,7 +435,10 @@ export class SshTarget implements Target {
       try { entries = await this.sftp((s, cb) => s.readdir(dir, cb)); } catch { return; }
       for (const e of entries) {
         const p = posix.join(dir, e.filename);
-        if ((e.attrs.mode & 0o170000) === 0o040000) { if (e.filename !== '.replica' || dir !== this.remote.path) await walk(p); } else if (!isTempName(e.filename)) out.push(posix.relative(this.remote.path, p));
+        if ((e.attrs.mode & 0o170000) === 0o040000) { if (e.filename !== STORE_DIR || dir !== this.remote.path) await walk(p); } else {
+          const rel = posix.relative(this.remote.path, p);
+          if (!isReserved(rel)) out.push(rel);
+        }
       }
     };
     await walk(root);
@@ -479,7 +485,7 @@ export class SshTarget implements Target {
 
   /** Connect (host key, then our key), write and remove a probe file in the base, and ask for free space. */
   async check(): Promise<CheckReport> {
-    const probe = `${TEMP_PREFIX}${this.tempBase}check${TEMP_SUFFIX}`;
+    const probe = tempName();
     try {
       await this.connect();
     } catch (err) {
@@ -510,3 +516,14 @@ export class SshTarget implements Target {
     if (s) (await s.catch(() => undefined))?.client.end();
   }
 }
+
+/** `ssh://[user@]host[:port]/path`: a directory on a server, over SFTP (remote `xxhsum` and `sync` where present). */
+export const sshKind: TargetKindModule = {
+  kind: 'ssh', schemes: ['ssh'], urlForm: 'ssh://[user@]host[:port]/path', urlPattern: /^ssh:\/\/(?:[^@/]+@)?[^@/:]+(?::\d+)?\/./,
+  options: { identity: 'path', knownHosts: 'path', hostKeyCheck: 'boolean' },
+  concurrency: 8, maxConnections: 16,
+  create: (cfg: TargetConfig) => new SshTarget(cfg.name, cfg.url, {
+    identity: cfg.options.identity as string | undefined, knownHosts: cfg.options.knownHosts as string | undefined,
+    hostKeyCheck: cfg.options.hostKeyCheck as boolean | undefined, commandTimeoutMs: cfg.timeouts.commandMs,
+  }),
+};

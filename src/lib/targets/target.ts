@@ -1,19 +1,6 @@
 import type { Readable } from 'node:stream';
+import { TargetError, messageOf } from '../errors.js';
 import type { PutSource } from './source.js';
-
-/** What a target can do; the queue and verifier adapt to it. */
-export interface TargetCapabilities {
-  /** copies in flight when the config does not say (SPEC default 2; more where latency dominates) */
-  concurrency: number;
-  /** most copies worth running in parallel (a configured concurrency is capped by this) */
-  maxConnections: number;
-  /** put() is atomic (temp + rename) on this target */
-  atomicRename: boolean;
-  /** hash() runs where the bytes are (no transfer back) */
-  remoteHash: boolean;
-  /** putLink()/readLink() recreate symlinks; otherwise symlinks are only recorded in the store */
-  symlinks: boolean;
-}
 
 export interface PutOptions {
   signal?: AbortSignal;
@@ -36,13 +23,16 @@ export interface CheckReport {
   detail?: string;
 }
 
+/** Per-file result of a read-back: the hash of what is stored, or why it could not be read. */
+export type ReadBack = Map<string, string | TargetError>;
+
 /**
- * A place that holds copies (DESIGN.md). Paths are relative to the target base (`<host>/<abs path>`).
- * Every method throws TargetError with a SPEC error class; `permanent` says whether retrying can help.
+ * A place that holds copies: the core every kind has. Paths are relative to the target base
+ * (`<host>/<abs path>`, layout.ts). Every method throws TargetError with an error class; `permanent` says
+ * whether retrying can help. What a kind can do beyond this it offers as capabilities (below), or not at all.
  */
 export interface Target {
   readonly name: string;
-  readonly capabilities: TargetCapabilities;
   /**
    * Write `src` to `relPath` atomically: readers see all of it or none, and nothing is published unless every
    * byte of `src` was read (a source that fails its hash check errors before its end: see PutSource). The
@@ -56,42 +46,93 @@ export interface Target {
    * A target whose put() is already durable resolves at once.
    */
   sync(opts?: { signal?: AbortSignal }): Promise<void>;
-  /** Hash of the stored bytes, read back from the target itself (never from a cache of ours). */
-  hash(relPath: string, opts?: { signal?: AbortSignal }): Promise<string>;
   /**
-   * Optional: hashes of many stored copies in one go, where that is much cheaper than one hash() each (one
-   * remote command instead of a read-back per file). May leave out any path (the caller then calls hash()
-   * for it); a hash it returns is read from the target, as hash() would.
+   * Read back what is stored at each path and hash it, from the target itself (never from a cache of ours):
+   * each path maps to its hash or its own error (`missing` when nothing is there). After a target-wide
+   * failure the paths not read yet are left out. Throws only when the batch as a whole could not be read.
    */
-  hashMany?(relPaths: string[], opts?: { signal?: AbortSignal }): Promise<Map<string, string>>;
-  /** Size (and mtime where known) of what is stored, or undefined when nothing is there. */
-  stat(relPath: string): Promise<{ size: number; mtimeMs?: number } | undefined>;
-  /** Every stored path under `prefix` (relative paths, files only; temp files excluded). */
-  list(prefix: string): AsyncIterable<string>;
-  /** The stored bytes. */
-  get(relPath: string): Promise<Readable>;
-  /**
-   * Create (or replace) a symlink with link text `linkText` (capabilities.symlinks only). Resolves false, and
-   * creates nothing, when a directory is in the way (the source's former directory: its copies stay).
-   */
-  putLink(relPath: string, linkText: string, opts?: PutOptions): Promise<boolean>;
-  /** The link text of a stored symlink, or undefined if none is there (capabilities.symlinks only). */
-  readLink(relPath: string): Promise<string | undefined>;
+  readBack(relPaths: string[], opts?: ReadBackOptions): Promise<ReadBack>;
   /**
    * Reachable, authenticated, mounted, writable: used by `replica check` and before copying. Throws
    * TargetError if not, with `stage` saying which step failed.
    */
   check(opts?: { signal?: AbortSignal }): Promise<CheckReport>;
-  /**
-   * Optional: remove the stale temp files (of a killed run; never this process's own) in these directories.
-   * Targets without temp files (S3) do not offer it.
-   */
-  removeTemps?(relDirs: string[]): Promise<number>;
   /** Release connections. */
   close(): Promise<void>;
 }
 
-/** Temp names on targets: short and fixed in shape, so a 255-byte file name still works (SPEC 3a). */
-export const TEMP_PREFIX = '.replica-';
-export const TEMP_SUFFIX = '.tmp';
-export const isTempName = (name: string): boolean => name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
+export interface ReadBackOptions {
+  signal?: AbortSignal;
+  /** reads in flight at once (default 2) */
+  concurrency?: number;
+}
+
+/** Capability: read any stored file at random (every kind but tape). */
+export interface RandomRead {
+  /** Hash of the stored bytes, read back from the target itself. */
+  hash(relPath: string, opts?: { signal?: AbortSignal }): Promise<string>;
+  /** Size (and mtime where known) of what is stored, or undefined when nothing is there. */
+  stat(relPath: string): Promise<{ size: number; mtimeMs?: number } | undefined>;
+  /** Every stored user file under `prefix` (relative paths; replica's own files, layout.isReserved, excluded). */
+  list(prefix: string): AsyncIterable<string>;
+  /** The stored bytes. */
+  get(relPath: string): Promise<Readable>;
+}
+
+/** Capability: symlinks are recreated as symlinks (elsewhere they are recorded in the store only). */
+export interface Links {
+  /**
+   * Create (or replace) a symlink with link text `linkText`. Resolves false, and creates nothing, when a
+   * directory is in the way (the source's former directory: its copies stay).
+   */
+  putLink(relPath: string, linkText: string, opts?: PutOptions): Promise<boolean>;
+  /** The link text of a stored symlink, or undefined if none is there. */
+  readLink(relPath: string): Promise<string | undefined>;
+}
+
+/** Capability: hash many stored copies where they are (one remote command instead of a read-back each). */
+export interface RemoteHash {
+  /** May leave out any path (it is then read back per file); a hash it returns is of the stored bytes. */
+  hashMany(relPaths: string[], opts?: { signal?: AbortSignal }): Promise<Map<string, string>>;
+}
+
+/** Capability: put() makes temp files, which a killed run can leave behind. */
+export interface TempFiles {
+  /** Remove the stale temp files (of a killed run; never this process's own) in these directories. */
+  removeTemps(relDirs: string[]): Promise<number>;
+}
+
+const offers = (t: object, method: string): boolean => typeof (t as Record<string, unknown>)[method] === 'function';
+export const hasRandomRead = <T extends Target>(t: T): t is T & RandomRead => offers(t, 'hash') && offers(t, 'list');
+export const hasLinks = <T extends Target>(t: T): t is T & Links => offers(t, 'putLink');
+export const hasRemoteHash = <T extends Target>(t: T): t is T & RemoteHash => offers(t, 'hashMany');
+export const hasTempFiles = <T extends Target>(t: T): t is T & TempFiles => offers(t, 'removeTemps');
+
+/**
+ * readBack() for a kind with random read: the batch through `hashMany` first where offered (what it leaves out,
+ * or all if it fails, is hashed per file), then `hash` per file, `concurrency` at a time. Stops starting new
+ * reads after a target-wide failure.
+ */
+export async function readBackEach(t: RandomRead & Partial<RemoteHash>, rels: string[], opts: ReadBackOptions = {}): Promise<ReadBack> {
+  const out: ReadBack = new Map();
+  if (t.hashMany && rels.length) {
+    try {
+      for (const [rel, h] of await t.hashMany(rels, { signal: opts.signal })) out.set(rel, h);
+    } catch { /* read back file by file below */ }
+  }
+  const rest = rels.filter((r) => !out.has(r));
+  let down = false;
+  const worker = async () => {
+    for (let rel = rest.shift(); rel !== undefined && !down && !opts.signal?.aborted; rel = rest.shift()) {
+      try {
+        out.set(rel, await t.hash(rel, { signal: opts.signal }));
+      } catch (err) {
+        const e = err instanceof TargetError ? err : new TargetError(messageOf(err), { target: '', errorClass: 'other', cause: err });
+        out.set(rel, e);
+        if (e.targetWide) down = true;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 2) }, worker));
+  return out;
+}

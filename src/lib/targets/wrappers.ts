@@ -4,27 +4,57 @@ import { ERROR_POLICY, TargetError, toTargetError } from '../errors.js';
 import { SMALL_FILE } from '../hash/xxh64.js';
 import { withDeadline } from '../queue/deadline.js';
 import type { PutSource } from './source.js';
-import type { CheckReport, PutOptions, Target } from './target.js';
+import {
+  type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type TempFiles,
+  hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles, readBackEach,
+} from './target.js';
 
 /**
  * Wrappers that any target gets, the way restic wraps its backends: bandwidth limit (innermost), a timeout
  * per operation, retries with exponential backoff (outermost). Each is a Target itself, so they compose and
  * pass the same conformance suite.
  */
-type Op = 'put' | 'sync' | 'hash' | 'stat' | 'get' | 'putLink' | 'readLink' | 'check' | 'hashMany' | 'removeTemps';
+type Op = 'put' | 'sync' | 'readBack' | 'hash' | 'stat' | 'get' | 'list' | 'putLink' | 'readLink' | 'check' | 'hashMany' | 'removeTemps';
+type Signal = { signal?: AbortSignal };
 
-/** Delegates every call to `inner` through around(); subclasses decide what happens around each call. */
-abstract class TargetWrapper implements Target {
-  readonly hashMany?: (rels: string[], opts?: { signal?: AbortSignal }) => Promise<Map<string, string>>;
-  readonly removeTemps?: (relDirs: string[]) => Promise<number>;
+/**
+ * Delegates every call to `inner` through around(); subclasses decide what happens around each call. It offers
+ * exactly the capabilities the inner target offers (target.ts guards see the same kind through the wrapper).
+ */
+abstract class TargetWrapper implements Target, Partial<RandomRead & Links & RemoteHash & TempFiles> {
+  readonly hash?: RandomRead['hash'];
+  readonly stat?: RandomRead['stat'];
+  readonly get?: RandomRead['get'];
+  readonly list?: RandomRead['list'];
+  readonly putLink?: Links['putLink'];
+  readonly readLink?: Links['readLink'];
+  readonly hashMany?: RemoteHash['hashMany'];
+  readonly removeTemps?: TempFiles['removeTemps'];
   constructor(readonly inner: Target) {
-    const many = inner.hashMany?.bind(inner);
-    if (many) this.hashMany = (rels, opts = {}) => this.around('hashMany', `${rels.length} files`, opts.signal, true, (signal) => many(rels, { signal }));
-    const sweep = inner.removeTemps?.bind(inner);
-    if (sweep) this.removeTemps = (dirs) => this.around('removeTemps', `${dirs.length} dirs`, undefined, true, () => sweep(dirs));
+    const t = inner;
+    if (hasRandomRead(t)) {
+      this.hash = (rel, o: Signal = {}) => this.around('hash', rel, o.signal, true, (signal) => t.hash(rel, { signal }));
+      this.stat = (rel) => this.around('stat', rel, undefined, true, () => t.stat(rel));
+      this.get = (rel) => this.around('get', rel, undefined, true, () => t.get(rel));
+      // the whole listing is one operation (timed and retried from the start): no half-listed answer
+      this.list = (prefix) => this.listed(() => this.around('list', prefix || '.', undefined, true, async () => {
+        const out: string[] = [];
+        for await (const k of t.list(prefix)) out.push(k);
+        return out;
+      }));
+    }
+    if (hasLinks(t)) {
+      this.putLink = (rel, text, o: PutOptions = {}) => this.around('putLink', rel, o.signal, true, (signal) => t.putLink(rel, text, { ...o, signal }));
+      this.readLink = (rel) => this.around('readLink', rel, undefined, true, () => t.readLink(rel));
+    }
+    if (hasRemoteHash(t)) this.hashMany = (rels, o: Signal = {}) => this.around('hashMany', `${rels.length} files`, o.signal, true, (signal) => t.hashMany(rels, { signal }));
+    if (hasTempFiles(t)) this.removeTemps = (dirs) => this.around('removeTemps', `${dirs.length} dirs`, undefined, true, () => t.removeTemps(dirs));
   }
   get name(): string { return this.inner.name; }
-  get capabilities() { return this.inner.capabilities; }
+
+  private async *listed(all: () => Promise<string[]>): AsyncIterable<string> {
+    yield* await all();
+  }
 
   /** Run `fn` (the inner call) for operation `op`; `repeatable` is false when it consumed a one-shot stream. */
   protected abstract around<T>(op: Op, rel: string, signal: AbortSignal | undefined, repeatable: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T>;
@@ -33,28 +63,15 @@ abstract class TargetWrapper implements Target {
     // a PutSource reads from byte 0 every time: a put can always be called again
     return this.around('put', rel, opts.signal, true, (signal) => this.inner.put(rel, src, { ...opts, signal }));
   }
-  sync(opts: { signal?: AbortSignal } = {}): Promise<void> {
+  sync(opts: Signal = {}): Promise<void> {
     return this.around('sync', '.', opts.signal, true, (signal) => this.inner.sync({ signal }));
   }
-  hash(rel: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
-    return this.around('hash', rel, opts.signal, true, (signal) => this.inner.hash(rel, { signal }));
+  /** Per file through this wrapper's own hash (each read timed and retried) where the kind reads at random; else the kind's batch. */
+  readBack(rels: string[], opts: ReadBackOptions = {}): Promise<ReadBack> {
+    if (this.hash) return readBackEach(this as unknown as RandomRead & Partial<RemoteHash>, rels, opts);
+    return this.around('readBack', `${rels.length} files`, opts.signal, true, (signal) => this.inner.readBack(rels, { ...opts, signal }));
   }
-  stat(rel: string) {
-    return this.around('stat', rel, undefined, true, () => this.inner.stat(rel));
-  }
-  list(prefix: string): AsyncIterable<string> {
-    return this.inner.list(prefix);
-  }
-  get(rel: string): Promise<Readable> {
-    return this.around('get', rel, undefined, true, () => this.inner.get(rel));
-  }
-  putLink(rel: string, linkText: string, opts: PutOptions = {}): Promise<boolean> {
-    return this.around('putLink', rel, opts.signal, true, (signal) => this.inner.putLink(rel, linkText, { ...opts, signal }));
-  }
-  readLink(rel: string): Promise<string | undefined> {
-    return this.around('readLink', rel, undefined, true, () => this.inner.readLink(rel));
-  }
-  check(opts: { signal?: AbortSignal } = {}): Promise<CheckReport> {
+  check(opts: Signal = {}): Promise<CheckReport> {
     return this.around('check', '.', opts.signal, true, (signal) => this.inner.check({ signal }));
   }
   close(): Promise<void> {
@@ -127,7 +144,7 @@ export class TimeoutTarget extends TargetWrapper {
       // another thread until the disk comes back.
       return Promise.reject(new TargetError(`[${this.name}] ${op} ${rel}: not called: ${this.hung} earlier call(s) hung for ${Math.round((Date.now() - this.hungSince) / 1000)} s and have not returned`, { target: this.name, errorClass: 'timeout' }));
     }
-    const ms = op === 'put' || op === 'hash' || op === 'get' || op === 'hashMany' ? this.opts.copyMs : this.opts.commandMs;
+    const ms = op === 'put' || op === 'hash' || op === 'get' || op === 'hashMany' || op === 'list' || op === 'readBack' ? this.opts.copyMs : this.opts.commandMs;
     let inner: Promise<T> | undefined;
     const timedOut = () => new TargetError(`[${this.name}] ${op} ${rel}: timed out after ${ms} ms`, { target: this.name, errorClass: 'timeout' });
     return withDeadline(ms, signal, (s) => (inner = fn(s)), timedOut).catch((err: unknown) => {

@@ -1,0 +1,31 @@
+import type { TargetConfig } from '../config/schema.js';
+import type { Target } from './target.js';
+
+/** How a kind-specific option is read from the config (all are optional). */
+export type OptionType = 'string' | 'path' | 'boolean' | 'size' | 'http-url';
+
+/**
+ * Everything replica needs to know about one target kind: its URL scheme, its options and how to check them,
+ * its default concurrency, and how to make one. The registry is a plain list of these: config validation,
+ * the CLI and the monitor loop over it, so a new kind is one module plus one line in the list.
+ */
+export interface TargetKindModule {
+  /** the kind's name, as `kind` in status output */
+  readonly kind: string;
+  /** URL schemes this kind takes (`''`: a plain path with no scheme) */
+  readonly schemes: readonly string[];
+  /** the URL's shape, for error messages (`ssh://[user@]host[:port]/path`) */
+  readonly urlForm: string;
+  /** a URL of this kind that does not match is refused with `urlForm` */
+  readonly urlPattern?: RegExp;
+  /** kind-specific config keys */
+  readonly options: Readonly<Record<string, OptionType>>;
+  /** copies in flight when the config does not say */
+  readonly concurrency: number;
+  /** most copies worth running in parallel (a configured concurrency is capped by this) */
+  readonly maxConnections: number;
+  /** the target base as a path on this machine, for kinds that have one (nesting checks, the monitor) */
+  localBase?(url: string): string;
+  /** make the target; a kind this build cannot write to yet has no factory (refused with exit 78) */
+  create?(cfg: TargetConfig, index: number): Target;
+}

@@ -1,0 +1,72 @@
+import crypto from 'node:crypto';
+import { TargetError } from '../errors.js';
+
+/**
+ * Where things live on every target, whatever its kind (paths relative to the target's base):
+ * - a source file `/abs/path` of host `h`: `h/abs/path`;
+ * - the host's shipped store: `.replica/h/`;
+ * - previous versions of a file: `h/.replica-versions/abs/path@<UTC stamp>`;
+ * - temp files: `.replica-<random>.tmp` beside the final name, short so a 255-byte file name still fits.
+ * Names starting `.replica` at these places are reserved: never listed as user files.
+ */
+
+/** The copy of source file `p` (absolute) of `host`. */
+export const targetPath = (host: string, p: string): string => `${host}${p}`;
+
+/** The directory holding the shipped store of every host. */
+export const STORE_DIR = '.replica';
+
+/** The shipped store of `host`. */
+export const storePath = (host: string): string => `${STORE_DIR}/${host}`;
+
+/** The per-host directory of previous versions. */
+export const VERSIONS_DIR = '.replica-versions';
+
+/** Is `rel` (a target-relative file path) replica's own rather than a copy of a user file? */
+export function isReserved(rel: string): boolean {
+  const parts = rel.split('/');
+  return parts[0] === STORE_DIR || parts[1] === VERSIONS_DIR || isTempName(parts[parts.length - 1]);
+}
+
+export const TEMP_PREFIX = '.replica-';
+export const TEMP_SUFFIX = '.tmp';
+
+/** A temp file of any replica process (live or killed). */
+export const isTempName = (name: string): boolean => name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
+
+// Unique per process (random prefix) and per put (counter): cheaper than fresh random bytes for every file.
+const TEMP_BASE = crypto.randomBytes(4).toString('hex');
+let tempCounter = 0;
+
+/** A fresh temp file name for this process. */
+export const tempName = (): string => `${TEMP_PREFIX}${TEMP_BASE}${(tempCounter++).toString(16).padStart(4, '0')}${TEMP_SUFFIX}`;
+
+/** A temp file of this very process (in flight now): a sweep must never remove it. */
+export const isOwnTemp = (name: string): boolean => name.startsWith(TEMP_PREFIX + TEMP_BASE);
+
+/** The names in a directory listing that a sweep removes: temp files of other (killed) runs. */
+export const staleTemps = (names: Iterable<string>): string[] => [...names].filter((n) => isTempName(n) && !isOwnTemp(n));
+
+/**
+ * Sweep the stale temps of each directory in `relDirs`: `listDir` gives a directory's names (undefined when it
+ * is gone), `remove` deletes one entry. Returns how many were removed. The one sweep every kind with temp
+ * files uses.
+ */
+export async function sweepTemps(relDirs: string[], listDir: (relDir: string) => Promise<string[] | undefined>,
+  remove: (relDir: string, name: string) => Promise<void>): Promise<number> {
+  let n = 0;
+  for (const d of relDirs) {
+    for (const name of staleTemps((await listDir(d)) ?? [])) {
+      await remove(d, name);
+      n++;
+    }
+  }
+  return n;
+}
+
+/** Reject paths that could leave the target base (absolute, `..`, `.`, empty components, NUL). */
+export function checkRelPath(target: string, rel: string): void {
+  if (rel === '' || rel.startsWith('/') || rel.split('/').some((s) => s === '..' || s === '.' || s === '') || rel.includes('\0')) {
+    throw new TargetError(`[${target}] invalid target path ${JSON.stringify(rel)}`, { target, errorClass: 'other', permanent: true });
+  }
+}

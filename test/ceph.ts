@@ -20,7 +20,7 @@ const SCRIPT = path.resolve(import.meta.dirname, '..', 'scripts', 'ceph-cluster.
 let buckets = 0;
 
 /**
- * A real single-node Ceph cluster with radosgw on 127.0.0.1 (TESTINFRA.md 2A), started by the tests through
+ * A real single-node Ceph cluster with radosgw on 127.0.0.1, started by the tests through
  * scripts/ceph-cluster.sh. Fails loudly when Ceph is not installed: the S3 target is only tested for real.
  */
 export async function startCeph(): Promise<Ceph> {

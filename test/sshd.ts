@@ -16,7 +16,7 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * A real OpenSSH sshd on 127.0.0.1 for the tests (TESTINFRA.md 1): its own host key, key-only root login,
+ * A real OpenSSH sshd on 127.0.0.1 for the tests: its own host key, key-only root login,
  * and a known_hosts file holding exactly its host key. Fails loudly when sshd is not installed.
  */
 export async function startSshd(): Promise<Sshd> {

@@ -59,7 +59,7 @@ describe('store', () => {
     rmTree(dir);
   });
 
-  it('toFileRecord expands compact records to SPEC 4 FileRecords', () => {
+  it('toFileRecord expands compact records to the logical FileRecords', () => {
     const r: Rec = { ...rec(5), t: { a: encodeState({ s: 'v', c: 3, v: 4 }), b: encodeState({ s: 'f', a: 2, n: 9, e: ['ENOSPC', 'disk  full\nnow', 8] }), c: 'p' } };
     const f = toFileRecord('/p', r);
     assert.equal(f.targets.a.state, 'verified');

@@ -8,7 +8,7 @@ import { LOG_LEVELS } from '../lib/config/schema.js';
 import { SUPERVISED_ENV, dieWithSupervisor, exitWith, supervise, workerReady } from './supervisor.js';
 // Command modules are imported when used: `replica hash` need not load the store, winston or cosmiconfig.
 
-/** The exit-code table (SPEC 5): the only place errors become exit codes. */
+/** The exit-code table (printed by --help): the only place errors become exit codes. */
 export const EXIT = { ok: 0, problems: 1, usage: 2, store: 74, locked: 75, config: 78, interrupted: 130 } as const;
 
 const HELP = `replica ${VERSION}: back up every settled file to every target, verified

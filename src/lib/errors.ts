@@ -1,4 +1,4 @@
-/** Error classes recorded in the store (SPEC 4). */
+/** Error classes recorded in the store (docs/store-format.md). */
 export const ERROR_CLASSES = [
   'ENOSPC', 'EACCES', 'EROFS', 'EIO', 'not-mounted', 'unreachable', 'timeout', 'quota',
   'mismatch', 'missing', 'vanished', 'changed', 'source-missing', 'other',
@@ -103,7 +103,7 @@ export interface TargetErrorOptions {
   cause?: unknown;
 }
 
-/** A failure of one target operation, classified for the store (SPEC 4) and the retry policy. */
+/** A failure of one target operation, classified for the store and the retry policy. */
 export class TargetError extends ReplicaError {
   readonly target: string;
   readonly errorClass: ErrorClass;
@@ -117,7 +117,7 @@ export class TargetError extends ReplicaError {
     this.stage = opts.stage;
     this.permanent = opts.permanent ?? false;
   }
-  /** true when the failure is of the whole target (SPEC 8), not of one file */
+  /** true when the failure is of the whole target (ERROR_POLICY), not of one file */
   get targetWide(): boolean {
     return TARGET_WIDE_CLASSES.has(this.errorClass);
   }

@@ -246,7 +246,7 @@ export class Agent {
     };
   }
 
-  /** Record that the agent is alive (SPEC 3), with its watch budget. */
+  /** Record that the agent is alive (the monitor calls a host stale without it), with its watch budget. */
   private heartbeat(): void {
     this.store.meta.heartbeatAt = new Date().toISOString();
     this.store.meta.watch = this.watchInfo();

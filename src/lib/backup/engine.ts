@@ -62,7 +62,7 @@ export class Engine {
     this.store.touchMeta();
   }
 
-  /** Record a target-wide failure on the target (SPEC 8): shown by status, no attempts spent. */
+  /** Record a target-wide failure on the target: shown by status, no attempts spent. */
   recordDown(name: string, err: TargetError): void {
     this.targetsDown[name] = { class: err.errorClass, message: err.message };
     const m = (this.store.meta.targets[name] ??= { url: this.config.targets.find((t) => t.name === name)?.url ?? '' });
@@ -95,7 +95,7 @@ export class Engine {
     }
   }
 
-  /** Remove the temp files a killed run may have left in the directories it recorded (SPEC 3a). */
+  /** Remove the temp files a killed run may have left in the directories it recorded. */
   private async sweepTemps(t: Target): Promise<void> {
     const m = this.store.meta.targets[t.name];
     if (!m?.tempDirs?.length || !hasTempFiles(t)) return;

@@ -6,7 +6,7 @@ import { type Target, hasRandomRead } from '../targets/target.js';
 
 /**
  * Copy a store snapshot (a directory that never changes: hard links) to `<base>/.replica/<host>/` on a
- * target, so replica-monitor can read every host's state from a backup server (SPEC 3). Shards first and
+ * target, so replica-monitor can read every host's state from a backup server. Shards first and
  * meta.json last; a file whose size and mtime already match there is skipped.
  */
 export async function shipStore(target: Target, snapshotDir: string, host: string, signal?: AbortSignal): Promise<number> {

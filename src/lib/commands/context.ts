@@ -9,7 +9,7 @@ import { createTarget } from '../targets/registry.js';
 import type { Target } from '../targets/target.js';
 import { VERSION } from '../version.js';
 
-/** Options every command takes (SPEC 5). */
+/** Options every command takes. */
 export interface GlobalOptions {
   config?: string;
   json?: boolean;
@@ -24,7 +24,7 @@ export interface Context {
   out: NodeJS.WritableStream;
 }
 
-/** Load the config and make the logger; the first log line names the version and the config file (SPEC 7). */
+/** Load the config and make the logger; the first log line names the version and the config file. */
 export async function createContext(opts: GlobalOptions, command: string, out: NodeJS.WritableStream = process.stdout): Promise<Context> {
   const config = await loadConfig({ file: opts.config });
   const log = createLogger(opts.logLevel ?? config.log.level);

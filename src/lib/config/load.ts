@@ -6,7 +6,7 @@ import { ConfigError, messageOf } from '../errors.js';
 import type { Config } from './schema.js';
 import { validateConfig } from './validate.js';
 
-/** Where discovery looks in each directory, in order (SPEC 2; cosmiconfig's defaults lack replica.config.json). */
+/** Where discovery looks in each directory, in order (cosmiconfig's defaults lack replica.config.json). */
 export const SEARCH_PLACES = [
   'package.json', 'replica.config.json', '.replicarc', '.replicarc.json', '.replicarc.yaml', '.replicarc.yml',
   'replica.config.js', 'replica.config.cjs', 'replica.config.mjs',
@@ -90,7 +90,7 @@ export interface LoadOptions {
 }
 
 /**
- * Find, parse and validate the config (SPEC 2): `--config`, else `REPLICA_CONFIG`, else cosmiconfig discovery
+ * Find, parse and validate the config: `--config`, else `REPLICA_CONFIG`, else cosmiconfig discovery
  * under module name `replica` from the cwd upward. Throws ConfigError naming the file or key that is wrong.
  */
 export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {

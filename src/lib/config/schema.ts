@@ -1,4 +1,4 @@
-/** The resolved configuration (SPEC 2): every duration in ms, every size in bytes, every path absolute. */
+/** The resolved configuration (README: Configuration): every duration in ms, every size in bytes, every path absolute. */
 export interface Config {
   /** the config file this came from */
   file: string;

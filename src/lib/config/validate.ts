@@ -205,7 +205,7 @@ function readSource(r: Reader, v: unknown, i: number): SourceConfig | undefined 
 /**
  * Validate a raw config object (as parsed from `file`) and resolve it: every key checked, defaults filled.
  * Throws ConfigError listing every problem, each naming its key path. Source directories that do not exist
- * are returned with `exists: false`: whether that is an error depends on the store (SPEC 8).
+ * are returned with `exists: false`: whether that is an error depends on the store (an unmounted disk is source-missing, not a deletion).
  */
 export function validateConfig(raw: unknown, file: string): Config {
   const r = new Reader(path.dirname(file));

@@ -50,7 +50,7 @@ export const worse = (a: Status, b: Status): Status => {
 };
 
 /**
- * The report for one host (SPEC 6, 8): CRITICAL for a stale heartbeat, a target-level failure, a file
+ * The report for one host : CRITICAL for a stale heartbeat, a target-level failure, a file
  * failed with no attempts left, or a settled file unverified for longer than critAge; WARNING for a failed
  * file still being retried or a settled file unverified for longer than warnAge.
  */

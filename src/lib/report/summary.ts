@@ -39,7 +39,7 @@ export interface StoreSummary {
 const bucket = (): Bucket => ({ files: 0, bytes: 0 });
 
 /**
- * Summarise a store per target (SPEC 5 `status`, and the monitor's per-host model): verified / pending /
+ * Summarise a store per target (`status`, and the monitor's per-host model): verified / pending /
  * failed (by error class, with the latest message) / ignored counts and bytes, the oldest unverified file.
  */
 export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNames: string[]): StoreSummary {

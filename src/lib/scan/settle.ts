@@ -20,7 +20,7 @@ export const observationOf = (st: { size: number; mtimeMs: number; ino: number; 
   ({ size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs });
 
 /**
- * The settle rule (SPEC 3a), for a record whose last observation equals the file now: settled when that
+ * The settle rule, for a record whose last observation equals the file now: settled when that
  * observation is at least `settleMs` old (two observations `settle` apart agree), or when the mtime is more
  * than `settleMs` in the past. A future mtime (clock skew) settles only by the two-observation rule.
  */

@@ -77,7 +77,7 @@ export interface Rec {
   t: Record<string, string>;
 }
 
-/** The logical FileRecord of SPEC 4, for output. */
+/** The logical file record, as `--json` output and docs/store-format.md show it. */
 export interface FileRecord {
   path: string;
   size: number;
@@ -108,7 +108,7 @@ export interface RunCounts {
   failed: number; skipped: number; symlinks: number; unsupportedNames: number; deleted: number; bytesCopied: number;
 }
 
-/** SPEC 4 Meta, stored as meta.json (always present in a store directory). */
+/** The store's meta.json (always present in a store directory). */
 export interface Meta {
   formatVersion: number;
   host: string;
@@ -148,7 +148,7 @@ export function emptyCounts(): RunCounts {
 
 const iso = (t: number | undefined): string | undefined => (t === undefined ? undefined : new Date(t).toISOString());
 
-/** Expand a compact record to SPEC 4's FileRecord. */
+/** Expand a compact record to the logical FileRecord. */
 export function toFileRecord(path: string, r: Rec): FileRecord {
   const targets: Record<string, TargetState> = {};
   for (const [name, enc] of Object.entries(r.t)) {

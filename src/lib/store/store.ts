@@ -17,7 +17,7 @@ interface ShardData { formatVersion: number; files: Record<string, Rec> }
 export interface StoreOptions {
   host: string;
   agentVersion: string;
-  /** rotated snapshots kept (SPEC 2 `snapshots`) */
+  /** rotated snapshots kept (the config's `snapshots`) */
   snapshots: number;
   log: Logger;
   /** read-only: no lock expected, nothing is ever written (status, new-files, monitor) */

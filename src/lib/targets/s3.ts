@@ -55,10 +55,10 @@ interface AwsError { name?: string; code?: string; message?: string; Code?: stri
 
 /**
  * A bucket (and key prefix) on an S3 service: AWS, Ceph radosgw, MinIO. Keys are `<prefix>/<host>/<abs path>`
- * (SPEC 4). A PUT is atomic (readers see the old object or the new one), and durable once the service
+ * (the store's vocabulary). A PUT is atomic (readers see the old object or the new one), and durable once the service
  * answers, so sync() has nothing to do. Each object carries its xxh64, mtime and mode in user metadata
  * (`x-amz-meta-xxh64`, `-mtime`, `-mode`); verification reads the object back and hashes the bytes.
- * Symlinks are recorded in the store only (SPEC 3a). The client sends no flexible checksums
+ * Symlinks are recorded in the store only (S3 has no symlinks). The client sends no flexible checksums
  * (`WHEN_REQUIRED`): with them a streamed PUT fails on Ceph or is stored with its aws-chunked framing.
  */
 export class S3Target implements Target, RandomRead {

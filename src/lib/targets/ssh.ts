@@ -152,7 +152,7 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
     return Promise.race([dead, new Promise<T>((resolve, reject) => fn(sftp, (err, v) => (err ? reject(err) : resolve(v as T))))]);
   }
 
-  /** A temp name beside `dest`: short and fixed in shape (SPEC 3a), unique per session and put. */
+  /** A temp name beside `dest`: short and fixed in shape (layout.ts), unique per process and put. */
   private tempPath(dest: string): string {
     return posix.join(posix.dirname(dest), tempName());
   }

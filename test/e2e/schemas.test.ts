@@ -4,7 +4,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { ROOT, age, cli, json, makeTree, mountTmpfs, rmTree, tmpDir, writeConfig } from './helpers.js';
+import { ROOT, age, cli, json, makeTree, mountTmpfs, rmTree, tmpDir, writeConfig } from '../helpers.js';
 
 function validator(name: string) {
   const ajv = new Ajv2020({ allErrors: true, strict: false });

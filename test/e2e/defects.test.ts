@@ -4,8 +4,8 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { spawn, execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { CLI, age, cli, exited, json, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from './helpers.js';
-import { PathFilter } from '../dist/lib/scan/filter.js';
+import { CLI, age, cli, exited, json, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
+import { PathFilter } from '../../dist/lib/scan/filter.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, it, before, after } from 'node:test';
-import { CLI, age, cli, exited, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from './helpers.js';
+import { CLI, age, cli, exited, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

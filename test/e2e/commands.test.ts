@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, it, before, after } from 'node:test';
-import { age, cli, json, makeTree, ODD_NAMES, rmTree, tmpDir, writeConfig } from './helpers.js';
+import { age, cli, json, makeTree, ODD_NAMES, rmTree, tmpDir, writeConfig } from '../helpers.js';
 
 describe('commands', () => {
   let dir: string; let src: string; let cfg: string;

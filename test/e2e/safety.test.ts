@@ -4,7 +4,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { CLI, ROOT, age, cli, exited, json, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from './helpers.js';
+import { CLI, ROOT, age, cli, exited, json, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -262,7 +262,7 @@ describe('safety: the backup never backs itself up (config checks on real paths)
 
 describe('safety: timers and config input', () => {
   it('durations past Node\'s timer limit (~24.8 days) do not fire at once; zero timeouts are refused', async () => {
-    const { setLongTimeout, MAX_TIMER_MS } = await import('../dist/lib/queue/timers.js');
+    const { setLongTimeout, MAX_TIMER_MS } = await import('../../dist/lib/queue/timers.js');
     let fired = false;
     const t = setLongTimeout(() => { fired = true; }, MAX_TIMER_MS + 10_000);
     await sleep(100);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it, before, after } from 'node:test';
-import { age, cli, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, writeConfig } from './helpers.js';
+import { age, cli, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, writeConfig } from '../helpers.js';
 
 describe('replica run: a tree with hostile names lands byte-identical on two local targets', () => {
   let dir: string; let src: string; let cfg: string; let files: string[];

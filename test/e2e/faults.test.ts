@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { age, cli, cliSpawn, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, writeConfig } from './helpers.js';
+import { age, cli, cliSpawn, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, writeConfig } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -51,7 +51,7 @@ describe('crash safety', () => {
     makeTree(src, 1500, { maxBytes: 16 * 1024 });
     const cfg = writeConfig(dir, { host: 't', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
     const { spawn } = await import('node:child_process');
-    const { CLI } = await import('./helpers.js');
+    const { CLI } = await import('../helpers.js');
     const child = spawn(process.execPath, [CLI, 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
@@ -223,7 +223,7 @@ describe('source faults', () => {
     fs.chmodSync(dir, 0o777);
     const cfg = writeConfig(dir, { host: 'e', sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }] });
     // root bypasses mode bits: drop the capability that lets it
-    const { CLI } = await import('./helpers.js');
+    const { CLI } = await import('../helpers.js');
     const drop = ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search'];
     let code = 0;
     try { execFileSync('setpriv', [...drop, process.execPath, CLI, 'run', '--config', cfg], { stdio: 'pipe' }); } catch (e) { code = (e as { status: number }).status; }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { it } from 'node:test';
-import { CLI, cli, exited, json, makeTree, onTarget, rmTree, tmpDir, until, writeConfig } from './helpers.js';
+import { CLI, cli, exited, json, makeTree, onTarget, rmTree, tmpDir, until, writeConfig } from '../helpers.js';
 
 it('run shows progress on a TTY (stderr) and none without one', async () => {
   const dir = tmpDir();
@@ -26,7 +26,7 @@ it('watch: hitting the inotify limit falls back to periodic scans, with the erro
   const src = path.join(dir, 'src');
   for (let i = 0; i < 300; i++) fs.mkdirSync(path.join(src, `d${i}`), { recursive: true });
   const cfg = writeConfig(dir, { host: 'i', sources: [src], targets: [{ name: 'a', url: 'ta' }], settle: '200ms', rescan: '2s', heartbeat: '1s' });
-  const { userWatches } = await import('../dist/lib/scan/inotify.js');
+  const { userWatches } = await import('../../dist/lib/scan/inotify.js');
   const child = spawn(process.execPath, [CLI, 'watch', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => (err += d));

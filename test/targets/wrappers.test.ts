@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import crypto from 'node:crypto';
-import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { MemoryTarget } from '../../dist/lib/targets/memory.js';
 import { BwlimitTarget, RetryingTarget, Throttle, TimeoutTarget, wrapTarget } from '../../dist/lib/targets/wrappers.js';
@@ -11,7 +8,6 @@ import { TargetError } from '../../dist/lib/errors.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
 import type { Target } from '../../dist/lib/targets/target.js';
 import { bufferSource } from '../../dist/lib/targets/source.js';
-import { rmTree, tmpDir } from '../helpers.js';
 import { testTarget } from './conformance.js';
 
 /** A virtual clock: sleep() advances it at once and records every wait. */

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { TargetError, missingError, opOrigin, toTargetError } from '../errors.js';
+import { missingError, opOrigin, toTargetError } from '../errors.js';
 import { hashBytes } from '../hash/xxh64.js';
 import { checkRelPath, isReserved } from './layout.js';
 import type { PutSource } from './source.js';

@@ -5,12 +5,12 @@ import { messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import { runPass } from '../backup/backup.js';
 import { Engine } from '../backup/engine.js';
-import { entryOf, observeEntry } from '../backup/reconcile.js';
-import { settlesAt } from '../scan/settle.js';
 import { createWatcher, type SourceWatcher } from '../scan/watch.js';
-import { type LongTimer, setLongInterval, setLongTimeout } from '../queue/timers.js';
-import { maxUserWatches, processWatches } from '../scan/inotify.js';
-import { isCurrent, isVerifiedOn, markDeleted } from '../store/records.js';
+import { type LongTimer, setLongInterval } from '../queue/timers.js';
+import { FileEvents } from './events.js';
+import { processWatches } from '../scan/inotify.js';
+import { POLL_MS, heartbeat, watchFailure, watchInfo } from './health.js';
+import { isCurrent, isVerifiedOn } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Target } from '../targets/target.js';
 
@@ -21,8 +21,6 @@ export interface AgentDeps {
   log: Logger;
 }
 
-/** While the watcher is down (inotify limit, overflow), rescans run this often at least. */
-const POLL_MS = 60_000;
 /** Retries due and targets that were down are looked at this often. */
 const RETRY_MS = 60_000;
 /** The store snapshot is shipped at most this often after batches (and on every rescan). */
@@ -38,8 +36,7 @@ export class Agent {
   private engine!: Engine;
   private targets: Target[] = [];
   private watcher?: SourceWatcher & { backend: string };
-  private readonly timers = new Map<string, LongTimer>();
-  private readonly ready = new Set<string>();
+  private readonly events: FileEvents;
   private intervals: LongTimer[] = [];
   private shipTimer?: NodeJS.Timeout;
   private lastShip = 0;
@@ -47,14 +44,17 @@ export class Agent {
   private readonly abort = new AbortController();
   private stopping = false;
   private polling = false;
-  /** events that arrive while a full pass runs: handled after it (the pass may not have seen them) */
-  private buffer?: [kind: 'change' | 'unlink', path: string][];
   /** resolves when stop() has finished */
   readonly stopped: Promise<void>;
   private resolveStopped!: () => void;
 
   constructor(private config: Config, private readonly deps: AgentDeps) {
     this.stopped = new Promise((r) => (this.resolveStopped = r));
+    this.events = new FileEvents({
+      engine: () => this.engine, settleMs: () => this.config.settleMs, log: deps.log,
+      enqueue: (what, fn) => this.enqueue(what, fn),
+      copied: (batch) => { this.releaseDone(batch); this.scheduleShip(); },
+    });
   }
 
   private get store(): Store { return this.deps.store; }
@@ -73,11 +73,11 @@ export class Agent {
     this.setup();
     // Watch first, then scan: a file created while the scan runs is reported by the watcher (buffered),
     // one created before the watcher was ready is found by the scan. The other order loses the gap.
-    this.buffer = [];
+    this.events.hold();
     await this.startWatching();
     await this.enqueue('initial pass', () => this.fullPass());
     if (this.stopping) return; // stopped while starting: start nothing more
-    this.replay();
+    this.events.replay();
     this.intervals = [
       setLongInterval(() => this.heartbeat(), this.config.heartbeatMs),
       setLongInterval(() => this.rescan(), this.config.rescanMs),
@@ -103,7 +103,7 @@ export class Agent {
   /** The same full pass as `replica run` (without waiting for settle: timers do that here). */
   private async fullPass(): Promise<void> {
     const r = await runPass(this.engine, { command: 'watch', waitForSettle: false });
-    for (const p of r.waiting) this.arm(p);
+    for (const p of r.waiting) this.events.arm(p);
     this.releaseDone(this.watcher?.watchedFiles() ?? []);
     this.engine.newCounts(); // events count from here; the targets stay open from the pass
     this.lastShip = Date.now();
@@ -112,8 +112,8 @@ export class Agent {
 
   private async startWatching(): Promise<void> {
     this.watcher = await createWatcher(this.config, {
-      onChange: (p) => this.changed(p),
-      onUnlink: (p) => this.unlinked(p),
+      onChange: (p) => this.events.changed(p),
+      onUnlink: (p) => this.events.unlinked(p),
       onError: (e) => this.watchFailed(e),
       isDone: (p) => this.isDone(p),
     });
@@ -133,81 +133,12 @@ export class Agent {
     return r !== undefined && isCurrent(r) && this.engine.names.every((t) => isVerifiedOn(r, t));
   }
 
-  /** Handle the events buffered during a full pass. */
-  private replay(): void {
-    const events = this.buffer ?? [];
-    this.buffer = undefined;
-    for (const [kind, p] of events) {
-      if (kind === 'change') this.changed(p);
-      else this.unlinked(p);
-    }
-  }
-
-  /** A watcher event: record the observation now, and (re)arm the file's settle timer. */
-  private changed(p: string): void {
-    this.log.debug(`watch: event ${p}`);
-    if (this.stopping) return;
-    if (this.buffer) { this.buffer.push(['change', p]); return; }
-    const e = entryOf(p, this.engine.roots);
-    if (!e) return;
-    const next = observeEntry(this.store, e, Date.now(), this.config.settleMs, this.engine.names, this.engine.counts);
-    // Settled already ('hash': an event replayed after a long pass, for a file whose mtime is past settle)
-    // still has to be hashed before it can be copied: the settle step does that (at once for it). Marking
-    // it ready here skipped the hash, and nothing looked at it again until the next rescan (the flaky
-    // "SIGHUP: an invalid config is refused" watch test: its file's event was buffered during the pass).
-    if (next === 'hash' || next === 'wait') this.arm(p);
-    else if (e.kind === 'symlink') this.markReady(p);
-  }
-
-  private arm(p: string): void {
-    this.timers.get(p)?.clear();
-    const rec = this.store.get(p);
-    if (!rec) return;
-    const wait = Math.max(10, settlesAt(rec, this.config.settleMs) - Date.now() + 5);
-    this.log.debug(`watch: settle check of ${p} in ${wait} ms`);
-    this.timers.set(p, setLongTimeout(() => {
-      this.timers.delete(p);
-      void this.enqueue('settle', async () => {
-        const still = await this.engine.settle([p]);
-        this.log.debug(`watch: ${p} ${still.length ? 'still changing' : 'settled'}`);
-        for (const s of still) this.arm(s);
-        this.markReady(p);
-      });
-    }, wait));
-  }
-
-  private markReady(p: string): void {
-    this.ready.add(p);
-    void this.enqueue('copy', () => this.pump());
-  }
-
-  /** Copy and verify everything ready, as one batch per target; release watches of finished files. */
-  private async pump(): Promise<void> {
-    if (!this.ready.size) return;
-    const batch = [...this.ready];
-    this.ready.clear();
-    this.log.debug(`watch: copying ${batch.length} file(s)`);
-    await this.engine.copy(batch);
-    this.releaseDone(batch);
-    this.scheduleShip();
-  }
-
-  private unlinked(p: string): void {
-    if (this.buffer) { this.buffer.push(['unlink', p]); return; }
-    this.timers.get(p)?.clear();
-    this.timers.delete(p);
-    const r = this.store.get(p);
-    if (r && markDeleted(r, Date.now())) this.store.set(p, r);
-  }
-
   /** The watcher failed (inotify limit, overflow): say so everywhere and rescan instead of trusting events. */
   private watchFailed(err: Error): void {
-    const limit = (err as NodeJS.ErrnoException).code === 'ENOSPC';
+    const { limit, message } = watchFailure(err, this.config.rescanMs);
     if (this.stopping || (limit && this.polling)) return; // said once; the rescans are running already
-    const msg = limit ? `inotify watch limit reached (fs.inotify.max_user_watches = ${maxUserWatches()}): falling back to a full scan every ${Math.min(POLL_MS, this.config.rescanMs) / 1000} s; raise the limit (sysctl fs.inotify.max_user_watches=...) and restart`
-      : `watcher error: ${err.message}: rescanning`;
-    this.log.error(`watch: ${msg}`);
-    this.store.meta.watch = { ...this.watchInfo(), mode: limit ? 'polling' : this.store.meta.watch?.mode ?? 'events', error: { message: msg, at: new Date().toISOString() } };
+    this.log.error(`watch: ${message}`);
+    this.store.meta.watch = { ...this.watchInfo(), mode: limit ? 'polling' : this.store.meta.watch?.mode ?? 'events', error: { message, at: new Date().toISOString() } };
     this.store.touchMeta();
     if (limit && !this.polling) {
       this.polling = true;
@@ -238,21 +169,11 @@ export class Agent {
   }
 
   private watchInfo() {
-    return {
-      backend: this.watcher?.backend ?? this.config.watcher, pid: process.pid,
-      startedAt: this.store.meta.watch?.pid === process.pid ? this.store.meta.watch.startedAt : new Date().toISOString(),
-      watches: processWatches(), maxWatches: maxUserWatches(), mode: this.polling ? 'polling' as const : 'events' as const,
-      error: this.store.meta.watch?.pid === process.pid ? this.store.meta.watch.error : undefined,
-    };
+    return watchInfo(this.store, this.watcher?.backend ?? this.config.watcher, this.polling);
   }
 
-  /** Record that the agent is alive (the monitor calls a host stale without it), with its watch budget. */
   private heartbeat(): void {
-    this.store.meta.heartbeatAt = new Date().toISOString();
-    this.store.meta.watch = this.watchInfo();
-    const w = this.store.meta.watch;
-    if (w.maxWatches && w.watches > 0.9 * w.maxWatches) this.log.warn(`watch: ${w.watches} inotify watches of ${w.maxWatches} allowed: near the limit`);
-    this.store.touchMeta();
+    heartbeat(this.store, this.watchInfo(), this.log);
   }
 
   /**
@@ -276,18 +197,17 @@ export class Agent {
       await Promise.allSettled(this.targets.map((t) => t.close()));
       this.config = next;
       this.setup();
-      this.buffer = [];
+      this.events.hold();
       await this.startWatching();
       await this.fullPass();
-      this.replay();
+      this.events.replay();
     });
     this.log.info(`watch: config reloaded from ${next.file}`);
     return true;
   }
 
   private async quiesce(): Promise<void> {
-    for (const t of this.timers.values()) t.clear();
-    this.timers.clear();
+    this.events.clearTimers();
     this.log.debug('watch: closing the watcher');
     await this.watcher?.close();
     this.watcher = undefined;
@@ -300,6 +220,7 @@ export class Agent {
   async stop(graceMs: number): Promise<void> {
     if (this.stopping) return this.stopped;
     this.stopping = true;
+    this.events.stopping = true;
     for (const i of this.intervals) i.clear();
     clearTimeout(this.shipTimer);
     await this.quiesce();

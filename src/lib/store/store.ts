@@ -4,13 +4,12 @@ import { Low } from 'lowdb';
 import { StoreError, messageOf } from '../errors.js';
 import { initHasher } from '../hash/xxh64.js';
 import type { Logger } from '../log.js';
-import { AtomicJsonFile, STORE_DIR_MODE, STORE_FILE_MODE, fsyncDir, makeDurable, writeFileAtomicSync } from './atomicFile.js';
+import { AtomicJsonFile, STORE_DIR_MODE, fsyncDir, makeDurable, writeFileAtomicSync } from './atomicFile.js';
+import { FILES_DIR, SNAP_DIR, snapshotDirs, takeSnapshot } from './snapshots.js';
 import { FORMAT_VERSION, type Meta, type Rec } from './model.js';
 
 /** Shard count of new stores; existing stores keep the count in their meta.json. */
 export const SHARDS = 256;
-const FILES_DIR = 'files';
-const SNAP_DIR = 'snapshots';
 
 interface ShardData { formatVersion: number; files: Record<string, Rec> }
 
@@ -64,12 +63,7 @@ export class Store {
 
   /** Newest first: the snapshot directories that exist. */
   snapshotDirs(): string[] {
-    try {
-      return fs.readdirSync(path.join(this.dir, SNAP_DIR)).filter((d) => !d.startsWith('.')).sort().reverse()
-        .map((d) => path.join(this.dir, SNAP_DIR, d));
-    } catch {
-      return [];
-    }
+    return snapshotDirs(this.dir);
   }
 
   /** Read `rel` (a path inside the store) with fallback to the newest snapshot holding a good copy. */
@@ -239,57 +233,13 @@ export class Store {
   }
 
   /**
-   * Flush, then keep the current generation as a snapshot in `snapshots/<UTC stamp>/`. Snapshots never share
-   * an inode with the live files (damage to a live file in place must not reach them): a shard unchanged
-   * since the newest snapshot is hard-linked from that snapshot, a changed one is copied. `manifest.json`
-   * records each live file's size and mtime at copy time. Rotates to the newest `snapshots`.
+   * Flush, then keep the current generation as a snapshot (snapshots.ts); rotates to the newest `snapshots`.
+   * Returns its directory, or undefined with snapshots off. Throws StoreError when it cannot be made.
    */
   async snapshot(): Promise<string | undefined> {
     await this.flush();
     if (this.opts.snapshots <= 0) return undefined;
-    const root = path.join(this.dir, SNAP_DIR);
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1Z');
-    const tmp = path.join(root, `.tmp-${process.pid}-${stamp}`);
-    const prev = this.snapshotDirs()[0];
-    let prevManifest: Record<string, [number, number]> = {};
-    try { prevManifest = JSON.parse(fs.readFileSync(path.join(prev, 'manifest.json'), 'utf8')) as typeof prevManifest; } catch { /* none: copy all */ }
-    try {
-      return this.snapshotInto(tmp, root, stamp, prev, prevManifest);
-    } catch (err) {
-      fs.rmSync(tmp, { recursive: true, force: true }); // a full disk leaves no half snapshot behind
-      throw new StoreError(`store: cannot snapshot ${this.dir}: ${messageOf(err)}`, { cause: err });
-    }
-  }
-
-  private snapshotInto(tmp: string, root: string, stamp: string, prev: string | undefined, prevManifest: Record<string, [number, number]>): string {
-    const manifest: Record<string, [number, number]> = {};
-    const copied: string[] = [];
-    fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(path.join(tmp, FILES_DIR), { recursive: true, mode: STORE_DIR_MODE });
-    const rels = ['meta.json', ...this.shards.map((_, i) => path.join(FILES_DIR, shardName(i)))];
-    for (const rel of rels) {
-      const live = path.join(this.dir, rel);
-      const st = fs.statSync(live, { throwIfNoEntry: false });
-      if (!st) continue;
-      manifest[rel] = [st.size, st.mtimeMs];
-      const old = prevManifest[rel];
-      if (prev && old && old[0] === st.size && old[1] === st.mtimeMs) fs.linkSync(path.join(prev, rel), path.join(tmp, rel));
-      else {
-        fs.copyFileSync(live, path.join(tmp, rel));
-        copied.push(path.join(tmp, rel));
-      }
-    }
-    fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify(manifest), { mode: STORE_FILE_MODE });
-    makeDurable([...copied, path.join(tmp, 'manifest.json')]);
-    fsyncDir(path.join(tmp, FILES_DIR));
-    fsyncDir(tmp);
-    let final = path.join(root, stamp);
-    for (let n = 1; fs.existsSync(final); n++) final = path.join(root, `${stamp}-${n}`);
-    fs.renameSync(tmp, final);
-    fsyncDir(root);
-    for (const old of this.snapshotDirs().slice(this.opts.snapshots)) fs.rmSync(old, { recursive: true, force: true });
-    for (const d of fs.readdirSync(root)) if (d.startsWith('.tmp-')) fs.rmSync(path.join(root, d), { recursive: true, force: true });
-    return final;
+    return takeSnapshot(this.dir, ['meta.json', ...this.shards.map((_, i) => path.join(FILES_DIR, shardName(i)))], this.opts.snapshots);
   }
 
   /** Flush and stop the background timer. */

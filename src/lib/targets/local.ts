@@ -9,6 +9,7 @@ import { hashFileAsync, SMALL_FILE } from '../hash/xxh64.js';
 import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
 import { STORE_DIR, checkRelPath, isReserved, sweepTemps, tempName } from './layout.js';
+import { LocalDirs, PRIVATE_DIR_MODE } from './localDirs.js';
 import { isMountPoint } from './mountinfo.js';
 import type { PutSource } from './source.js';
 import {
@@ -19,8 +20,6 @@ const run = promisify(execFile);
 const C = fs.constants;
 const UMASK = process.umask();
 
-/** Mode of directories replica creates when the caller does not know the source directory's. */
-export const PRIVATE_DIR_MODE = 0o700;
 
 /**
  * Write all of `data` at `pos` (write(2) may write less than asked on a filling filesystem: loop, so ENOSPC
@@ -50,13 +49,12 @@ async function writeStream(fh: fs.promises.FileHandle, stream: Readable, signal?
  * path is a mount point, and nothing is created there.
  */
 export class LocalTarget implements Target, RandomRead, Links, TempFiles {
-  /** directories checked (no symlink on the way) since the last sync: one promise each, shared by concurrent puts */
-  private dirsChecked = new Map<string, Promise<void>>();
-  /** directories whose stale temp files were removed by this process */
-  private readonly swept = new Set<string>();
+  private readonly dirs: LocalDirs;
   private unsynced = false;
 
-  constructor(readonly name: string, readonly base: string, readonly opts: { mount?: string; commandTimeoutMs?: number } = {}) {}
+  constructor(readonly name: string, readonly base: string, readonly opts: { mount?: string; commandTimeoutMs?: number } = {}) {
+    this.dirs = new LocalDirs(name, base, (relDir) => this.removeTemps([relDir]));
+  }
 
   private abs(rel: string): string {
     checkRelPath(this.name, rel);
@@ -65,56 +63,6 @@ export class LocalTarget implements Target, RandomRead, Links, TempFiles {
 
   private err(err: unknown, op: string, rel: string): TargetError {
     return toTargetError(err, this.name, opOrigin(this.name, op, rel));
-  }
-
-  /**
-   * Make `relDir` a real directory below the base with no symlink on the way, creating what is missing
-   * (mode from `dirMode`, else private), and remove our stale temp files there on its first use in this
-   * process. Single flight per directory: concurrent puts into one new directory share one preparation.
-   */
-  private prepareDir(relDir: string, dirMode?: (relDir: string) => number | undefined): Promise<void> {
-    let p = this.dirsChecked.get(relDir);
-    if (!p) {
-      p = (async () => {
-        const parent = relDir.includes('/') ? relDir.slice(0, relDir.lastIndexOf('/')) : undefined;
-        if (parent !== undefined) await this.prepareDir(parent, dirMode);
-        else await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE });
-        await this.ensureDir(relDir, parent === undefined || (parent === STORE_DIR), dirMode?.(relDir));
-        if (!this.swept.has(relDir)) {
-          await this.removeTemps([relDir]);
-          this.swept.add(relDir);
-        }
-      })();
-      this.dirsChecked.set(relDir, p);
-      p.catch(() => this.dirsChecked.delete(relDir));
-    }
-    return p;
-  }
-
-  /** One component: a directory stays, a missing one is made, a symlink is replaced (or refused at the top). */
-  private async ensureDir(relDir: string, top: boolean, mode: number | undefined): Promise<void> {
-    const dir = path.join(this.base, relDir);
-    for (let attempt = 0; ; attempt++) {
-      let st: fs.Stats | undefined;
-      try { st = await fs.promises.lstat(dir); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
-      if (st?.isDirectory()) return;
-      if (st?.isSymbolicLink()) {
-        if (top) {
-          throw new TargetError(`[${this.name}] ${dir} is a symlink: refusing to write through it (make it a real directory)`, { target: this.name, errorClass: 'EACCES', permanent: true });
-        }
-        // a link we recreated from a source that has since become a directory: the link text is in the store
-        await fs.promises.unlink(dir);
-      } else if (st) {
-        throw new TargetError(`[${this.name}] ${dir} exists and is not a directory`, { target: this.name, errorClass: 'other', permanent: true });
-      }
-      try {
-        await fs.promises.mkdir(dir, { mode: mode ?? PRIVATE_DIR_MODE });
-        if (mode !== undefined) await fs.promises.chmod(dir, mode); // mkdir's mode is cut by the umask
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw err;
-      }
-    }
   }
 
   /** Remove stale temp files (of killed runs) in these directories; returns how many. */
@@ -135,7 +83,7 @@ export class LocalTarget implements Target, RandomRead, Links, TempFiles {
     try {
       opts.signal?.throwIfAborted();
       const relDir = path.dirname(rel);
-      await this.prepareDir(relDir, opts.dirMode);
+      await this.dirs.prepare(relDir, opts.dirMode);
       tmp = path.join(this.base, relDir, tempName());
       // O_EXCL|O_NOFOLLOW: never opened through a link someone planted under the temp name
       const fh = await fs.promises.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, src.mode);
@@ -159,7 +107,7 @@ export class LocalTarget implements Target, RandomRead, Links, TempFiles {
 
   async sync(opts: { signal?: AbortSignal } = {}): Promise<void> {
     // the next batch checks its directories again (someone may have swapped one for a link meanwhile)
-    this.dirsChecked = new Map();
+    this.dirs.forget();
     if (!this.unsynced) return;
     this.unsynced = false;
     try {
@@ -219,7 +167,7 @@ export class LocalTarget implements Target, RandomRead, Links, TempFiles {
     const relDir = path.dirname(rel);
     let tmp: string | undefined;
     try {
-      await this.prepareDir(relDir, opts.dirMode);
+      await this.dirs.prepare(relDir, opts.dirMode);
       tmp = path.join(this.base, relDir, tempName());
       await fs.promises.symlink(linkText, tmp);
       try {

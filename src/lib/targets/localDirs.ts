@@ -1,0 +1,75 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TargetError } from '../errors.js';
+import { STORE_DIR } from './layout.js';
+
+/** Mode of directories replica creates when the caller does not know the source directory's. */
+export const PRIVATE_DIR_MODE = 0o700;
+
+/**
+ * The directories of one local target: made with no symlink between the base and them, and their stale temp
+ * files removed on first use (`sweep`). What was checked is trusted until the next sync() (forget()).
+ */
+export class LocalDirs {
+  /** directories checked (no symlink on the way) since forget(): one promise each, shared by concurrent puts */
+  private checked = new Map<string, Promise<void>>();
+  /** directories whose stale temp files were removed by this process */
+  private readonly swept = new Set<string>();
+
+  constructor(private readonly target: string, private readonly base: string, private readonly sweep: (relDir: string) => Promise<unknown>) {}
+
+  /** Check every directory again from the next put on (a batch is over: someone may swap one meanwhile). */
+  forget(): void {
+    this.checked = new Map();
+  }
+
+  /**
+   * Make `relDir` a real directory below the base with no symlink on the way, creating what is missing
+   * (mode from `dirMode`, else private), and remove our stale temp files there on its first use in this
+   * process. Single flight per directory: concurrent puts into one new directory share one preparation.
+   */
+  prepare(relDir: string, dirMode?: (relDir: string) => number | undefined): Promise<void> {
+    let p = this.checked.get(relDir);
+    if (!p) {
+      p = (async () => {
+        const parent = relDir.includes('/') ? relDir.slice(0, relDir.lastIndexOf('/')) : undefined;
+        if (parent !== undefined) await this.prepare(parent, dirMode);
+        else await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE });
+        await this.ensureDir(relDir, parent === undefined || (parent === STORE_DIR), dirMode?.(relDir));
+        if (!this.swept.has(relDir)) {
+          await this.sweep(relDir);
+          this.swept.add(relDir);
+        }
+      })();
+      this.checked.set(relDir, p);
+      p.catch(() => this.checked.delete(relDir));
+    }
+    return p;
+  }
+
+  /** One component: a directory stays, a missing one is made, a symlink is replaced (or refused at the top). */
+  private async ensureDir(relDir: string, top: boolean, mode: number | undefined): Promise<void> {
+    const dir = path.join(this.base, relDir);
+    for (let attempt = 0; ; attempt++) {
+      let st: fs.Stats | undefined;
+      try { st = await fs.promises.lstat(dir); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
+      if (st?.isDirectory()) return;
+      if (st?.isSymbolicLink()) {
+        if (top) {
+          throw new TargetError(`[${this.target}] ${dir} is a symlink: refusing to write through it (make it a real directory)`, { target: this.target, errorClass: 'EACCES', permanent: true });
+        }
+        // a link we recreated from a source that has since become a directory: the link text is in the store
+        await fs.promises.unlink(dir);
+      } else if (st) {
+        throw new TargetError(`[${this.target}] ${dir} exists and is not a directory`, { target: this.target, errorClass: 'other', permanent: true });
+      }
+      try {
+        await fs.promises.mkdir(dir, { mode: mode ?? PRIVATE_DIR_MODE });
+        if (mode !== undefined) await fs.promises.chmod(dir, mode); // mkdir's mode is cut by the umask
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw err;
+      }
+    }
+  }
+}

@@ -5,27 +5,22 @@ export const ERROR_CLASSES = [
 ] as const;
 export type ErrorClass = (typeof ERROR_CLASSES)[number];
 
+type Policy = { scope: 'file' | 'target'; retryOp: boolean; permanent: boolean };
+const FILE: Policy = { scope: 'file', retryOp: false, permanent: false };
+const TARGET: Policy = { scope: 'target', retryOp: false, permanent: false };
 /**
  * THE error policy: for each class, whether it describes one file or the whole target (a target-wide failure
  * stops that target for the pass and spends no attempt; a full target stays per file, so every file records
  * its own ENOSPC), whether one operation is retried in place (a dropped connection, EIO) before it fails, and
  * whether retrying can ever help (`permanent`: shown as needing an operator).
  */
-export const ERROR_POLICY: Readonly<Record<ErrorClass, { scope: 'file' | 'target'; retryOp: boolean; permanent: boolean }>> = {
-  ENOSPC: { scope: 'file', retryOp: false, permanent: false },
-  EACCES: { scope: 'file', retryOp: false, permanent: true },
-  EROFS: { scope: 'target', retryOp: false, permanent: true },
-  EIO: { scope: 'target', retryOp: true, permanent: false },
-  'not-mounted': { scope: 'target', retryOp: false, permanent: false },
-  unreachable: { scope: 'target', retryOp: true, permanent: false },
-  timeout: { scope: 'target', retryOp: false, permanent: false }, // the call already waited its whole timeout
-  quota: { scope: 'file', retryOp: false, permanent: false },
-  mismatch: { scope: 'file', retryOp: false, permanent: false },
-  missing: { scope: 'file', retryOp: false, permanent: false },
-  vanished: { scope: 'file', retryOp: false, permanent: false },
-  changed: { scope: 'file', retryOp: false, permanent: false },
-  'source-missing': { scope: 'file', retryOp: false, permanent: false },
-  other: { scope: 'file', retryOp: true, permanent: false },
+export const ERROR_POLICY: Readonly<Record<ErrorClass, Policy>> = {
+  ENOSPC: FILE, quota: FILE, mismatch: FILE, missing: FILE, vanished: FILE, changed: FILE, 'source-missing': FILE,
+  EACCES: { ...FILE, permanent: true },
+  other: { ...FILE, retryOp: true },
+  'not-mounted': TARGET, timeout: TARGET, // a timed-out call already waited its whole timeout
+  EIO: { ...TARGET, retryOp: true }, unreachable: { ...TARGET, retryOp: true },
+  EROFS: { ...TARGET, permanent: true },
 };
 
 /** Classes that describe a whole target rather than one file: no attempt is spent. */

@@ -1,50 +1,29 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TargetError } from '../errors.js';
+import { CheckedDirs } from './checkedDirs.js';
 import { STORE_DIR } from './layout.js';
 
 /** Mode of directories replica creates when the caller does not know the source directory's. */
 export const PRIVATE_DIR_MODE = 0o700;
 
-/**
- * The directories of one local target: made with no symlink between the base and them, and their stale temp
- * files removed on first use (`sweep`). What was checked is trusted until the next sync() (forget()).
- */
-export class LocalDirs {
-  /** directories checked (no symlink on the way) since forget(): one promise each, shared by concurrent puts */
-  private checked = new Map<string, Promise<void>>();
-  /** directories whose stale temp files were removed by this process */
-  private readonly swept = new Set<string>();
-
-  constructor(private readonly target: string, private readonly base: string, private readonly sweep: (relDir: string) => Promise<unknown>) {}
-
-  /** Check every directory again from the next put on (a batch is over: someone may swap one meanwhile). */
-  forget(): void {
-    this.checked = new Map();
+/** The directories of one local target (CheckedDirs): made with no symlink between the base and them. */
+export class LocalDirs extends CheckedDirs {
+  constructor(private readonly target: string, private readonly base: string, private readonly sweep: (relDir: string) => Promise<unknown>) {
+    super();
   }
 
   /**
    * Make `relDir` a real directory below the base with no symlink on the way, creating what is missing
-   * (mode from `dirMode`, else private), and remove our stale temp files there on its first use in this
-   * process. Single flight per directory: concurrent puts into one new directory share one preparation.
+   * (mode from `dirMode`, else private), and remove stale temp files there on its first use in this process.
    */
   prepare(relDir: string, dirMode?: (relDir: string) => number | undefined): Promise<void> {
-    let p = this.checked.get(relDir);
-    if (!p) {
-      p = (async () => {
-        const parent = relDir.includes('/') ? relDir.slice(0, relDir.lastIndexOf('/')) : undefined;
-        if (parent !== undefined) await this.prepare(parent, dirMode);
-        else await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE });
-        await this.ensureDir(relDir, parent === undefined || (parent === STORE_DIR), dirMode?.(relDir));
-        if (!this.swept.has(relDir)) {
-          await this.sweep(relDir);
-          this.swept.add(relDir);
-        }
-      })();
-      this.checked.set(relDir, p);
-      p.catch(() => this.checked.delete(relDir));
-    }
-    return p;
+    return this.once(relDir, async () => {
+      const parent = relDir.includes('/') ? relDir.slice(0, relDir.lastIndexOf('/')) : undefined;
+      if (parent !== undefined) await this.prepare(parent, dirMode);
+      else await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE });
+      await this.ensureDir(relDir, parent === undefined || (parent === STORE_DIR), dirMode?.(relDir));
+    }, () => this.sweep(relDir));
   }
 
   /** One component: a directory stays, a missing one is made, a symlink is replaced (or refused at the top). */

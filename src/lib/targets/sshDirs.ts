@@ -1,56 +1,34 @@
 import { posix } from 'node:path';
 import { TargetError } from '../errors.js';
+import { CheckedDirs } from './checkedDirs.js';
 import { STORE_DIR, sweepTemps } from './layout.js';
 import type { SshSession } from './sshSession.js';
 
 /**
- * The directories of one ssh target on its server: made with no symlink between the base and them, and their
- * stale temp files removed on first use. What was checked is trusted until the next sync() (forget()) or until
- * the connection drops.
+ * The directories of one ssh target on its server (CheckedDirs): made with no symlink between the base and
+ * them; forgotten at each sync() and when the connection drops.
  */
-export class RemoteDirs {
-  /** directories checked (made, no symlink on the way) since forget(): one promise each, shared by concurrent puts */
-  private checked = new Map<string, Promise<void>>();
-  /** directories whose stale temp files this process removed */
-  private readonly swept = new Set<string>();
-
-  constructor(private readonly session: SshSession, private readonly target: string, private readonly basePath: string) {}
-
-  /** Check every directory again from the next put on (a batch is over: someone may swap one meanwhile). */
-  forget(): void {
-    this.checked = new Map();
+export class RemoteDirs extends CheckedDirs {
+  constructor(private readonly session: SshSession, private readonly target: string, private readonly basePath: string) {
+    super();
   }
 
   /**
    * Make `dir` a real directory with no symlink between the base and it (a link where a directory must be is
    * replaced; a link at `<host>` or `.replica/<host>` refuses the write), creating what is missing with the
-   * mode `dirMode` gives (else 0700); on its first use remove stale temp files there. Single flight: a second
-   * put into the same new directory waits for this, or the cleanup could delete its temp.
+   * mode `dirMode` gives (else 0700); on its first use remove stale temp files there.
    */
   prepare(dir: string, dirMode?: (relDir: string) => number | undefined): Promise<void> {
-    let p = this.checked.get(dir);
-    if (!p) {
-      p = (async () => {
-        const base = this.basePath.replace(/\/+$/, '') || '/';
-        if (dir === base || !dir.startsWith(base === '/' ? '/' : base + '/')) {
-          await this.mkdirs(dir); // the base itself (and above it) is the admin's: made as it is
-        } else {
-          const parent = posix.dirname(dir);
-          await this.prepare(parent, dirMode);
-          const rel = posix.relative(base, dir);
-          await this.ensureDir(dir, parent === base || posix.relative(base, parent) === STORE_DIR, dirMode?.(rel));
-        }
-        if (!this.swept.has(dir)) {
-          try {
-            await this.sweep([dir]);
-            this.swept.add(dir);
-          } catch { /* the put will say why */ }
-        }
-      })();
-      this.checked.set(dir, p);
-      p.catch(() => this.checked.delete(dir));
-    }
-    return p;
+    return this.once(dir, async () => {
+      const base = this.basePath.replace(/\/+$/, '') || '/';
+      if (dir === base || !dir.startsWith(base === '/' ? '/' : base + '/')) {
+        await this.mkdirs(dir); // the base itself (and above it) is the admin's: made as it is
+      } else {
+        const parent = posix.dirname(dir);
+        await this.prepare(parent, dirMode);
+        await this.ensureDir(dir, parent === base || posix.relative(base, parent) === STORE_DIR, dirMode?.(posix.relative(base, dir)));
+      }
+    }, () => this.sweep([dir]), true); // a sweep that fails is tried again; the put will say what is wrong
   }
 
   /** mkdir -p of the base: components that exist are left as they are. */

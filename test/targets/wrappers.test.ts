@@ -93,9 +93,36 @@ describe('timeout wrapper (injecting fake)', () => {
       sync: (o: { signal?: AbortSignal } = {}) => never('sync', o.signal),
       hash: () => never('hash'), // ignores its signal: the wrapper must still return
       check: (o: { signal?: AbortSignal } = {}) => never('check', o.signal),
+      // a listing that starts and then hangs (a dead NFS server mid-directory)
+      list: async function* () { yield 'h/first'; await never('list'); },
     });
     return { t, aborted };
   };
+
+  it('a listing that hangs fails as class timeout, with nothing half-listed handed out', async () => {
+    const { t } = hung();
+    const w = new TimeoutTarget(t, { copyMs: 80, commandMs: 40 });
+    const got: string[] = [];
+    await assert.rejects((async () => { for await (const k of w.list!('h')) got.push(k); })(), /list h: timed out after 80 ms/);
+    assert.deepEqual(got, [], 'the whole listing is one operation');
+  });
+
+  it('a listing that fails on a dropped connection is retried from its start', async () => {
+    const mem = new MemoryTarget('m');
+    await mem.put('h/a', bufferSource(Buffer.from('a')));
+    let n = 0;
+    const flaky: Target = Object.assign(Object.create(mem) as MemoryTarget, {
+      list: async function* (prefix: string) {
+        if (n++ === 0) throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+        yield* mem.list(prefix);
+      },
+    });
+    const w = new RetryingTarget(flaky, { attempts: 3, baseMs: 1, maxMs: 1 });
+    const got: string[] = [];
+    for await (const k of w.list!('h')) got.push(k);
+    assert.deepEqual(got, ['h/a']);
+    assert.equal(n, 2);
+  });
 
   it('a hung put, hash, sync or check fails as class timeout, with the copy or the command timeout', async () => {
     const { t, aborted } = hung();

@@ -22,6 +22,16 @@ export const storePath = (host: string): string => `${STORE_DIR}/${host}`;
 /** The per-host directory of previous versions. */
 export const VERSIONS_DIR = '.replica-versions';
 
+/**
+ * Where a previous version of source file `p` (absolute) of `host` goes, replaced at `at`:
+ * `<host>/.replica-versions/<abs path>@<yyyymmddThhmmssZ>`; `clash` n > 0 (a second version in the same second)
+ * appends `-n`.
+ */
+export function versionPath(host: string, p: string, at: Date, clash = 0): string {
+  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${host}/${VERSIONS_DIR}${p}@${stamp}${clash > 0 ? `-${clash}` : ''}`;
+}
+
 /** Is `rel` (a target-relative file path) replica's own rather than a copy of a user file? */
 export function isReserved(rel: string): boolean {
   const parts = rel.split('/');

@@ -6,8 +6,10 @@ import { Readable } from 'node:stream';
 import { describe, it, before, after } from 'node:test';
 import { TargetError } from '../../dist/lib/errors.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
-import { type Links, type RandomRead, type RemoteHash, type Target, type TempFiles, hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles } from '../../dist/lib/targets/target.js';
-import { tempName } from '../../dist/lib/targets/layout.js';
+import {
+  type Links, type RandomRead, type RemoteHash, type Target, type TempFiles, type Versions, hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles, hasVersions,
+} from '../../dist/lib/targets/target.js';
+import { tempName, versionPath } from '../../dist/lib/targets/layout.js';
 import { FdSource, bufferSource } from '../../dist/lib/targets/source.js';
 import { ODD_NAMES, tmpDir } from '../helpers.js';
 
@@ -25,7 +27,7 @@ async function readAll(r: Readable): Promise<Buffer> {
 }
 
 /** What a kind may offer beyond the core: each block of the suite runs where its capability is offered. */
-type AnyTarget = Target & Partial<RandomRead & Links & RemoteHash & TempFiles>;
+type AnyTarget = Target & Partial<RandomRead & Links & RemoteHash & TempFiles & Versions>;
 
 async function listAll(t: RandomRead, prefix: string): Promise<string[]> {
   const out: string[] = [];
@@ -39,7 +41,7 @@ async function listAll(t: RandomRead, prefix: string): Promise<string[]> {
  */
 export function testTarget(opts: ConformanceOptions): void {
   describe(`Target conformance: ${opts.name}`, () => {
-    let t: AnyTarget & RandomRead & Links & RemoteHash & TempFiles;
+    let t: AnyTarget & RandomRead & Links & RemoteHash & TempFiles & Versions;
     let core: Target;
     /** skip the test unless the target offers `cap` */
     const needs = (ctx: { skip: (why: string) => void }, cap: string, offered: boolean): boolean => {
@@ -225,6 +227,30 @@ export function testTarget(opts: ConformanceOptions): void {
       await t.putLink('h/ln/l1', 'changed');
       assert.equal(await t.readLink('h/ln/l1'), 'changed');
       assert.equal(await t.readLink('h/ln/none'), undefined);
+    });
+
+    it('versions: a copy moved aside keeps its bytes under the version name, listed oldest first; removeVersion deletes one', async (ctx) => {
+      if (!needs(ctx, 'versions', hasVersions(core))) return;
+      const v1 = Buffer.from('first content');
+      const v2 = Buffer.from('second, longer content');
+      const v3 = Buffer.from('third');
+      const rel = 'h/ver/a b.fits';
+      const at = (s: number) => new Date(Date.UTC(2026, 10, 30, 7, 0, s));
+      await t.put(rel, file('v1', v1));
+      assert.equal(await t.moveAside(rel, versionPath('h', '/ver/a b.fits', at(1))), true);
+      assert.equal((await t.readBack([rel])).get(rel) instanceof TargetError, true, 'nothing under the live name after the move');
+      await t.put(rel, file('v2', v2));
+      assert.equal(await t.moveAside(rel, versionPath('h', '/ver/a b.fits', at(1), 1)), true, 'a clash in the same second takes -1');
+      await t.put(rel, file('v3', v3));
+      const versions = await t.listVersions(rel);
+      assert.deepEqual(versions, ['h/.replica-versions/ver/a b.fits@20261130T070001Z', 'h/.replica-versions/ver/a b.fits@20261130T070001Z-1']);
+      const back = await t.readBack([rel, ...versions]);
+      assert.deepEqual([back.get(rel), back.get(versions[0]), back.get(versions[1])], [hashBytes(v3), hashBytes(v1), hashBytes(v2)]);
+      assert.deepEqual(await listAll(t, 'h/ver'), [rel], 'versions are never listed as user files');
+      assert.deepEqual(await t.listVersions('h/ver/a b'), [], 'a name that is a prefix of another has no versions of its own');
+      assert.equal(await t.moveAside('h/ver/none', versionPath('h', '/ver/none', at(2))), false, 'nothing there: nothing moved');
+      await t.removeVersion(versions[0]);
+      assert.deepEqual(await t.listVersions(rel), [versions[1]]);
     });
 
     it('temp files: removeTemps removes a killed run\'s temp files in the named directories, never this process\'s own', async (ctx) => {

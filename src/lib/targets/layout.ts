@@ -29,8 +29,20 @@ export const VERSIONS_DIR = '.replica-versions';
  */
 export function versionPath(host: string, p: string, at: Date, clash = 0): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  return `${host}/${VERSIONS_DIR}${p}@${stamp}${clash > 0 ? `-${clash}` : ''}`;
+  return `${versionPrefix(targetPath(host, p))}${stamp}${clash > 0 ? `-${clash}` : ''}`;
 }
+
+/** The version paths of `rel` (`<host>/<abs path>`) start with this: `<host>/.replica-versions/<abs path>@`. */
+export function versionPrefix(rel: string): string {
+  const slash = rel.indexOf('/');
+  return `${rel.slice(0, slash)}/${VERSIONS_DIR}${rel.slice(slash)}@`;
+}
+
+/** Version paths sort by their UTC stamp (then the clash counter): oldest first. */
+export const byVersionAge = (a: string, b: string): number => {
+  const key = (v: string) => { const m = /@(\d{8}T\d{6}Z)(?:-(\d+))?$/.exec(v); return m ? `${m[1]}:${(m[2] ?? '0').padStart(6, '0')}` : v; };
+  return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+};
 
 /** Is `rel` (a target-relative file path) replica's own rather than a copy of a user file? */
 export function isReserved(rel: string): boolean {

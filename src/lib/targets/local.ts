@@ -8,12 +8,12 @@ import { TargetError, opOrigin, toTargetError } from '../errors.js';
 import { hashFileAsync, SMALL_FILE } from '../hash/xxh64.js';
 import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
-import { STORE_DIR, checkRelPath, isReserved, sweepTemps, tempName } from './layout.js';
+import { STORE_DIR, byVersionAge, checkRelPath, isReserved, sweepTemps, tempName, versionPrefix } from './layout.js';
 import { LocalDirs, PRIVATE_DIR_MODE } from './localDirs.js';
 import { isMountPoint } from './mountinfo.js';
 import type { PutSource } from './source.js';
 import {
-  type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type Target, type TempFiles, readBackEach,
+  type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type Target, type TempFiles, type Versions, readBackEach,
 } from './target.js';
 
 const run = promisify(execFile);
@@ -48,7 +48,7 @@ async function writeStream(fh: fs.promises.FileHandle, stream: Readable, signal?
  * syncfs (`sync -f`) for the whole batch. With `mount`, check() refuses (class `not-mounted`) unless that
  * path is a mount point, and nothing is created there.
  */
-export class LocalTarget implements Target, RandomRead, Links, TempFiles {
+export class LocalTarget implements Target, RandomRead, Links, TempFiles, Versions {
   private readonly dirs: LocalDirs;
   private unsynced = false;
 
@@ -223,6 +223,42 @@ export class LocalTarget implements Target, RandomRead, Links, TempFiles {
     }
     const vfs = await fs.promises.statfs(this.base);
     return { reachable: true, authenticated: true, writable: true, freeBytes: vfs.bavail * vfs.bsize, detail: this.opts.mount ? `${this.opts.mount} mounted` : undefined };
+  }
+
+  async moveAside(rel: string, versionRel: string): Promise<boolean> {
+    const from = this.abs(rel);
+    const to = this.abs(versionRel);
+    try {
+      const st = await fs.promises.lstat(from).catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return undefined; throw e; });
+      if (!st?.isFile()) return false;
+      await this.dirs.prepare(path.dirname(versionRel)); // private: a version directory is not a source directory
+      await fs.promises.rename(from, to);
+      this.unsynced = true;
+      return true;
+    } catch (err) {
+      throw this.err(err, 'moveAside', rel);
+    }
+  }
+
+  async listVersions(rel: string): Promise<string[]> {
+    const pre = versionPrefix(rel);
+    const dir = path.dirname(pre);
+    const base = path.basename(pre);
+    try {
+      const names = await fs.promises.readdir(this.abs(dir));
+      return names.filter((n) => n.startsWith(base)).map((n) => `${dir}/${n}`).sort(byVersionAge);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw this.err(err, 'listVersions', rel);
+    }
+  }
+
+  async removeVersion(versionRel: string): Promise<void> {
+    try {
+      await fs.promises.rm(this.abs(versionRel), { force: true });
+    } catch (err) {
+      throw this.err(err, 'removeVersion', versionRel);
+    }
   }
 
   async close(): Promise<void> {

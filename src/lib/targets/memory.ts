@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import { missingError, opOrigin, toTargetError } from '../errors.js';
 import { hashBytes } from '../hash/xxh64.js';
-import { checkRelPath, isReserved } from './layout.js';
+import { byVersionAge, checkRelPath, isReserved, versionPrefix } from './layout.js';
 import type { PutSource } from './source.js';
-import { type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, readBackEach } from './target.js';
+import { type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type Versions, readBackEach } from './target.js';
 
 /** A fault to inject: return an error to throw for this operation and path, or undefined to proceed. */
 export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink', relPath: string) => Error | undefined;
@@ -13,7 +13,7 @@ export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink
  * Passes the same conformance suite as real targets. `inject` makes any operation fail on demand;
  * `corrupt()` changes stored bytes behind the agent's back (for verify tests).
  */
-export class MemoryTarget implements Target, RandomRead, Links, RemoteHash {
+export class MemoryTarget implements Target, RandomRead, Links, RemoteHash, Versions {
   readonly files = new Map<string, { data: Buffer; mtimeMs?: number; mode?: number }>();
   readonly links = new Map<string, string>();
   inject?: Injector;
@@ -112,6 +112,25 @@ export class MemoryTarget implements Target, RandomRead, Links, RemoteHash {
     const f = this.files.get(rel);
     if (!f || f.data.length === 0) throw new Error(`nothing to corrupt at ${rel}`);
     f.data[0] ^= 0xff;
+  }
+
+  async moveAside(rel: string, versionRel: string): Promise<boolean> {
+    checkRelPath(this.name, rel);
+    checkRelPath(this.name, versionRel);
+    const f = this.files.get(rel);
+    if (!f) return false;
+    this.files.set(versionRel, f);
+    this.files.delete(rel);
+    return true;
+  }
+
+  async listVersions(rel: string): Promise<string[]> {
+    const pre = versionPrefix(rel);
+    return [...this.files.keys()].filter((k) => k.startsWith(pre) && !k.slice(pre.length).includes('/')).sort(byVersionAge);
+  }
+
+  async removeVersion(versionRel: string): Promise<void> {
+    this.files.delete(versionRel);
   }
 
   async close(): Promise<void> {}

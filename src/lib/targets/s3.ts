@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand,
+  AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand,
   ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -9,9 +9,9 @@ import { ConfigError, ERROR_POLICY, type ErrorClass, type ProtocolCodes, SourceE
 import { hashStream } from '../hash/xxh64.js';
 import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
-import { checkRelPath, isReserved, tempName } from './layout.js';
+import { byVersionAge, checkRelPath, isReserved, tempName, versionPrefix } from './layout.js';
 import type { PutSource } from './source.js';
-import { type CheckReport, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type Target, readBackEach } from './target.js';
+import { type CheckReport, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type Target, type Versions, readBackEach } from './target.js';
 
 export interface S3Options {
   /** e.g. http://127.0.0.1:7480 (Ceph radosgw, MinIO); AWS when unset */
@@ -35,6 +35,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const S3_CODES: ProtocolCodes = { QuotaExceeded: 'quota', NoSuchKey: 'missing', NotFound: 'missing', AccessDenied: 'EACCES', TimeoutError: 'timeout', RequestTimeout: 'timeout' };
 const HTTP_STATUS: Readonly<Record<number, ErrorClass>> = { 404: 'missing', 403: 'EACCES' };
 
+/** The largest object one CopyObject can copy. */
+const COPY_MAX = 5 * 1024 ** 3;
 const MULTIPART_MIN = 64 << 20;
 const PART_SIZE = 16 << 20;
 /** Small files are read into memory and sent in one request (no stream set-up per object). */
@@ -59,7 +61,7 @@ interface AwsError { name?: string; code?: string; message?: string; Code?: stri
  * Symlinks are recorded in the store only (S3 has no symlinks). The client sends no flexible checksums
  * (`WHEN_REQUIRED`): with them a streamed PUT fails on Ceph or is stored with its aws-chunked framing.
  */
-export class S3Target implements Target, RandomRead {
+export class S3Target implements Target, RandomRead, Versions {
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;
@@ -160,21 +162,10 @@ export class S3Target implements Target, RandomRead {
 
   async *list(prefix: string): AsyncIterable<string> {
     const base = this.prefix ? `${this.prefix}/` : '';
-    const p = prefix === '' ? base : `${this.key(prefix.replace(/\/+$/, ''))}/`;
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: p, ContinuationToken: token }));
-      } catch (err) {
-        throw this.fail(err, 'list', prefix || '.');
-      }
-      for (const o of page.Contents ?? []) {
-        const rel = o.Key!.slice(base.length);
-        if (!isReserved(rel)) yield rel;
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    for await (const k of this.keysUnder(prefix === '' ? base : `${this.key(prefix.replace(/\/+$/, ''))}/`)) {
+      const rel = k.slice(base.length);
+      if (!isReserved(rel)) yield rel;
+    }
   }
 
   async get(rel: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
@@ -216,6 +207,56 @@ export class S3Target implements Target, RandomRead {
         await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })).catch(() => undefined);
       }
     }
+  }
+
+  /** A server-side copy, then the delete: the bytes never pass through replica. */
+  async moveAside(rel: string, versionRel: string): Promise<boolean> {
+    try {
+      const st = await this.stat(rel);
+      if (!st) return false;
+      if (st.size > COPY_MAX) {
+        throw new TargetError(`${opOrigin(this.name, 'moveAside', rel)}: objects over 5 GiB need a multipart copy, which this version cannot make: set versions: 0 for this target or keep such files elsewhere`, { target: this.name, errorClass: 'other', permanent: true });
+      }
+      const source = `${this.bucket}/${encodeURIComponent(this.key(rel)).replace(/%2F/g, '/')}`;
+      await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.key(versionRel), CopySource: source, MetadataDirective: 'COPY' }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
+      return true;
+    } catch (err) {
+      throw this.fail(err, 'moveAside', rel);
+    }
+  }
+
+  async listVersions(rel: string): Promise<string[]> {
+    const pre = versionPrefix(rel);
+    const out: string[] = [];
+    for await (const k of this.keysUnder(this.key(pre))) {
+      const v = this.prefix ? k.slice(this.prefix.length + 1) : k;
+      if (!v.slice(pre.length).includes('/')) out.push(v);
+    }
+    return out.sort(byVersionAge);
+  }
+
+  async removeVersion(versionRel: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(versionRel) }));
+    } catch (err) {
+      throw this.fail(err, 'removeVersion', versionRel);
+    }
+  }
+
+  /** Every key starting with `keyPrefix`. */
+  private async *keysUnder(keyPrefix: string): AsyncIterable<string> {
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: keyPrefix, ContinuationToken: token }));
+      } catch (err) {
+        throw this.fail(err, 'list', keyPrefix);
+      }
+      for (const o of page.Contents ?? []) yield o.Key!;
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   async close(): Promise<void> {

@@ -9,11 +9,11 @@ import { type SshOptions, SshSession, parseSshUrl, sshError } from './sshSession
 import { writeTemp } from './sshWrite.js';
 import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
-import { STORE_DIR, checkRelPath, isReserved, tempName } from './layout.js';
+import { STORE_DIR, byVersionAge, checkRelPath, isReserved, tempName, versionPrefix } from './layout.js';
 import type { PutSource } from './source.js';
 import {
   type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target,
-  type TempFiles, readBackEach,
+  type TempFiles, type Versions, readBackEach,
 } from './target.js';
 
 export { knownHostKey, parseSshUrl, type SshOptions } from './sshSession.js';
@@ -29,7 +29,7 @@ const HASH_MANY_MIN = 32;
  * `sync` on the server once per batch; hash() runs `xxhsum -H1` there, with the path on stdin (never in a
  * shell string), or reads the copy back when the server has no xxhsum. Strict host-key checking.
  */
-export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFiles {
+export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFiles, Versions {
   private readonly remote: ReturnType<typeof parseSshUrl>;
   private readonly session: SshSession;
   private readonly dirs: RemoteDirs;
@@ -242,6 +242,41 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
   private async freeBytes(dir: string): Promise<number | undefined> {
     const vfs = await this.sftp<{ f_bavail: number; f_frsize: number }>((s, cb) => s.ext_openssh_statvfs(dir, cb as never)).catch(() => undefined);
     return vfs && vfs.f_bavail * vfs.f_frsize;
+  }
+
+  async moveAside(rel: string, versionRel: string): Promise<boolean> {
+    const from = this.abs(rel);
+    const to = this.abs(versionRel);
+    try {
+      const st = await this.sftp<{ isFile(): boolean }>((s, cb) => s.lstat(from, cb)).catch((e: { code?: number }) => { if (e.code === 2) return undefined; throw e; });
+      if (!st?.isFile()) return false;
+      await this.dirs.prepare(posix.dirname(to)); // private: a version directory is not a source directory
+      await this.sftp<void>((s, cb) => s.ext_openssh_rename(from, to, cb));
+      return true;
+    } catch (err) {
+      throw this.fail(err, 'moveAside', rel);
+    }
+  }
+
+  async listVersions(rel: string): Promise<string[]> {
+    const pre = versionPrefix(rel);
+    const dir = posix.dirname(pre);
+    const base = posix.basename(pre);
+    try {
+      const names = (await this.sftp<{ filename: string }[]>((s, cb) => s.readdir(this.abs(dir), cb))).map((f) => f.filename);
+      return names.filter((n) => n.startsWith(base)).map((n) => `${dir}/${n}`).sort(byVersionAge);
+    } catch (err) {
+      if ((err as { code?: number }).code === 2) return [];
+      throw this.fail(err, 'listVersions', rel);
+    }
+  }
+
+  async removeVersion(versionRel: string): Promise<void> {
+    try {
+      await this.sftp<void>((s, cb) => s.unlink(this.abs(versionRel), cb));
+    } catch (err) {
+      if ((err as { code?: number }).code !== 2) throw this.fail(err, 'removeVersion', versionRel);
+    }
   }
 
   close(): Promise<void> {

@@ -96,6 +96,20 @@ export interface RemoteHash {
   hashMany(relPaths: string[], opts?: { signal?: AbortSignal }): Promise<Map<string, string>>;
 }
 
+/**
+ * Capability: keep previous versions of a copy (layout.versionPath names them). Moving aside is a rename where
+ * the kind has one (local, ssh) and a server-side copy then delete where it has not (S3): the bytes never pass
+ * through replica.
+ */
+export interface Versions {
+  /** Move the copy at `rel` to `versionRel`; resolves false (and does nothing) when nothing is at `rel`. */
+  moveAside(rel: string, versionRel: string): Promise<boolean>;
+  /** The versions kept of the copy at `rel` (target-relative paths), oldest first. */
+  listVersions(rel: string): Promise<string[]>;
+  /** Delete one version (a path listVersions returned). */
+  removeVersion(versionRel: string): Promise<void>;
+}
+
 /** Capability: put() makes temp files, which a killed run can leave behind. */
 export interface TempFiles {
   /** Remove the stale temp files (of a killed run; never this process's own) in these directories. */
@@ -106,6 +120,7 @@ const offers = (t: object, method: string): boolean => typeof (t as Record<strin
 export const hasRandomRead = <T extends Target>(t: T): t is T & RandomRead => offers(t, 'hash') && offers(t, 'list');
 export const hasLinks = <T extends Target>(t: T): t is T & Links => offers(t, 'putLink');
 export const hasRemoteHash = <T extends Target>(t: T): t is T & RemoteHash => offers(t, 'hashMany');
+export const hasVersions = <T extends Target>(t: T): t is T & Versions => offers(t, 'moveAside');
 export const hasTempFiles = <T extends Target>(t: T): t is T & TempFiles => offers(t, 'removeTemps');
 
 /**

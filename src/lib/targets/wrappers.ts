@@ -6,7 +6,7 @@ import { withDeadline } from '../queue/deadline.js';
 import type { PutSource } from './source.js';
 import {
   type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type TempFiles,
-  hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles, readBackEach,
+  type Versions, hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles, hasVersions, readBackEach,
 } from './target.js';
 
 /**
@@ -14,14 +14,15 @@ import {
  * per operation, retries with exponential backoff (outermost). Each is a Target itself, so they compose and
  * pass the same conformance suite.
  */
-type Op = 'put' | 'sync' | 'readBack' | 'hash' | 'stat' | 'get' | 'list' | 'putLink' | 'readLink' | 'check' | 'hashMany' | 'removeTemps';
+type Op = 'put' | 'sync' | 'readBack' | 'hash' | 'stat' | 'get' | 'list' | 'putLink' | 'readLink' | 'check' | 'hashMany' | 'removeTemps'
+  | 'moveAside' | 'listVersions' | 'removeVersion';
 type Signal = { signal?: AbortSignal };
 
 /**
  * Delegates every call to `inner` through around(); subclasses decide what happens around each call. It offers
  * exactly the capabilities the inner target offers (target.ts guards see the same kind through the wrapper).
  */
-abstract class TargetWrapper implements Target, Partial<RandomRead & Links & RemoteHash & TempFiles> {
+abstract class TargetWrapper implements Target, Partial<RandomRead & Links & RemoteHash & TempFiles & Versions> {
   readonly hash?: RandomRead['hash'];
   readonly stat?: RandomRead['stat'];
   readonly get?: RandomRead['get'];
@@ -30,6 +31,9 @@ abstract class TargetWrapper implements Target, Partial<RandomRead & Links & Rem
   readonly readLink?: Links['readLink'];
   readonly hashMany?: RemoteHash['hashMany'];
   readonly removeTemps?: TempFiles['removeTemps'];
+  readonly moveAside?: Versions['moveAside'];
+  readonly listVersions?: Versions['listVersions'];
+  readonly removeVersion?: Versions['removeVersion'];
   constructor(readonly inner: Target) {
     const t = inner;
     if (hasRandomRead(t)) {
@@ -48,6 +52,11 @@ abstract class TargetWrapper implements Target, Partial<RandomRead & Links & Rem
       this.readLink = (rel) => this.around('readLink', rel, undefined, true, () => t.readLink(rel));
     }
     if (hasRemoteHash(t)) this.hashMany = (rels, o: Signal = {}) => this.around('hashMany', `${rels.length} files`, o.signal, true, (signal) => t.hashMany(rels, { signal }));
+    if (hasVersions(t)) {
+      this.moveAside = (rel, v) => this.around('moveAside', rel, undefined, true, () => t.moveAside(rel, v));
+      this.listVersions = (rel) => this.around('listVersions', rel, undefined, true, () => t.listVersions(rel));
+      this.removeVersion = (v) => this.around('removeVersion', v, undefined, true, () => t.removeVersion(v));
+    }
     if (hasTempFiles(t)) this.removeTemps = (dirs) => this.around('removeTemps', `${dirs.length} dirs`, undefined, true, () => t.removeTemps(dirs));
   }
   get name(): string { return this.inner.name; }

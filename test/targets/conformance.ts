@@ -229,7 +229,7 @@ export function testTarget(opts: ConformanceOptions): void {
       assert.equal(await t.readLink('h/ln/none'), undefined);
     });
 
-    it('versions: a copy moved aside keeps its bytes under the version name, listed oldest first; removeVersion deletes one', async (ctx) => {
+    it('versions: a copy kept aside holds its bytes under the version name while the live copy stays until replaced; listed oldest first; removeVersion deletes one', async (ctx) => {
       if (!needs(ctx, 'versions', hasVersions(core))) return;
       const v1 = Buffer.from('first content');
       const v2 = Buffer.from('second, longer content');
@@ -237,10 +237,10 @@ export function testTarget(opts: ConformanceOptions): void {
       const rel = 'h/ver/a b.fits';
       const at = (s: number) => new Date(Date.UTC(2026, 10, 30, 7, 0, s));
       await t.put(rel, file('v1', v1));
-      assert.equal(await t.moveAside(rel, versionPath('h', '/ver/a b.fits', at(1))), true);
-      assert.equal((await t.readBack([rel])).get(rel) instanceof TargetError, true, 'nothing under the live name after the move');
+      assert.equal(await t.keepAside(rel, versionPath('h', '/ver/a b.fits', at(1))), true);
+      assert.equal((await t.readBack([rel])).get(rel), hashBytes(v1), 'the live copy stays until the new content replaces it');
       await t.put(rel, file('v2', v2));
-      assert.equal(await t.moveAside(rel, versionPath('h', '/ver/a b.fits', at(1), 1)), true, 'a clash in the same second takes -1');
+      assert.equal(await t.keepAside(rel, versionPath('h', '/ver/a b.fits', at(1), 1)), true, 'a clash in the same second takes -1');
       await t.put(rel, file('v3', v3));
       const versions = await t.listVersions(rel);
       assert.deepEqual(versions, ['h/.replica-versions/ver/a b.fits@20261130T070001Z', 'h/.replica-versions/ver/a b.fits@20261130T070001Z-1']);
@@ -248,7 +248,7 @@ export function testTarget(opts: ConformanceOptions): void {
       assert.deepEqual([back.get(rel), back.get(versions[0]), back.get(versions[1])], [hashBytes(v3), hashBytes(v1), hashBytes(v2)]);
       assert.deepEqual(await listAll(t, 'h/ver'), [rel], 'versions are never listed as user files');
       assert.deepEqual(await t.listVersions('h/ver/a b'), [], 'a name that is a prefix of another has no versions of its own');
-      assert.equal(await t.moveAside('h/ver/none', versionPath('h', '/ver/none', at(2))), false, 'nothing there: nothing moved');
+      assert.equal(await t.keepAside('h/ver/none', versionPath('h', '/ver/none', at(2))), false, 'nothing there: nothing kept');
       await t.removeVersion(versions[0]);
       assert.deepEqual(await t.listVersions(rel), [versions[1]]);
     });

@@ -8,9 +8,10 @@ import { identityOf, observationChanged, observationOf, observe } from '../scan/
 import { lstatUnder, openSettled, rootOf } from '../scan/sourceFs.js';
 import { FdSource } from '../targets/source.js';
 import { targetPath } from '../targets/layout.js';
-import { type PutOptions, type Target, hasLinks, hasTempFiles } from '../targets/target.js';
+import { type PutOptions, type Target, hasLinks, hasTempFiles, hasVersions } from '../targets/target.js';
+import { keepPreviousVersion, pruneVersions } from './versions.js';
 import { verifyCopies } from './verify.js';
-import { markFailed, markVerified, unsettle, type RetryPolicy } from '../store/records.js';
+import { markFailed, markVerified, previousCopyGone, previousCopyOn, unsettle, type RetryPolicy } from '../store/records.js';
 
 export interface CopyContext {
   host: string;
@@ -19,6 +20,8 @@ export interface CopyContext {
   policy: RetryPolicy;
   /** bound on shipping the store (each target call has its own timeout from the wrappers) */
   copyTimeoutMs: number;
+  /** previous versions kept per file on each target (the config's `versions`) */
+  versions: number;
   counts: RunCounts;
   /** the source roots (real paths): a changed file is looked at again only through them */
   roots: string[];
@@ -125,7 +128,7 @@ export class TargetCopier {
       // copy reads only from it, and its bytes must hash to the settled hash before they are published.
       const { fd, st } = openSettled(p, identityOf(rec));
       try {
-        await this.target.put(rel, new FdSource(fd, rec.z, st.mode, rec.m, rec.h, p), opts);
+        await this.withVersion(p, rec, () => this.target.put(rel, new FdSource(fd, rec.z, st.mode, rec.m, rec.h, p), opts));
         // the bytes published were the settled content; a change after that still means a new version is coming
         if (observationChanged(rec, fs.fstatSync(fd))) throw new SourceError(`source changed while copying: ${p}`, 'changed');
       } finally {
@@ -142,6 +145,28 @@ export class TargetCopier {
       this.fail(p, rec, e);
       return false;
     }
+  }
+
+  /**
+   * Run `put`; when the live copy is a verified previous content, keep it aside as a version first (with
+   * `versions` > 0, where the kind can), and prune the oldest versions once the new content is in place. A put
+   * that fails takes its version back (the previous content is still live) and leaves the older versions alone.
+   */
+  private async withVersion(p: string, rec: Rec, put: () => Promise<void>): Promise<void> {
+    const t = this.target;
+    if (!previousCopyOn(rec, t.name)) return put();
+    const versions = this.ctx.versions > 0 && hasVersions(t) ? t : undefined;
+    const kept = versions && await keepPreviousVersion(versions, this.ctx.host, p);
+    try {
+      await put();
+    } catch (err) {
+      if (kept) await versions.removeVersion(kept).catch(() => undefined);
+      throw err;
+    }
+    if (versions) await pruneVersions(versions, this.ctx.host, p, this.ctx.versions);
+    if (kept) this.ctx.log.info(`${t.name}: kept the previous copy of ${p} as ${kept}`, { path: p, target: t.name });
+    previousCopyGone(rec, t.name);
+    this.ctx.store.set(p, rec);
   }
 
   /** Read the batch's copies back (the one verification step, verify.ts); a copy that matches is verified. */

@@ -90,7 +90,7 @@ export class Engine {
       const kind = kindModule(cfg);
       this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? kind.concurrency, kind.maxConnections), {
         host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts, roots: this.roots,
-        signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs,
+        signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs, versions: this.config.versions,
       }));
     }
   }

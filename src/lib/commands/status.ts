@@ -21,7 +21,7 @@ export async function statusCommand(ctx: Context): Promise<StoreSummary> {
     w(`watch: ${wch.stoppedAt ? `stopped ${ago(wch.stoppedAt)}` : `pid ${wch.pid}, ${wch.mode === 'polling' ? 'POLLING (watcher failed)' : 'events'}`}, ${wch.backend}, ${wch.watches} inotify watches${budget}`);
     if (wch.error) w(`watch error ${ago(wch.error.at)}: ${wch.error.message}`);
   }
-  w(`files: ${s.files} known, ${s.unsettled} not settled yet, ${s.deleted} deleted at source, ${s.skipped} special files skipped`);
+  w(`files: ${s.files} known, ${s.unsettled} not settled yet, ${s.deleted} deleted at source, ${s.changedAfterVerified} changed after verified, ${s.skipped} special files skipped`);
   for (const t of s.targets) {
     if (t.removedAt !== undefined) {
       w(`target ${t.name} (${t.url})  REMOVED from the config ${ago(t.removedAt)}: still holds ${t.verified.files} verified copies (${formatBytes(t.verified.bytes)})`);

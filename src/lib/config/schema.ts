@@ -79,7 +79,7 @@ export const DEFAULTS = {
   settle: '10s', watcher: 'chokidar', heartbeat: '1m', rescan: '1h', snapshots: 5, concurrency: 2,
   retry: { maxAttempts: 10, backoff: '30s', maxBackoff: '1h' },
   timeouts: { copy: '30m', command: '30s' },
-  versions: 0, deleteLocalAfter: null, verify: { every: '30d', budget: '20GiB' }, log: { level: 'info' },
+  versions: 1, deleteLocalAfter: null, verify: { every: '30d', budget: '20GiB' }, log: { level: 'info' },
   monitor: { stale: '1h', warnAge: '1h', critAge: '24h' },
 } as const;
 

@@ -1,6 +1,6 @@
 import type { ErrorClass } from '../errors.js';
 import type { Meta, Rec } from '../store/model.js';
-import { codeOn, failureOn, isDeleted, isSettled, owedSince } from '../store/records.js';
+import { changedAfterVerifiedAt, codeOn, failureOn, isDeleted, isSettled, owedSince } from '../store/records.js';
 
 export interface Bucket { files: number; bytes: number }
 
@@ -29,6 +29,8 @@ export interface StoreSummary {
   unsettled: number;
   /** source files deleted (records kept, never propagated) */
   deleted: number;
+  /** files whose content changed after a copy was verified (an instrument file should never change once closed) */
+  changedAfterVerified: number;
   /** special files (FIFOs, sockets, devices) skipped by the last scan */
   skipped: number;
   /** the watch agent, when one has run: backend, inotify watches in use and the limit, fallback mode */
@@ -53,12 +55,13 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
   const oldest = new Map<string, [string, number]>();
   const s: StoreSummary = {
     host: meta.host, agentVersion: meta.agentVersion, heartbeatAt: meta.heartbeatAt, lastRun: meta.lastRun,
-    files: 0, unsettled: 0, deleted: 0, skipped: meta.lastRun?.counts.skipped ?? 0, watch: meta.watch, targets: [],
+    files: 0, unsettled: 0, deleted: 0, changedAfterVerified: 0, skipped: meta.lastRun?.counts.skipped ?? 0, watch: meta.watch, targets: [],
   };
   for (const [p, r] of records) {
     s.files++;
     const deleted = isDeleted(r);
     if (deleted) s.deleted++;
+    if (changedAfterVerifiedAt(r) !== undefined) s.changedAfterVerified++;
     else if (!isSettled(r)) s.unsettled++;
     for (const [name, t] of targets) {
       const st = codeOn(r, name);

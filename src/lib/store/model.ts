@@ -73,6 +73,10 @@ export interface Rec {
   r?: number;
   /** symlink: its link text (a record without `l` is a regular file) */
   l?: string;
+  /** targets whose live copy is a previous verified content, to be moved aside (versions) before it is replaced */
+  p?: string[];
+  /** when the content of a file already verified somewhere last changed ("changed after verified") */
+  x?: number;
   /** target name -> encoded TState */
   t: Record<string, string>;
 }

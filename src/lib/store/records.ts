@@ -42,8 +42,19 @@ export function unsettle(r: Rec): void {
   delete r.s;
 }
 
-/** The content settled with this hash: every target must copy it again. */
+/**
+ * The content settled with this hash: every target must copy it again. When it is new content for a file
+ * verified before, the targets holding that verified copy keep it as a previous version when it is replaced
+ * (previousCopyOn), and the file counts as changed after verified.
+ */
 export function settle(r: Rec, hash: string, now: number, targets: string[]): void {
+  if (r.h !== undefined && r.h !== hash) {
+    const held = targets.filter((t) => codeOn(r, t) === 'v' || r.p?.includes(t));
+    if (held.length) {
+      r.p = held;
+      r.x = now;
+    }
+  }
   r.h = hash;
   r.s = now;
   delete r.o; // only unsettled records need their observation time
@@ -55,6 +66,19 @@ export function resetTargets(r: Rec, targets: string[]): void {
   r.t = {};
   for (const t of targets) r.t[t] = 'p';
 }
+
+/** The live copy on `target` is a previous verified content (moved aside, with `versions`, before it is replaced). */
+export const previousCopyOn = (r: Rec, target: string): boolean => r.p?.includes(target) ?? false;
+
+/** The previous copy on `target` was moved aside, or replaced: nothing to keep there any more. */
+export function previousCopyGone(r: Rec, target: string): void {
+  if (!r.p) return;
+  r.p = r.p.filter((t) => t !== target);
+  if (!r.p.length) delete r.p;
+}
+
+/** A file verified somewhere whose content changed since (usually a fault in an instrument file): when, or undefined. */
+export const changedAfterVerifiedAt = (r: Rec): number | undefined => r.x;
 
 /** The state of `r` on `target`, decoded (a target added to the config later starts as pending). */
 export function stateOn(r: Rec, target: string): TState {

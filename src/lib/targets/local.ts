@@ -225,18 +225,18 @@ export class LocalTarget implements Target, RandomRead, Links, TempFiles, Versio
     return { reachable: true, authenticated: true, writable: true, freeBytes: vfs.bavail * vfs.bsize, detail: this.opts.mount ? `${this.opts.mount} mounted` : undefined };
   }
 
-  async moveAside(rel: string, versionRel: string): Promise<boolean> {
+  async keepAside(rel: string, versionRel: string): Promise<boolean> {
     const from = this.abs(rel);
     const to = this.abs(versionRel);
     try {
       const st = await fs.promises.lstat(from).catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return undefined; throw e; });
       if (!st?.isFile()) return false;
       await this.dirs.prepare(path.dirname(versionRel)); // private: a version directory is not a source directory
-      await fs.promises.rename(from, to);
+      await fs.promises.link(from, to); // the same inode: the put's rename then detaches the live name from it
       this.unsynced = true;
       return true;
     } catch (err) {
-      throw this.err(err, 'moveAside', rel);
+      throw this.err(err, 'keepAside', rel);
     }
   }
 

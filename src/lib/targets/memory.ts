@@ -114,13 +114,12 @@ export class MemoryTarget implements Target, RandomRead, Links, RemoteHash, Vers
     f.data[0] ^= 0xff;
   }
 
-  async moveAside(rel: string, versionRel: string): Promise<boolean> {
+  async keepAside(rel: string, versionRel: string): Promise<boolean> {
     checkRelPath(this.name, rel);
     checkRelPath(this.name, versionRel);
     const f = this.files.get(rel);
     if (!f) return false;
-    this.files.set(versionRel, f);
-    this.files.delete(rel);
+    this.files.set(versionRel, { ...f, data: Buffer.from(f.data) });
     return true;
   }
 

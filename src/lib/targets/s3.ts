@@ -209,20 +209,19 @@ export class S3Target implements Target, RandomRead, Versions {
     }
   }
 
-  /** A server-side copy, then the delete: the bytes never pass through replica. */
-  async moveAside(rel: string, versionRel: string): Promise<boolean> {
+  /** A server-side copy: the bytes never pass through replica (the put of the new content replaces the live key). */
+  async keepAside(rel: string, versionRel: string): Promise<boolean> {
     try {
       const st = await this.stat(rel);
       if (!st) return false;
       if (st.size > COPY_MAX) {
-        throw new TargetError(`${opOrigin(this.name, 'moveAside', rel)}: objects over 5 GiB need a multipart copy, which this version cannot make: set versions: 0 for this target or keep such files elsewhere`, { target: this.name, errorClass: 'other', permanent: true });
+        throw new TargetError(`${opOrigin(this.name, 'keepAside', rel)}: objects over 5 GiB need a multipart copy, which this version cannot make: set versions: 0 for this target or keep such files elsewhere`, { target: this.name, errorClass: 'other', permanent: true });
       }
       const source = `${this.bucket}/${encodeURIComponent(this.key(rel)).replace(/%2F/g, '/')}`;
       await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.key(versionRel), CopySource: source, MetadataDirective: 'COPY' }));
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
       return true;
     } catch (err) {
-      throw this.fail(err, 'moveAside', rel);
+      throw this.fail(err, 'keepAside', rel);
     }
   }
 

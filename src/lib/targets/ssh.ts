@@ -244,17 +244,17 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
     return vfs && vfs.f_bavail * vfs.f_frsize;
   }
 
-  async moveAside(rel: string, versionRel: string): Promise<boolean> {
+  async keepAside(rel: string, versionRel: string): Promise<boolean> {
     const from = this.abs(rel);
     const to = this.abs(versionRel);
     try {
       const st = await this.sftp<{ isFile(): boolean }>((s, cb) => s.lstat(from, cb)).catch((e: { code?: number }) => { if (e.code === 2) return undefined; throw e; });
       if (!st?.isFile()) return false;
       await this.dirs.prepare(posix.dirname(to)); // private: a version directory is not a source directory
-      await this.sftp<void>((s, cb) => s.ext_openssh_rename(from, to, cb));
+      await this.sftp<void>((s, cb) => s.ext_openssh_hardlink(from, to, cb)); // hardlink@openssh.com
       return true;
     } catch (err) {
-      throw this.fail(err, 'moveAside', rel);
+      throw this.fail(err, 'keepAside', rel);
     }
   }
 

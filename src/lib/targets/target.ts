@@ -97,13 +97,14 @@ export interface RemoteHash {
 }
 
 /**
- * Capability: keep previous versions of a copy (layout.versionPath names them). Moving aside is a rename where
- * the kind has one (local, ssh) and a server-side copy then delete where it has not (S3): the bytes never pass
- * through replica.
+ * Capability: keep previous versions of a copy (layout.versionPath names them). The copy is kept aside under
+ * its version name while it stays live: a hard link on local and ssh targets, a server-side copy on S3 (the
+ * bytes never pass through replica); the put of the new content then replaces the live name atomically, so a
+ * failed put (a torn source, a full disk) leaves the good copy live, never a hole.
  */
 export interface Versions {
-  /** Move the copy at `rel` to `versionRel`; resolves false (and does nothing) when nothing is at `rel`. */
-  moveAside(rel: string, versionRel: string): Promise<boolean>;
+  /** Make `versionRel` hold the copy at `rel`, which stays; resolves false (and does nothing) when nothing is at `rel`. */
+  keepAside(rel: string, versionRel: string): Promise<boolean>;
   /** The versions kept of the copy at `rel` (target-relative paths), oldest first. */
   listVersions(rel: string): Promise<string[]>;
   /** Delete one version (a path listVersions returned). */
@@ -120,7 +121,7 @@ const offers = (t: object, method: string): boolean => typeof (t as Record<strin
 export const hasRandomRead = <T extends Target>(t: T): t is T & RandomRead => offers(t, 'hash') && offers(t, 'list');
 export const hasLinks = <T extends Target>(t: T): t is T & Links => offers(t, 'putLink');
 export const hasRemoteHash = <T extends Target>(t: T): t is T & RemoteHash => offers(t, 'hashMany');
-export const hasVersions = <T extends Target>(t: T): t is T & Versions => offers(t, 'moveAside');
+export const hasVersions = <T extends Target>(t: T): t is T & Versions => offers(t, 'keepAside');
 export const hasTempFiles = <T extends Target>(t: T): t is T & TempFiles => offers(t, 'removeTemps');
 
 /**

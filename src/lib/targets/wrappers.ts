@@ -15,7 +15,7 @@ import {
  * pass the same conformance suite.
  */
 type Op = 'put' | 'sync' | 'readBack' | 'hash' | 'stat' | 'get' | 'list' | 'putLink' | 'readLink' | 'check' | 'hashMany' | 'removeTemps'
-  | 'moveAside' | 'listVersions' | 'removeVersion';
+  | 'keepAside' | 'listVersions' | 'removeVersion';
 type Signal = { signal?: AbortSignal };
 
 /**
@@ -31,7 +31,7 @@ abstract class TargetWrapper implements Target, Partial<RandomRead & Links & Rem
   readonly readLink?: Links['readLink'];
   readonly hashMany?: RemoteHash['hashMany'];
   readonly removeTemps?: TempFiles['removeTemps'];
-  readonly moveAside?: Versions['moveAside'];
+  readonly keepAside?: Versions['keepAside'];
   readonly listVersions?: Versions['listVersions'];
   readonly removeVersion?: Versions['removeVersion'];
   constructor(readonly inner: Target) {
@@ -53,7 +53,7 @@ abstract class TargetWrapper implements Target, Partial<RandomRead & Links & Rem
     }
     if (hasRemoteHash(t)) this.hashMany = (rels, o: Signal = {}) => this.around('hashMany', `${rels.length} files`, o.signal, true, (signal) => t.hashMany(rels, { signal }));
     if (hasVersions(t)) {
-      this.moveAside = (rel, v) => this.around('moveAside', rel, undefined, true, () => t.moveAside(rel, v));
+      this.keepAside = (rel, v) => this.around('keepAside', rel, undefined, true, () => t.keepAside(rel, v));
       this.listVersions = (rel) => this.around('listVersions', rel, undefined, true, () => t.listVersions(rel));
       this.removeVersion = (v) => this.around('removeVersion', v, undefined, true, () => t.removeVersion(v));
     }

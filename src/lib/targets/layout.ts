@@ -38,6 +38,17 @@ export function versionPrefix(rel: string): string {
   return `${rel.slice(0, slash)}/${VERSIONS_DIR}${rel.slice(slash)}@`;
 }
 
+/**
+ * The versions of `rel` in a listing of their directory: `listDir(dir)` gives the names in `dir` (a target-
+ * relative directory), or undefined when it does not exist. Oldest first.
+ */
+export async function versionsIn(rel: string, listDir: (dir: string) => Promise<string[] | undefined>): Promise<string[]> {
+  const pre = versionPrefix(rel);
+  const slash = pre.lastIndexOf('/');
+  const [dir, base] = [pre.slice(0, slash), pre.slice(slash + 1)];
+  return ((await listDir(dir)) ?? []).filter((n) => n.startsWith(base)).map((n) => `${dir}/${n}`).sort(byVersionAge);
+}
+
 /** Version paths sort by their UTC stamp (then the clash counter): oldest first. */
 export const byVersionAge = (a: string, b: string): number => {
   const key = (v: string) => { const m = /@(\d{8}T\d{6}Z)(?:-(\d+))?$/.exec(v); return m ? `${m[1]}:${(m[2] ?? '0').padStart(6, '0')}` : v; };

@@ -5,11 +5,12 @@ import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { fdir } from 'fdir';
 import { TargetError, opOrigin, toTargetError } from '../errors.js';
-import { hashFileAsync, SMALL_FILE } from '../hash/xxh64.js';
+import { hashFileAsync } from '../hash/xxh64.js';
 import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
-import { STORE_DIR, byVersionAge, checkRelPath, isReserved, sweepTemps, tempName, versionPrefix } from './layout.js';
+import { STORE_DIR, checkRelPath, isReserved, sweepTemps, tempName, versionsIn } from './layout.js';
 import { LocalDirs, PRIVATE_DIR_MODE } from './localDirs.js';
+import { writeTemp } from './localWrite.js';
 import { isMountPoint } from './mountinfo.js';
 import type { PutSource } from './source.js';
 import {
@@ -18,26 +19,7 @@ import {
 
 const run = promisify(execFile);
 const C = fs.constants;
-const UMASK = process.umask();
 
-
-/**
- * Write all of `data` at `pos` (write(2) may write less than asked on a filling filesystem: loop, so ENOSPC
- * surfaces instead of a short file).
- */
-async function writeAll(fh: fs.promises.FileHandle, data: Buffer, pos = 0): Promise<void> {
-  for (let off = 0; off < data.length;) off += (await fh.write(data, off, data.length - off, pos + off)).bytesWritten;
-}
-
-/** Write a source's stream to `fh` chunk by chunk (the source errors before its end if its bytes are not the settled ones). */
-async function writeStream(fh: fs.promises.FileHandle, stream: Readable, signal?: AbortSignal): Promise<void> {
-  let pos = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    signal?.throwIfAborted();
-    await writeAll(fh, chunk, pos);
-    pos += chunk.length;
-  }
-}
 
 /**
  * A directory on this machine (a disk, a NAS mount). Every operation is asynchronous, so a hung disk (a dead
@@ -85,16 +67,7 @@ export class LocalTarget implements Target, RandomRead, Links, TempFiles, Versio
       const relDir = path.dirname(rel);
       await this.dirs.prepare(relDir, opts.dirMode);
       tmp = path.join(this.base, relDir, tempName());
-      // O_EXCL|O_NOFOLLOW: never opened through a link someone planted under the temp name
-      const fh = await fs.promises.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, src.mode);
-      try {
-        if (src.size <= SMALL_FILE) await writeAll(fh, src.readAll());
-        else await writeStream(fh, src.stream(), opts.signal);
-        if (src.mode & UMASK) await fh.chmod(src.mode); // open's mode was cut by the umask
-        if (src.mtimeMs !== undefined) await fh.utimes(new Date(), new Date(src.mtimeMs));
-      } finally {
-        await fh.close();
-      }
+      await writeTemp(tmp, src, opts.signal);
       opts.signal?.throwIfAborted();
       await fs.promises.rename(tmp, dest);
       tmp = undefined;
@@ -241,14 +214,9 @@ export class LocalTarget implements Target, RandomRead, Links, TempFiles, Versio
   }
 
   async listVersions(rel: string): Promise<string[]> {
-    const pre = versionPrefix(rel);
-    const dir = path.dirname(pre);
-    const base = path.basename(pre);
     try {
-      const names = await fs.promises.readdir(this.abs(dir));
-      return names.filter((n) => n.startsWith(base)).map((n) => `${dir}/${n}`).sort(byVersionAge);
+      return await versionsIn(rel, (dir) => fs.promises.readdir(this.abs(dir)).catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return undefined; throw e; }));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw this.err(err, 'listVersions', rel);
     }
   }

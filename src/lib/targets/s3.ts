@@ -5,10 +5,11 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { ConfigError, ERROR_POLICY, type ErrorClass, type ProtocolCodes, SourceError, TargetError, classifyErrno, opOrigin, toTargetError } from '../errors.js';
+import { ConfigError, SourceError, TargetError, opOrigin, toTargetError } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
 import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
+import { type AwsError, s3Error } from './s3Errors.js';
 import { byVersionAge, checkRelPath, isReserved, tempName, versionPrefix } from './layout.js';
 import type { PutSource } from './source.js';
 import { type CheckReport, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type Target, type Versions, readBackEach } from './target.js';
@@ -31,10 +32,6 @@ export interface S3Options {
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /** Objects larger than this go up as a multipart upload (lib-storage), in parts of this size. */
-/** S3 error names and HTTP statuses with a class of their own (a quota is a 403 too: the name decides first). */
-const S3_CODES: ProtocolCodes = { QuotaExceeded: 'quota', NoSuchKey: 'missing', NotFound: 'missing', AccessDenied: 'EACCES', TimeoutError: 'timeout', RequestTimeout: 'timeout' };
-const HTTP_STATUS: Readonly<Record<number, ErrorClass>> = { 404: 'missing', 403: 'EACCES' };
-
 /** The largest object one CopyObject can copy. */
 const COPY_MAX = 5 * 1024 ** 3;
 const MULTIPART_MIN = 64 << 20;
@@ -51,7 +48,6 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
   return { bucket: m[1], prefix: m[2].replace(/^\/+|\/+$/g, '') };
 }
 
-interface AwsError { name?: string; code?: string; message?: string; Code?: string; $metadata?: { httpStatusCode?: number } }
 
 /**
  * A bucket (and key prefix) on an S3 service: AWS, Ceph radosgw, MinIO. Keys are `<prefix>/<host>/<abs path>`
@@ -87,21 +83,8 @@ export class S3Target implements Target, RandomRead, Versions {
     return this.prefix ? `${this.prefix}/${rel}` : rel;
   }
 
-  /** Classify an SDK error into the store's vocabulary. */
   private fail(err: unknown, op: string, rel: string): TargetError {
-    if (err instanceof TargetError) return err;
-    const e = err as AwsError;
-    const code = e.name ?? e.Code ?? e.code ?? '';
-    const status = e.$metadata?.httpStatusCode;
-    let cls: ErrorClass = classifyErrno(err, S3_CODES);
-    if (cls === 'other' && status !== undefined) cls = HTTP_STATUS[status] ?? cls;
-    let permanent = ERROR_POLICY[cls].permanent;
-    let stage: 'auth' | undefined;
-    let msg = e.message || code || String(err);
-    if (code === 'NoSuchBucket') { cls = 'unreachable'; permanent = true; msg = `bucket ${this.bucket} does not exist (replica never creates it: create it, or fix the URL)`; }
-    else if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') { cls = 'unreachable'; permanent = true; stage = 'auth'; msg = `authentication failed (${code}): check the credentials (accessKeyEnv/secretKeyEnv or the AWS environment)`; }
-    else if (code === 'CredentialsProviderError') { cls = 'unreachable'; permanent = true; stage = 'auth'; msg = `no credentials: ${msg}`; }
-    return new TargetError(`${opOrigin(this.name, op, rel)}: ${msg}`, { target: this.name, errorClass: cls, permanent, stage, cause: err });
+    return s3Error(this.name, this.bucket, err, op, rel);
   }
 
   async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {

@@ -9,7 +9,7 @@ import { type SshOptions, SshSession, parseSshUrl, sshError } from './sshSession
 import { writeTemp } from './sshWrite.js';
 import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
-import { STORE_DIR, byVersionAge, checkRelPath, isReserved, tempName, versionPrefix } from './layout.js';
+import { STORE_DIR, checkRelPath, isReserved, tempName, versionsIn } from './layout.js';
 import type { PutSource } from './source.js';
 import {
   type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target,
@@ -33,7 +33,6 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
   private readonly remote: ReturnType<typeof parseSshUrl>;
   private readonly session: SshSession;
   private readonly dirs: RemoteDirs;
-  private noXxhsum = false;
 
   constructor(readonly name: string, readonly url: string, readonly opts: SshOptions) {
     this.remote = parseSshUrl(url);
@@ -88,7 +87,7 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
       const e = this.fail(err, 'put', rel);
       if (e.errorClass === 'other') {
         // OpenSSH reports a full disk as a bare "Failure": ask the filesystem whether that is what it was
-        const free = await this.freeBytes(posix.dirname(dest));
+        const free = await this.session.freeBytes(posix.dirname(dest));
         if (free !== undefined && free < Math.max(src.size, 1)) throw new TargetError(`${e.message} (no space left on the server)`, { target: this.name, errorClass: 'ENOSPC', cause: err });
       }
       throw e;
@@ -119,13 +118,7 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
     }
   }
 
-  /**
-   * Hash many copies with one remote `xxhsum -H1` (paths NUL-separated on stdin, never in a command line).
-   * xxhsum prints `<hash>  <path>` in input order and does not escape names, so the output is matched path
-   * by path; the answer is trusted only when xxhsum succeeded for every file and every line matched in
-   * order. Otherwise (or for few files, or no xxhsum there) the result is empty and the caller hashes each
-   * file itself.
-   */
+  /** Hash many copies with one remote `xxhsum` (SshSession.xxhsum); empty for few files or an untrusted answer. */
   async hashMany(rels: string[], opts: { signal?: AbortSignal } = {}): Promise<Map<string, string>> {
     if (rels.length < HASH_MANY_MIN) return new Map();
     try {
@@ -137,21 +130,8 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
 
   /** `xxhsum -H1` on the server for `rels` (see hashMany); empty unless every file was hashed and matched. */
   private async xxhsum(rels: string[], signal?: AbortSignal): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    if (this.noXxhsum) return out;
-    const files = rels.map((r) => this.abs(r));
-    // the paths go on stdin, NUL-terminated: no shell ever sees them
-    const [code, text] = await this.session.exec('xargs -0 -r xxhsum -H1 -q --', files.map((f) => `${f}\0`).join(''), signal);
-    if (code === 127) this.noXxhsum = true; // no xxhsum there: read back from now on
-    if (code !== 0) return out;
-    let pos = 0;
-    for (const [i, f] of files.entries()) {
-      const line = `  ${f}\n`;
-      if (!/^[0-9a-f]{16}$/.test(text.slice(pos, pos + 16)) || text.slice(pos + 16, pos + 16 + line.length) !== line) return new Map();
-      out.set(rels[i], text.slice(pos, pos + 16));
-      pos += 16 + line.length;
-    }
-    return pos === text.length ? out : new Map();
+    const hashes = await this.session.xxhsum(rels.map((r) => this.abs(r)), signal);
+    return new Map(hashes ? rels.map((r, i) => [r, hashes[i]]) : []);
   }
 
   readBack(rels: string[], opts?: ReadBackOptions): Promise<ReadBack> {
@@ -235,14 +215,9 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
       const e = this.fail(err, 'check', this.remote.path);
       throw new TargetError(e.message, { target: this.name, errorClass: e.errorClass === 'missing' || e.errorClass === 'other' ? 'unreachable' : e.errorClass, permanent: e.permanent, stage: 'write', cause: err });
     }
-    return { reachable: true, authenticated: true, writable: true, freeBytes: await this.freeBytes(this.remote.path) };
+    return { reachable: true, authenticated: true, writable: true, freeBytes: await this.session.freeBytes(this.remote.path) };
   }
 
-  /** Bytes free to us in `dir` on the server (statvfs@openssh.com), or undefined if it cannot tell. */
-  private async freeBytes(dir: string): Promise<number | undefined> {
-    const vfs = await this.sftp<{ f_bavail: number; f_frsize: number }>((s, cb) => s.ext_openssh_statvfs(dir, cb as never)).catch(() => undefined);
-    return vfs && vfs.f_bavail * vfs.f_frsize;
-  }
 
   async keepAside(rel: string, versionRel: string): Promise<boolean> {
     const from = this.abs(rel);
@@ -259,14 +234,10 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
   }
 
   async listVersions(rel: string): Promise<string[]> {
-    const pre = versionPrefix(rel);
-    const dir = posix.dirname(pre);
-    const base = posix.basename(pre);
     try {
-      const names = (await this.sftp<{ filename: string }[]>((s, cb) => s.readdir(this.abs(dir), cb))).map((f) => f.filename);
-      return names.filter((n) => n.startsWith(base)).map((n) => `${dir}/${n}`).sort(byVersionAge);
+      return await versionsIn(rel, (dir) => this.sftp<{ filename: string }[]>((s, cb) => s.readdir(this.abs(dir), cb))
+        .then((l) => l.map((f) => f.filename), (e: { code?: number }) => { if (e.code === 2) return undefined; throw e; }));
     } catch (err) {
-      if ((err as { code?: number }).code === 2) return [];
       throw this.fail(err, 'listVersions', rel);
     }
   }

@@ -62,6 +62,7 @@ export interface Session { client: Client; sftp: SFTPWrapper; dead: Promise<neve
  */
 export class SshSession {
   private session?: Promise<Session>;
+  private noXxhsum = false;
 
   /** `onClose` runs when the connection drops (what the target knew about the server is stale then). */
   constructor(readonly target: string, readonly remote: SshRemote, readonly opts: SshOptions, private readonly onClose: () => void) {}
@@ -138,6 +139,34 @@ export class SshSession {
         ch.end(stdin);
       });
     })]);
+  }
+
+  /**
+   * `xxhsum -H1` of `files` (absolute) on the server, the paths NUL-separated on stdin (no shell ever sees
+   * them). xxhsum prints `<hash>  <path>` in input order and does not escape names, so the output is matched
+   * path by path: the hashes in order, or undefined unless every file was hashed and every line matched (or
+   * when the server has no xxhsum: then never asked again).
+   */
+  async xxhsum(files: string[], signal?: AbortSignal): Promise<string[] | undefined> {
+    if (this.noXxhsum) return undefined;
+    const [code, text] = await this.exec('xargs -0 -r xxhsum -H1 -q --', files.map((f) => `${f}\0`).join(''), signal);
+    if (code === 127) this.noXxhsum = true; // no xxhsum there: read back from now on
+    if (code !== 0) return undefined;
+    const out: string[] = [];
+    let pos = 0;
+    for (const f of files) {
+      const line = `  ${f}\n`;
+      if (!/^[0-9a-f]{16}$/.test(text.slice(pos, pos + 16)) || text.slice(pos + 16, pos + 16 + line.length) !== line) return undefined;
+      out.push(text.slice(pos, pos + 16));
+      pos += 16 + line.length;
+    }
+    return pos === text.length ? out : undefined;
+  }
+
+  /** Bytes free to us in `dir` on the server (statvfs@openssh.com), or undefined if it cannot tell. */
+  async freeBytes(dir: string): Promise<number | undefined> {
+    const vfs = await this.sftp<{ f_bavail: number; f_frsize: number }>((s, cb) => s.ext_openssh_statvfs(dir, cb as never)).catch(() => undefined);
+    return vfs && vfs.f_bavail * vfs.f_frsize;
   }
 
   /** The bytes of `file` over SFTP (the caller has checked that it exists). */

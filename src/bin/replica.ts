@@ -25,6 +25,8 @@ commands:
   watch                            the agent: a run at start, then file events, rescans, heartbeat;
                                    SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the config
   check                            config, targets (reachable, mounted, writable), inotify budget, store
+  manifest [--target N]            "<xxh64>  <host>/<abs path>" of every copy verified on N (default: on
+                                   every target), sorted: \`cd <target base> && xxhsum -c\` checks them
   hash FILE...                     print "<xxh64>  <file>" exactly as \`xxhsum -H1\` does
 
 options (before or after the command):
@@ -50,7 +52,7 @@ const OPTIONS = {
 } as const;
 const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
 const COMMAND_OPTIONS: Record<string, string[]> = {
-  run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [],
+  run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'],
 };
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -133,6 +135,7 @@ export async function main(argv: string[]): Promise<number> {
         await newFilesCommand(ctx, { since: values.since, target: values.target, nul: values.nul });
         return EXIT.ok;
       }
+      case 'manifest': await (await import('../lib/commands/manifest.js')).manifestCommand(ctx, { target: values.target }); return EXIT.ok;
       case 'check': {
         const items = await (await import('../lib/commands/check.js')).checkCommand(ctx);
         // agrees with `run`: a config that run refuses (78) is a config error here too

@@ -25,6 +25,8 @@ commands:
   watch                            the agent: a run at start, then file events, rescans, heartbeat;
                                    SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the config
   check                            config, targets (reachable, mounted, writable), inotify budget, store
+  where-is PATH|GLOB|NAME...      hash, size and, per target, state, location, verifiedAt and versions kept;
+                                   a NAME (no /) matches that file name anywhere
   manifest [--target N]            "<xxh64>  <host>/<abs path>" of every copy verified on N (default: on
                                    every target), sorted: \`cd <target base> && xxhsum -c\` checks them
   hash FILE...                     print "<xxh64>  <file>" exactly as \`xxhsum -H1\` does
@@ -52,7 +54,7 @@ const OPTIONS = {
 } as const;
 const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
 const COMMAND_OPTIONS: Record<string, string[]> = {
-  run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'],
+  run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'], 'where-is': [],
 };
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -77,7 +79,7 @@ function parse(argv: string[]): { command?: string; args: string[]; values: Valu
     for (const k of Object.keys(values)) {
       if (!GLOBAL.includes(k) && !allowed.includes(k)) throw new UsageError(`option --${k} does not apply to \`replica ${command}\``);
     }
-    if (command !== 'hash' && args.length) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])} for \`replica ${command}\``);
+    if (command !== 'hash' && command !== 'where-is' && args.length) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])} for \`replica ${command}\``);
     if (command === 'hash' && !args.length) throw new UsageError('replica hash: give at least one FILE');
   }
   return { command, args, values };
@@ -135,6 +137,10 @@ export async function main(argv: string[]): Promise<number> {
         await newFilesCommand(ctx, { since: values.since, target: values.target, nul: values.nul });
         return EXIT.ok;
       }
+      case 'where-is': {
+        const r = await (await import('../lib/commands/whereIs.js')).whereIsCommand(ctx, args);
+        return r.unmatched.length ? EXIT.problems : EXIT.ok;
+      }
       case 'manifest': await (await import('../lib/commands/manifest.js')).manifestCommand(ctx, { target: values.target }); return EXIT.ok;
       case 'check': {
         const items = await (await import('../lib/commands/check.js')).checkCommand(ctx);
@@ -166,7 +172,7 @@ function report(err: unknown): number {
 }
 
 /** Commands that touch targets (which may hang in the kernel) run in a supervised worker (supervisor.ts). */
-const TARGET_COMMANDS = new Set(['run', 'watch', 'check']);
+const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is']);
 
 const argv = process.argv.slice(2);
 if (process.env[SUPERVISED_ENV] !== '1' && argv.some((a) => TARGET_COMMANDS.has(a))) {

@@ -1,0 +1,93 @@
+import path from 'node:path';
+import micromatch from 'micromatch';
+import { UsageError, messageOf } from '../errors.js';
+import type { TargetConfig } from '../config/schema.js';
+import { toFileRecord, type TargetState } from '../store/model.js';
+import { targetPath } from '../targets/layout.js';
+import { hasVersions } from '../targets/target.js';
+import { type Context, createTargets, openStoreReadOnly } from './context.js';
+
+export interface WhereIs {
+  path: string;
+  hash: string;
+  size: number;
+  kind: 'file' | 'symlink';
+  deletedAt?: string;
+  targets: Record<string, { state: TargetState['state']; location: string; verifiedAt?: string; versions?: string[]; versionsError?: string }>;
+}
+
+/** Where a target-relative path is, as a person would reach it: a local path, or the target's URL and the path. */
+export const locationOn = (t: TargetConfig, rel: string): string => (t.path ? path.join(t.path, rel) : `${t.url.replace(/\/+$/, '')}/${rel}`);
+
+/** Does the record path `p` match `arg`: a bare name (no `/`) anywhere, a glob, or a path (relative to the cwd)? */
+function matcher(arg: string): (p: string) => boolean {
+  if (!arg.includes('/')) return (p) => micromatch.isMatch(path.basename(p), arg, { dot: true });
+  const abs = path.resolve(arg);
+  if (micromatch.scan(arg).isGlob) return (p) => micromatch.isMatch(p, abs, { dot: true });
+  return (p) => p === abs || p.startsWith(abs + '/');
+}
+
+/**
+ * `replica where-is PATH|GLOB|NAME...`: for each file the store knows that matches, its hash and size, and per
+ * target its state, where the copy is, when it was verified and the versions kept there (asked of the
+ * target). Returns the matches; throws UsageError for no argument. Nothing is written.
+ */
+export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ found: WhereIs[]; unmatched: string[] }> {
+  if (!args.length) throw new UsageError('replica where-is: give at least one PATH, GLOB or NAME');
+  const { config } = ctx;
+  const store = await openStoreReadOnly(ctx);
+  const tests = args.map((a) => ({ arg: a, test: matcher(a), hit: false }));
+  const found: WhereIs[] = [];
+  for (const [p, r] of store.entries()) {
+    const hits = tests.filter((t) => t.test(p));
+    if (!hits.length) continue;
+    for (const h of hits) h.hit = true;
+    const fr = toFileRecord(p, r);
+    const rel = targetPath(config.host, p);
+    found.push({
+      path: p, hash: fr.hash, size: fr.size, kind: fr.kind, ...(fr.deletedAt ? { deletedAt: fr.deletedAt } : {}),
+      targets: Object.fromEntries(config.targets.map((t) => [t.name, {
+        state: fr.targets[t.name]?.state ?? 'pending', location: locationOn(t, rel),
+        ...(fr.targets[t.name]?.verifiedAt ? { verifiedAt: fr.targets[t.name].verifiedAt } : {}),
+      }])),
+    });
+  }
+  found.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+  if (found.length) await addVersions(ctx, found);
+  const unmatched = tests.filter((t) => !t.hit).map((t) => t.arg);
+  if (ctx.opts.json) ctx.out.write(`${JSON.stringify(found, null, 2)}\n`);
+  else print(ctx, found, unmatched);
+  return { found, unmatched };
+}
+
+/** Ask each target that keeps versions which it holds for each match (a target that cannot answer says why). */
+async function addVersions(ctx: Context, found: WhereIs[]): Promise<void> {
+  const targets = createTargets(ctx.config, ctx.log);
+  try {
+    for (const t of targets) {
+      if (!hasVersions(t)) continue;
+      for (const f of found) {
+        const entry = f.targets[t.name];
+        try {
+          entry.versions = (await t.listVersions(targetPath(ctx.config.host, f.path))).map((v) => v.slice(v.lastIndexOf('@') + 1));
+        } catch (err) {
+          entry.versionsError = messageOf(err);
+        }
+      }
+    }
+  } finally {
+    await Promise.allSettled(targets.map((t) => t.close()));
+  }
+}
+
+function print(ctx: Context, found: WhereIs[], unmatched: string[]): void {
+  const w = (l: string) => ctx.out.write(`${l}\n`);
+  for (const f of found) {
+    w(`${f.path}  ${f.kind === 'symlink' ? 'symlink' : `${f.hash || '(not hashed yet)'}  ${f.size} bytes`}${f.deletedAt ? `  deleted at source ${f.deletedAt}` : ''}`);
+    for (const [name, t] of Object.entries(f.targets)) {
+      const versions = t.versions?.length ? `  versions: ${t.versions.join(', ')}` : t.versionsError ? `  versions: unknown (${t.versionsError})` : '';
+      w(`  ${name}  ${t.state}${t.verifiedAt ? ` ${t.verifiedAt}` : ''}  ${t.location}${versions}`);
+    }
+  }
+  for (const u of unmatched) ctx.log.warn(`where-is: nothing known matches ${u}`);
+}

@@ -25,6 +25,9 @@ commands:
   watch                            the agent: a run at start, then file events, rescans, heartbeat;
                                    SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the config
   check                            config, targets (reachable, mounted, writable), inotify budget, store
+  restore PATH|GLOB|NAME... [--from N] [--to DIR] [--force]
+                                   hash-checked from the first target whose copy is right (or only N), to
+                                   DIR/<abs path>, or in place where the source is missing (or --force)
   where-is PATH|GLOB|NAME...      hash, size and, per target, state, location, verifiedAt and versions kept;
                                    a NAME (no /) matches that file name anywhere
   manifest [--target N]            "<xxh64>  <host>/<abs path>" of every copy verified on N (default: on
@@ -51,10 +54,11 @@ const OPTIONS = {
   config: { type: 'string' }, json: { type: 'boolean' }, 'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
   target: { type: 'string' }, 'dry-run': { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' }, since: { type: 'string' }, nul: { type: 'boolean', short: '0' },
+  from: { type: 'string' }, to: { type: 'string' }, at: { type: 'string' }, force: { type: 'boolean' },
 } as const;
 const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
 const COMMAND_OPTIONS: Record<string, string[]> = {
-  run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'], 'where-is': [],
+  run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'], 'where-is': [], restore: ['from', 'to', 'at', 'force'],
 };
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -79,7 +83,7 @@ function parse(argv: string[]): { command?: string; args: string[]; values: Valu
     for (const k of Object.keys(values)) {
       if (!GLOBAL.includes(k) && !allowed.includes(k)) throw new UsageError(`option --${k} does not apply to \`replica ${command}\``);
     }
-    if (command !== 'hash' && command !== 'where-is' && args.length) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])} for \`replica ${command}\``);
+    if (!['hash', 'where-is', 'restore'].includes(command) && args.length) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])} for \`replica ${command}\``);
     if (command === 'hash' && !args.length) throw new UsageError('replica hash: give at least one FILE');
   }
   return { command, args, values };
@@ -141,6 +145,10 @@ export async function main(argv: string[]): Promise<number> {
         const r = await (await import('../lib/commands/whereIs.js')).whereIsCommand(ctx, args);
         return r.unmatched.length ? EXIT.problems : EXIT.ok;
       }
+      case 'restore': {
+        const r = await (await import('../lib/commands/restore.js')).restoreCommand(ctx, args, { from: values.from, to: values.to, at: values.at, force: values.force });
+        return r.every((x) => x.ok) ? EXIT.ok : EXIT.problems;
+      }
       case 'manifest': await (await import('../lib/commands/manifest.js')).manifestCommand(ctx, { target: values.target }); return EXIT.ok;
       case 'check': {
         const items = await (await import('../lib/commands/check.js')).checkCommand(ctx);
@@ -172,7 +180,7 @@ function report(err: unknown): number {
 }
 
 /** Commands that touch targets (which may hang in the kernel) run in a supervised worker (supervisor.ts). */
-const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is']);
+const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore']);
 
 const argv = process.argv.slice(2);
 if (process.env[SUPERVISED_ENV] !== '1' && argv.some((a) => TARGET_COMMANDS.has(a))) {

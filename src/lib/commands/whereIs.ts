@@ -20,7 +20,7 @@ export interface WhereIs {
 export const locationOn = (t: TargetConfig, rel: string): string => (t.path ? path.join(t.path, rel) : `${t.url.replace(/\/+$/, '')}/${rel}`);
 
 /** Does the record path `p` match `arg`: a bare name (no `/`) anywhere, a glob, or a path (relative to the cwd)? */
-function matcher(arg: string): (p: string) => boolean {
+export function matcher(arg: string): (p: string) => boolean {
   if (!arg.includes('/')) return (p) => micromatch.isMatch(path.basename(p), arg, { dot: true });
   const abs = path.resolve(arg);
   if (micromatch.scan(arg).isGlob) return (p) => micromatch.isMatch(p, abs, { dot: true });

@@ -118,6 +118,12 @@ async function finishHash(fd: number, h: ReturnType<XXHashAPI['create64']>, star
   }
 }
 
+/** An incremental xxh64: update() with chunks, digest() the hex as hashBytes gives it. */
+export async function createHasher(): Promise<{ update(b: Uint8Array): void; digest(): string }> {
+  const h = (await initHasher()).create64();
+  return { update: (b) => { h.update(b); }, digest: () => toHex(h.digest()) };
+}
+
 /** Hash everything a stream yields. */
 export async function hashStream(stream: Readable, signal?: AbortSignal): Promise<FileHash> {
   const h = hasher().create64();

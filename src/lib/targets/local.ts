@@ -104,10 +104,10 @@ export class LocalTarget implements Target, RandomRead, Links, TempFiles, Versio
     return readBackEach(this, rels, opts);
   }
 
-  async stat(rel: string): Promise<{ size: number; mtimeMs: number } | undefined> {
+  async stat(rel: string): Promise<{ size: number; mtimeMs: number; mode: number } | undefined> {
     try {
       const st = await fs.promises.lstat(this.abs(rel));
-      return { size: st.size, mtimeMs: st.mtimeMs };
+      return { size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw this.err(err, 'stat', rel);

@@ -71,9 +71,9 @@ export class MemoryTarget implements Target, RandomRead, Links, RemoteHash, Vers
     return readBackEach(this, rels, opts);
   }
 
-  async stat(rel: string): Promise<{ size: number; mtimeMs?: number } | undefined> {
+  async stat(rel: string): Promise<{ size: number; mtimeMs?: number; mode?: number } | undefined> {
     const f = this.files.get(rel);
-    return f && { size: f.data.length, mtimeMs: f.mtimeMs };
+    return f && { size: f.data.length, mtimeMs: f.mtimeMs, mode: f.mode };
   }
 
   async *list(prefix: string): AsyncIterable<string> {

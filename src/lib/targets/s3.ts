@@ -131,11 +131,12 @@ export class S3Target implements Target, RandomRead, Versions {
     return readBackEach(this, rels, opts);
   }
 
-  async stat(rel: string): Promise<{ size: number; mtimeMs?: number } | undefined> {
+  async stat(rel: string): Promise<{ size: number; mtimeMs?: number; mode?: number } | undefined> {
     try {
       const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
       const mtime = Number(h.Metadata?.mtime);
-      return { size: h.ContentLength ?? 0, mtimeMs: Number.isFinite(mtime) ? mtime * 1000 : h.LastModified?.getTime() };
+      const mode = parseInt(h.Metadata?.mode ?? '', 8);
+      return { size: h.ContentLength ?? 0, mtimeMs: Number.isFinite(mtime) ? mtime * 1000 : h.LastModified?.getTime(), ...(Number.isFinite(mode) ? { mode: mode & 0o777 } : {}) };
     } catch (err) {
       const e = this.fail(err, 'stat', rel);
       if (e.errorClass === 'missing') return undefined;

@@ -138,10 +138,10 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
     return readBackEach(this, rels, opts);
   }
 
-  async stat(rel: string): Promise<{ size: number; mtimeMs: number } | undefined> {
+  async stat(rel: string): Promise<{ size: number; mtimeMs: number; mode: number } | undefined> {
     try {
-      const st = await this.sftp<{ size: number; mtime: number }>((s, cb) => s.lstat(this.abs(rel), cb));
-      return { size: st.size, mtimeMs: st.mtime * 1000 };
+      const st = await this.sftp<{ size: number; mtime: number; mode: number }>((s, cb) => s.lstat(this.abs(rel), cb));
+      return { size: st.size, mtimeMs: st.mtime * 1000, mode: st.mode & 0o777 };
     } catch (err) {
       const e = this.fail(err, 'stat', rel);
       if (e.errorClass === 'missing') return undefined;

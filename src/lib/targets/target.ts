@@ -71,8 +71,8 @@ export interface ReadBackOptions {
 export interface RandomRead {
   /** Hash of the stored bytes, read back from the target itself. */
   hash(relPath: string, opts?: { signal?: AbortSignal }): Promise<string>;
-  /** Size (and mtime where known) of what is stored, or undefined when nothing is there. */
-  stat(relPath: string): Promise<{ size: number; mtimeMs?: number } | undefined>;
+  /** Size (and mtime and permission bits where the kind keeps them) of what is stored, or undefined when nothing is there. */
+  stat(relPath: string): Promise<{ size: number; mtimeMs?: number; mode?: number } | undefined>;
   /** Every stored user file under `prefix` (relative paths; replica's own files, layout.isReserved, excluded). */
   list(prefix: string): AsyncIterable<string>;
   /** The stored bytes. */

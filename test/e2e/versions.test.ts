@@ -1,8 +1,17 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { age, cli, json, onTarget, rmTree, tmpDir, writeConfig } from '../helpers.js';
+import { ROOT, age, cli, json, onTarget, rmTree, tmpDir, writeConfig } from '../helpers.js';
+
+const monitor = (...args: string[]) => {
+  try {
+    return execFileSync(process.execPath, [path.join(ROOT, 'dist/bin/replica-monitor.js'), ...args]).toString();
+  } catch (err) {
+    return (err as { stdout: Buffer }).stdout.toString(); // a WARNING/CRITICAL exit still prints the report
+  }
+};
 
 /** The versions kept of `file` on a local target base: name -> content, oldest first. */
 function versionsOf(base: string, host: string, file: string): [string, string][] {
@@ -45,6 +54,10 @@ describe('versions: a verified copy replaced by new content is kept aside', () =
     const st = json(await cli(['status', '--json', '--config', cfg]));
     assert.equal(st.changedAfterVerified, 1);
     assert.match((await cli(['status', '--config', cfg])).stdout, /1 changed after verified/);
+    const store = path.join(dir, '.replica');
+    assert.match(monitor(store), /^h: 1 files changed after they were verified/m, 'the daily report says so');
+    assert.match(monitor(store, '--format', 'prometheus'), /^replica_changed_after_verified_files\{host="h"\} 1$/m);
+    assert.equal(JSON.parse(monitor(store, '--format', 'json')).hosts[0].changedAfterVerified, 1);
     // versions are not user files: new-files and the next run see one file, verified
     const again = json(await cli(['run', '--json', '--config', cfg]));
     assert.equal(again.counts.scanned, 1);

@@ -29,6 +29,9 @@ export function renderText(r: Report, color = false): string {
   for (const h of r.hosts) for (const t of h.targets) for (const [cls, x] of Object.entries(t.failed.byClass)) {
     out.push(`  ${h.host}/${t.name} [${cls}] ${x.files} files, latest ${x.latest.path}: ${x.latest.message}`);
   }
+  const changed = r.hosts.filter((h) => h.changedAfterVerified > 0);
+  // an instrument file should never change once closed: say so, though the good copies are kept as versions
+  if (changed.length) out.push('', ...changed.map((h) => `${h.host}: ${h.changedAfterVerified} files changed after they were verified (the previous copies are kept as versions)`));
   return `${out.join('\n')}\n`;
 }
 
@@ -61,6 +64,7 @@ export function renderPrometheus(r: Report): string {
   metric('replica_heartbeat_timestamp_seconds', 'When the agent last recorded a heartbeat (unix time; NaN: never)', 'gauge', hs.map((h) => [{ host: h.host }, Date.parse(h.heartbeatAt ?? '') / 1000]));
   metric('replica_last_run_timestamp_seconds', 'End of the last run (unix time)', 'gauge', hs.map((h) => [{ host: h.host }, Date.parse(h.lastRun?.endedAt ?? '') / 1000]));
   metric('replica_last_run_ok', '1 if the last run ended with every settled file verified everywhere', 'gauge', hs.map((h) => [{ host: h.host }, h.lastRun?.ok ? 1 : 0]));
+  metric('replica_changed_after_verified_files', 'Files whose content changed after a copy was verified', 'gauge', hs.map((h) => [{ host: h.host }, h.changedAfterVerified]));
   metric('replica_files', 'Files by state on each target', 'gauge', ts.flatMap(({ t, l }) => (['verified', 'pending', 'failed', 'ignored'] as const).map((s) => [{ ...l, state: s }, t[s].files] as [Record<string, string>, number])));
   metric('replica_bytes', 'Bytes by state on each target', 'gauge', ts.flatMap(({ t, l }) => (['verified', 'pending', 'failed', 'ignored'] as const).map((s) => [{ ...l, state: s }, t[s].bytes] as [Record<string, string>, number])));
   metric('replica_failed_files', 'Failed files by error class', 'gauge', ts.flatMap(({ t, l }) => Object.entries(t.failed.byClass).map(([cls, x]) => [{ ...l, class: cls }, x.files] as [Record<string, string>, number])));

@@ -67,7 +67,7 @@ async function fetchInto(t: Target & RandomRead, rel: string, rec: Rec, dest: st
     const hash = hasher.digest();
     if (hash !== rec.h) throw new TargetError(`[${t.name}] ${rel} reads back as ${hash}, expected ${rec.h}`, { target: t.name, errorClass: 'mismatch' });
     await fh.chmod(st?.mode ?? 0o600);
-    await fh.utimes(new Date(), new Date(rec.m));
+    await fh.utimes(Date.now() / 1000, rec.m / 1000); // seconds as a number keep the sub-millisecond part
     await fh.sync();
     await fh.close();
     await fs.promises.rename(tmp, dest);

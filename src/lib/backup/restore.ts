@@ -5,6 +5,7 @@ import { createHasher } from '../hash/xxh64.js';
 import type { Rec } from '../store/model.js';
 import { isVerifiedOn } from '../store/records.js';
 import { tempName, targetPath } from '../targets/layout.js';
+import { writeAll } from '../targets/localWrite.js';
 import { type RandomRead, type Target, hasRandomRead } from '../targets/target.js';
 
 const C = fs.constants;
@@ -61,7 +62,7 @@ async function fetchInto(t: Target & RandomRead, rel: string, rec: Rec, dest: st
     let pos = 0;
     for await (const chunk of (await t.get(rel)) as AsyncIterable<Buffer>) {
       hasher.update(chunk);
-      for (let off = 0; off < chunk.length;) off += (await fh.write(chunk, off, chunk.length - off, pos + off)).bytesWritten;
+      await writeAll(fh, chunk, pos);
       pos += chunk.length;
     }
     const hash = hasher.digest();

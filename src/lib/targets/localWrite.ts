@@ -27,7 +27,7 @@ export async function writeTemp(tmp: string, src: PutSource, signal?: AbortSigna
  * Write all of `data` at `pos` (write(2) may write less than asked on a filling filesystem: loop, so ENOSPC
  * surfaces instead of a short file).
  */
-async function writeAll(fh: fs.promises.FileHandle, data: Buffer, pos = 0): Promise<void> {
+export async function writeAll(fh: fs.promises.FileHandle, data: Buffer, pos = 0): Promise<void> {
   for (let off = 0; off < data.length;) off += (await fh.write(data, off, data.length - off, pos + off)).bytesWritten;
 }
 

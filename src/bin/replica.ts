@@ -25,7 +25,7 @@ commands:
   watch                            the agent: a run at start, then file events, rescans, heartbeat;
                                    SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the config
   check                            config, targets (reachable, mounted, writable), inotify budget, store
-  restore PATH|GLOB|NAME... [--from N] [--to DIR] [--force]
+  restore PATH|GLOB|NAME... [--from N] [--to DIR] [--at TIME] [--force]
                                    hash-checked from the first target whose copy is right (or only N), to
                                    DIR/<abs path>, or in place where the source is missing (or --force)
   where-is PATH|GLOB|NAME...      hash, size and, per target, state, location, verifiedAt and versions kept;

@@ -125,7 +125,7 @@ export class Engine {
 
   /** Hash settled files; returns those whose content is now settled (due on every target). */
   hash(paths: string[]): Promise<string[]> {
-    return hashSettled(paths, this.store, this.names, this.config.retry, this.counts, this.log, this.signal);
+    return hashSettled(paths, this.store, this.names, this.config.retry, this.counts, this.log, this.signal, this.config.versions);
   }
 
   /** Copy and verify: `paths` if given (those due), else every due record in the store. */

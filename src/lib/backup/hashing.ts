@@ -17,7 +17,7 @@ import { markFailed, settle, unsettle, type RetryPolicy } from '../store/records
  * Returns the paths whose content is now settled.
  */
 export async function hashSettled(paths: string[], store: Store, targets: string[], policy: RetryPolicy,
-  counts: RunCounts, log: Logger, signal: AbortSignal): Promise<string[]> {
+  counts: RunCounts, log: Logger, signal: AbortSignal, versions = 1): Promise<string[]> {
   const settled: string[] = [];
   for (const p of paths) {
     if (signal.aborted) break;
@@ -38,7 +38,7 @@ export async function hashSettled(paths: string[], store: Store, targets: string
         observe(rec, observationOf(st), now);
         counts.unsettled++;
       } else {
-        settle(rec, hash, now, targets);
+        settle(rec, hash, now, targets, versions);
         settled.push(p);
         counts.hashed++;
         counts.settled++;

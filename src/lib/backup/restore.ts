@@ -1,14 +1,24 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import PQueue from 'p-queue';
 import { TargetError, messageOf } from '../errors.js';
 import { createHasher } from '../hash/xxh64.js';
+import { DIR_FLAGS, at } from '../scan/sourceFs.js';
 import type { Rec } from '../store/model.js';
-import { isVerifiedOn } from '../store/records.js';
-import { tempName, targetPath } from '../targets/layout.js';
+import { type ContentAt, isVerifiedOn, isSettled, previousContents, previousCopyOn } from '../store/records.js';
+import { tempName, targetPath, versionTime } from '../targets/layout.js';
 import { writeAll } from '../targets/localWrite.js';
-import { type RandomRead, type Target, hasRandomRead } from '../targets/target.js';
+import { type RandomRead, type Target, hasRandomRead, hasVersions } from '../targets/target.js';
 
 const C = fs.constants;
+const run = promisify(execFile);
+/** fs.open as a promise of a plain descriptor (a FileHandle would close it when collected) */
+const openFd = promisify(fs.open);
+
+/** One file to restore: its record, the content wanted (live or previous), where it goes. */
+export interface RestoreJob { path: string; rec: Rec; content: ContentAt; dest: string }
 
 export interface RestoreResult {
   path: string;
@@ -17,66 +27,257 @@ export interface RestoreResult {
   ok: boolean;
   /** the target that served the right bytes */
   from?: string;
+  /** the version's stamp when a previous version served it */
+  version?: string;
+  /** the content's xxh64 (what the restored bytes hash to) */
+  hash?: string;
+  bytes?: number;
   /** why each target tried could not serve it, or why nothing was tried */
   errors: string[];
 }
 
+/** Files restored per durable batch: written to temps, one syncfs, renamed, one syncfs. */
+const BATCH_FILES = 512;
+const BATCH_BYTES = 256 * 1024 * 1024;
+
 /**
- * Restore source file `p` (record `rec`) to `dest` from the first of `targets` (in order) whose copy hashes
- * to the store's hash: one corrupt copy never stops a restore another target can serve. The bytes go to a
- * temp file beside `dest` (created O_EXCL|O_NOFOLLOW), hashed as they are written; only when the hash matches
- * is it fsynced, given the recorded mtime and the copy's mode, and renamed over `dest`. A symlink record is
- * recreated with its link text. Never leaves a half-written file; never throws for a target.
+ * Restore `jobs` (sorted by path) from the first of `targets` (in order) whose copy hashes to the content
+ * wanted: one corrupt copy never stops a restore another target can serve. Each file's bytes go to a temp file
+ * beside its destination (created O_EXCL|O_NOFOLLOW in a directory opened without following symlinks below
+ * its trusted root), hashed as they arrive; only a file whose hash matches gets its mtime and mode. A batch is
+ * made durable (syncfs), then renamed into place, and made durable again: a crash leaves temp files, never a
+ * half-written file at a restored name. `roots` are the trusted directories (followed, made if missing): `--to
+ * DIR`, or the configured sources for an in-place restore. Never throws for a file: its result says why.
  */
-export async function restoreFile(p: string, rec: Rec, dest: string, targets: Target[], host: string): Promise<RestoreResult> {
-  const res: RestoreResult = { path: p, to: dest, ok: false, errors: [] };
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  if (rec.l !== undefined) {
-    const tmp = path.join(path.dirname(dest), tempName());
-    fs.symlinkSync(rec.l, tmp);
-    fs.renameSync(tmp, dest);
-    return { ...res, ok: true, from: 'store' };
-  }
-  const rel = targetPath(host, p);
-  for (const t of targets) {
-    if (!isVerifiedOn(rec, t.name)) { res.errors.push(`${t.name}: no verified copy there`); continue; }
-    if (!hasRandomRead(t)) { res.errors.push(`${t.name}: this kind cannot be read at random`); continue; }
-    try {
-      await fetchInto(t, rel, rec, dest);
-      return { ...res, ok: true, from: t.name };
-    } catch (err) {
-      res.errors.push(`${t.name}: ${messageOf(err)}`);
+export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: string, roots: string[],
+  opts: { concurrency?: number; onDone?: (r: RestoreResult) => void } = {}): Promise<RestoreResult[]> {
+  const dirs = new DestDirs(roots);
+  const results: RestoreResult[] = [];
+  const queue = new PQueue({ concurrency: opts.concurrency ?? 8 });
+  try {
+    for (let i = 0; i < jobs.length;) {
+      const batch: RestoreJob[] = [];
+      for (let bytes = 0; i < jobs.length && batch.length < BATCH_FILES && bytes < BATCH_BYTES; i++) {
+        batch.push(jobs[i]);
+        bytes += jobs[i].rec.z;
+      }
+      const staged = await Promise.all(batch.map((j) => queue.add(() => stage(j, targets, host, dirs))));
+      const held = staged.filter((s): s is Staged & { dir: string; fd: number; temp: string } => s.temp !== undefined);
+      try {
+        await dirs.syncAll();
+      } catch (err) { // nothing is published that is not on disk
+        for (const s of held) await discard(s, dirs, `cannot flush the restored files to disk: ${messageOf(err)}`);
+        held.length = 0;
+      }
+      for (const s of held) await publish(s, dirs);
+      await dirs.syncAll().catch(() => undefined); // the renames: a failure here leaves whole files, at worst the old names
+      for (const s of staged) {
+        results.push(s.res);
+        opts.onDone?.(s.res);
+      }
     }
+  } finally {
+    await dirs.close();
   }
-  return res;
+  return results;
 }
 
-/** Copy `rel` from `t` to a temp beside `dest`, check its hash, then publish it with the recorded mtime. */
-async function fetchInto(t: Target & RandomRead, rel: string, rec: Rec, dest: string): Promise<void> {
-  const tmp = path.join(path.dirname(dest), tempName());
-  const fh = await fs.promises.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-  let published = false;
+/** A file fetched into `temp` in `dir` (open as `fd`, held until published), or only its result. */
+interface Staged { res: RestoreResult; dir?: string; fd?: number; temp?: string }
+
+/** Fetch one file into a temp beside its destination (hash-checked), or record why it could not be. */
+async function stage(job: RestoreJob, targets: Target[], host: string, dirs: DestDirs): Promise<Staged> {
+  const { rec, content } = job;
+  const res: RestoreResult = { path: job.path, to: job.dest, ok: false, errors: [], ...(rec.l === undefined ? { hash: content.hash } : {}) };
+  const dir = path.dirname(job.dest);
+  let dirFd: number;
   try {
-    const st = await t.stat(rel);
+    dirFd = await dirs.acquire(dir);
+  } catch (err) {
+    res.errors.push(`cannot write ${dir}: ${messageOf(err)}`);
+    return { res };
+  }
+  let keep = false;
+  try {
+    if (rec.l !== undefined) {
+      const temp = tempName();
+      await fs.promises.symlink(rec.l, at(dirFd, temp));
+      keep = true;
+      return { res: { ...res, ok: true, from: 'store' }, dir, fd: dirFd, temp };
+    }
+    const rel = targetPath(host, job.path);
+    for (const t of targets) {
+      if (!hasRandomRead(t)) { res.errors.push(`${t.name}: this kind cannot be read at random`); continue; }
+      const found = await candidates(t, rel, rec, content).catch((err: unknown) => { res.errors.push(`${t.name}: ${messageOf(err)}`); return []; });
+      if (!found.length) { res.errors.push(`${t.name}: ${content.live ? 'no verified copy there' : 'no version there'}`); continue; }
+      const wrong: string[] = []; // versions holding other contents
+      for (const c of found) {
+        try {
+          const { temp, bytes } = await fetchInto(t, c, content.hash, dirFd, isSettled(rec) && content.live ? rec.m : undefined);
+          keep = true;
+          return { res: { ...res, ok: true, from: t.name, bytes, ...(c.version ? { version: c.version } : {}) }, dir, fd: dirFd, temp };
+        } catch (err) {
+          if (!content.live && err instanceof TargetError && err.errorClass === 'mismatch') wrong.push(c.version ?? 'the live copy');
+          else res.errors.push(`${t.name}: ${messageOf(err)}`);
+        }
+      }
+      if (wrong.length) res.errors.push(`${t.name}: no version there holds that content (read ${wrong.join(', ')}: other contents; older versions are pruned beyond \`versions\`)`);
+    }
+    return { res };
+  } catch (err) {
+    res.errors.push(`cannot write ${dir}: ${messageOf(err)}`);
+    return { res };
+  } finally {
+    if (!keep) dirs.release(dir);
+  }
+}
+
+/** Rename a staged temp over its destination name (replacing, never following, what is there). */
+async function publish(s: Staged & { dir: string; fd: number; temp: string }, dirs: DestDirs): Promise<void> {
+  try {
+    await fs.promises.rename(at(s.fd, s.temp), at(s.fd, path.basename(s.res.to)));
+    dirs.release(s.dir);
+  } catch (err) {
+    await discard(s, dirs, `cannot write ${s.res.to}: ${messageOf(err)}`);
+  }
+}
+
+/** Remove a staged temp that will not be published, saying why. */
+async function discard(s: Staged & { dir: string; fd: number; temp: string }, dirs: DestDirs, why: string): Promise<void> {
+  await fs.promises.rm(at(s.fd, s.temp), { force: true }).catch(() => undefined);
+  dirs.release(s.dir);
+  s.res.ok = false;
+  s.res.errors.push(why);
+}
+
+/** A copy on one target that may hold the content wanted. */
+interface Candidate { rel: string; version?: string }
+
+/**
+ * Where `t` may hold `content` of `rel`: the live copy when the live content is wanted and verified there;
+ * for a previous content, the versions kept there (first those set aside when it was replaced, then the
+ * rest, newest first) and the live copy while it still holds the previous content. Each is hash-checked.
+ */
+async function candidates(t: Target, rel: string, rec: Rec, content: ContentAt): Promise<Candidate[]> {
+  if (content.live) return isVerifiedOn(rec, t.name) || previousCopyOn(rec, t.name) ? [{ rel }] : [];
+  const out: Candidate[] = [];
+  if (hasVersions(t)) {
+    const versions = await t.listVersions(rel);
+    const after = (v: string) => (versionTime(v) ?? 0) >= Math.floor((content.until ?? 0) / 1000) * 1000;
+    const stamp = (v: string) => v.slice(v.lastIndexOf('@') + 1);
+    out.push(...versions.filter(after).map((v) => ({ rel: v, version: stamp(v) })));
+    out.push(...versions.filter((v) => !after(v)).reverse().map((v) => ({ rel: v, version: stamp(v) })));
+  }
+  const last = previousContents(rec).at(-1);
+  if (previousCopyOn(rec, t.name) && last?.hash === content.hash) out.push({ rel });
+  return out;
+}
+
+/**
+ * Copy `c` from `t` into a new temp file in the directory `dirFd`, check it hashes to `hash`, and give it the
+ * copy's mode and `mtimeMs` (the recorded one; else the copy's). Returns the temp's name; removes it on error.
+ */
+async function fetchInto(t: Target & RandomRead, c: Candidate, hash: string, dirFd: number, mtimeMs: number | undefined): Promise<{ temp: string; bytes: number }> {
+  const temp = tempName();
+  const st = await t.stat(c.rel);
+  if (!st) throw new TargetError(`[${t.name}] ${c.rel} is missing`, { target: t.name, errorClass: 'missing' });
+  const fh = await fs.promises.open(at(dirFd, temp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  let ok = false;
+  let pos = 0;
+  try {
     const hasher = await createHasher();
-    let pos = 0;
-    for await (const chunk of (await t.get(rel)) as AsyncIterable<Buffer>) {
+    for await (const chunk of (await t.get(c.rel)) as AsyncIterable<Buffer>) {
       hasher.update(chunk);
       await writeAll(fh, chunk, pos);
       pos += chunk.length;
     }
-    const hash = hasher.digest();
-    if (hash !== rec.h) throw new TargetError(`[${t.name}] ${rel} reads back as ${hash}, expected ${rec.h}`, { target: t.name, errorClass: 'mismatch' });
-    await fh.chmod(st?.mode ?? 0o600);
-    await fh.utimes(Date.now() / 1000, rec.m / 1000); // seconds as a number keep the sub-millisecond part
-    await fh.sync();
-    await fh.close();
-    await fs.promises.rename(tmp, dest);
-    published = true;
+    const got = hasher.digest();
+    if (got !== hash) throw new TargetError(`[${t.name}] ${c.rel} reads back as ${got}, expected ${hash}`, { target: t.name, errorClass: 'mismatch' });
+    await fh.chmod(st.mode ?? 0o600);
+    // seconds as a number keep the sub-millisecond part of the recorded mtime
+    await fh.utimes(Date.now() / 1000, (mtimeMs ?? st.mtimeMs ?? Date.now()) / 1000);
+    ok = true;
   } finally {
-    if (!published) {
-      await fh.close().catch(() => undefined);
-      await fs.promises.rm(tmp, { force: true });
+    await fh.close();
+    if (!ok) await fs.promises.rm(at(dirFd, temp), { force: true }).catch(() => undefined);
+  }
+  return { temp, bytes: pos };
+}
+
+/**
+ * The destination directories of a restore, each opened once (shared by the files restored into it, closed
+ * when the last lets go). A trusted root (`--to DIR`, or a configured source) is made if missing and followed;
+ * below it every directory is opened O_NOFOLLOW from its parent's descriptor (made if missing): a symlink
+ * planted where a directory should be is refused, never followed, even if swapped in while we work.
+ */
+class DestDirs {
+  private readonly open = new Map<string, { fd: Promise<number>; users: number }>();
+  private readonly used = new Set<string>();
+
+  constructor(private readonly roots: string[]) {}
+
+  acquire(dir: string): Promise<number> {
+    let e = this.open.get(dir);
+    if (!e) {
+      e = { fd: this.openDir(dir), users: 0 };
+      this.open.set(dir, e);
+      e.fd.catch(() => this.open.delete(dir));
     }
+    e.users++;
+    return e.fd;
+  }
+
+  release(dir: string): void {
+    const e = this.open.get(dir);
+    if (!e || --e.users > 0) return;
+    this.open.delete(dir);
+    e.fd.then((fd) => fs.close(fd, () => undefined), () => undefined);
+  }
+
+  /** syncfs(2) of every root written to (one flush for a batch instead of one fsync per file). */
+  async syncAll(): Promise<void> {
+    for (const r of this.used) await run('sync', ['-f', r]);
+  }
+
+  /** Close what is still open (after an error left files unpublished). */
+  async close(): Promise<void> {
+    for (const [, e] of this.open) await e.fd.then((fd) => fs.closeSync(fd), () => undefined);
+    this.open.clear();
+  }
+
+  private async openDir(dir: string): Promise<number> {
+    const root = this.roots.filter((r) => dir === r || dir.startsWith(r === '/' ? '/' : `${r}/`)).sort((a, b) => b.length - a.length)[0];
+    if (root === undefined) throw new Error(`${dir} is not under ${this.roots.join(' or ')}: restore it with --to DIR`);
+    await fs.promises.mkdir(root, { recursive: true });
+    let fd = await openFd(root, C.O_RDONLY | C.O_DIRECTORY);
+    this.used.add(root);
+    let sofar = root;
+    try {
+      for (const part of dir.slice(root.length).split('/').filter(Boolean)) {
+        sofar = path.join(sofar, part);
+        const next = await openChild(fd, part, sofar);
+        fs.closeSync(fd);
+        fd = next;
+      }
+      return fd;
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+  }
+}
+
+/** Open (making it if missing) the directory `name` inside `parentFd`, never through a symlink. */
+async function openChild(parentFd: number, name: string, shown: string): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await openFd(at(parentFd, name), DIR_FLAGS);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP') throw new Error(`${shown} is a symlink: not followed (restore elsewhere with --to DIR)`);
+      if (code === 'ENOTDIR') throw new Error(`${shown} exists and is not a directory`);
+      if (code !== 'ENOENT' || attempt > 2) throw err;
+    }
+    await fs.promises.mkdir(at(parentFd, name)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err; });
   }
 }

@@ -2,27 +2,39 @@ import type { Engine } from '../backup/engine.js';
 import { formatBytes, formatDuration } from '../config/units.js';
 
 /**
- * A one-line progress display on a TTY (stderr): files scanned, hashed, copied and verified, bytes copied of
- * those due, and an ETA from the copy rate so far. Redrawn every `everyMs`; stop() clears the line.
+ * A one-line display on a TTY (`stream`, stderr): `line()` redrawn every `everyMs` with the elapsed time;
+ * stop() draws it a last time and ends the line.
+ */
+export function progressLine(stream: NodeJS.WriteStream, line: () => string | undefined, everyMs = 250): { stop: () => void } {
+  const t0 = Date.now();
+  let drawn = false;
+  const draw = () => {
+    const text = line();
+    if (text === undefined) return;
+    drawn = true;
+    stream.write(`\r\x1b[K${`${text}  ${formatDuration(Date.now() - t0)}`.slice(0, (stream.columns || 200) - 1)}`);
+  };
+  const timer = setInterval(draw, everyMs);
+  timer.unref();
+  draw();
+  return { stop: () => { clearInterval(timer); draw(); if (drawn) stream.write('\n'); } };
+}
+
+/**
+ * The progress of a backup pass: files scanned, hashed, copied and verified, bytes copied of those due, and an
+ * ETA from the copy rate so far.
  */
 export function showProgress(stream: NodeJS.WriteStream, everyMs = 250): { attach: (e: Engine) => void; stop: () => void } {
   let engine: Engine | undefined;
-  const t0 = Date.now();
   let copyStart: number | undefined;
-  const draw = () => {
-    if (!engine) return;
+  const { stop } = progressLine(stream, () => {
+    if (!engine) return undefined;
     const c = engine.counts;
     if (c.bytesCopied > 0) copyStart ??= Date.now();
     const rate = copyStart ? c.bytesCopied / Math.max(1, Date.now() - copyStart) : 0; // bytes per ms
     const left = Math.max(0, engine.due.bytes - c.bytesCopied);
     const eta = rate > 0 ? ` ETA ${formatDuration(left / rate)}` : '';
-    const line = `scanned ${c.scanned}  hashed ${c.hashed}  copied ${c.copied}/${engine.due.files} (${formatBytes(c.bytesCopied)} of ${formatBytes(engine.due.bytes)})  verified ${c.verified}  failed ${c.failed}  ${formatDuration(Date.now() - t0)}${eta}`;
-    stream.write(`\r\x1b[K${line.slice(0, (stream.columns || 200) - 1)}`);
-  };
-  const timer = setInterval(draw, everyMs);
-  timer.unref();
-  return {
-    attach: (e) => { engine = e; draw(); },
-    stop: () => { clearInterval(timer); if (engine) { draw(); stream.write('\n'); } },
-  };
+    return `scanned ${c.scanned}  hashed ${c.hashed}  copied ${c.copied}/${engine.due.files} (${formatBytes(c.bytesCopied)} of ${formatBytes(engine.due.bytes)})  verified ${c.verified}  failed ${c.failed}${eta}`;
+  }, everyMs);
+  return { attach: (e) => { engine = e; }, stop };
 }

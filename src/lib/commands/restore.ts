@@ -1,50 +1,104 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { restoreFile, type RestoreResult } from '../backup/restore.js';
-import { isSettled } from '../store/records.js';
+import { formatBytes } from '../config/units.js';
+import { type RestoreJob, type RestoreResult, restoreFiles } from '../backup/restore.js';
+import { contentAt } from '../store/records.js';
 import { type Context, createTargets, openStoreReadOnly } from './context.js';
+import { progressLine } from './progress.js';
 import { matcher } from './whereIs.js';
 
 export interface RestoreOptions { from?: string; to?: string; at?: string; force?: boolean }
 
 /**
- * `replica restore PATH|GLOB|NAME... [--from N] [--to DIR] [--force]`: every file the store knows that
- * matches (and has settled content) is restored, hash-checked, from the first target in config order (or
- * only N) whose copy hashes right. With `--to DIR` a file goes to DIR/<abs path>; without it, in place, but
- * only where the source is missing or with `--force` (else it is skipped, saying so). Returns the results.
+ * `--at TIME`: an ISO 8601 time (`2026-11-29T12:00:00Z`; without a zone it is local time, as `date -d` reads
+ * it), or an age (`36h`, `7d`: that long ago). Epoch ms.
+ */
+export function parseAt(v: string, now = Date.now()): number {
+  const age = /^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$/.exec(v.trim());
+  if (age) return now - Number(age[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5 }[age[2] as 's']!;
+  const t = /^\d{4}-\d\d-\d\d/.test(v.trim()) ? Date.parse(v.trim()) : NaN;
+  if (Number.isNaN(t)) throw new UsageError(`--at: cannot read ${JSON.stringify(v)} as a time: give an ISO time (2026-11-29T12:00:00Z, or local 2026-11-29 12:00) or an age (36h, 7d)`);
+  return t;
+}
+
+/**
+ * `replica restore PATH|GLOB|NAME... [--from N] [--to DIR] [--at TIME] [--force]`: every file the store knows
+ * that matches (and has a hashed content) is restored, hash-checked, from the first target in config order (or
+ * only N) whose copy hashes right. With `--at`, the content current at TIME (a kept version when it has been
+ * replaced since); files first seen after TIME are left out. With `--to DIR` a file goes to DIR/<abs path>;
+ * without it, in place, but only where the source is missing or with `--force` (else it is not restored,
+ * saying so). Progress on a TTY. Returns the results.
  */
 export async function restoreCommand(ctx: Context, args: string[], opts: RestoreOptions = {}): Promise<RestoreResult[]> {
   if (!args.length) throw new UsageError('replica restore: give at least one PATH, GLOB or NAME');
-  if (opts.at !== undefined) throw new UsageError('replica restore: --at is not in this version yet (restore the live copy, or read a version under <target>/<host>/.replica-versions/)');
   const { config } = ctx;
+  const atTime = opts.at === undefined ? undefined : parseAt(opts.at);
   if (opts.from !== undefined && !config.targets.some((t) => t.name === opts.from)) {
     throw new UsageError(`--from: no target named ${JSON.stringify(opts.from)} (configured: ${config.targets.map((t) => t.name).join(', ')})`);
   }
   const to = opts.to === undefined ? undefined : path.resolve(opts.to);
   const store = await openStoreReadOnly(ctx);
   const tests = args.map(matcher);
-  const matches = [...store.entries()].filter(([p, r]) => isSettled(r) && tests.some((t) => t(p)))
+  const matches = [...store.entries()].filter(([p, r]) => r.h !== undefined && tests.some((t) => t(p)))
     .sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   if (!matches.length) throw new UsageError(`replica restore: nothing the store knows matches ${args.join(' ')}`);
-  const targets = createTargets(config, ctx.log, opts.from);
+
   const results: RestoreResult[] = [];
-  try {
-    for (const [p, r] of matches) {
-      const dest = to === undefined ? p : path.join(to, p);
-      if (to === undefined && !opts.force && fs.existsSync(p)) {
-        results.push({ path: p, to: dest, ok: false, errors: ['the source exists: restore it elsewhere with --to DIR, or over it with --force'] });
-        continue;
-      }
-      const res = await restoreFile(p, r, dest, targets, config.host);
-      results.push(res);
-      if (res.ok) ctx.log.info(`restored ${p} -> ${dest} from ${res.from}`, { path: p, target: res.from });
-      else ctx.log.error(`could not restore ${p}: ${res.errors.join('; ')}`, { path: p });
+  const jobs: RestoreJob[] = [];
+  let notYet = 0;
+  for (const [p, rec] of matches) {
+    const dest = to === undefined ? p : path.join(to, p);
+    const content = atTime === undefined ? contentAt(rec, Infinity) : contentAt(rec, atTime);
+    if (!content) {
+      if (atTime !== undefined && atTime < rec.f) { notYet++; continue; }
+      results.push({ path: p, to: dest, ok: false, errors: [`the content current at ${new Date(atTime ?? 0).toISOString()} is older than the history the store keeps (2 x versions)`] });
+      continue;
     }
+    if (to === undefined && !opts.force && exists(p)) {
+      results.push({ path: p, to: dest, ok: false, errors: ['the source exists: restore it elsewhere with --to DIR, or over it with --force'] });
+      continue;
+    }
+    jobs.push({ path: p, rec, content, dest });
+  }
+  if (notYet) ctx.log.info(`${notYet} matching file(s) were first seen after ${new Date(atTime!).toISOString()}: not restored`);
+  if (!jobs.length && !results.length) throw new UsageError(`replica restore: nothing that matches ${args.join(' ')} existed at ${new Date(atTime!).toISOString()}`);
+
+  const targets = createTargets(config, ctx.log, opts.from);
+  const total = { files: jobs.length, bytes: jobs.reduce((n, j) => n + j.rec.z, 0) };
+  const done = { files: 0, bytes: 0, failed: 0 };
+  const progress = process.stderr.isTTY && !ctx.opts.json && total.files > 1
+    ? progressLine(process.stderr, () => `restored ${done.files}/${total.files} (${formatBytes(done.bytes)} of ${formatBytes(total.bytes)})  failed ${done.failed}`)
+    : undefined;
+  try {
+    const roots = to === undefined ? config.sources.map((s) => s.path) : [to];
+    results.push(...await restoreFiles(jobs, targets, config.host, roots, {
+      onDone: (r) => {
+        if (r.ok) { done.files++; done.bytes += r.bytes ?? 0; } else done.failed++;
+        if (r.ok) ctx.log.info(`restored ${r.path} -> ${r.to} from ${r.from}${r.version ? ` (version ${r.version})` : ''}`, { path: r.path, target: r.from });
+        else ctx.log.error(`could not restore ${r.path}: ${r.errors.join('; ')}`, { path: r.path });
+      },
+    }));
   } finally {
+    progress?.stop();
     await Promise.allSettled(targets.map((t) => t.close()));
   }
+  results.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
   if (ctx.opts.json) ctx.out.write(`${JSON.stringify(results, null, 2)}\n`);
-  else for (const r of results) ctx.out.write(r.ok ? `restored ${r.path} -> ${r.to} (from ${r.from})\n` : `NOT restored ${r.path}: ${r.errors.join('; ')}\n`);
+  else {
+    for (const r of results) {
+      ctx.out.write(r.ok ? `restored ${r.path} -> ${r.to} (from ${r.from}${r.version ? `, version ${r.version}` : ''})\n` : `NOT restored ${r.path}: ${r.errors.join('; ')}\n`);
+    }
+  }
   return results;
+}
+
+/** Is there anything (a file, a link, a directory) at `p`? */
+function exists(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -77,6 +77,8 @@ export interface Rec {
   p?: string[];
   /** when the content of a file already verified somewhere last changed ("changed after verified") */
   x?: number;
+  /** previous contents, oldest first: [hash, current since, replaced at] (restore --at finds the one current at a time) */
+  e?: [string, number, number][];
   /** target name -> encoded TState */
   t: Record<string, string>;
 }
@@ -93,6 +95,8 @@ export interface FileRecord {
   settledAt?: string;
   deletedAt?: string;
   removedLocallyAt?: string;
+  /** previous contents remembered (restore --at): hash, current from `since` until replaced at `until` */
+  previousContents?: { hash: string; since: string; until: string }[];
   targets: Record<string, TargetState>;
 }
 
@@ -167,7 +171,8 @@ export function toFileRecord(path: string, r: Rec): FileRecord {
   }
   return {
     path, size: r.z, mtimeMs: r.m, hash: r.h ?? '', kind: r.l === undefined ? 'file' : 'symlink', linkTarget: r.l,
-    firstSeenAt: iso(r.f)!, settledAt: iso(r.s), deletedAt: iso(r.d), removedLocallyAt: iso(r.r), targets,
+    firstSeenAt: iso(r.f)!, settledAt: iso(r.s), deletedAt: iso(r.d), removedLocallyAt: iso(r.r),
+    previousContents: r.e?.map(([hash, since, until]) => ({ hash, since: iso(since)!, until: iso(until)! })), targets,
   };
 }
 

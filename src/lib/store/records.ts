@@ -45,21 +45,47 @@ export function unsettle(r: Rec): void {
 /**
  * The content settled with this hash: every target must copy it again. When it is new content for a file
  * verified before, the targets holding that verified copy keep it as a previous version when it is replaced
- * (previousCopyOn), and the file counts as changed after verified.
+ * (previousCopyOn), and the file counts as changed after verified. The previous content is remembered (hash and
+ * when it was current; the last 2 x `versions`) so that `restore --at` can tell which version to read.
  */
-export function settle(r: Rec, hash: string, now: number, targets: string[]): void {
+export function settle(r: Rec, hash: string, now: number, targets: string[], versions = 1): void {
   if (r.h !== undefined && r.h !== hash) {
     const held = targets.filter((t) => codeOn(r, t) === 'v' || r.p?.includes(t));
     if (held.length) {
       r.p = held;
       r.x = now;
     }
+    const e = r.e ?? [];
+    e.push([r.h, currentSince(r), now]);
+    // twice the versions kept: a target that missed a content (down meanwhile) still holds older ones
+    r.e = e.slice(-Math.max(1, 2 * versions));
   }
   r.h = hash;
   r.s = now;
   delete r.o; // only unsettled records need their observation time
   resetTargets(r, targets);
 }
+
+/** Since when the settled content has been current: when it replaced the previous one, else first seen. */
+const currentSince = (r: Rec): number => r.e?.at(-1)?.[2] ?? r.f;
+
+/** The content of a file at a time: its hash, whether it is the live content, and the span it was current. */
+export interface ContentAt { hash: string; live: boolean; since: number; until?: number }
+
+/**
+ * The content that was current at `at` (epoch ms): the live content when it was current since then, else the
+ * previous content current then (it replaced the one before at `since`, and was replaced at `until`).
+ * Undefined before the file was first seen, or before the oldest content the record still remembers.
+ */
+export function contentAt(r: Rec, at: number): ContentAt | undefined {
+  if (r.h === undefined) return undefined;
+  if (at >= currentSince(r)) return { hash: r.h, live: true, since: currentSince(r) };
+  const old = r.e?.find(([, since, until]) => at >= since && at < until);
+  return old && { hash: old[0], live: false, since: old[1], until: old[2] };
+}
+
+/** The previous contents the record remembers (oldest first). */
+export const previousContents = (r: Rec): ContentAt[] => (r.e ?? []).map(([hash, since, until]) => ({ hash, live: false, since, until }));
 
 /** A new settled content: every target must copy it again. */
 export function resetTargets(r: Rec, targets: string[]): void {

@@ -49,6 +49,12 @@ export async function versionsIn(rel: string, listDir: (dir: string) => Promise<
   return ((await listDir(dir)) ?? []).filter((n) => n.startsWith(base)).map((n) => `${dir}/${n}`).sort(byVersionAge);
 }
 
+/** When a version was set aside (its stamp, to the second; epoch ms), or undefined for a name without a stamp. */
+export function versionTime(v: string): number | undefined {
+  const m = /@(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z(?:-\d+)?$/.exec(v);
+  return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : undefined;
+}
+
 /** Version paths sort by their UTC stamp (then the clash counter): oldest first. */
 export const byVersionAge = (a: string, b: string): number => {
   const key = (v: string) => { const m = /@(\d{8}T\d{6}Z)(?:-(\d+))?$/.exec(v); return m ? `${m[1]}:${(m[2] ?? '0').padStart(6, '0')}` : v; };

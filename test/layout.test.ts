@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  checkRelPath, isOwnTemp, isReserved, isTempName, staleTemps, storePath, sweepTemps, targetPath, tempName, versionPath,
+  checkRelPath, isOwnTemp, isReserved, isTempName, staleTemps, storePath, sweepTemps, targetPath, tempName, versionPath, versionTime,
 } from '../dist/lib/targets/layout.js';
 
 describe('target layout (targets/layout.ts)', () => {
@@ -11,6 +11,8 @@ describe('target layout (targets/layout.ts)', () => {
     const at = new Date('2026-11-30T07:05:41.123Z');
     assert.equal(versionPath('exao1', '/data/f.fits', at), 'exao1/.replica-versions/data/f.fits@20261130T070541Z');
     assert.equal(versionPath('exao1', '/data/f.fits', at, 2), 'exao1/.replica-versions/data/f.fits@20261130T070541Z-2');
+    assert.equal(versionTime(versionPath('exao1', '/data/f.fits', at, 2)), Math.floor(at.getTime() / 1000) * 1000, 'the stamp, to the second');
+    assert.equal(versionTime('exao1/data/f.fits'), undefined);
   });
 
   it('reserves .replica, .replica-versions and temp names; a user file merely named like them elsewhere is a user file', () => {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { decodeState, type Rec } from '../dist/lib/store/model.js';
 import {
   backoffMs, codeOn, failureOn, isCurrent, isDeleted, isDoneOn, isDue, isSettled, isVerifiedOn, markDeleted, markFailed,
-  markPresent, markVerified, owedSince, settle, stateNameOn, unsettle, verifiedAtOn,
+  contentAt, markPresent, markVerified, owedSince, previousContents, settle, stateNameOn, unsettle, verifiedAtOn,
 } from '../dist/lib/store/records.js';
 
 const fresh = (): Rec => ({ z: 1, m: 1, o: 1, f: 7, t: {} });
@@ -37,6 +37,25 @@ describe('record lifecycle (store/records)', () => {
     assert.equal(isCurrent(r), false);
     settle(r, 'ef01', 400, ['a', 'b']);
     assert.equal(isVerifiedOn(r, 'a'), false, 'new content: every target copies again');
+  });
+
+  it('previous contents are remembered with when each was current (2 x versions of them); contentAt answers for a time', () => {
+    const r = fresh(); // first seen at 7
+    settle(r, 'A', 100, ['a']);
+    assert.equal(contentAt(r, 6), undefined, 'before first seen');
+    assert.deepEqual(contentAt(r, 50), { hash: 'A', live: true, since: 7 });
+    settle(r, 'A', 150, ['a']);
+    assert.equal(r.e, undefined, 'the same content again is no new content');
+    settle(r, 'B', 200, ['a']);
+    settle(r, 'C', 300, ['a']);
+    assert.deepEqual(contentAt(r, 7), { hash: 'A', live: false, since: 7, until: 200 });
+    assert.deepEqual(contentAt(r, 299), { hash: 'B', live: false, since: 200, until: 300 });
+    assert.deepEqual(contentAt(r, 300), { hash: 'C', live: true, since: 300 });
+    assert.equal(contentAt(r, Infinity)?.hash, 'C');
+    settle(r, 'D', 400, ['a'], 1); // versions: 1 remembers 2
+    assert.deepEqual(previousContents(r).map((c) => c.hash), ['B', 'C']);
+    assert.equal(contentAt(r, 100), undefined, 'older than the history kept');
+    assert.equal(contentAt({ ...fresh(), h: undefined }, 100), undefined, 'never hashed');
   });
 
   it('backoff doubles up to the cap; after maxAttempts nothing is due until retry', () => {

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { describe, it } from 'node:test';
-import { age, cli, json, onTarget, rmTree, tmpDir, writeConfig } from '../helpers.js';
+import { execFileSync } from 'node:child_process';
+import { CLI, age, cli, json, onTarget, rmTree, tmpDir, writeConfig } from '../helpers.js';
 
 describe('replica restore', () => {
   it('in place (source gone) and --to DIR: byte-identical, with the recorded mtime and the mode; a corrupt copy on one target is served by the next; --from that target fails with nothing written', async () => {
@@ -55,6 +56,75 @@ describe('replica restore', () => {
     assert.deepEqual(fs.readdirSync(path.join(out2, path.dirname(big))), [], 'nothing half-written');
     assert.equal((await cli(['restore', 'no-such-name', '--config', cfg])).code, 2);
     assert.equal((await cli(['restore', '--from', 'zz', big, '--config', cfg])).code, 2);
+    rmTree(dir);
+  });
+});
+
+describe('replica restore: the destination side', () => {
+  it('never follows a symlink planted below the source root, refuses a file where a directory must be, and says so per file (exit 1, nothing written, no stack)', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(path.join(src, 'cam', 'night1'), { recursive: true });
+    const f = path.join(src, 'cam', 'night1', 'img.fits');
+    fs.writeFileSync(f, 'pixels');
+    fs.writeFileSync(path.join(src, 'top.log'), 'top');
+    age(f); age(path.join(src, 'top.log'));
+    const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+
+    // someone replaces src/cam by a link to a directory of theirs (/etc, for a root restore)
+    const evil = path.join(dir, 'evil');
+    fs.mkdirSync(path.join(evil, 'night1'), { recursive: true });
+    fs.rmSync(path.join(src, 'cam'), { recursive: true });
+    fs.symlinkSync(evil, path.join(src, 'cam'));
+    fs.rmSync(path.join(src, 'top.log'));
+    const r = await cli(['restore', '--json', src, '--config', cfg]);
+    assert.equal(r.code, 1, r.stderr);
+    const res = json(r) as { path: string; ok: boolean; errors: string[] }[];
+    assert.deepEqual(res.map((x) => [x.path, x.ok]), [[f, false], [path.join(src, 'top.log'), true]], 'the other file is restored');
+    assert.match(res[0].errors.join(';'), /cam is a symlink: not followed/);
+    assert.deepEqual(fs.readdirSync(path.join(evil, 'night1')), [], 'nothing written through the link');
+    assert.equal(fs.readFileSync(path.join(src, 'top.log'), 'utf8'), 'top');
+
+    // --to DIR with a file where a directory must be
+    const out = path.join(dir, 'out');
+    fs.mkdirSync(path.join(out, src), { recursive: true });
+    fs.writeFileSync(path.join(out, src, 'cam'), 'a file');
+    const r2 = await cli(['restore', '--to', out, 'img.fits', '--config', cfg]);
+    assert.equal(r2.code, 1);
+    assert.match(r2.stdout, /NOT restored .*cam exists and is not a directory/);
+    assert.doesNotMatch(r2.stderr, /\n\s+at /, 'no stack trace');
+    // a --to under an unwritable place: one line per file, no crash
+    const r3 = await cli(['restore', '--to', path.join(dir, 'out', src, 'cam', 'below'), 'img.fits', '--config', cfg]);
+    assert.equal(r3.code, 1);
+    assert.match(r3.stdout, /NOT restored .*cannot write/);
+
+    // an in-place restore of a path no configured source holds (the config changed) is refused, not guessed
+    const cfg2 = writeConfig(dir, { host: 'h', sources: [path.join(dir, 'other')], targets: [{ name: 'a', url: 'ta' }] });
+    fs.rmSync(path.join(src, 'cam'));
+    const r4 = await cli(['restore', 'img.fits', '--config', cfg2]);
+    assert.equal(r4.code, 1);
+    assert.match(r4.stdout, /is not under .*restore it with --to DIR/);
+    assert.equal(fs.existsSync(path.join(src, 'cam')), false);
+    rmTree(dir);
+  });
+
+  it('shows its progress on a TTY and restores many files in durable batches', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    for (let d = 0; d < 6; d++) fs.mkdirSync(path.join(src, `d${d}`), { recursive: true });
+    const n = 1200; // more than one batch (512 files)
+    for (let i = 0; i < n; i++) fs.writeFileSync(path.join(src, `d${i % 6}`, `f${i}.dat`), `content ${i}\n`);
+    const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }], settle: '1s' });
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    const out = path.join(dir, 'out');
+    const tty = execFileSync('script', ['-qfec', `${process.execPath} ${CLI} restore --to ${out} ${src} --config ${cfg}; echo "exit=$?"`, '/dev/null'], { encoding: 'utf8' });
+    assert.match(tty, /\r\x1b\[Krestored \d+\/1200 \(/);
+    assert.match(tty, /exit=0/);
+    for (let i = 0; i < n; i++) assert.equal(fs.readFileSync(path.join(out, src, `d${i % 6}`, `f${i}.dat`), 'utf8'), `content ${i}\n`);
+    const left = fs.readdirSync(path.join(out, src), { recursive: true }).filter((x) => String(x).includes('.replica-'));
+    assert.deepEqual(left, [], 'no temp file left');
     rmTree(dir);
   });
 });

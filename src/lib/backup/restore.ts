@@ -274,8 +274,10 @@ async function openChild(parentFd: number, name: string, shown: string): Promise
       return await openFd(at(parentFd, name), DIR_FLAGS);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ELOOP') throw new Error(`${shown} is a symlink: not followed (restore elsewhere with --to DIR)`);
-      if (code === 'ENOTDIR') throw new Error(`${shown} exists and is not a directory`);
+      if (code === 'ELOOP' || code === 'ENOTDIR') { // O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR
+        const link = await fs.promises.lstat(at(parentFd, name)).then((st) => st.isSymbolicLink(), () => code === 'ELOOP');
+        throw new Error(link ? `${shown} is a symlink: not followed (restore elsewhere with --to DIR)` : `${shown} exists and is not a directory`);
+      }
       if (code !== 'ENOENT' || attempt > 2) throw err;
     }
     await fs.promises.mkdir(at(parentFd, name)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err; });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { decodeState, type Rec } from '../dist/lib/store/model.js';
 import {
   backoffMs, codeOn, failureOn, isCurrent, isDeleted, isDoneOn, isDue, isSettled, isVerifiedOn, markDeleted, markFailed,
-  contentAt, markPresent, markVerified, owedSince, previousContents, settle, stateNameOn, unsettle, verifiedAtOn,
+  contentAt, contentChanging, markPresent, markVerified, owedSince, previousContents, settle, stateNameOn, unsettle, verifiedAtOn,
 } from '../dist/lib/store/records.js';
 
 const fresh = (): Rec => ({ z: 1, m: 1, o: 1, f: 7, t: {} });
@@ -52,7 +52,13 @@ describe('record lifecycle (store/records)', () => {
     assert.deepEqual(contentAt(r, 299), { hash: 'B', live: false, since: 200, until: 300 });
     assert.deepEqual(contentAt(r, 300), { hash: 'C', live: true, since: 300 });
     assert.equal(contentAt(r, Infinity)?.hash, 'C');
+    r.m = 333; // C's mtime
+    contentChanging(r); // seen changing: C's mtime is kept until the new content settles
+    r.m = 350;
+    contentChanging(r);
     settle(r, 'D', 400, ['a'], 1); // versions: 1 remembers 2
+    assert.equal(contentAt(r, 350)?.mtimeMs, 333, 'a previous content keeps its own mtime');
+    assert.equal(r.q, undefined);
     assert.deepEqual(previousContents(r).map((c) => c.hash), ['B', 'C']);
     assert.equal(contentAt(r, 100), undefined, 'older than the history kept');
     assert.equal(contentAt({ ...fresh(), h: undefined }, 100), undefined, 'never hashed');

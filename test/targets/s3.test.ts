@@ -168,3 +168,29 @@ describe('replica check on S3 targets', () => {
     rmTree(dir);
   });
 });
+
+describe('replica restore from an S3 target', () => {
+  it('--to and in place, byte-identical with mtime and mode; --at reads the version kept in the bucket; a corrupt object is served by the local target', async () => {
+    const { restoreScenario } = await import('../restoreScenario.js');
+    const b = await ceph.bucket();
+    const client = new S3Client({ endpoint: ceph.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey } });
+    try {
+      await restoreScenario({ url: `s3://${b}/obs`, endpoint: ceph.endpoint, accessKeyEnv: 'T_S3_KEY', secretKeyEnv: 'T_S3_SECRET', timeouts: { command: '10s' } }, {
+        env: { T_S3_KEY: ceph.accessKeyId, T_S3_SECRET: ceph.secretAccessKey },
+        corrupt: async (rel) => { // the same size and metadata, one byte flipped
+          const Key = `obs/${rel}`;
+          const head = await client.send(new HeadObjectCommand({ Bucket: b, Key }));
+          const t = make(`s3://${b}/obs`);
+          const chunks: Buffer[] = [];
+          for await (const c of await t.get(rel) as AsyncIterable<Buffer>) chunks.push(c);
+          await t.close();
+          const body = Buffer.concat(chunks);
+          body[1000] ^= 0xff;
+          await client.send(new PutObjectCommand({ Bucket: b, Key, Body: body, Metadata: head.Metadata }));
+        },
+      });
+    } finally {
+      client.destroy();
+    }
+  });
+});

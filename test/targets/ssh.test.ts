@@ -295,3 +295,18 @@ describe('replica run: remote faults land in the store with their class; the nex
     }
   });
 });
+
+describe('replica restore from an ssh target', () => {
+  it('--to and in place, byte-identical with mtime and mode; --at reads the version kept over ssh; a corrupt copy there is served by the local target', async () => {
+    const { restoreScenario } = await import('../restoreScenario.js');
+    const base = path.join(remoteBase, 'restore');
+    await restoreScenario({ url: `ssh://root@127.0.0.1:${sshd.port}${base}`, identity: sshd.clientKey, knownHosts: sshd.knownHosts, timeouts: { command: '5s' } }, {
+      corrupt: (rel) => {
+        const file = path.join(base, rel);
+        const b = fs.readFileSync(file);
+        b[1000] ^= 0xff;
+        fs.writeFileSync(file, b);
+      },
+    });
+  });
+});

@@ -113,7 +113,7 @@ async function stage(job: RestoreJob, targets: Target[], host: string, dirs: Des
       const wrong: string[] = []; // versions holding other contents
       for (const c of found) {
         try {
-          const { temp, bytes } = await fetchInto(t, c, content.hash, dirFd, isSettled(rec) && content.live ? rec.m : undefined);
+          const { temp, bytes } = await fetchInto(t, c, content.hash, dirFd, content.live ? (isSettled(rec) ? rec.m : undefined) : content.mtimeMs);
           keep = true;
           return { res: { ...res, ok: true, from: t.name, bytes, ...(c.version ? { version: c.version } : {}) }, dir, fd: dirFd, temp };
         } catch (err) {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import micromatch from 'micromatch';
 import { UsageError, messageOf } from '../errors.js';
 import type { TargetConfig } from '../config/schema.js';
-import { toFileRecord, type TargetState } from '../store/model.js';
+import { type FileRecord, toFileRecord, type TargetState } from '../store/model.js';
 import { targetPath } from '../targets/layout.js';
 import { hasVersions } from '../targets/target.js';
 import { type Context, createTargets, openStoreReadOnly } from './context.js';
@@ -14,7 +14,7 @@ export interface WhereIs {
   kind: 'file' | 'symlink';
   deletedAt?: string;
   /** previous contents the store remembers (restore --at reads them from the versions) */
-  previousContents?: { hash: string; since: string; until: string }[];
+  previousContents?: FileRecord['previousContents'];
   targets: Record<string, { state: TargetState['state']; location: string; verifiedAt?: string; versions?: string[]; versionsError?: string }>;
 }
 

@@ -1,4 +1,5 @@
 import type { Rec } from '../store/model.js';
+import { contentChanging } from '../store/records.js';
 import { sameFile } from './sourceFs.js';
 
 /** One lstat of a file: what the settle rule compares (a walk Entry is one). */
@@ -36,6 +37,7 @@ export function settlesAt(rec: Rec, settleMs: number): number {
 
 /** Record a new observation: the old one no longer counts, the settled content (hash) stays until re-hashed. */
 export function observe(rec: Rec, o: Observation, now: number): void {
+  contentChanging(rec);
   rec.z = o.size;
   rec.m = o.mtimeMs;
   rec.i = o.ino;

@@ -77,8 +77,10 @@ export interface Rec {
   p?: string[];
   /** when the content of a file already verified somewhere last changed ("changed after verified") */
   x?: number;
-  /** previous contents, oldest first: [hash, current since, replaced at] (restore --at finds the one current at a time) */
-  e?: [string, number, number][];
+  /** previous contents, oldest first: [hash, current since, replaced at, mtimeMs] (restore --at finds the one current at a time) */
+  e?: [string, number, number, number?][];
+  /** the mtime of the settled content, kept from its first change until the new content settles (for `e`) */
+  q?: number;
   /** target name -> encoded TState */
   t: Record<string, string>;
 }
@@ -96,7 +98,7 @@ export interface FileRecord {
   deletedAt?: string;
   removedLocallyAt?: string;
   /** previous contents remembered (restore --at): hash, current from `since` until replaced at `until` */
-  previousContents?: { hash: string; since: string; until: string }[];
+  previousContents?: { hash: string; since: string; until: string; mtimeMs?: number }[];
   targets: Record<string, TargetState>;
 }
 
@@ -172,7 +174,7 @@ export function toFileRecord(path: string, r: Rec): FileRecord {
   return {
     path, size: r.z, mtimeMs: r.m, hash: r.h ?? '', kind: r.l === undefined ? 'file' : 'symlink', linkTarget: r.l,
     firstSeenAt: iso(r.f)!, settledAt: iso(r.s), deletedAt: iso(r.d), removedLocallyAt: iso(r.r),
-    previousContents: r.e?.map(([hash, since, until]) => ({ hash, since: iso(since)!, until: iso(until)! })), targets,
+    previousContents: r.e?.map(([hash, since, until, m]) => ({ hash, since: iso(since)!, until: iso(until)!, ...(m === undefined ? {} : { mtimeMs: m }) })), targets,
   };
 }
 

@@ -37,6 +37,14 @@ export function markPresent(r: Rec): void {
   delete r.d;
 }
 
+/**
+ * The file is seen with a new size, mtime, inode or ctime: when its settled content had been hashed, keep that
+ * content's mtime until the new content settles (it then goes into the previous contents, for restore --at).
+ */
+export function contentChanging(r: Rec): void {
+  if (r.s !== undefined && r.h !== undefined && r.q === undefined) r.q = r.m;
+}
+
 /** The content is not (or no longer) known to be settled: it must settle and be hashed again. */
 export function unsettle(r: Rec): void {
   delete r.s;
@@ -56,10 +64,11 @@ export function settle(r: Rec, hash: string, now: number, targets: string[], ver
       r.x = now;
     }
     const e = r.e ?? [];
-    e.push([r.h, currentSince(r), now]);
+    e.push(r.q === undefined ? [r.h, currentSince(r), now] : [r.h, currentSince(r), now, r.q]);
     // twice the versions kept: a target that missed a content (down meanwhile) still holds older ones
     r.e = e.slice(-Math.max(1, 2 * versions));
   }
+  delete r.q;
   r.h = hash;
   r.s = now;
   delete r.o; // only unsettled records need their observation time
@@ -70,7 +79,7 @@ export function settle(r: Rec, hash: string, now: number, targets: string[], ver
 const currentSince = (r: Rec): number => r.e?.at(-1)?.[2] ?? r.f;
 
 /** The content of a file at a time: its hash, whether it is the live content, and the span it was current. */
-export interface ContentAt { hash: string; live: boolean; since: number; until?: number }
+export interface ContentAt { hash: string; live: boolean; since: number; until?: number; mtimeMs?: number }
 
 /**
  * The content that was current at `at` (epoch ms): the live content when it was current since then, else the
@@ -81,11 +90,14 @@ export function contentAt(r: Rec, at: number): ContentAt | undefined {
   if (r.h === undefined) return undefined;
   if (at >= currentSince(r)) return { hash: r.h, live: true, since: currentSince(r) };
   const old = r.e?.find(([, since, until]) => at >= since && at < until);
-  return old && { hash: old[0], live: false, since: old[1], until: old[2] };
+  return old && toContent(old);
 }
 
 /** The previous contents the record remembers (oldest first). */
-export const previousContents = (r: Rec): ContentAt[] => (r.e ?? []).map(([hash, since, until]) => ({ hash, live: false, since, until }));
+export const previousContents = (r: Rec): ContentAt[] => (r.e ?? []).map(toContent);
+
+const toContent = ([hash, since, until, mtimeMs]: [string, number, number, number?]): ContentAt =>
+  ({ hash, live: false, since, until, ...(mtimeMs === undefined ? {} : { mtimeMs }) });
 
 /** A new settled content: every target must copy it again. */
 export function resetTargets(r: Rec, targets: string[]): void {

@@ -127,6 +127,26 @@ function gibFile() {
   return big;
 }
 
+// Restore from a local target against `rsync -a` back plus `xxhsum -c` of the result (the same hash-checked work;
+// replica also makes the restored files durable, the peer does not sync).
+if (want('restore')) {
+  const cases = [['10k x 4 KiB', () => { const s = path.join(W, 'small'); tree(s, 10_000, 100, 4096); return s; }], ['1 GiB', () => path.dirname(gibFile())]];
+  for (const [label, make] of cases) {
+    const src = make();
+    const name = label === '1 GiB' ? 'rbig' : 'rsmall';
+    const dst = path.join(W, `${name}.dst`);
+    const cfg = config(name, src, dst);
+    sh(replica(`run --config ${q(cfg)}`));
+    const manifest = path.join(W, `${name}.xxh64`);
+    sh(`node ${q(CLI)} manifest --config ${q(cfg)} > ${q(manifest)}`);
+    garbage.push(manifest);
+    const out = (who, i) => { const d = path.join(W, `${name}.${who}${i}`); garbage.push(d); return d; };
+    const [ours, peer] = pair((i) => `mkdir -p ${q(out('rsync', i))} && rsync -a ${q(dst)}/bench ${q(out('rsync', i))}/ && cd ${q(out('rsync', i))} && xxhsum -c -q ${q(manifest)}`,
+      (i) => replica(`restore --to ${q(out('replica', i))} ${q(src)} --config ${q(cfg)}`));
+    row(`restore ${label} from a local target, hash-checked`, ours, peer, 'rsync -a && xxhsum -c', 1.2);
+  }
+}
+
 // Remote targets, on loopback: a real OpenSSH sshd and a real Ceph radosgw, started here as the tests do.
 if (want('ssh')) {
   const { startSshd } = await import(path.join(ROOT, 'dist-test/sshd.js'));

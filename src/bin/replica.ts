@@ -189,5 +189,5 @@ if (process.env[SUPERVISED_ENV] !== '1' && argv.some((a) => TARGET_COMMANDS.has(
   // Explicit exit: a stuck thread-pool call must not keep the process alive (the supervisor kills it if
   // even exiting hangs), and chokidar can leave an fs.watch handle open after watch-limit errors.
   dieWithSupervisor();
-  void main(argv).then((code) => exitWith(code));
+  void main(argv).then(exitWith);
 }

@@ -125,6 +125,10 @@ describe('replica restore: the destination side', () => {
     for (let i = 0; i < n; i++) assert.equal(fs.readFileSync(path.join(out, src, `d${i % 6}`, `f${i}.dat`), 'utf8'), `content ${i}\n`);
     const left = fs.readdirSync(path.join(out, src), { recursive: true }).filter((x) => String(x).includes('.replica-'));
     assert.deepEqual(left, [], 'no temp file left');
+    // into a pipe: every line arrives (process.exit right after asynchronous pipe writes dropped most of them)
+    const piped = await cli(['restore', '--to', path.join(dir, 'out2'), src, '--config', cfg]);
+    assert.equal(piped.code, 0);
+    assert.equal(piped.stdout.split('\n').filter((l) => l.startsWith('restored ')).length, n);
     rmTree(dir);
   });
 });

@@ -25,9 +25,11 @@ commands:
   watch                            the agent: a run at start, then file events, rescans, heartbeat;
                                    SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the config
   check                            config, targets (reachable, mounted, writable), inotify budget, store
-  restore PATH|GLOB|NAME... [--from N] [--to DIR] [--at TIME] [--force]
+  restore PATH|GLOB|NAME... [--from N] [--to DIR] [--at TIME] [--force] [--fsync]
                                    hash-checked from the first target whose copy is right (or only N), to
-                                   DIR/<abs path>, or in place where the source is missing (or --force)
+                                   DIR/<abs path>, or in place where the source is missing (or --force);
+                                   --at: the content current at TIME (ISO time, or an age: 7d); --fsync:
+                                   on disk before each batch is renamed into place (as rsync --fsync)
   where-is PATH|GLOB|NAME...      hash, size and, per target, state, location, verifiedAt and versions kept;
                                    a NAME (no /) matches that file name anywhere
   manifest [--target N]            "<xxh64>  <host>/<abs path>" of every copy verified on N (default: on
@@ -54,11 +56,11 @@ const OPTIONS = {
   config: { type: 'string' }, json: { type: 'boolean' }, 'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
   target: { type: 'string' }, 'dry-run': { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' }, since: { type: 'string' }, nul: { type: 'boolean', short: '0' },
-  from: { type: 'string' }, to: { type: 'string' }, at: { type: 'string' }, force: { type: 'boolean' },
+  from: { type: 'string' }, to: { type: 'string' }, at: { type: 'string' }, force: { type: 'boolean' }, fsync: { type: 'boolean' },
 } as const;
 const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
 const COMMAND_OPTIONS: Record<string, string[]> = {
-  run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'], 'where-is': [], restore: ['from', 'to', 'at', 'force'],
+  run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'], 'where-is': [], restore: ['from', 'to', 'at', 'force', 'fsync'],
 };
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -146,7 +148,7 @@ export async function main(argv: string[]): Promise<number> {
         return r.unmatched.length ? EXIT.problems : EXIT.ok;
       }
       case 'restore': {
-        const r = await (await import('../lib/commands/restore.js')).restoreCommand(ctx, args, { from: values.from, to: values.to, at: values.at, force: values.force });
+        const r = await (await import('../lib/commands/restore.js')).restoreCommand(ctx, args, { from: values.from, to: values.to, at: values.at, force: values.force, fsync: values.fsync });
         return r.every((x) => x.ok) ? EXIT.ok : EXIT.problems;
       }
       case 'manifest': await (await import('../lib/commands/manifest.js')).manifestCommand(ctx, { target: values.target }); return EXIT.ok;

@@ -109,18 +109,18 @@ describe('replica restore: the destination side', () => {
     rmTree(dir);
   });
 
-  it('shows its progress on a TTY and restores many files in durable batches', async () => {
+  it('shows its progress on a TTY; restores many files in durable batches with --fsync, and at once without', async () => {
     const dir = tmpDir();
     const src = path.join(dir, 'src');
     for (let d = 0; d < 6; d++) fs.mkdirSync(path.join(src, `d${d}`), { recursive: true });
-    const n = 1200; // more than one batch (512 files)
+    const n = 4500; // more than one batch (4,096 files)
     for (let i = 0; i < n; i++) fs.writeFileSync(path.join(src, `d${i % 6}`, `f${i}.dat`), `content ${i}\n`);
     const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }], settle: '1s' });
     await new Promise((r) => setTimeout(r, 1200));
     assert.equal((await cli(['run', '--config', cfg])).code, 0);
     const out = path.join(dir, 'out');
-    const tty = execFileSync('script', ['-qfec', `${process.execPath} ${CLI} restore --to ${out} ${src} --config ${cfg}; echo "exit=$?"`, '/dev/null'], { encoding: 'utf8' });
-    assert.match(tty, /\r\x1b\[Krestored \d+\/1200 \(/);
+    const tty = execFileSync('script', ['-qfec', `${process.execPath} ${CLI} restore --fsync --to ${out} ${src} --config ${cfg}; echo "exit=$?"`, '/dev/null'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    assert.match(tty, /\r\x1b\[Krestored \d+\/4500 \(/);
     assert.match(tty, /exit=0/);
     for (let i = 0; i < n; i++) assert.equal(fs.readFileSync(path.join(out, src, `d${i % 6}`, `f${i}.dat`), 'utf8'), `content ${i}\n`);
     const left = fs.readdirSync(path.join(out, src), { recursive: true }).filter((x) => String(x).includes('.replica-'));

@@ -130,7 +130,7 @@ describe('safety: a source swapped for a symlink between hash and copy (TOCTOU)'
 });
 
 /** A FUSE passthrough whose writes block forever while BACKING/.block exists (test/fixtures/blockfs.py). */
-async function blockingMount(dir: string): Promise<{ mnt: string; block: () => void; unblock: () => void; stop: () => Promise<void> }> {
+async function blockingMount(dir: string): Promise<{ mnt: string; block: () => void; blockReads: () => void; unblock: () => void; stop: () => Promise<void> }> {
   const backing = path.join(dir, 'backing');
   const mnt = path.join(dir, 'stuck');
   fs.mkdirSync(backing);
@@ -142,9 +142,11 @@ async function blockingMount(dir: string): Promise<{ mnt: string; block: () => v
   return {
     mnt,
     block: () => fs.writeFileSync(path.join(backing, '.block'), ''),
+    blockReads: () => fs.writeFileSync(path.join(backing, '.blockread'), ''),
     unblock: () => fs.rmSync(path.join(backing, '.block'), { force: true }),
     stop: async () => {
       fs.rmSync(path.join(backing, '.block'), { force: true });
+      fs.rmSync(path.join(backing, '.blockread'), { force: true });
       // abort the FUSE connection: processes still waiting on the sleeping daemon are released at once
       try {
         if (!fs.existsSync('/sys/fs/fuse/connections/.') || fs.readdirSync('/sys/fs/fuse/connections').length === 0) {
@@ -162,6 +164,38 @@ async function blockingMount(dir: string): Promise<{ mnt: string; block: () => v
 }
 
 describe('safety: a stuck target (FUSE that blocks forever, a hung NFS stand-in) never hangs replica', () => {
+  it('restore from a target whose reads hang ends within its timeout, served by the next target (the worker threads reading it are given up)', async (t) => {
+    const dir = tmpDir();
+    const fuse = await blockingMount(dir);
+    try {
+      const src = path.join(dir, 'src');
+      fs.mkdirSync(src);
+      const small = path.join(src, 'small.dat');
+      const big = path.join(src, 'big.dat');
+      fs.writeFileSync(small, crypto.randomBytes(5000));
+      fs.writeFileSync(big, crypto.randomBytes(3 << 20));
+      age(small); age(big);
+      const cfg = writeConfig(dir, { host: 'm', sources: [src], targets: [{ name: 'stuck', url: fuse.mnt, timeouts: { command: '2s', copy: '3s' } }, { name: 'ok', url: 'ok' }] });
+      assert.equal((await cli(['run', '--config', cfg])).code, 0);
+      fuse.blockReads();
+      const out = path.join(dir, 'out');
+      const t0 = Date.now();
+      const r = await cli(['restore', '--json', '--to', out, src, '--config', cfg], { timeoutMs: 60_000 });
+      const took = Date.now() - t0;
+      t.diagnostic(`restore with a stuck first target (copy timeout 3 s): ${took} ms`);
+      assert.equal(r.code, 0, r.stderr);
+      const res = json(r) as { path: string; from: string; errors: string[] }[];
+      assert.deepEqual(res.map((x) => x.from), ['ok', 'ok']);
+      for (const x of res) assert.match(x.errors.join(';'), /^stuck: .*(took longer|timed out|timeout)/i);
+      assert.deepEqual(fs.readFileSync(path.join(out, small)), fs.readFileSync(small));
+      assert.deepEqual(fs.readFileSync(path.join(out, big)), fs.readFileSync(big));
+      assert.ok(took < 3000 * 2 + 8000, `restore took ${took} ms against a stuck target`);
+    } finally {
+      await fuse.stop();
+      rmTree(dir);
+    }
+  });
+
   it('run ends within about command + copy timeout, the other target complete; the stuck one is down', async (t) => {
     const dir = tmpDir();
     const fuse = await blockingMount(dir);

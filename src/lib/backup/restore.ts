@@ -10,6 +10,7 @@ import type { Rec } from '../store/model.js';
 import { type ContentAt, isVerifiedOn, isSettled, previousContents, previousCopyOn } from '../store/records.js';
 import { tempName, targetPath, versionTime } from '../targets/layout.js';
 import { writeAll } from '../targets/localWrite.js';
+import { LocalFetch } from './localFetch.js';
 import { type RandomRead, type Target, hasRandomRead, hasVersions } from '../targets/target.js';
 
 const C = fs.constants;
@@ -36,22 +37,25 @@ export interface RestoreResult {
   errors: string[];
 }
 
-/** Files restored per durable batch: written to temps, one syncfs, renamed, one syncfs. */
-const BATCH_FILES = 512;
-const BATCH_BYTES = 256 * 1024 * 1024;
+/** Files restored per batch: written to temps (with --fsync: one syncfs), then renamed into place. */
+const BATCH_FILES = 4096;
+const BATCH_BYTES = 1024 * 1024 * 1024;
 
 /**
  * Restore `jobs` (sorted by path) from the first of `targets` (in order) whose copy hashes to the content
  * wanted: one corrupt copy never stops a restore another target can serve. Each file's bytes go to a temp file
  * beside its destination (created O_EXCL|O_NOFOLLOW in a directory opened without following symlinks below
- * its trusted root), hashed as they arrive; only a file whose hash matches gets its mtime and mode. A batch is
- * made durable (syncfs), then renamed into place, and made durable again: a crash leaves temp files, never a
- * half-written file at a restored name. `roots` are the trusted directories (followed, made if missing): `--to
+ * its trusted root), hashed as they arrive; only a file whose hash matches gets its mtime and mode, and is
+ * renamed into place after its batch: a killed restore leaves temp files, never a half-written file at a
+ * restored name. With `durable` (--fsync) a batch is on disk (syncfs) before its renames, and the renames are
+ * at the end: the same holds across a power cut. `roots` are the trusted directories (followed, made if missing): `--to
  * DIR`, or the configured sources for an in-place restore. Never throws for a file: its result says why.
  */
 export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: string, roots: string[],
-  opts: { concurrency?: number; onDone?: (r: RestoreResult) => void } = {}): Promise<RestoreResult[]> {
+  opts: { concurrency?: number; onDone?: (r: RestoreResult) => void; local?: LocalReads; durable?: boolean } = {}): Promise<RestoreResult[]> {
   const dirs = new DestDirs(roots);
+  const workers = opts.local?.size ? new LocalFetch() : undefined;
+  const fast = workers && { workers, bases: opts.local!, publish: !opts.durable };
   const results: RestoreResult[] = [];
   const queue = new PQueue({ concurrency: opts.concurrency ?? 8 });
   try {
@@ -61,32 +65,42 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
         batch.push(jobs[i]);
         bytes += jobs[i].rec.z;
       }
-      const staged = await Promise.all(batch.map((j) => queue.add(() => stage(j, targets, host, dirs))));
-      const held = staged.filter((s): s is Staged & { dir: string; fd: number; temp: string } => s.temp !== undefined);
+      const staged = await Promise.all(batch.map((j) => queue.add(async () => {
+        const s = await stage(j, targets, host, dirs, fast);
+        if (!opts.durable && isHeld(s)) { // nothing to wait for: into place at once
+          await publish(s, dirs);
+          return { res: s.res };
+        }
+        return s;
+      })));
+      const held = staged.filter(isHeld);
       try {
-        await dirs.syncAll();
+        if (opts.durable) await dirs.syncAll();
       } catch (err) { // nothing is published that is not on disk
         for (const s of held) await discard(s, dirs, `cannot flush the restored files to disk: ${messageOf(err)}`);
         held.length = 0;
       }
       for (const s of held) await publish(s, dirs);
-      await dirs.syncAll().catch(() => undefined); // the renames: a failure here leaves whole files, at worst the old names
       for (const s of staged) {
         results.push(s.res);
         opts.onDone?.(s.res);
       }
     }
+    // the renames, once for all batches: a crash before leaves whole files under their temp names, never a part
+    if (opts.durable) await dirs.syncAll().catch(() => undefined);
   } finally {
     await dirs.close();
+    await workers?.close();
   }
   return results;
 }
 
 /** A file fetched into `temp` in `dir` (open as `fd`, held until published), or only its result. */
 interface Staged { res: RestoreResult; dir?: string; fd?: number; temp?: string }
+const isHeld = (s: Staged): s is Staged & { dir: string; fd: number; temp: string } => s.temp !== undefined;
 
 /** Fetch one file into a temp beside its destination (hash-checked), or record why it could not be. */
-async function stage(job: RestoreJob, targets: Target[], host: string, dirs: DestDirs): Promise<Staged> {
+async function stage(job: RestoreJob, targets: Target[], host: string, dirs: DestDirs, fast?: Fast): Promise<Staged> {
   const { rec, content } = job;
   const res: RestoreResult = { path: job.path, to: job.dest, ok: false, errors: [], ...(rec.l === undefined ? { hash: content.hash } : {}) };
   const dir = path.dirname(job.dest);
@@ -113,9 +127,16 @@ async function stage(job: RestoreJob, targets: Target[], host: string, dirs: Des
       const wrong: string[] = []; // versions holding other contents
       for (const c of found) {
         try {
-          const { temp, bytes } = await fetchInto(t, c, content.hash, dirFd, content.live ? (isSettled(rec) ? rec.m : undefined) : content.mtimeMs);
+          const mtimeMs = content.live ? (isSettled(rec) ? rec.m : undefined) : content.mtimeMs;
+          const local = fast?.bases.get(t.name);
+          const final = local && fast!.publish ? path.basename(job.dest) : undefined;
+          const { temp, bytes } = local
+            ? await fetchLocal(fast!.workers, t.name, local, c, content.hash, dirFd, mtimeMs, final)
+            : await fetchInto(t, c, content.hash, dirFd, mtimeMs);
+          const ok = { ...res, ok: true, from: t.name, bytes, ...(c.version ? { version: c.version } : {}) };
+          if (final !== undefined) return { res: ok }; // renamed into place by the worker
           keep = true;
-          return { res: { ...res, ok: true, from: t.name, bytes, ...(c.version ? { version: c.version } : {}) }, dir, fd: dirFd, temp };
+          return { res: ok, dir, fd: dirFd, temp };
         } catch (err) {
           if (!content.live && err instanceof TargetError && err.errorClass === 'mismatch') wrong.push(c.version ?? 'the live copy');
           else res.errors.push(`${t.name}: ${messageOf(err)}`);
@@ -171,6 +192,20 @@ async function candidates(t: Target, rel: string, rec: Rec, content: ContentAt):
   const last = previousContents(rec).at(-1);
   if (previousCopyOn(rec, t.name) && last?.hash === content.hash) out.push({ rel });
   return out;
+}
+
+/** Targets whose copies are files on this machine: name -> base directory and the deadline of one read. */
+export type LocalReads = Map<string, { base: string; timeoutMs: number }>;
+
+/** The worker threads reading local targets, their bases, and whether they rename into place at once. */
+interface Fast { workers: LocalFetch; bases: LocalReads; publish: boolean }
+
+/** Fetch a copy on a local target through the LocalFetch workers (synchronous I/O off the main thread). */
+async function fetchLocal(workers: LocalFetch, target: string, local: { base: string; timeoutMs: number }, c: Candidate, hash: string,
+  dirFd: number, mtimeMs: number | undefined, final: string | undefined): Promise<{ temp: string; bytes: number }> {
+  const temp = tempName();
+  const r = await workers.fetch(target, { src: path.join(local.base, c.rel), dir: `/proc/self/fd/${dirFd}`, temp, final, hash, mtimeMs }, local.timeoutMs);
+  return { temp, bytes: r.bytes };
 }
 
 /**

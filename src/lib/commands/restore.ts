@@ -8,7 +8,7 @@ import { type Context, createTargets, openStoreReadOnly } from './context.js';
 import { progressLine } from './progress.js';
 import { matcher } from './whereIs.js';
 
-export interface RestoreOptions { from?: string; to?: string; at?: string; force?: boolean }
+export interface RestoreOptions { from?: string; to?: string; at?: string; force?: boolean; fsync?: boolean }
 
 /**
  * `--at TIME`: an ISO 8601 time (`2026-11-29T12:00:00Z`; without a zone it is local time, as `date -d` reads
@@ -28,7 +28,8 @@ export function parseAt(v: string, now = Date.now()): number {
  * only N) whose copy hashes right. With `--at`, the content current at TIME (a kept version when it has been
  * replaced since); files first seen after TIME are left out. With `--to DIR` a file goes to DIR/<abs path>;
  * without it, in place, but only where the source is missing or with `--force` (else it is not restored,
- * saying so). Progress on a TTY. Returns the results.
+ * saying so). Like rsync and restic, the restored files are left to the kernel to write out; with `--fsync`
+ * each batch is on disk before it is renamed into place. Progress on a TTY. Returns the results.
  */
 export async function restoreCommand(ctx: Context, args: string[], opts: RestoreOptions = {}): Promise<RestoreResult[]> {
   if (!args.length) throw new UsageError('replica restore: give at least one PATH, GLOB or NAME');
@@ -72,7 +73,10 @@ export async function restoreCommand(ctx: Context, args: string[], opts: Restore
     : undefined;
   try {
     const roots = to === undefined ? config.sources.map((s) => s.path) : [to];
+    // targets whose copies are files here: small ones are read by worker threads with synchronous I/O
+    const local = new Map(config.targets.filter((t) => t.path !== undefined).map((t) => [t.name, { base: t.path!, timeoutMs: t.timeouts.copyMs }]));
     results.push(...await restoreFiles(jobs, targets, config.host, roots, {
+      local, durable: opts.fsync,
       onDone: (r) => {
         if (r.ok) { done.files++; done.bytes += r.bytes ?? 0; } else done.failed++;
         if (r.ok) ctx.log.info(`restored ${r.path} -> ${r.to} from ${r.from}${r.version ? ` (version ${r.version})` : ''}`, { path: r.path, target: r.from });

@@ -45,11 +45,12 @@ const BATCH_BYTES = 1024 * 1024 * 1024;
  * Restore `jobs` (sorted by path) from the first of `targets` (in order) whose copy hashes to the content
  * wanted: one corrupt copy never stops a restore another target can serve. Each file's bytes go to a temp file
  * beside its destination (created O_EXCL|O_NOFOLLOW in a directory opened without following symlinks below
- * its trusted root), hashed as they arrive; only a file whose hash matches gets its mtime and mode, and is
- * renamed into place after its batch: a killed restore leaves temp files, never a half-written file at a
- * restored name. With `durable` (--fsync) a batch is on disk (syncfs) before its renames, and the renames are
- * at the end: the same holds across a power cut. `roots` are the trusted directories (followed, made if missing): `--to
- * DIR`, or the configured sources for an in-place restore. Never throws for a file: its result says why.
+ * its trusted root), hashed as they arrive; only a file whose hash matches gets its mtime and mode and is
+ * renamed into place: a killed restore leaves temp files, never a half-written file at a restored name. With
+ * `durable` (--fsync) the files of a batch are renamed only once the batch is on disk (syncfs), and the renames
+ * are made durable at the end: the same holds across a power cut. `roots` are the trusted directories
+ * (followed, made if missing): `--to DIR`, or the configured sources for an in-place restore. `onDone` hears
+ * of each file as its result is final. Never throws for a file: its result says why.
  */
 export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: string, roots: string[],
   opts: { concurrency?: number; onDone?: (r: RestoreResult) => void; local?: LocalReads; durable?: boolean } = {}): Promise<RestoreResult[]> {
@@ -67,24 +68,21 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
       }
       const staged = await Promise.all(batch.map((j) => queue.add(async () => {
         const s = await stage(j, targets, host, dirs, fast);
-        if (!opts.durable && isHeld(s)) { // nothing to wait for: into place at once
-          await publish(s, dirs);
-          return { res: s.res };
-        }
+        if (!opts.durable && isHeld(s)) await publish(s, dirs); // nothing to wait for: into place at once
+        if (!opts.durable || !isHeld(s)) opts.onDone?.(s.res);
         return s;
       })));
-      const held = staged.filter(isHeld);
-      try {
-        if (opts.durable) await dirs.syncAll();
-      } catch (err) { // nothing is published that is not on disk
-        for (const s of held) await discard(s, dirs, `cannot flush the restored files to disk: ${messageOf(err)}`);
-        held.length = 0;
+      if (opts.durable) {
+        const held = staged.filter(isHeld);
+        try {
+          await dirs.syncAll();
+          for (const s of held) await publish(s, dirs);
+        } catch (err) { // nothing is published that is not on disk
+          for (const s of held) await discard(s, dirs, `cannot flush the restored files to disk: ${messageOf(err)}`);
+        }
+        for (const s of held) opts.onDone?.(s.res);
       }
-      for (const s of held) await publish(s, dirs);
-      for (const s of staged) {
-        results.push(s.res);
-        opts.onDone?.(s.res);
-      }
+      results.push(...staged.map((s) => s.res));
     }
     // the renames, once for all batches: a crash before leaves whole files under their temp names, never a part
     if (opts.durable) await dirs.syncAll().catch(() => undefined);

@@ -20,6 +20,14 @@ commands:
                                    reconcile, hash, copy + verify everything due, save, exit (the cron job);
                                    off a terminal it prints nothing when all went well (-v: the summary)
   status                           per target: verified / pending / failed, oldest unverified, last run
+  verify [--target N] [--budget SIZE | --all] [--no-update] [PATH|GLOB|NAME...]
+                                   the scrub: read copies back, oldest verification first, within the budget
+                                   per target (default verify.budget); bad ones are failed and repaired by
+                                   the next run; --no-update: report only (works while the store is locked)
+  retry [--target N] [PATH|GLOB|NAME...]
+                                   failed copies get their attempts back (ignored ones are pending again)
+  ignore PATH|GLOB|NAME... [--target N] [--reason TEXT]
+                                   copies not owed any more (listed with the reason) until the file changes
   new-files [--since 24h|ISO] [--target N] [-0]
                                    files not yet verified on every target (scanned now)
   watch                            the agent: a run at start, then file events, rescans, heartbeat;
@@ -57,10 +65,12 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
   target: { type: 'string' }, 'dry-run': { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' }, since: { type: 'string' }, nul: { type: 'boolean', short: '0' },
   from: { type: 'string' }, to: { type: 'string' }, at: { type: 'string' }, force: { type: 'boolean' }, fsync: { type: 'boolean' },
+  budget: { type: 'string' }, all: { type: 'boolean' }, 'no-update': { type: 'boolean' }, reason: { type: 'string' },
 } as const;
 const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
 const COMMAND_OPTIONS: Record<string, string[]> = {
   run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'], 'where-is': [], restore: ['from', 'to', 'at', 'force', 'fsync'],
+  verify: ['target', 'budget', 'all', 'no-update'], retry: ['target'], ignore: ['target', 'reason'],
 };
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -85,7 +95,7 @@ function parse(argv: string[]): { command?: string; args: string[]; values: Valu
     for (const k of Object.keys(values)) {
       if (!GLOBAL.includes(k) && !allowed.includes(k)) throw new UsageError(`option --${k} does not apply to \`replica ${command}\``);
     }
-    if (!['hash', 'where-is', 'restore'].includes(command) && args.length) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])} for \`replica ${command}\``);
+    if (!['hash', 'where-is', 'restore', 'verify', 'retry', 'ignore'].includes(command) && args.length) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])} for \`replica ${command}\``);
     if (command === 'hash' && !args.length) throw new UsageError('replica hash: give at least one FILE');
   }
   return { command, args, values };
@@ -151,6 +161,12 @@ export async function main(argv: string[]): Promise<number> {
         const r = await (await import('../lib/commands/restore.js')).restoreCommand(ctx, args, { from: values.from, to: values.to, at: values.at, force: values.force, fsync: values.fsync });
         return r.every((x) => x.ok) ? EXIT.ok : EXIT.problems;
       }
+      case 'verify': {
+        const r = await (await import('../lib/commands/verify.js')).verifyCommand(ctx, args, { target: values.target, budget: values.budget, all: values.all, noUpdate: values['no-update'] });
+        return r.every((x) => !x.bad.length && !x.error) ? EXIT.ok : EXIT.problems;
+      }
+      case 'retry': await (await import('../lib/commands/retry.js')).retryCommand(ctx, args, { target: values.target }); return EXIT.ok;
+      case 'ignore': await (await import('../lib/commands/retry.js')).ignoreCommand(ctx, args, { target: values.target, reason: values.reason }); return EXIT.ok;
       case 'manifest': await (await import('../lib/commands/manifest.js')).manifestCommand(ctx, { target: values.target }); return EXIT.ok;
       case 'check': {
         const items = await (await import('../lib/commands/check.js')).checkCommand(ctx);
@@ -182,7 +198,7 @@ function report(err: unknown): number {
 }
 
 /** Commands that touch targets (which may hang in the kernel) run in a supervised worker (supervisor.ts). */
-const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore']);
+const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore', 'verify']);
 
 const argv = process.argv.slice(2);
 if (process.env[SUPERVISED_ENV] !== '1' && argv.some((a) => TARGET_COMMANDS.has(a))) {

@@ -1,5 +1,5 @@
 import { formatBytes, formatDuration } from '../config/units.js';
-import { summarize, type StoreSummary } from '../report/summary.js';
+import { IGNORED_LISTED, summarize, type StoreSummary } from '../report/summary.js';
 import { type Context, openStoreReadOnly } from './context.js';
 
 /** `replica status`: per target verified / pending / failed (by class), oldest unverified, last run. */
@@ -31,6 +31,8 @@ export async function statusCommand(ctx: Context): Promise<StoreSummary> {
     w(`  verified ${t.verified.files} (${formatBytes(t.verified.bytes)})  pending ${t.pending.files} (${formatBytes(t.pending.bytes)})  failed ${t.failed.files} (${formatBytes(t.failed.bytes)})  ignored ${t.ignored.files}`);
     for (const [cls, c] of Object.entries(t.failed.byClass)) w(`  failed [${cls}] ${c.files}: latest ${c.latest.path}: ${c.latest.message}`);
     if (t.oldestUnverified) w(`  oldest unverified: ${t.oldestUnverified.path} (${ago(t.oldestUnverified.since)})`);
+    for (const i of t.ignoredFiles.slice(0, 10)) w(`  ignored ${ago(i.at)}: ${i.path}${i.reason ? ` (${i.reason})` : ''}`);
+    if (t.ignored.files > 10) w(`  ... ${t.ignored.files - 10} more ignored (status --json lists ${Math.min(t.ignored.files, IGNORED_LISTED)})`);
   }
   return s;
 }

@@ -1,6 +1,6 @@
 import type { ErrorClass } from '../errors.js';
 import type { Meta, Rec } from '../store/model.js';
-import { changedAfterVerifiedAt, codeOn, failureOn, isDeleted, isSettled, owedSince } from '../store/records.js';
+import { changedAfterVerifiedAt, codeOn, failureOn, ignoredOn, isDeleted, isSettled, owedSince } from '../store/records.js';
 
 export interface Bucket { files: number; bytes: number }
 
@@ -11,6 +11,8 @@ export interface TargetSummary {
   pending: Bucket;
   failed: Bucket & { byClass: Partial<Record<ErrorClass, { files: number; latest: { path: string; message: string; at: string } }>> };
   ignored: Bucket;
+  /** the ignored copies (`replica ignore`) with when and why, by path (at most IGNORED_LISTED of them) */
+  ignoredFiles: { path: string; at: string; reason: string }[];
   /** the unverified file waiting longest (age counted from when it settled, else first seen) */
   oldestUnverified?: { path: string; since: string };
   lastError?: { class: ErrorClass; message: string; at: string };
@@ -39,6 +41,8 @@ export interface StoreSummary {
 }
 
 const bucket = (): Bucket => ({ files: 0, bytes: 0 });
+/** Ignored copies listed per target (the count is in `ignored`). */
+export const IGNORED_LISTED = 100;
 
 /**
  * Summarise a store per target (`status`, and the monitor's per-host model): verified / pending /
@@ -49,7 +53,7 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
   const removed = Object.keys(meta.targets).filter((n) => !targetNames.includes(n) || meta.targets[n].removedAt !== undefined);
   const names = [...new Set([...targetNames, ...removed])];
   const targets = new Map<string, TargetSummary>(names.map((n) => [n, {
-    name: n, url: meta.targets[n]?.url ?? '', verified: bucket(), pending: bucket(), failed: { ...bucket(), byClass: {} }, ignored: bucket(),
+    name: n, url: meta.targets[n]?.url ?? '', verified: bucket(), pending: bucket(), failed: { ...bucket(), byClass: {} }, ignored: bucket(), ignoredFiles: [],
     ...(removed.includes(n) ? { removedAt: meta.targets[n].removedAt ?? meta.lastRun?.endedAt ?? meta.createdAt } : { lastError: meta.targets[n]?.lastError, lastOkAt: meta.targets[n]?.lastOkAt }),
   }]));
   const oldest = new Map<string, [string, number]>();
@@ -76,6 +80,10 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
         c.files++;
         if (new Date(at).toISOString() > c.latest.at) c.latest = { path: p, message, at: new Date(at).toISOString() };
       }
+      if (st === 'i' && t.ignoredFiles.length < IGNORED_LISTED) {
+        const ig = ignoredOn(r, name);
+        t.ignoredFiles.push({ path: p, at: new Date(ig?.at ?? 0).toISOString(), reason: ig?.reason ?? '' });
+      }
       if (st === 'p' || st === 'f') {
         const since = owedSince(r);
         const o = oldest.get(name);
@@ -86,6 +94,7 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
   for (const [name, t] of targets) {
     const o = oldest.get(name);
     if (o) t.oldestUnverified = { path: o[0], since: new Date(o[1]).toISOString() };
+    t.ignoredFiles.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     s.targets.push(t);
   }
   return s;

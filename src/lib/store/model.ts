@@ -22,6 +22,8 @@ export interface TState {
   n?: number;
   /** last error: [class, message, at] */
   e?: [ErrorClass, string, number];
+  /** ignored by the operator: [at, reason] (state `i`) */
+  ig?: [number, string];
 }
 
 /**
@@ -30,7 +32,9 @@ export interface TState {
  * "f - - 2 1795503430190 1795499830190 ENOSPC no space left on device". The message may hold spaces (it is last).
  */
 export function encodeState(t: TState): string {
-  const f: (string | number | undefined)[] = [t.s, t.c, t.v, t.a || undefined, t.n, t.e?.[2], t.e?.[0], t.e?.[1].replace(/\s+/g, ' ')];
+  // an ignored copy keeps when and why in the error slots, with `ignored` as its class
+  const e = t.ig ? [t.ig[0], 'ignored', t.ig[1]] as const : [t.e?.[2], t.e?.[0], t.e?.[1]] as const;
+  const f: (string | number | undefined)[] = [t.s, t.c, t.v, t.a || undefined, t.n, e[0], e[1], e[2]?.replace(/\s+/g, ' ')];
   while (f.length > 1 && f[f.length - 1] === undefined) f.pop();
   return f.map((x) => (x === undefined ? '-' : x)).join(' ');
 }
@@ -48,7 +52,8 @@ export function decodeState(x: string | undefined): TState {
   if (v !== undefined) t.v = v;
   if (a !== undefined) t.a = a;
   if (n !== undefined) t.n = n;
-  if (at !== undefined) t.e = [f[6] as ErrorClass, f.slice(7).join(' '), at];
+  if (at !== undefined && t.s === 'i' && f[6] === 'ignored') t.ig = [at, f.slice(7).join(' ')];
+  else if (at !== undefined) t.e = [f[6] as ErrorClass, f.slice(7).join(' '), at];
   return t;
 }
 
@@ -111,6 +116,9 @@ export interface TargetState {
   attempts: number;
   nextAttemptAt?: string;
   lastError?: { class: ErrorClass; message: string; at: string };
+  /** ignored by the operator (`replica ignore`): when and why */
+  ignoredAt?: string;
+  reason?: string;
 }
 
 export interface RunCounts {
@@ -169,6 +177,7 @@ export function toFileRecord(path: string, r: Rec): FileRecord {
       hash: done ? r.h : undefined, size: done ? r.z : undefined,
       copiedAt: iso(t.c), verifiedAt: iso(t.v), nextAttemptAt: iso(t.n),
       lastError: t.e && { class: t.e[0], message: t.e[1], at: new Date(t.e[2]).toISOString() },
+      ...(t.ig ? { ignoredAt: new Date(t.ig[0]).toISOString(), reason: t.ig[1] } : {}),
     };
   }
   return {

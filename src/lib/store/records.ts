@@ -177,3 +177,39 @@ export function failureOn(r: Rec, target: string): { class: ErrorClass; message:
   const [cls, message, at] = t.e ?? ['other', '', 0];
   return { class: cls, message, at, attempts: t.a ?? 0, retrying: t.n !== undefined };
 }
+
+/** A re-read (the scrub) of the verified copy on `target` matched: verified again now, copiedAt kept. */
+export function markReverified(r: Rec, target: string, now: number): void {
+  r.t[target] = encodeState({ s: 'v', c: stateOn(r, target).c, v: now });
+}
+
+/**
+ * A re-read found the copy on `target` bad (`mismatch`, `missing`, or the target's class): failed, with its
+ * attempts reset and due at once, so the next pass repairs it.
+ */
+export function markCopyBad(r: Rec, target: string, cls: ErrorClass, message: string, now: number): void {
+  r.t[target] = encodeState({ s: 'f', n: now, e: [cls, message, now] });
+}
+
+/**
+ * `replica retry`: a failed copy gets its attempts back and is due at once (its last error kept); an ignored
+ * one is pending again. Returns whether anything changed.
+ */
+export function resetForRetry(r: Rec, target: string, now: number): boolean {
+  const t = stateOn(r, target);
+  if (t.s === 'f') { r.t[target] = encodeState({ s: 'f', n: now, e: t.e }); return true; }
+  if (t.s === 'i') { r.t[target] = 'p'; return true; }
+  return false;
+}
+
+/** `replica ignore`: the copy on `target` is not owed any more, recording when and why (until the content changes). */
+export function markIgnored(r: Rec, target: string, reason: string, now: number): void {
+  const t = stateOn(r, target);
+  r.t[target] = encodeState({ s: 'i', c: t.c, v: t.v, ig: [now, reason] });
+}
+
+/** When and why the copy on `target` was ignored, if it is. */
+export function ignoredOn(r: Rec, target: string): { at: number; reason: string } | undefined {
+  const ig = codeOn(r, target) === 'i' ? stateOn(r, target).ig : undefined;
+  return ig && { at: ig[0], reason: ig[1] };
+}

@@ -1,0 +1,67 @@
+import { UsageError } from '../errors.js';
+import { codeOn, markIgnored, resetForRetry } from '../store/records.js';
+import { type Context, openStoreLocked } from './context.js';
+import { matcher } from './whereIs.js';
+
+/** The configured target names a command acts on (`--target N`, else all), checked. */
+function targetNames(ctx: Context, only: string | undefined): string[] {
+  const names = ctx.config.targets.map((t) => t.name);
+  if (only !== undefined && !names.includes(only)) throw new UsageError(`--target: no target named ${JSON.stringify(only)} (configured: ${names.join(', ')})`);
+  return only === undefined ? names : [only];
+}
+
+/**
+ * `replica retry [--target N] [PATH|GLOB|NAME...]`: failed copies (all of them, or those matching) get their
+ * attempts back and are due at once; ignored ones become pending again. Takes the lock. Returns how many
+ * copies changed (the next pass tries them).
+ */
+export async function retryCommand(ctx: Context, args: string[], opts: { target?: string } = {}): Promise<number> {
+  const names = targetNames(ctx, opts.target);
+  const tests = args.map(matcher);
+  const { store, lock } = await openStoreLocked(ctx, 'retry');
+  let n = 0;
+  try {
+    const now = Date.now();
+    for (const [p, r] of store.entries()) {
+      if (tests.length && !tests.some((t) => t(p))) continue;
+      let changed = false;
+      for (const t of names) if (resetForRetry(r, t, now)) changed = true;
+      if (changed) { store.set(p, r); n++; }
+    }
+    await store.close();
+  } finally {
+    lock.release();
+  }
+  if (ctx.opts.json) ctx.out.write(`${JSON.stringify({ files: n })}\n`);
+  else ctx.out.write(`${n} file(s) will be tried again by the next pass\n`);
+  return n;
+}
+
+/**
+ * `replica ignore PATH|GLOB|NAME... [--target N] [--reason TEXT]`: the matching files' copies (on N, or on
+ * every target) are not owed any more: they do not count against exit 0, and `status` and the monitor list
+ * them with when and why. A change of the file's content makes it pending again. Takes the lock. Returns how
+ * many copies were ignored.
+ */
+export async function ignoreCommand(ctx: Context, args: string[], opts: { target?: string; reason?: string } = {}): Promise<number> {
+  if (!args.length) throw new UsageError('replica ignore: give at least one PATH, GLOB or NAME');
+  const names = targetNames(ctx, opts.target);
+  const tests = args.map(matcher);
+  const { store, lock } = await openStoreLocked(ctx, 'ignore');
+  let n = 0;
+  try {
+    const now = Date.now();
+    for (const [p, r] of store.entries()) {
+      if (!tests.some((t) => t(p))) continue;
+      const todo = names.filter((t) => codeOn(r, t) !== 'v' && codeOn(r, t) !== 'i');
+      for (const t of todo) markIgnored(r, t, opts.reason ?? '', now);
+      if (todo.length) { store.set(p, r); n += todo.length; }
+    }
+    await store.close();
+  } finally {
+    lock.release();
+  }
+  if (ctx.opts.json) ctx.out.write(`${JSON.stringify({ copies: n })}\n`);
+  else ctx.out.write(`${n} cop${n === 1 ? 'y' : 'ies'} ignored${opts.reason ? ` (${opts.reason})` : ''}\n`);
+  return n;
+}

@@ -1,9 +1,10 @@
-import { type ErrorClass, TargetError, classifyErrno, messageOf } from '../errors.js';
+import type { ErrorClass } from '../errors.js';
 import type { Rec } from '../store/model.js';
 import { isVerifiedOn, markCopyBad, markReverified, verifiedAtOn } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { targetPath } from '../targets/layout.js';
 import type { Target } from '../targets/target.js';
+import { verifyCopies } from './verify.js';
 
 /** What one target's scrub found. */
 export interface ScrubResult {
@@ -17,16 +18,16 @@ export interface ScrubResult {
   error?: { class: ErrorClass; message: string };
 }
 
-/** Copies read back per readBack call (memory and progress are per slice). */
+/** Copies read back per verifyCopies call (memory and progress are per slice). */
 const SLICE = 256;
 
 /**
- * The copies to read again on `target`: verified regular files (matching `filter`), oldest verification first,
+ * The copies to read again on `target`: verified files and symlinks (matching `filter`), oldest verification first,
  * as many as fit in `budgetBytes` (undefined: all; the oldest one is always taken, even when it alone is over
  * the budget, so a big file is never starved), then in path order, which a disk reads mostly sequentially.
  */
 export function scrubSlice(store: Store, target: string, budgetBytes: number | undefined, filter: (p: string) => boolean = () => true): [string, Rec][] {
-  const due = [...store.entries()].filter(([p, r]) => r.l === undefined && isVerifiedOn(r, target) && filter(p))
+  const due = [...store.entries()].filter(([p, r]) => isVerifiedOn(r, target) && filter(p))
     .sort(([, a], [, b]) => verifiedAtOn(a, target)! - verifiedAtOn(b, target)!);
   const out: [string, Rec][] = [];
   let bytes = 0;
@@ -39,7 +40,8 @@ export function scrubSlice(store: Store, target: string, budgetBytes: number | u
 }
 
 /**
- * Read back `slice` on `t` and compare each copy with the store's hash (the scrub). A good copy is verified
+ * Read back `slice` on `t` and compare each copy with the store's hash or link text (the scrub, through the
+ * one verification step, verifyCopies). A good copy is verified
  * again now; a bad one is failed with `mismatch`, `missing` or the target's class, attempts reset, due at
  * once (the next pass repairs it from the source). With `update: false` nothing in the store changes. A
  * target-wide failure stops this target and is reported; the copies not read keep their state.
@@ -49,34 +51,26 @@ export async function scrubTarget(store: Store, t: Target, host: string, slice: 
   const res: ScrubResult = { target: t.name, read: 0, bytes: 0, good: 0, bad: [] };
   for (let i = 0; i < slice.length && !opts.signal?.aborted; i += SLICE) {
     const part = slice.slice(i, i + SLICE);
-    let back: Map<string, string | TargetError>;
-    try {
-      back = await t.readBack(part.map(([p]) => targetPath(host, p)), { signal: opts.signal });
-    } catch (err) {
-      res.error = { class: classifyErrno(err), message: messageOf(err) };
-      return res;
-    }
+    const checked = await verifyCopies(t, part.map(([p, r]) => ({ rel: targetPath(host, p), ...(r.l === undefined ? { hash: r.h } : { link: r.l }) })), { signal: opts.signal });
     for (const [p, rec] of part) {
-      const got = back.get(targetPath(host, p));
-      if (got instanceof TargetError && got.targetWide) {
-        res.error = { class: got.errorClass, message: got.message };
+      const rel = targetPath(host, p);
+      if (!checked.has(rel)) continue; // not read (aborted)
+      const err = checked.get(rel);
+      if (err?.targetWide) {
+        res.error = { class: err.errorClass, message: err.message };
         return res;
       }
-      if (got === undefined) continue; // not read (aborted)
       res.read++;
       res.bytes += rec.z;
       opts.onRead?.(rec.z);
       const now = Date.now();
-      if (got === rec.h) {
+      if (!err) {
         res.good++;
         if (opts.update) { markReverified(rec, t.name, now); store.set(p, rec); }
         continue;
       }
-      const bad = typeof got === 'string'
-        ? { class: 'mismatch' as const, message: `[${t.name}] ${targetPath(host, p)} reads back as ${got}, expected ${rec.h}` }
-        : { class: got.errorClass, message: got.message };
-      res.bad.push({ path: p, ...bad });
-      if (opts.update) { markCopyBad(rec, t.name, bad.class, bad.message, now); store.set(p, rec); }
+      res.bad.push({ path: p, class: err.errorClass, message: err.message });
+      if (opts.update) { markCopyBad(rec, t.name, err.errorClass, err.message, now); store.set(p, rec); }
     }
   }
   return res;

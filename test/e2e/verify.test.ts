@@ -45,6 +45,45 @@ describe('replica verify: the scrub', () => {
     rmTree(dir);
   });
 
+  it('a source deleted and one copy corrupted: the repair comes from the other target, byte-identical (a big file streamed, a small one fetched); never from a copy that is bad too', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    const big = crypto.randomBytes(3 << 20);
+    const small = crypto.randomBytes(5000);
+    fs.writeFileSync(path.join(src, 'big.bin'), big);
+    fs.writeFileSync(path.join(src, 'small.bin'), small);
+    fs.chmodSync(path.join(src, 'small.bin'), 0o640);
+    fs.writeFileSync(path.join(src, 'stays.txt'), 'an empty source would read as an unmounted disk');
+    age(path.join(src, 'big.bin')); age(path.join(src, 'small.bin')); age(path.join(src, 'stays.txt'));
+    const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }] });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    fs.rmSync(path.join(src, 'big.bin'));
+    fs.rmSync(path.join(src, 'small.bin'));
+    assert.equal((await cli(['run', '--config', cfg])).code, 0, 'deleted at the source: nothing owed');
+    const onA = (f: string) => onTarget(path.join(dir, 'ta'), 'h', src, f);
+    const onB = (f: string) => onTarget(path.join(dir, 'tb'), 'h', src, f);
+    for (const f of ['big.bin', 'small.bin']) { const b = fs.readFileSync(onA(f)); b[100] ^= 0xff; fs.writeFileSync(onA(f), b); }
+    assert.equal((await cli(['verify', '--all', '--config', cfg])).code, 1);
+    const r = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(json(r).counts.copied, 2, 'both repaired');
+    assert.deepEqual(fs.readFileSync(onA('big.bin')), big);
+    assert.deepEqual(fs.readFileSync(onA('small.bin')), small);
+    assert.equal(fs.statSync(onA('small.bin')).mode & 0o777, 0o640);
+    assert.equal((await cli(['verify', '--all', '--config', cfg])).code, 0);
+
+    // both copies bad: nothing is published from b's bad copy; a fails, b fails
+    for (const f of [onA('small.bin'), onB('small.bin')]) { const b = fs.readFileSync(f); b[7] ^= 1; fs.writeFileSync(f, b); }
+    const badA = fs.readFileSync(onA('small.bin'));
+    assert.equal((await cli(['verify', '--all', '--config', cfg])).code, 1);
+    assert.equal((await cli(['run', '--config', cfg])).code, 0, 'a deleted file owes nothing: the run is not failed by it');
+    assert.deepEqual(fs.readFileSync(onA('small.bin')), badA, 'never repaired from an unverified copy');
+    const w = json(await cli(['where-is', '--json', 'small.bin', '--config', cfg]));
+    assert.deepEqual([w[0].targets.a.state, w[0].targets.b.state], ['failed', 'failed']);
+    rmTree(dir);
+  });
+
   it('--budget reads at most that much per target, oldest verification first, so two runs cover 20 copies; --no-update writes nothing and runs while the lock is held', async () => {
     const dir = tmpDir();
     const src = path.join(dir, 'src');

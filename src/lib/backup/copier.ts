@@ -6,12 +6,12 @@ import type { Store } from '../store/store.js';
 import type { Rec, RunCounts } from '../store/model.js';
 import { identityOf, observationChanged, observationOf, observe } from '../scan/settle.js';
 import { lstatUnder, openSettled, rootOf } from '../scan/sourceFs.js';
-import { FdSource } from '../targets/source.js';
+import { FdSource, peerSource } from '../targets/source.js';
 import { targetPath } from '../targets/layout.js';
-import { type PutOptions, type Target, hasLinks, hasTempFiles, hasVersions } from '../targets/target.js';
+import { type PutOptions, type RandomRead, type Target, hasLinks, hasRandomRead, hasTempFiles, hasVersions } from '../targets/target.js';
 import { keepPreviousVersion, pruneVersions } from './versions.js';
 import { verifyCopies } from './verify.js';
-import { markFailed, markVerified, previousCopyGone, previousCopyOn, unsettle, type RetryPolicy } from '../store/records.js';
+import { isDeleted, isVerifiedOn, markFailed, markVerified, previousCopyGone, previousCopyOn, unsettle, type RetryPolicy } from '../store/records.js';
 
 export interface CopyContext {
   host: string;
@@ -27,6 +27,8 @@ export interface CopyContext {
   roots: string[];
   /** aborts the whole run (SIGINT/SIGTERM): in-flight copies are abandoned cleanly */
   signal: AbortSignal;
+  /** every target of the pass: a copy whose source is gone is repaired from another one's verified copy */
+  peers?: Target[];
 }
 
 /** Files and bytes per durability batch: one sync (syncfs) and then read-back for each batch. */
@@ -124,6 +126,12 @@ export class TargetCopier {
         }
         return true;
       }
+      if (isDeleted(rec)) { // the source is gone: the scrub found this copy bad; another target's copy serves
+        await this.putFromPeer(p, rec, rel, opts);
+        this.ctx.counts.copied++;
+        this.ctx.counts.bytesCopied += rec.z;
+        return true;
+      }
       // The descriptor of the very file that settled (no symlink followed, same inode/size/mtime/ctime): the
       // copy reads only from it, and its bytes must hash to the settled hash before they are published.
       const { fd, st } = openSettled(p, identityOf(rec));
@@ -140,11 +148,34 @@ export class TargetCopier {
     } catch (err) {
       if (this.ctx.signal.aborted) return false;
       let e = toTargetError(err, this.target.name, opOrigin(this.target.name, 'put', rel));
+      if (isDeleted(rec)) { this.fail(p, rec, e); return false; } // a repair from another target: no source to look at
       if (e.errorClass === 'changed') this.unsettle(p, rec);
       else if (e.errorClass === 'missing' || e.errorClass === 'EACCES' || e.errorClass === 'other') e = this.diagnose(p, rec, e);
       this.fail(p, rec, e);
       return false;
     }
+  }
+
+  /**
+   * Repair the copy of a file whose source is gone from the first other target (config order) holding a
+   * verified copy whose bytes hash to the store's hash on the way (peerSource): never from an unverified
+   * copy, and nothing is published from a copy that turns out bad. Throws the last peer's error.
+   */
+  private async putFromPeer(p: string, rec: Rec, rel: string, opts: PutOptions): Promise<void> {
+    const peers = (this.ctx.peers ?? []).filter((t) => t !== this.target && isVerifiedOn(rec, t.name) && hasRandomRead(t));
+    let last: unknown = new TargetError(`${opOrigin(this.target.name, 'repair', rel)}: the source is gone and no other target holds a verified copy`, { target: this.target.name, errorClass: 'missing' });
+    for (const peer of peers as (Target & RandomRead)[]) {
+      try {
+        const src = await peerSource(peer, rel, rec);
+        await this.target.put(rel, src, opts);
+        this.ctx.log.info(`${this.target.name}: repaired ${p} from ${peer.name} (the source is gone)`, { path: p, target: this.target.name, from: peer.name });
+        return;
+      } catch (err) {
+        last = err;
+        this.ctx.log.warn(`${this.target.name}: cannot repair ${p} from ${peer.name}: ${messageOf(err)}`, { path: p, target: this.target.name });
+      }
+    }
+    throw last;
   }
 
   /**

@@ -10,7 +10,7 @@ import { TargetCopier } from './copier.js';
 import { hashSettled } from './hashing.js';
 import { reconcile, recheck, type ReconcileResult } from './reconcile.js';
 import { shipStore } from './shipStore.js';
-import { isCurrent, isDoneOn, isDue } from '../store/records.js';
+import { isCurrent, isDoneOn, isDue, isRepairDue } from '../store/records.js';
 
 /**
  * The backup work of one process, in steps: `run` is one full pass of it (backup.ts runPass); `watch` keeps
@@ -90,7 +90,7 @@ export class Engine {
       const kind = kindModule(cfg);
       this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? kind.concurrency, kind.maxConnections), {
         host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts, roots: this.roots,
-        signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs, versions: this.config.versions,
+        signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs, versions: this.config.versions, peers: this.targets,
       }));
     }
   }
@@ -135,7 +135,7 @@ export class Engine {
     const consider = (p: string, r: Rec | undefined) => {
       if (!r || this.missingRoots.some((m) => p.startsWith(m + '/'))) return;
       for (const c of this.copiers) {
-        if (c.down || !isDue(r, c.target.name, now, this.config.retry)) continue;
+        if (c.down || !(isDue(r, c.target.name, now, this.config.retry) || isRepairDue(r, c.target.name, now, this.config.retry))) continue;
         due.get(c)!.push(p);
         this.due.files++;
         this.due.bytes += r.z;

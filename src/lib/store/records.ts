@@ -153,6 +153,17 @@ export function isDue(r: Rec, target: string, now: number, policy: RetryPolicy):
   return (t.a ?? 0) < policy.maxAttempts && (t.n ?? 0) <= now;
 }
 
+/**
+ * Is a repair of `r` on `target` due now from another target? The source is gone (deleted after it settled),
+ * the copy on `target` failed (the scrub found it bad) with attempts left and its backoff over, and another
+ * target holds a verified copy to read it from.
+ */
+export function isRepairDue(r: Rec, target: string, now: number, policy: RetryPolicy): boolean {
+  if (!isSettled(r) || !isDeleted(r) || r.l !== undefined || codeOn(r, target) !== 'f') return false;
+  const t = stateOn(r, target);
+  return (t.a ?? 0) < policy.maxAttempts && (t.n ?? 0) <= now && Object.keys(r.t).some((o) => o !== target && codeOn(r, o) === 'v');
+}
+
 /** Record a per-file failure on one target: spends an attempt, schedules the next by backoff. */
 export function markFailed(r: Rec, target: string, cls: ErrorClass, message: string, now: number, policy: RetryPolicy): void {
   const a = (stateOn(r, target).a ?? 0) + 1;

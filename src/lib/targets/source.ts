@@ -105,3 +105,41 @@ export async function withFileSource<T>(file: string, meta: { mode?: number; mti
     fs.closeSync(fd);
   }
 }
+
+/**
+ * A PutSource reading another target's copy of `rel` (repairing a copy whose source is gone). Its bytes must
+ * hash to the store's hash `rec.h`: a small copy is fetched and checked before the put starts; a big one is
+ * streamed and errors before its last chunk when it does not match, so nothing wrong is published. The mode is
+ * the peer copy's, the mtime the recorded one.
+ */
+export async function peerSource(peer: { name: string; stat(rel: string): Promise<{ size: number; mode?: number } | undefined>; get(rel: string): Promise<Readable> },
+  rel: string, rec: { z: number; m: number; h?: string }): Promise<PutSource> {
+  const st = await peer.stat(rel);
+  if (!st) throw new SourceError(`[${peer.name}] ${rel} is missing`, 'missing');
+  const mode = (st.mode ?? 0o600) & COPY_MODE_MASK;
+  const bad = (got: string) => new SourceError(`[${peer.name}] ${rel} hashes to ${got}, expected ${rec.h}: not used`, 'mismatch');
+  if (st.size <= CHUNK) {
+    const parts: Buffer[] = [];
+    for await (const c of await peer.get(rel) as AsyncIterable<Buffer>) parts.push(c);
+    const data = Buffer.concat(parts);
+    await initHasher();
+    if (hashBytes(data) !== rec.h) throw bad(hashBytes(data));
+    return bufferSource(data, { mode, mtimeMs: rec.m, hash: rec.h });
+  }
+  return {
+    size: st.size, mode, mtimeMs: rec.m, hash: rec.h,
+    readAll: () => { throw new SourceError(`[${peer.name}] ${rel}: a large copy is only streamed`, 'other'); },
+    stream: () => Readable.from((async function* () {
+      const h = (await initHasher()).create64();
+      let held: Buffer | undefined;
+      for await (const c of await peer.get(rel) as AsyncIterable<Buffer>) {
+        h.update(c);
+        if (held) yield held;
+        held = c;
+      }
+      const got = toHex(h.digest());
+      if (got !== rec.h) throw bad(got);
+      if (held) yield held;
+    })()),
+  };
+}

@@ -175,3 +175,36 @@ describe('replica retry and ignore', () => {
     rmTree(dir);
   });
 });
+
+describe('the scrub in replica watch', () => {
+  it('re-reads copies on its own (status coverage rises to 100%), and a corrupted copy it finds is repaired without an operator', async () => {
+    const { spawn } = await import('node:child_process');
+    const { CLI, until } = await import('../helpers.js');
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    for (let i = 0; i < 5; i++) { fs.writeFileSync(path.join(src, `f${i}.dat`), crypto.randomBytes(10_000)); age(path.join(src, `f${i}.dat`)); }
+    const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }], verify: { every: '6s', budget: '100GiB' }, heartbeat: '1s', rescan: '1h' });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    const coverage = async () => (json(await cli(['status', '--json', '--config', cfg])).targets[0].scrub as { coverage: number }).coverage;
+    await until(async () => (await coverage()) === 0, 20_000, 500); // every copy's verification is now older than 6 s
+    assert.match((await cli(['status', '--config', cfg])).stdout, /scrub: 0% of verified copies read back within 6s; oldest verification/);
+    const agent = spawn(process.execPath, [CLI, 'watch', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    agent.stderr!.on('data', (d) => (err += d));
+    try {
+      await until(async () => (await coverage()) === 1, 30_000, 300);
+      const onA = onTarget(path.join(dir, 'ta'), 'h', src, 'f2.dat');
+      const b = fs.readFileSync(onA);
+      b[5] ^= 0xff;
+      fs.writeFileSync(onA, b);
+      await until(() => fs.readFileSync(onA).equals(fs.readFileSync(path.join(src, 'f2.dat'))), 30_000, 200);
+      assert.match(err, /scrub: .*f2\.dat on a: \[mismatch\]/);
+    } finally {
+      agent.kill('SIGTERM');
+      await exited(agent);
+    }
+    assert.equal((await cli(['verify', '--all', '--config', cfg])).code, 0);
+    rmTree(dir);
+  });
+});

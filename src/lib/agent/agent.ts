@@ -8,6 +8,7 @@ import { Engine } from '../backup/engine.js';
 import { createWatcher, type SourceWatcher } from '../scan/watch.js';
 import { type LongTimer, setLongInterval } from '../queue/timers.js';
 import { FileEvents } from './events.js';
+import { Scrubber, scrubTickMs } from './scrubber.js';
 import { processWatches } from '../scan/inotify.js';
 import { POLL_MS, heartbeat, watchFailure, watchInfo } from './health.js';
 import { isCurrent, isVerifiedOn } from '../store/records.js';
@@ -37,6 +38,8 @@ export class Agent {
   private targets: Target[] = [];
   private watcher?: SourceWatcher & { backend: string };
   private readonly events: FileEvents;
+  /** the scrub (scrubber.ts): reads copies again off the work chain; bad ones go to a retry round at once */
+  private readonly scrubber: Scrubber;
   private intervals: LongTimer[] = [];
   private shipTimer?: NodeJS.Timeout;
   private lastShip = 0;
@@ -54,6 +57,11 @@ export class Agent {
       engine: () => this.engine, settleMs: () => this.config.settleMs, log: deps.log,
       enqueue: (what, fn) => this.enqueue(what, fn),
       copied: (batch) => { this.releaseDone(batch); this.scheduleShip(); },
+    });
+    this.scrubber = new Scrubber({
+      store: deps.store, log: deps.log, config: () => this.config, targets: () => this.targets, signal: this.abort.signal,
+      usable: (name) => !this.engine.copiers.find((c) => c.target.name === name)?.down,
+      onBad: () => void this.enqueue('repairs', () => this.retries()),
     });
   }
 
@@ -82,6 +90,7 @@ export class Agent {
       setLongInterval(() => this.heartbeat(), this.config.heartbeatMs),
       setLongInterval(() => this.rescan(), this.config.rescanMs),
       setLongInterval(() => void this.enqueue('retries', () => this.retries()), Math.min(RETRY_MS, this.config.rescanMs)),
+      setLongInterval(() => void this.scrubber.tick(), scrubTickMs(this.config.verify.everyMs)),
     ];
     this.log.info(`watch: watching ${this.config.sources.length} source(s) with ${processWatches()} inotify watches; settle ${this.config.settleMs} ms, rescan every ${this.config.rescanMs} ms`);
   }
@@ -90,6 +99,8 @@ export class Agent {
     this.targets = this.deps.makeTargets(this.config);
     this.engine = new Engine(this.config, this.store, this.targets, this.log, this.abort.signal);
   }
+
+
 
   private rescanQueued = false;
 

@@ -52,6 +52,7 @@ export class Engine {
     const meta = this.store.meta;
     meta.heartbeatAt = new Date().toISOString();
     meta.sources = this.config.sources.map((s) => s.path);
+    meta.verify = { ...this.config.verify };
     for (const t of this.config.targets) {
       meta.targets[t.name] = { ...meta.targets[t.name], url: t.url };
       delete meta.targets[t.name].removedAt;

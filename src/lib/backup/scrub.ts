@@ -26,8 +26,8 @@ const SLICE = 256;
  * as many as fit in `budgetBytes` (undefined: all; the oldest one is always taken, even when it alone is over
  * the budget, so a big file is never starved), then in path order, which a disk reads mostly sequentially.
  */
-export function scrubSlice(store: Store, target: string, budgetBytes: number | undefined, filter: (p: string) => boolean = () => true): [string, Rec][] {
-  const due = [...store.entries()].filter(([p, r]) => isVerifiedOn(r, target) && filter(p))
+export function scrubSlice(store: Store, target: string, budgetBytes: number | undefined, filter: (p: string, r: Rec) => boolean = () => true): [string, Rec][] {
+  const due = [...store.entries()].filter(([p, r]) => isVerifiedOn(r, target) && filter(p, r))
     .sort(([, a], [, b]) => verifiedAtOn(a, target)! - verifiedAtOn(b, target)!);
   const out: [string, Rec][] = [];
   let bytes = 0;
@@ -47,14 +47,18 @@ export function scrubSlice(store: Store, target: string, budgetBytes: number | u
  * target-wide failure stops this target and is reported; the copies not read keep their state.
  */
 export async function scrubTarget(store: Store, t: Target, host: string, slice: [string, Rec][],
-  opts: { update: boolean; signal?: AbortSignal; onRead?: (bytes: number) => void }): Promise<ScrubResult> {
+  opts: { update: boolean; signal?: AbortSignal; onRead?: (bytes: number) => void; concurrency?: number }): Promise<ScrubResult> {
   const res: ScrubResult = { target: t.name, read: 0, bytes: 0, good: 0, bad: [] };
   for (let i = 0; i < slice.length && !opts.signal?.aborted; i += SLICE) {
     const part = slice.slice(i, i + SLICE);
-    const checked = await verifyCopies(t, part.map(([p, r]) => ({ rel: targetPath(host, p), ...(r.l === undefined ? { hash: r.h } : { link: r.l }) })), { signal: opts.signal });
-    for (const [p, rec] of part) {
+    const checked = await verifyCopies(t, part.map(([p, r]) => ({ rel: targetPath(host, p), ...(r.l === undefined ? { hash: r.h } : { link: r.l }) })), { signal: opts.signal, concurrency: opts.concurrency });
+    for (const [p, was] of part) {
       const rel = targetPath(host, p);
       if (!checked.has(rel)) continue; // not read (aborted)
+      // the record may have moved on while we read (a new content settled, a copy repaired): judge only the
+      // copy we read, and only while the store still says it is that verified content
+      const rec = store.get(p);
+      if (!rec || rec.h !== was.h || rec.l !== was.l || !isVerifiedOn(rec, t.name)) continue;
       const err = checked.get(rel);
       if (err?.targetWide) {
         res.error = { class: err.errorClass, message: err.message };

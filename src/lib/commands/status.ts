@@ -31,6 +31,7 @@ export async function statusCommand(ctx: Context): Promise<StoreSummary> {
     w(`  verified ${t.verified.files} (${formatBytes(t.verified.bytes)})  pending ${t.pending.files} (${formatBytes(t.pending.bytes)})  failed ${t.failed.files} (${formatBytes(t.failed.bytes)})  ignored ${t.ignored.files}`);
     for (const [cls, c] of Object.entries(t.failed.byClass)) w(`  failed [${cls}] ${c.files}: latest ${c.latest.path}: ${c.latest.message}`);
     if (t.oldestUnverified) w(`  oldest unverified: ${t.oldestUnverified.path} (${ago(t.oldestUnverified.since)})`);
+    if (t.scrub.oldestVerifiedAt) w(`  scrub: ${(t.scrub.coverage * 100).toFixed(t.scrub.coverage < 1 && t.scrub.coverage > 0.99 ? 1 : 0)}% of verified copies read back within ${formatDuration(s.verifyEveryMs)}; oldest verification ${ago(t.scrub.oldestVerifiedAt)}`);
     for (const i of t.ignoredFiles.slice(0, 10)) w(`  ignored ${ago(i.at)}: ${i.path}${i.reason ? ` (${i.reason})` : ''}`);
     if (t.ignored.files > 10) w(`  ... ${t.ignored.files - 10} more ignored (status --json lists ${Math.min(t.ignored.files, IGNORED_LISTED)})`);
   }

@@ -1,6 +1,6 @@
 import type { ErrorClass } from '../errors.js';
 import type { Meta, Rec } from '../store/model.js';
-import { changedAfterVerifiedAt, codeOn, failureOn, ignoredOn, isDeleted, isSettled, owedSince } from '../store/records.js';
+import { changedAfterVerifiedAt, codeOn, failureOn, ignoredOn, isDeleted, isSettled, owedSince, verifiedAtOn } from '../store/records.js';
 
 export interface Bucket { files: number; bytes: number }
 
@@ -11,6 +11,11 @@ export interface TargetSummary {
   pending: Bucket;
   failed: Bucket & { byClass: Partial<Record<ErrorClass, { files: number; latest: { path: string; message: string; at: string } }>> };
   ignored: Bucket;
+  /**
+   * The scrub: the share of verified copies read back within `verify.every` (1 when there are none), and the
+   * oldest verification of a copy
+   */
+  scrub: { coverage: number; oldestVerifiedAt?: string };
   /** the ignored copies (`replica ignore`) with when and why, by path (at most IGNORED_LISTED of them) */
   ignoredFiles: { path: string; at: string; reason: string }[];
   /** the unverified file waiting longest (age counted from when it settled, else first seen) */
@@ -37,10 +42,14 @@ export interface StoreSummary {
   skipped: number;
   /** the watch agent, when one has run: backend, inotify watches in use and the limit, fallback mode */
   watch?: Meta['watch'];
+  /** every copy should be read back within this (verify.every): what scrub coverage is measured against */
+  verifyEveryMs: number;
   targets: TargetSummary[];
 }
 
 const bucket = (): Bucket => ({ files: 0, bytes: 0 });
+/** `verify.every` when the store does not say (written by a version before the scrub): the config default, 30 days. */
+const DEFAULT_VERIFY_EVERY_MS = 30 * 86_400_000;
 /** Ignored copies listed per target (the count is in `ignored`). */
 export const IGNORED_LISTED = 100;
 
@@ -48,18 +57,22 @@ export const IGNORED_LISTED = 100;
  * Summarise a store per target (`status`, and the monitor's per-host model): verified / pending /
  * failed (by error class, with the latest message) / ignored counts and bytes, the oldest unverified file.
  */
-export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNames: string[]): StoreSummary {
+export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNames: string[], now = Date.now()): StoreSummary {
   // targets the store knows that are not configured (any more) are listed as removed
   const removed = Object.keys(meta.targets).filter((n) => !targetNames.includes(n) || meta.targets[n].removedAt !== undefined);
   const names = [...new Set([...targetNames, ...removed])];
   const targets = new Map<string, TargetSummary>(names.map((n) => [n, {
-    name: n, url: meta.targets[n]?.url ?? '', verified: bucket(), pending: bucket(), failed: { ...bucket(), byClass: {} }, ignored: bucket(), ignoredFiles: [],
+    name: n, url: meta.targets[n]?.url ?? '', verified: bucket(), pending: bucket(), failed: { ...bucket(), byClass: {} }, ignored: bucket(), ignoredFiles: [], scrub: { coverage: 1 },
     ...(removed.includes(n) ? { removedAt: meta.targets[n].removedAt ?? meta.lastRun?.endedAt ?? meta.createdAt } : { lastError: meta.targets[n]?.lastError, lastOkAt: meta.targets[n]?.lastOkAt }),
   }]));
   const oldest = new Map<string, [string, number]>();
+  const fresh = new Map<string, number>(); // verified within verify.every
+  const oldestCheck = new Map<string, number>();
+  const since = now - (meta.verify?.everyMs ?? DEFAULT_VERIFY_EVERY_MS);
   const s: StoreSummary = {
     host: meta.host, agentVersion: meta.agentVersion, heartbeatAt: meta.heartbeatAt, lastRun: meta.lastRun,
-    files: 0, unsettled: 0, deleted: 0, changedAfterVerified: 0, skipped: meta.lastRun?.counts.skipped ?? 0, watch: meta.watch, targets: [],
+    files: 0, unsettled: 0, deleted: 0, changedAfterVerified: 0, skipped: meta.lastRun?.counts.skipped ?? 0, watch: meta.watch,
+    verifyEveryMs: meta.verify?.everyMs ?? DEFAULT_VERIFY_EVERY_MS, targets: [],
   };
   for (const [p, r] of records) {
     s.files++;
@@ -72,6 +85,11 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
       if (deleted && st !== 'v') continue; // gone before it was copied: nothing can be done
       if (t.removedAt !== undefined && st !== 'v') continue; // a removed target is owed nothing
       const b = st === 'v' ? t.verified : st === 'f' ? t.failed : st === 'i' ? t.ignored : t.pending;
+      if (st === 'v') {
+        const v = verifiedAtOn(r, name) ?? 0;
+        if (v >= since) fresh.set(name, (fresh.get(name) ?? 0) + 1);
+        if (v < (oldestCheck.get(name) ?? Infinity)) oldestCheck.set(name, v);
+      }
       b.files++;
       b.bytes += r.z;
       if (st === 'f') {
@@ -94,6 +112,7 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
   for (const [name, t] of targets) {
     const o = oldest.get(name);
     if (o) t.oldestUnverified = { path: o[0], since: new Date(o[1]).toISOString() };
+    if (t.verified.files) t.scrub = { coverage: (fresh.get(name) ?? 0) / t.verified.files, oldestVerifiedAt: new Date(oldestCheck.get(name)!).toISOString() };
     t.ignoredFiles.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     s.targets.push(t);
   }

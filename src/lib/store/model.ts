@@ -145,6 +145,8 @@ export interface Meta {
   sources: string[];
   /** the `replica watch` agent: how it watches, and whether it had to fall back to periodic scans */
   watch?: WatchInfo;
+  /** the config's scrub (`verify`): every copy re-read within `everyMs`, `budgetBytes` a day (for status and the monitor) */
+  verify?: { everyMs: number; budgetBytes: number };
 }
 
 export interface WatchInfo {

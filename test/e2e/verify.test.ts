@@ -2,10 +2,15 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { age, cli, cliSpawn, exited, json, onTarget, rmTree, tmpDir, treeDigest, writeConfig } from '../helpers.js';
+import { ROOT, age, cli, cliSpawn, exited, json, onTarget, rmTree, tmpDir, treeDigest, writeConfig } from '../helpers.js';
 
 type Scrub = { ok: boolean; targets: { target: string; read: number; bytes: number; good: number; bad: { path: string; class: string }[] }[] };
+const monitor = (...args: string[]): { code: number; out: string } => {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/bin/replica-monitor.js'), ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, out: r.stdout };
+};
 const storeFiles = (dir: string) => Object.fromEntries(fs.readdirSync(path.join(dir, '.replica', 'files')).map((f) => [f, fs.readFileSync(path.join(dir, '.replica', 'files', f), 'utf8')]));
 
 describe('replica verify: the scrub', () => {
@@ -40,7 +45,11 @@ describe('replica verify: the scrub', () => {
     fs.rmSync(path.join(dir, 'tb', 'h'), { recursive: true });
     const gone = json(await cli(['verify', '--json', '--all', '--target', 'b', '--config', cfg])) as Scrub;
     assert.deepEqual(gone.targets.map((t) => [t.target, t.bad.length, [...new Set(t.bad.map((x) => x.class))]]), [['b', 6, ['missing']]]);
+    const mon = monitor(path.join(dir, '.replica'));
+    assert.equal(mon.code, 2, 'CRITICAL until repaired');
+    assert.match(mon.out, /CRITICAL: b: 6 copies read back wrong or missing/);
     assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    assert.equal(monitor(path.join(dir, '.replica')).code, 0, 'OK once repaired');
     assert.deepEqual(treeDigest(onTarget(path.join(dir, 'tb'), 'h', src)), treeDigest(src));
     rmTree(dir);
   });
@@ -167,6 +176,11 @@ describe('replica retry and ignore', () => {
     assert.equal(st.targets[0].ignored.files, 1);
     assert.deepEqual(st.targets[0].ignoredFiles.map((x: { path: string; reason: string }) => [x.path, x.reason]), [[path.join(g, 'bad.dat'), 'known bad sector']]);
     assert.equal((await cli(['run', '--config', cfg])).code, 0, 'an ignored copy does not count against exit 0');
+    const store = path.join(dir, '.replica');
+    const mj = JSON.parse(monitor(store, '--format', 'json').out);
+    assert.deepEqual(mj.hosts[0].targets[0].ignoredFiles.map((x: { reason: string }) => x.reason), ['known bad sector']);
+    assert.match(monitor(store, '--format', 'html').out, /<table class="f" id="ignored">.*bad\.dat<\/td><td>known bad sector<\/td>/s);
+    assert.match(monitor(store).out, /ignored copies \(replica ignore\):\n {2}h\/a ignored since .*bad\.dat \(known bad sector\)/);
     fs.writeFileSync(path.join(g, 'bad.dat'), 'changed');
     age(path.join(g, 'bad.dat'), 100);
     assert.equal((await cli(['run', '--config', cfg])).code, 1, 'changed: pending again, and failing again');

@@ -1,6 +1,6 @@
 import type { ErrorClass } from '../errors.js';
 import type { Meta, Rec } from '../store/model.js';
-import { codeOn, failureOn, isCurrent, owedSince, verifiedAtOn } from '../store/records.js';
+import { codeOn, failureOn, isCurrent, owedSince } from '../store/records.js';
 import { summarize, type StoreSummary, type TargetSummary } from '../report/summary.js';
 
 /** Monitoring-plugin states, in exit-code order. */
@@ -51,33 +51,30 @@ export const worse = (a: Status, b: Status): Status => {
 
 /**
  * The report for one host : CRITICAL for a stale heartbeat, a target-level failure, a file
- * failed with no attempts left, or a settled file unverified for longer than critAge; WARNING for a failed
+ * failed with no attempts left, a copy read back wrong or missing (until repaired), or a settled file
+ * unverified for longer than critAge; WARNING for a failed
  * file still being retried or a settled file unverified for longer than warnAge.
  */
 export function hostReport(store: string, meta: Meta, records: () => Iterable<[string, Rec]>, t: Thresholds, now = Date.now()): HostReport {
   const names = Object.keys(meta.targets);
-  const s = summarize(meta, records(), names);
+  // coverage against the host's own verify.every (recorded by its runs), else the monitor's
+  const s = summarize(meta.verify ? meta : { ...meta, verify: { everyMs: t.scrubEveryMs, budgetBytes: 0 } }, records(), names, now);
   const problems: string[] = [];
   let status: Status = 'OK';
   const raise = (st: Status, msg: string) => { status = worse(status, st); problems.push(`${st}: ${msg}`); };
   const heartbeatAgeMs = meta.heartbeatAt ? now - Date.parse(meta.heartbeatAt) : undefined;
   const stale = heartbeatAgeMs === undefined || heartbeatAgeMs > t.staleMs;
   if (stale) raise('CRITICAL', `agent heartbeat ${heartbeatAgeMs === undefined ? 'never recorded' : `is ${Math.round(heartbeatAgeMs / 60000)} min old`} (stale after ${Math.round(t.staleMs / 60000)} min)`);
-  const extra = new Map(names.map((n) => [n, { upTo: Infinity, final: 0, retrying: 0, worst: [] as TargetReport['worst'], verified: 0, scrubbed: 0 }]));
+  const extra = new Map(names.map((n) => [n, { upTo: Infinity, final: 0, retrying: 0, lost: 0, worst: [] as TargetReport['worst'] }]));
   for (const [p, r] of records()) {
     if (!isCurrent(r)) continue;
     for (const [n, x] of extra) {
       const code = codeOn(r, n);
-      if (code === 'v') {
-        x.verified++;
-        const v = verifiedAtOn(r, n) ?? 0;
-        if (now - v <= t.scrubEveryMs) x.scrubbed++;
-        continue;
-      }
-      if (code === 'i') continue;
+      if (code === 'v' || code === 'i') continue;
       x.upTo = Math.min(x.upTo, owedSince(r));
       if (code === 'f') {
         const { class: cls, message, at, attempts, retrying } = failureOn(r, n);
+        if (cls === 'mismatch' || cls === 'missing') x.lost++;
         if (retrying) x.retrying++; else x.final++;
         x.worst.push({ path: p, class: cls, message, at: new Date(at).toISOString(), attempts, retrying });
       }
@@ -93,6 +90,8 @@ export function hostReport(store: string, meta: Meta, records: () => Iterable<[s
     }
     if (ts.lastError) flag('CRITICAL', `target failed: [${ts.lastError.class}] ${ts.lastError.message}`);
     if (x.final) flag('CRITICAL', `${x.final} files failed with no attempts left`);
+    // a copy that was there and is not any more (read back wrong, or gone): the backup lost it until repaired
+    if (x.lost) flag('CRITICAL', `${x.lost} copies read back wrong or missing (the scrub or a read-back found them): being repaired`);
     const age = x.upTo === Infinity ? undefined : now - x.upTo;
     if (age !== undefined && age > t.critAgeMs) flag('CRITICAL', `a file has been unverified for ${Math.round(age / 3600000)} h`);
     else if (age !== undefined && age > t.warnAgeMs) flag('WARNING', `a file has been unverified for ${Math.round(age / 60000)} min`);
@@ -101,7 +100,7 @@ export function hostReport(store: string, meta: Meta, records: () => Iterable<[s
     return {
       ...ts, status: tStatus, failedFinal: x.final, failedRetrying: x.retrying, worst: x.worst.slice(0, 10),
       verifiedUpTo: new Date(x.upTo === Infinity ? Date.parse(meta.lastRun?.endedAt ?? meta.heartbeatAt ?? new Date(now).toISOString()) : x.upTo).toISOString(),
-      oldestUnverifiedAgeMs: age, scrubCoverage: x.verified ? x.scrubbed / x.verified : 1,
+      oldestUnverifiedAgeMs: age, scrubCoverage: ts.scrub.coverage,
     };
   });
   return { ...s, store, status, agentStatus: stale ? 'CRITICAL' : 'OK', heartbeatAgeMs, problems, targets };

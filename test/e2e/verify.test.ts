@@ -110,6 +110,12 @@ describe('replica verify: the scrub', () => {
       seen.push(...newest);
     }
     assert.equal(new Set(seen).size, 20, 'two budgeted runs read every copy once');
+    const chk = await cli(['check', '--config', cfg]);
+    assert.match(chk.stdout, /^ok {6}scrub: verify\.budget 10\.0 MiB a day x verify\.every 30d reads 300\.0 MiB: covers the 20\.0 MiB verified on a$/m);
+    const small = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }], verify: { every: '1d', budget: '5MiB' } }, 'small.json');
+    const warn = await cli(['check', '--config', small]);
+    assert.equal(warn.code, 0, 'a warning, not a failure');
+    assert.match(warn.stdout, /^WARNING scrub: .* less than the 20\.0 MiB verified on a: .*raise verify\.budget to 20\.0 MiB/m);
     assert.equal((await cli(['verify', '--budget', '1', '--all', '--config', cfg])).code, 2);
     assert.equal((await cli(['verify', '--budget', 'lots', '--config', cfg])).code, 2);
 

@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import { ConfigError, messageOf, toTargetError } from '../errors.js';
 import { isExecutableConfig } from '../config/load.js';
-import type { SourceConfig } from '../config/schema.js';
+import type { Config, SourceConfig } from '../config/schema.js';
 import { PathFilter } from '../scan/filter.js';
 import { walk } from '../scan/walk.js';
-import { formatBytes } from '../config/units.js';
+import { formatBytes, formatDuration } from '../config/units.js';
+import { isVerifiedOn } from '../store/records.js';
+import type { Store } from '../store/store.js';
 import { createTarget } from '../targets/registry.js';
 import type { CheckReport } from '../targets/target.js';
 import { userWatches } from '../scan/inotify.js';
@@ -12,6 +14,8 @@ import { type Context, checkMissingSources, openStoreReadOnly } from './context.
 
 export interface CheckItem {
   what: string; ok: boolean; detail: string;
+  /** ok, but worth a look (printed as WARNING; the exit code stays 0) */
+  warning?: boolean;
   /** the config is invalid (what `run` would refuse with exit 78) */
   configError?: boolean;
   /** sources: files the include/exclude patterns keep and drop */
@@ -80,6 +84,7 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
   try {
     const store = await openStoreReadOnly(ctx);
     items.push({ what: 'store', ok: store.warnings.length === 0, detail: store.warnings.length ? store.warnings.join('; ') : `${config.store}: ${store.size} records` });
+    items.push(scrubItem(config, store));
     try {
       checkMissingSources(config, store);
     } catch (err) {
@@ -90,8 +95,26 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
     items.push({ what: 'store', ok: false, detail: messageOf(err) });
   }
   if (ctx.opts.json) ctx.out.write(`${JSON.stringify(items, null, 2)}\n`);
-  else for (const it of items) ctx.out.write(`${it.ok ? 'ok     ' : 'PROBLEM'} ${it.what}: ${it.detail}\n`);
+  else for (const it of items) ctx.out.write(`${it.ok ? (it.warning ? 'WARNING' : 'ok     ') : 'PROBLEM'} ${it.what}: ${it.detail}\n`);
   return items;
+}
+
+/**
+ * Can the scrub read every copy again within `verify.every`? `verify.budget` a day times `every` must cover
+ * the bytes verified on the fullest target; a warning (not a failure) when it cannot, saying what would.
+ */
+function scrubItem(config: Config, store: Store): CheckItem {
+  const { everyMs, budgetBytes } = config.verify;
+  const days = everyMs / 86_400_000;
+  const held = config.targets.map((t) => {
+    let bytes = 0;
+    for (const [, r] of store.entries()) if (isVerifiedOn(r, t.name)) bytes += r.z;
+    return { name: t.name, bytes };
+  }).sort((a, b) => b.bytes - a.bytes)[0];
+  const reach = budgetBytes * days;
+  const base = `verify.budget ${formatBytes(budgetBytes)} a day x verify.every ${formatDuration(everyMs)} reads ${formatBytes(reach)}`;
+  if (!held || held.bytes <= reach) return { what: 'scrub', ok: true, detail: `${base}: covers the ${formatBytes(held?.bytes ?? 0)} verified${held ? ` on ${held.name}` : ''}` };
+  return { what: 'scrub', ok: true, warning: true, detail: `${base}, less than the ${formatBytes(held.bytes)} verified on ${held.name}: copies will go unread for longer than verify.every (raise verify.budget to ${formatBytes(Math.ceil(held.bytes / days))} or verify.every)` };
 }
 
 /** Walk a source without pruning and count the files its patterns keep and drop (pruned directories included). */

@@ -147,6 +147,24 @@ if (want('restore')) {
   }
 }
 
+// The scrub: `verify --all` of every copy on a local target against `xxhsum -H1` reading the same copies (both
+// from the page cache: a warm-up read first), as bytes per second.
+if (want('scrub')) {
+  const cases = [['1 GiB in 1 MiB files', 'mib', 1024, 16, 1 << 20], ['10k x 4 KiB', 'small', 10_000, 100, 4096]];
+  for (const [label, name, files, perDir, size] of cases) {
+    const src = path.join(W, name);
+    tree(src, files, perDir, size);
+    const dst = path.join(W, `scrub.${name}.dst`);
+    const cfg = config(`scrub${name}`, src, dst);
+    sh(replica(`run --config ${q(cfg)}`));
+    const copies = `find ${q(dst)}/bench -type f -print0`;
+    sh(`${copies} | xargs -0 cat > /dev/null`);
+    const [ours, peer] = pair(() => `${copies} | xargs -0 xxhsum -H1 > /dev/null`, () => replica(`verify --all --config ${q(cfg)}`));
+    const mb = (files * size) / 1e6;
+    row(`scrub: verify --all, ${label} (page cache)`, mb / ours, mb / peer, 'xxhsum -H1 of the copies', 0.9, 'MB/s', true);
+  }
+}
+
 // Remote targets, on loopback: a real OpenSSH sshd and a real Ceph radosgw, started here as the tests do.
 if (want('ssh')) {
   const { startSshd } = await import(path.join(ROOT, 'dist-test/sshd.js'));

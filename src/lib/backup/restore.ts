@@ -10,7 +10,7 @@ import type { Rec } from '../store/model.js';
 import { type ContentAt, isVerifiedOn, isSettled, previousContents, previousCopyOn } from '../store/records.js';
 import { tempName, targetPath, versionTime } from '../targets/layout.js';
 import { writeAll } from '../targets/localWrite.js';
-import { LocalFetch } from './localFetch.js';
+import { type LocalIo, localIo } from '../targets/localIo.js';
 import { type RandomRead, type Target, hasRandomRead, hasVersions } from '../targets/target.js';
 
 const C = fs.constants;
@@ -55,7 +55,7 @@ const BATCH_BYTES = 1024 * 1024 * 1024;
 export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: string, roots: string[],
   opts: { concurrency?: number; onDone?: (r: RestoreResult) => void; local?: LocalReads; durable?: boolean } = {}): Promise<RestoreResult[]> {
   const dirs = new DestDirs(roots);
-  const workers = opts.local?.size ? new LocalFetch() : undefined;
+  const workers = opts.local?.size ? localIo() : undefined;
   const fast = workers && { workers, bases: opts.local!, publish: !opts.durable };
   const results: RestoreResult[] = [];
   const queue = new PQueue({ concurrency: opts.concurrency ?? 8 });
@@ -88,7 +88,6 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
     if (opts.durable) await dirs.syncAll().catch(() => undefined);
   } finally {
     await dirs.close();
-    await workers?.close();
   }
   return results;
 }
@@ -196,10 +195,10 @@ async function candidates(t: Target, rel: string, rec: Rec, content: ContentAt):
 export type LocalReads = Map<string, { base: string; timeoutMs: number }>;
 
 /** The worker threads reading local targets, their bases, and whether they rename into place at once. */
-interface Fast { workers: LocalFetch; bases: LocalReads; publish: boolean }
+interface Fast { workers: LocalIo; bases: LocalReads; publish: boolean }
 
-/** Fetch a copy on a local target through the LocalFetch workers (synchronous I/O off the main thread). */
-async function fetchLocal(workers: LocalFetch, target: string, local: { base: string; timeoutMs: number }, c: Candidate, hash: string,
+/** Fetch a copy on a local target through the LocalIo workers (synchronous I/O off the main thread). */
+async function fetchLocal(workers: LocalIo, target: string, local: { base: string; timeoutMs: number }, c: Candidate, hash: string,
   dirFd: number, mtimeMs: number | undefined, final: string | undefined): Promise<{ temp: string; bytes: number }> {
   const temp = tempName();
   const r = await workers.fetch(target, { src: path.join(local.base, c.rel), dir: `/proc/self/fd/${dirFd}`, temp, final, hash, mtimeMs }, local.timeoutMs);

@@ -10,11 +10,12 @@ import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
 import { STORE_DIR, checkRelPath, isReserved, sweepTemps, tempName, versionsIn } from './layout.js';
 import { LocalDirs, PRIVATE_DIR_MODE } from './localDirs.js';
+import { localIo } from './localIo.js';
 import { writeTemp } from './localWrite.js';
 import { isMountPoint } from './mountinfo.js';
 import type { PutSource } from './source.js';
 import {
-  type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type Target, type TempFiles, type Versions, readBackEach,
+  type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type TempFiles, type Versions, readBackEach,
 } from './target.js';
 
 const run = promisify(execFile);
@@ -30,11 +31,11 @@ const C = fs.constants;
  * syncfs (`sync -f`) for the whole batch. With `mount`, check() refuses (class `not-mounted`) unless that
  * path is a mount point, and nothing is created there.
  */
-export class LocalTarget implements Target, RandomRead, Links, TempFiles, Versions {
+export class LocalTarget implements Target, RandomRead, Links, RemoteHash, TempFiles, Versions {
   private readonly dirs: LocalDirs;
   private unsynced = false;
 
-  constructor(readonly name: string, readonly base: string, readonly opts: { mount?: string; commandTimeoutMs?: number } = {}) {
+  constructor(readonly name: string, readonly base: string, readonly opts: { mount?: string; commandTimeoutMs?: number; copyTimeoutMs?: number } = {}) {
     this.dirs = new LocalDirs(name, base, (relDir) => this.removeTemps([relDir]));
   }
 
@@ -102,6 +103,18 @@ export class LocalTarget implements Target, RandomRead, Links, TempFiles, Versio
 
   readBack(rels: string[], opts?: ReadBackOptions): Promise<ReadBack> {
     return readBackEach(this, rels, opts);
+  }
+
+  /**
+   * Hash a batch of copies in the LocalIo worker threads (synchronous reads, every core): a read-back or a
+   * scrub of many small files is not paced by the thread pool. A copy it cannot read is left out (readBack
+   * then hashes it on its own, to say why).
+   */
+  async hashMany(rels: string[], opts: { signal?: AbortSignal } = {}): Promise<Map<string, string>> {
+    opts.signal?.throwIfAborted();
+    const files = new Map(rels.map((r) => [this.abs(r), r]));
+    const hashed = await localIo().hashMany(this.name, [...files.keys()], this.opts.copyTimeoutMs ?? 30 * 60_000);
+    return new Map([...hashed].map(([f, h]) => [files.get(f)!, h]));
   }
 
   async stat(rel: string): Promise<{ size: number; mtimeMs: number; mode: number } | undefined> {
@@ -239,5 +252,5 @@ export const localKind: TargetKindModule = {
   kind: 'local', schemes: ['', 'file'], urlForm: 'a local path', options: {},
   concurrency: 2, maxConnections: 4,
   localBase: (url) => url.replace(/^file:\/\//, ''),
-  create: (cfg: TargetConfig) => new LocalTarget(cfg.name, cfg.path!, { mount: cfg.mount, commandTimeoutMs: cfg.timeouts.commandMs }),
+  create: (cfg: TargetConfig) => new LocalTarget(cfg.name, cfg.path!, { mount: cfg.mount, commandTimeoutMs: cfg.timeouts.commandMs, copyTimeoutMs: cfg.timeouts.copyMs }),
 };

@@ -54,7 +54,7 @@ describe('commands', () => {
     const r = await cli(['check', '--json', '--config', cfg]);
     assert.equal(r.code, 0, r.stdout);
     const items = json(r);
-    assert.deepEqual(items.map((i: { what: string }) => i.what), ['config', `source ${src}`, 'target a', 'target b', 'inotify', 'store']);
+    assert.deepEqual(items.map((i: { what: string }) => i.what), ['config', `source ${src}`, 'target a', 'target b', 'inotify', 'store', 'scrub']);
     assert.match(items[4].detail, /max_user_watches \d+/);
     const bad = writeConfig(dir, { host: 'c', sources: [src], targets: [{ name: 'usb', url: path.join(dir, 'nomount/b'), mount: path.join(dir, 'nomount') }] }, 'bad.json');
     const r2 = await cli(['check', '--config', bad]);

@@ -10,6 +10,8 @@ import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
 import { age, cli, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, writeConfig, srcOf } from '../helpers.js';
 import { startCeph, type Ceph } from '../ceph.js';
 import { testTarget } from './conformance.js';
+import { contractMethodsOf } from '../../dist/lib/targets/lazy.js';
+import { S3_METHODS } from '../../dist/lib/targets/s3Kind.js';
 
 let ceph: Ceph;
 let bucket: string;
@@ -100,6 +102,12 @@ describe('s3 target', () => {
     assert.equal((await t.stat('h/x'))?.size, 200_000);
     await t.close();
     rmTree(dir);
+  });
+});
+
+describe('the s3 kind loads its SDK lazily', () => {
+  it('the stand-in offers exactly the methods S3Target has', () => {
+    assert.deepEqual([...S3_METHODS].sort(), contractMethodsOf(make('s3://b/p')));
   });
 });
 

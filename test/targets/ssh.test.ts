@@ -6,6 +6,8 @@ import { SshTarget, knownHostKey } from '../../dist/lib/targets/ssh.js';
 import { TargetError } from '../../dist/lib/errors.js';
 import { rmTree, tmpDir, srcOf } from '../helpers.js';
 import { startSshd, type Sshd } from '../sshd.js';
+import { contractMethodsOf } from '../../dist/lib/targets/lazy.js';
+import { SSH_METHODS } from '../../dist/lib/targets/sshKind.js';
 import { testTarget } from './conformance.js';
 
 let sshd: Sshd;
@@ -124,6 +126,12 @@ describe('ssh target faults', () => {
     const hashed = `|1|${salt.toString('base64')}|${crypto.createHmac('sha1', salt).update('popeye').digest('base64')}`;
     assert.ok(knownHostKey(`${hashed} ssh-ed25519 ${key}\n`, 'popeye', 22, key));
     assert.ok(!knownHostKey(`${hashed} ssh-ed25519 AAAA\n`, 'popeye', 22, key));
+  });
+});
+
+describe('the ssh kind loads ssh2 lazily', () => {
+  it('the stand-in offers exactly the methods SshTarget has', () => {
+    assert.deepEqual([...SSH_METHODS].sort(), contractMethodsOf(make()));
   });
 });
 

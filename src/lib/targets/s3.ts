@@ -5,10 +5,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { ConfigError, SourceError, TargetError, opOrigin, toTargetError } from '../errors.js';
+import { SourceError, TargetError, opOrigin, toTargetError } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
-import type { TargetConfig } from '../config/schema.js';
-import type { TargetKindModule } from './kind.js';
 import { type AwsError, s3Error } from './s3Errors.js';
 import { byVersionAge, checkRelPath, isReserved, tempName, versionPrefix } from './layout.js';
 import type { PutSource } from './source.js';
@@ -246,24 +244,3 @@ export class S3Target implements Target, RandomRead, Versions {
     this.client.destroy();
   }
 }
-
-/** `s3://bucket/prefix`: objects in a bucket replica never creates (credentials from named variables or the AWS chain). */
-export const s3Kind: TargetKindModule = {
-  kind: 's3', schemes: ['s3'], urlForm: 's3://bucket/prefix with a valid bucket name', urlPattern: /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/,
-  options: { endpoint: 'http-url', region: 'string', forcePathStyle: 'boolean', accessKeyEnv: 'string', secretKeyEnv: 'string' },
-  concurrency: 32, maxConnections: 64,
-  create: (cfg: TargetConfig, i: number) => {
-    const opt = (k: string): string | undefined => cfg.options[k] as string | undefined;
-    // named variables must be set: silently falling back to other credentials would hide the mistake
-    const env = (k: string): string | undefined => {
-      const name = opt(k);
-      if (name === undefined) return undefined;
-      if (!process.env[name]) throw new ConfigError([`targets[${i}].${k}: environment variable ${name} is not set (set it in the environment of replica, e.g. the systemd unit's EnvironmentFile)`]);
-      return process.env[name];
-    };
-    return new S3Target(cfg.name, cfg.url, {
-      endpoint: opt('endpoint'), region: opt('region'), forcePathStyle: cfg.options.forcePathStyle as boolean | undefined,
-      accessKeyId: env('accessKeyEnv'), secretAccessKey: env('secretKeyEnv'), commandTimeoutMs: cfg.timeouts.commandMs,
-    });
-  },
-};

@@ -7,8 +7,6 @@ import { raceSignal } from '../queue/deadline.js';
 import { RemoteDirs } from './sshDirs.js';
 import { type SshOptions, SshSession, parseSshUrl, sshError } from './sshSession.js';
 import { writeTemp } from './sshWrite.js';
-import type { TargetConfig } from '../config/schema.js';
-import type { TargetKindModule } from './kind.js';
 import { STORE_DIR, checkRelPath, isReserved, tempName, versionsIn } from './layout.js';
 import type { PutSource } from './source.js';
 import {
@@ -254,14 +252,3 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
     return this.session.close();
   }
 }
-
-/** `ssh://[user@]host[:port]/path`: a directory on a server, over SFTP (remote `xxhsum` and `sync` where present). */
-export const sshKind: TargetKindModule = {
-  kind: 'ssh', schemes: ['ssh'], urlForm: 'ssh://[user@]host[:port]/path', urlPattern: /^ssh:\/\/(?:[^@/]+@)?[^@/:]+(?::\d+)?\/./,
-  options: { identity: 'path', knownHosts: 'path', hostKeyCheck: 'boolean' },
-  concurrency: 8, maxConnections: 16,
-  create: (cfg: TargetConfig) => new SshTarget(cfg.name, cfg.url, {
-    identity: cfg.options.identity as string | undefined, knownHosts: cfg.options.knownHosts as string | undefined,
-    hostKeyCheck: cfg.options.hostKeyCheck as boolean | undefined, commandTimeoutMs: cfg.timeouts.commandMs,
-  }),
-};

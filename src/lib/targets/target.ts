@@ -117,6 +117,10 @@ export interface TempFiles {
   removeTemps(relDirs: string[]): Promise<number>;
 }
 
+/** Every method of the target contract: the core and each capability's (lazy.ts stands in for exactly these). */
+export const CONTRACT_METHODS = ['put', 'sync', 'readBack', 'check', 'close', 'hash', 'stat', 'list', 'get', 'putLink', 'readLink', 'hashMany',
+  'removeTemps', 'keepAside', 'listVersions', 'removeVersion'] as const;
+
 const offers = (t: object, method: string): boolean => typeof (t as Record<string, unknown>)[method] === 'function';
 export const hasRandomRead = <T extends Target>(t: T): t is T & RandomRead => offers(t, 'hash') && offers(t, 'list');
 export const hasLinks = <T extends Target>(t: T): t is T & Links => offers(t, 'putLink');

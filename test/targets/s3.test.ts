@@ -202,3 +202,29 @@ describe('replica restore from an S3 target', () => {
     }
   });
 });
+
+describe('replica verify on an S3 target', () => {
+  it('a corrupted and a deleted object are found (mismatch, missing) and repaired by the next run', async () => {
+    const { verifyScenario } = await import('../verifyScenario.js');
+    const b = await ceph.bucket();
+    const client = new S3Client({ endpoint: ceph.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey } });
+    const t = make(`s3://${b}/obs`);
+    const read = async (rel: string) => { const chunks: Buffer[] = []; for await (const c of await t.get(rel) as AsyncIterable<Buffer>) chunks.push(c); return Buffer.concat(chunks); };
+    try {
+      await verifyScenario({ url: `s3://${b}/obs`, endpoint: ceph.endpoint, accessKeyEnv: 'T_S3_KEY', secretKeyEnv: 'T_S3_SECRET', timeouts: { command: '10s' } }, {
+        env: { T_S3_KEY: ceph.accessKeyId, T_S3_SECRET: ceph.secretAccessKey },
+        corrupt: async (rel) => {
+          const head = await client.send(new HeadObjectCommand({ Bucket: b, Key: `obs/${rel}` }));
+          const body = await read(rel);
+          body[2000] ^= 1;
+          await client.send(new PutObjectCommand({ Bucket: b, Key: `obs/${rel}`, Body: body, Metadata: head.Metadata }));
+        },
+        remove: async (rel) => { await client.send(new DeleteObjectCommand({ Bucket: b, Key: `obs/${rel}` })); },
+        read,
+      });
+    } finally {
+      await t.close();
+      client.destroy();
+    }
+  });
+});

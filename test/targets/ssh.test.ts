@@ -318,3 +318,15 @@ describe('replica restore from an ssh target', () => {
     });
   });
 });
+
+describe('replica verify on an ssh target', () => {
+  it('a corrupted and a deleted copy over ssh are found (mismatch, missing) and repaired by the next run', async () => {
+    const { verifyScenario } = await import('../verifyScenario.js');
+    const base = path.join(remoteBase, 'scrub');
+    await verifyScenario({ url: `ssh://root@127.0.0.1:${sshd.port}${base}`, identity: sshd.clientKey, knownHosts: sshd.knownHosts, timeouts: { command: '5s' } }, {
+      corrupt: (rel) => { const f = path.join(base, rel); const b = fs.readFileSync(f); b[2000] ^= 1; fs.writeFileSync(f, b); },
+      remove: (rel) => fs.rmSync(path.join(base, rel)),
+      read: (rel) => fs.readFileSync(path.join(base, rel)),
+    });
+  });
+});

@@ -8,7 +8,7 @@ import { createHasher } from '../hash/xxh64.js';
 import { DIR_FLAGS, at } from '../scan/sourceFs.js';
 import type { Rec } from '../store/model.js';
 import { type ContentAt, isVerifiedOn, isSettled, previousContents, previousCopyOn } from '../store/records.js';
-import { tempName, targetPath, versionTime } from '../targets/layout.js';
+import { checkRelPath, tempName, targetPath, versionTime } from '../targets/layout.js';
 import { writeAll } from '../targets/localWrite.js';
 import { type LocalIo, localIo } from '../targets/localIo.js';
 import { type RandomRead, type Target, hasRandomRead, hasVersions } from '../targets/target.js';
@@ -200,6 +200,7 @@ interface Fast { workers: LocalIo; bases: LocalReads; publish: boolean }
 /** Fetch a copy on a local target through the LocalIo workers (synchronous I/O off the main thread). */
 async function fetchLocal(workers: LocalIo, target: string, local: { base: string; timeoutMs: number }, c: Candidate, hash: string,
   dirFd: number, mtimeMs: number | undefined, final: string | undefined): Promise<{ temp: string; bytes: number }> {
+  checkRelPath(target, c.rel); // never a path that leaves the target base
   const temp = tempName();
   const r = await workers.fetch(target, { src: path.join(local.base, c.rel), dir: `/proc/self/fd/${dirFd}`, temp, final, hash, mtimeMs }, local.timeoutMs);
   return { temp, bytes: r.bytes };

@@ -26,7 +26,7 @@ export class LocalIo {
   private next = 0;
   private ids = 0;
 
-  constructor(readonly size = Math.min(4, Math.max(1, os.availableParallelism()))) {
+  constructor(readonly size = Math.max(4, Math.min(8, os.availableParallelism()))) {
     for (let i = 0; i < size; i++) this.workers.push(this.spawn());
   }
 
@@ -87,7 +87,9 @@ export class LocalIo {
    */
   async hashMany(target: string, files: string[], timeoutMs: number): Promise<Map<string, string>> {
     const n = Math.min(this.workers.length, Math.ceil(files.length / 16));
-    const shares = Array.from({ length: n }, (_, k) => files.filter((_f, i) => i % n === k));
+    // contiguous runs (the caller sorts by path: a disk reads each run mostly sequentially), one per worker
+    const per = Math.ceil(files.length / n);
+    const shares = Array.from({ length: n }, (_, k) => files.slice(k * per, (k + 1) * per)).filter((x) => x.length);
     const out = new Map<string, string>();
     await Promise.all(shares.map(async (share) => {
       const r = await this.run(target, { op: 'hash', files: share }, timeoutMs, `hashing ${share.length} files`);

@@ -45,7 +45,11 @@ export async function startCeph(): Promise<Ceph> {
       return name;
     },
     admin: (...args) => execFileSync('radosgw-admin', args, { env, timeout: 60_000 }).toString(),
-    rgwPid: () => Number(fs.readFileSync(path.join(dir, 'run', 'client.rgw.a.pid'), 'utf8')),
+    rgwPid: () => { // never 0 (an empty pid file): process.kill(0, ...) signals the whole process group
+      const n = Number(fs.readFileSync(path.join(dir, 'run', 'client.rgw.a.pid'), 'utf8').trim());
+      if (!Number.isInteger(n) || n <= 1) throw new Error(`radosgw pid file holds no pid (${n})`);
+      return n;
+    },
     stop: () => {
       client.destroy();
       try { execFileSync('bash', [SCRIPT, 'stop', dir], { timeout: 60_000 }); } finally { rmTree(dir); }

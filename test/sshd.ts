@@ -35,15 +35,31 @@ export async function startSshd(): Promise<Sshd> {
     'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', 'Subsystem sftp internal-sftp', '',
   ].join('\n'));
   const pidFile = path.join(dir, 'sshd.pid');
+  // sshd writes its pid file in place: read between its open and its write, it is empty, and Number('') is 0;
+  // process.kill(0, 'SIGSTOP') then stopped the whole test process group (a CI run hung on it)
+  const readPid = (): number | undefined => {
+    try {
+      const n = Number(fs.readFileSync(pidFile, 'utf8').trim());
+      return Number.isInteger(n) && n > 1 ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  };
   const start = () => {
     const r = spawnSync('/usr/sbin/sshd', ['-f', path.join(dir, 'sshd_config'), '-E', path.join(dir, 'sshd.log')]);
     if (r.status !== 0) throw new Error(`sshd failed to start: ${r.stderr}`);
-    for (let i = 0; i < 100 && !fs.existsSync(pidFile); i++) spawnSync('sleep', ['0.05']);
+    for (let i = 0; i < 100 && readPid() === undefined; i++) spawnSync('sleep', ['0.05']);
   };
-  const pid = () => Number(fs.readFileSync(pidFile, 'utf8'));
+  const pid = () => {
+    const n = readPid();
+    if (n === undefined) throw new Error(`sshd pid file ${pidFile} holds no pid`);
+    return n;
+  };
   const stop = () => {
-    try { process.kill(pid(), 'SIGTERM'); } catch { /* gone */ }
+    const n = readPid();
+    if (n !== undefined) try { process.kill(n, 'SIGTERM'); } catch { /* gone */ }
     for (let i = 0; i < 100 && fs.existsSync(pidFile); i++) spawnSync('sleep', ['0.05']);
+    fs.rmSync(pidFile, { force: true }); // a stale pid must never be read by the next start
   };
   start();
   return { port, dir, clientKey: path.join(dir, 'client_key'), knownHosts: path.join(dir, 'known_hosts'), pid, stop, start };

@@ -198,7 +198,7 @@ describe('ssh: a server that stops mid-copy, and replica check', () => {
         return false; // not made yet, or the temp file renamed away between the two calls
       }
     }, 60_000, 5);
-    const kids = execFileSync('pgrep', ['-P', String(sshd.pid())]).toString().trim().split('\n').map(Number);
+    const kids = execFileSync('pgrep', ['-P', String(sshd.pid())]).toString().trim().split('\n').map(Number).filter((n) => n > 1);
     for (const k of kids) process.kill(k, 'SIGSTOP');
     const t0 = Date.now();
     try {

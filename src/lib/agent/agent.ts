@@ -234,6 +234,7 @@ export class Agent {
     this.events.stopping = true;
     for (const i of this.intervals) i.clear();
     clearTimeout(this.shipTimer);
+    await this.scrubber.stop();
     await this.quiesce();
     this.log.debug('watch: watcher closed; waiting for work in flight');
     const graceOver = new AbortController();

@@ -22,33 +22,48 @@ export const scrubTickMs = (everyMs: number): number => Math.min(15 * 60_000, Ma
  * failed and repaired by the agent's next retry round, like those `replica verify` finds.
  */
 export class Scrubber {
-  private running = false;
+  private current?: Promise<void>;
+  private readonly stopped = new AbortController();
+  private readonly signal: AbortSignal;
 
-  constructor(private readonly deps: { store: Store; log: Logger; config: () => Config; targets: () => Target[]; usable: (name: string) => boolean; signal: AbortSignal; onBad: () => void }) {}
+  constructor(private readonly deps: { store: Store; log: Logger; config: () => Config; targets: () => Target[]; usable: (name: string) => boolean; signal: AbortSignal; onBad: () => void }) {
+    this.signal = AbortSignal.any([deps.signal, this.stopped.signal]);
+  }
 
   /** One tick: skipped while the previous one is still reading. */
-  async tick(now = Date.now()): Promise<void> {
-    if (this.running || this.deps.signal.aborted) return;
-    this.running = true;
+  tick(now = Date.now()): Promise<void> {
+    if (this.current || this.signal.aborted) return this.current ?? Promise.resolve();
+    this.current = this.run(now).finally(() => { this.current = undefined; });
+    return this.current;
+  }
+
+  /**
+   * Stop: no new tick, the one reading is aborted (its reads end at once, nothing more is recorded), and waited
+   * for up to `graceMs`: the store must not change after the agent has saved it and released its lock.
+   */
+  async stop(graceMs = 5000): Promise<void> {
+    this.stopped.abort(new Error('stopping'));
+    if (this.current) await Promise.race([this.current, new Promise<void>((r) => setTimeout(r, graceMs).unref())]);
+  }
+
+  private async run(now: number): Promise<void> {
     try {
       const { verify, host } = this.deps.config();
       const budget = Math.max(1, Math.floor(verify.budgetBytes * scrubTickMs(verify.everyMs) / DAY_MS));
       const stale = now - verify.everyMs / 2;
       for (const t of this.deps.targets()) {
-        if (this.deps.signal.aborted) return;
+        if (this.signal.aborted) return;
         if (!this.deps.usable(t.name)) continue;
         const slice = scrubSlice(this.deps.store, t.name, budget, (_p, r) => (verifiedAtOn(r, t.name) ?? 0) < stale);
         if (!slice.length) continue;
-        const r = await scrubTarget(this.deps.store, t, host, slice, { update: true, signal: this.deps.signal, concurrency: 1 });
+        const r = await scrubTarget(this.deps.store, t, host, slice, { update: true, signal: this.signal, concurrency: 1 });
         for (const b of r.bad) this.deps.log.error(`scrub: ${b.path} on ${t.name}: [${b.class}] ${b.message}`, { path: b.path, target: t.name, class: b.class });
         if (r.error) this.deps.log.warn(`scrub: target ${t.name} could not be read: [${r.error.class}] ${r.error.message}`, { target: t.name });
         this.deps.log.debug(`scrub: ${t.name}: ${r.read} copies read (${r.bytes} bytes), ${r.bad.length} bad`);
         if (r.bad.length) this.deps.onBad();
       }
     } catch (err) {
-      this.deps.log.warn(`scrub failed: ${messageOf(err)}`);
-    } finally {
-      this.running = false;
+      if (!this.signal.aborted) this.deps.log.warn(`scrub failed: ${messageOf(err)}`);
     }
   }
 }

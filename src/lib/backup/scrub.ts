@@ -52,6 +52,7 @@ export async function scrubTarget(store: Store, t: Target, host: string, slice: 
   for (let i = 0; i < slice.length && !opts.signal?.aborted; i += SLICE) {
     const part = slice.slice(i, i + SLICE);
     const checked = await verifyCopies(t, part.map(([p, r]) => ({ rel: targetPath(host, p), ...(r.l === undefined ? { hash: r.h } : { link: r.l }) })), { signal: opts.signal, concurrency: opts.concurrency });
+    if (opts.signal?.aborted) return res; // stopped: record nothing more (the store may be saved and unlocked already)
     for (const [p, was] of part) {
       const rel = targetPath(host, p);
       if (!checked.has(rel)) continue; // not read (aborted)

@@ -106,11 +106,9 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
 function scrubItem(config: Config, store: Store): CheckItem {
   const { everyMs, budgetBytes } = config.verify;
   const days = everyMs / 86_400_000;
-  const held = config.targets.map((t) => {
-    let bytes = 0;
-    for (const [, r] of store.entries()) if (isVerifiedOn(r, t.name)) bytes += r.z;
-    return { name: t.name, bytes };
-  }).sort((a, b) => b.bytes - a.bytes)[0];
+  const bytes = new Map(config.targets.map((t) => [t.name, 0]));
+  for (const [, r] of store.entries()) for (const [name, n] of bytes) if (isVerifiedOn(r, name)) bytes.set(name, n + r.z);
+  const held = [...bytes].map(([name, b]) => ({ name, bytes: b })).sort((a, b) => b.bytes - a.bytes)[0];
   const reach = budgetBytes * days;
   const base = `verify.budget ${formatBytes(budgetBytes)} a day x verify.every ${formatDuration(everyMs)} reads ${formatBytes(reach)}`;
   if (!held || held.bytes <= reach) return { what: 'scrub', ok: true, detail: `${base}: covers the ${formatBytes(held?.bytes ?? 0)} verified${held ? ` on ${held.name}` : ''}` };

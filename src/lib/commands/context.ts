@@ -61,11 +61,24 @@ export async function openStoreLocked(ctx: Context, command: string): Promise<{ 
   }
 }
 
+/**
+ * The names of the targets a command acts on: only `only` when given (from option `flag`), else all. Throws
+ * UsageError when `only` names no configured target.
+ */
+export function targetNames(config: Config, only?: string, flag = '--target'): string[] {
+  const names = config.targets.map((t) => t.name);
+  if (only !== undefined && !names.includes(only)) throw new UsageError(`${flag}: no target named ${JSON.stringify(only)} (configured: ${names.join(', ')})`);
+  return only === undefined ? names : [only];
+}
+
+/** Sort by the bytes of each item's path (as `sort` in the C locale orders them): one Buffer per item. */
+export function sortByPathBytes<T>(items: T[], pathOf: (x: T) => string): T[] {
+  return items.map((x) => ({ x, key: Buffer.from(pathOf(x)) })).sort((a, b) => Buffer.compare(a.key, b.key)).map((e) => e.x);
+}
+
 /** Build every configured target (or only `only`). Throws ConfigError for a kind this build lacks, UsageError for an unknown `only`. */
 export function createTargets(config: Config, log: Logger, only?: string): Target[] {
-  if (only !== undefined && !config.targets.some((t) => t.name === only)) {
-    throw new UsageError(`--target: no target named ${JSON.stringify(only)} (configured: ${config.targets.map((t) => t.name).join(', ')})`);
-  }
+  targetNames(config, only);
   const onRetry = (name: string) => (err: TargetError, waitMs: number) => log.warn(`${err.message}: retrying in ${(waitMs / 1000).toFixed(1)} s`, { target: name, class: err.errorClass });
   return config.targets.filter((t) => only === undefined || t.name === only).map((t) => createTarget(t, config.targets.indexOf(t), onRetry(t.name)));
 }

@@ -1,7 +1,6 @@
-import { UsageError } from '../errors.js';
 import { isVerifiedOn } from '../store/records.js';
 import { targetPath } from '../targets/layout.js';
-import { type Context, openStoreReadOnly } from './context.js';
+import { type Context, openStoreReadOnly, sortByPathBytes, targetNames } from './context.js';
 
 /** One manifest line as GNU coreutils' `*sum` tools write it: a name with `\` or a newline is escaped, the line starts with `\`. */
 export function manifestLine(hash: string, name: string): string {
@@ -16,17 +15,14 @@ export function manifestLine(hash: string, name: string): string {
  */
 export async function manifestCommand(ctx: Context, opts: { target?: string } = {}): Promise<number> {
   const { config } = ctx;
-  if (opts.target !== undefined && !config.targets.some((t) => t.name === opts.target)) {
-    throw new UsageError(`--target: no target named ${JSON.stringify(opts.target)}`);
-  }
-  const names = opts.target ? [opts.target] : config.targets.map((t) => t.name);
+  const names = targetNames(config, opts.target);
   const store = await openStoreReadOnly(ctx);
-  const rows: { hash: string; path: string }[] = [];
+  const found: { hash: string; path: string }[] = [];
   for (const [p, r] of store.entries()) {
     if (r.l !== undefined || r.h === undefined || !names.every((n) => isVerifiedOn(r, n))) continue;
-    rows.push({ hash: r.h, path: targetPath(config.host, p) });
+    found.push({ hash: r.h, path: targetPath(config.host, p) });
   }
-  rows.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+  const rows = sortByPathBytes(found, (r) => r.path);
   if (ctx.opts.json) ctx.out.write(`${JSON.stringify(rows)}\n`);
   else for (const row of rows) ctx.out.write(`${manifestLine(row.hash, row.path)}\n`);
   return rows.length;

@@ -5,7 +5,7 @@ import { PathFilter } from '../scan/filter.js';
 import { walk } from '../scan/walk.js';
 import { observationChanged } from '../scan/settle.js';
 import { isCurrent, stateNameOn } from '../store/records.js';
-import { type Context, openStoreReadOnly } from './context.js';
+import { type Context, openStoreReadOnly, targetNames } from './context.js';
 
 export interface NewFilesOptions { since?: string; target?: string; nul?: boolean }
 
@@ -48,10 +48,7 @@ export function parseSince(v: string, now = Date.now()): number {
 export async function newFilesCommand(ctx: Context, opts: NewFilesOptions): Promise<NewFile[]> {
   const { config } = ctx;
   const since = opts.since === undefined ? -Infinity : parseSince(opts.since);
-  if (opts.target !== undefined && !config.targets.some((t) => t.name === opts.target)) {
-    throw new UsageError(`--target: no target named ${JSON.stringify(opts.target)}`);
-  }
-  const names = opts.target ? [opts.target] : config.targets.map((t) => t.name);
+  const names = targetNames(config, opts.target);
   const store = await openStoreReadOnly(ctx);
   const found: NewFile[] = [];
   const raw = new Map<NewFile, Buffer>();

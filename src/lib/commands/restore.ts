@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { formatBytes } from '../config/units.js';
+import { formatBytes, parseDuration } from '../config/units.js';
 import { type RestoreJob, type RestoreResult, restoreFiles } from '../backup/restore.js';
 import { contentAt } from '../store/records.js';
-import { type Context, createTargets, openStoreReadOnly } from './context.js';
+import { type Context, createTargets, openStoreReadOnly, sortByPathBytes, targetNames } from './context.js';
 import { progressLine } from './progress.js';
 import { matcher } from './whereIs.js';
 
@@ -15,8 +15,8 @@ export interface RestoreOptions { from?: string; to?: string; at?: string; force
  * it), or an age (`36h`, `7d`: that long ago). Epoch ms.
  */
 export function parseAt(v: string, now = Date.now()): number {
-  const age = /^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$/.exec(v.trim());
-  if (age) return now - Number(age[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5 }[age[2] as 's']!;
+  const age = /ms$/.test(v.trim()) ? undefined : parseDuration(v); // an age in milliseconds is not a time anyone means
+  if (age !== undefined) return now - age;
   const t = /^\d{4}-\d\d-\d\d/.test(v.trim()) ? Date.parse(v.trim()) : NaN;
   if (Number.isNaN(t)) throw new UsageError(`--at: cannot read ${JSON.stringify(v)} as a time: give an ISO time (2026-11-29T12:00:00Z, or local 2026-11-29 12:00) or an age (36h, 7d)`);
   return t;
@@ -35,15 +35,11 @@ export async function restoreCommand(ctx: Context, args: string[], opts: Restore
   if (!args.length) throw new UsageError('replica restore: give at least one PATH, GLOB or NAME');
   const { config } = ctx;
   const atTime = opts.at === undefined ? undefined : parseAt(opts.at);
-  if (opts.from !== undefined && !config.targets.some((t) => t.name === opts.from)) {
-    throw new UsageError(`--from: no target named ${JSON.stringify(opts.from)} (configured: ${config.targets.map((t) => t.name).join(', ')})`);
-  }
+  targetNames(config, opts.from, '--from');
   const to = opts.to === undefined ? undefined : path.resolve(opts.to);
   const store = await openStoreReadOnly(ctx);
   const tests = args.map(matcher);
-  // by the bytes of the path (one Buffer per path, not two per comparison)
-  const matches = [...store.entries()].filter(([p, r]) => r.h !== undefined && tests.some((t) => t(p)))
-    .map((e) => ({ e, key: Buffer.from(e[0]) })).sort((a, b) => Buffer.compare(a.key, b.key)).map((x) => x.e);
+  const matches = sortByPathBytes([...store.entries()].filter(([p, r]) => r.h !== undefined && tests.some((t) => t(p))), ([p]) => p);
   if (!matches.length) throw new UsageError(`replica restore: nothing the store knows matches ${args.join(' ')}`);
 
   const results: RestoreResult[] = [];

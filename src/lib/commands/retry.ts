@@ -1,15 +1,8 @@
 import { UsageError } from '../errors.js';
 import type { Rec } from '../store/model.js';
 import { codeOn, markIgnored, resetForRetry } from '../store/records.js';
-import { type Context, openStoreLocked } from './context.js';
+import { type Context, openStoreLocked, targetNames } from './context.js';
 import { matcher } from './whereIs.js';
-
-/** The configured target names a command acts on (`--target N`, else all), checked. */
-function targetNames(ctx: Context, only: string | undefined): string[] {
-  const names = ctx.config.targets.map((t) => t.name);
-  if (only !== undefined && !names.includes(only)) throw new UsageError(`--target: no target named ${JSON.stringify(only)} (configured: ${names.join(', ')})`);
-  return only === undefined ? names : [only];
-}
 
 /**
  * `replica retry [--target N] [PATH|GLOB|NAME...]`: failed copies (all of them, or those matching) get their
@@ -17,7 +10,7 @@ function targetNames(ctx: Context, only: string | undefined): string[] {
  * copies changed (the next pass tries them).
  */
 export async function retryCommand(ctx: Context, args: string[], opts: { target?: string } = {}): Promise<number> {
-  const names = targetNames(ctx, opts.target);
+  const names = targetNames(ctx.config, opts.target);
   const n = await changeMatching(ctx, 'retry', args, (r, now) => (names.filter((t) => resetForRetry(r, t, now)).length ? 1 : 0));
   if (ctx.opts.json) ctx.out.write(`${JSON.stringify({ files: n })}\n`);
   else ctx.out.write(`${n} file(s) will be tried again by the next pass\n`);
@@ -32,7 +25,7 @@ export async function retryCommand(ctx: Context, args: string[], opts: { target?
  */
 export async function ignoreCommand(ctx: Context, args: string[], opts: { target?: string; reason?: string } = {}): Promise<number> {
   if (!args.length) throw new UsageError('replica ignore: give at least one PATH, GLOB or NAME');
-  const names = targetNames(ctx, opts.target);
+  const names = targetNames(ctx.config, opts.target);
   const n = await changeMatching(ctx, 'ignore', args, (r, now) => {
     const todo = names.filter((t) => codeOn(r, t) !== 'v' && codeOn(r, t) !== 'i');
     for (const t of todo) markIgnored(r, t, opts.reason ?? '', now);

@@ -3,9 +3,9 @@ import micromatch from 'micromatch';
 import { UsageError, messageOf } from '../errors.js';
 import type { TargetConfig } from '../config/schema.js';
 import { type FileRecord, toFileRecord, type TargetState } from '../store/model.js';
-import { targetPath } from '../targets/layout.js';
+import { targetPath, versionStamp } from '../targets/layout.js';
 import { hasVersions } from '../targets/target.js';
-import { type Context, createTargets, openStoreReadOnly } from './context.js';
+import { type Context, createTargets, openStoreReadOnly, sortByPathBytes } from './context.js';
 
 export interface WhereIs {
   path: string;
@@ -39,7 +39,7 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ fo
   const { config } = ctx;
   const store = await openStoreReadOnly(ctx);
   const tests = args.map((a) => ({ arg: a, test: matcher(a), hit: false }));
-  const found: WhereIs[] = [];
+  let found: WhereIs[] = [];
   for (const [p, r] of store.entries()) {
     const hits = tests.filter((t) => t.test(p));
     if (!hits.length) continue;
@@ -55,7 +55,7 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ fo
       }])),
     });
   }
-  found.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+  found = sortByPathBytes(found, (f) => f.path);
   if (found.length) await addVersions(ctx, found);
   const unmatched = tests.filter((t) => !t.hit).map((t) => t.arg);
   if (ctx.opts.json) ctx.out.write(`${JSON.stringify(found, null, 2)}\n`);
@@ -72,7 +72,7 @@ async function addVersions(ctx: Context, found: WhereIs[]): Promise<void> {
       for (const f of found) {
         const entry = f.targets[t.name];
         try {
-          entry.versions = (await t.listVersions(targetPath(ctx.config.host, f.path))).map((v) => v.slice(v.lastIndexOf('@') + 1));
+          entry.versions = (await t.listVersions(targetPath(ctx.config.host, f.path))).map(versionStamp);
         } catch (err) {
           entry.versionsError = messageOf(err);
         }

@@ -49,6 +49,9 @@ export async function versionsIn(rel: string, listDir: (dir: string) => Promise<
   return ((await listDir(dir)) ?? []).filter((n) => n.startsWith(base)).map((n) => `${dir}/${n}`).sort(byVersionAge);
 }
 
+/** A version's stamp as people read it: `yyyymmddThhmmssZ`, `-N` on a clash (what follows the last `@`). */
+export const versionStamp = (v: string): string => v.slice(v.lastIndexOf('@') + 1);
+
 /** When a version was set aside (its stamp, to the second; epoch ms), or undefined for a name without a stamp. */
 export function versionTime(v: string): number | undefined {
   const m = /@(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z(?:-\d+)?$/.exec(v);

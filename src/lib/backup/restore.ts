@@ -8,7 +8,7 @@ import { createHasher } from '../hash/xxh64.js';
 import { DIR_FLAGS, at } from '../scan/sourceFs.js';
 import type { Rec } from '../store/model.js';
 import { type ContentAt, isVerifiedOn, isSettled, previousContents, previousCopyOn } from '../store/records.js';
-import { checkRelPath, tempName, targetPath, versionTime } from '../targets/layout.js';
+import { checkRelPath, tempName, targetPath, versionStamp, versionTime } from '../targets/layout.js';
 import { writeAll } from '../targets/localWrite.js';
 import { type LocalIo, localIo } from '../targets/localIo.js';
 import { type RandomRead, type Target, hasRandomRead, hasVersions } from '../targets/target.js';
@@ -117,16 +117,16 @@ async function stage(job: RestoreJob, targets: Target[], host: string, dirs: Des
       return { res: { ...res, ok: true, from: 'store' }, dir, fd: dirFd, temp };
     }
     const rel = targetPath(host, job.path);
+    const mtimeMs = content.live ? (isSettled(rec) ? rec.m : undefined) : content.mtimeMs;
     for (const t of targets) {
       if (!hasRandomRead(t)) { res.errors.push(`${t.name}: this kind cannot be read at random`); continue; }
       const found = await candidates(t, rel, rec, content).catch((err: unknown) => { res.errors.push(`${t.name}: ${messageOf(err)}`); return []; });
       if (!found.length) { res.errors.push(`${t.name}: ${content.live ? 'no verified copy there' : 'no version there'}`); continue; }
+      const local = fast?.bases.get(t.name);
+      const final = local && fast!.publish ? path.basename(job.dest) : undefined;
       const wrong: string[] = []; // versions holding other contents
       for (const c of found) {
         try {
-          const mtimeMs = content.live ? (isSettled(rec) ? rec.m : undefined) : content.mtimeMs;
-          const local = fast?.bases.get(t.name);
-          const final = local && fast!.publish ? path.basename(job.dest) : undefined;
           const { temp, bytes } = local
             ? await fetchLocal(fast!.workers, t.name, local, c, content.hash, dirFd, mtimeMs, final)
             : await fetchInto(t, c, content.hash, dirFd, mtimeMs);
@@ -177,14 +177,13 @@ interface Candidate { rel: string; version?: string }
  * rest, newest first) and the live copy while it still holds the previous content. Each is hash-checked.
  */
 async function candidates(t: Target, rel: string, rec: Rec, content: ContentAt): Promise<Candidate[]> {
-  if (content.live) return isVerifiedOn(rec, t.name) || previousCopyOn(rec, t.name) ? [{ rel }] : [];
+  if (content.live) return isVerifiedOn(rec, t.name) ? [{ rel }] : [];
   const out: Candidate[] = [];
   if (hasVersions(t)) {
     const versions = await t.listVersions(rel);
     const after = (v: string) => (versionTime(v) ?? 0) >= Math.floor((content.until ?? 0) / 1000) * 1000;
-    const stamp = (v: string) => v.slice(v.lastIndexOf('@') + 1);
-    out.push(...versions.filter(after).map((v) => ({ rel: v, version: stamp(v) })));
-    out.push(...versions.filter((v) => !after(v)).reverse().map((v) => ({ rel: v, version: stamp(v) })));
+    out.push(...versions.filter(after).map((v) => ({ rel: v, version: versionStamp(v) })));
+    out.push(...versions.filter((v) => !after(v)).reverse().map((v) => ({ rel: v, version: versionStamp(v) })));
   }
   const last = previousContents(rec).at(-1);
   if (previousCopyOn(rec, t.name) && last?.hash === content.hash) out.push({ rel });

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import type { XXHashAPI } from 'xxhash-wasm';
 import { hashBytes, initHasher, toHex } from '../hash/xxh64.js';
 import type { FetchJob, HashJob, IoJob, IoReply } from './localIo.js';
 
@@ -32,6 +33,24 @@ function writeAllSync(fd: number, data: Buffer, pos: number): void {
   for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, pos + off);
 }
 
+/**
+ * Hash `fd` from byte 0 through the reused buffer. A file that fits in one buffer comes back whole (`whole`: its
+ * bytes, valid until the next read); a bigger one is handed to `each(chunk, pos)` as it is read.
+ */
+function hashThrough(fd: number, xx: XXHashAPI, each?: (chunk: Buffer, pos: number) => void): { hash: string; size: number; whole?: Buffer } {
+  const b = buffer();
+  const first = fill(fd, b, 0);
+  if (first < CHUNK) return { hash: hashBytes(b.subarray(0, first)), size: first, whole: b.subarray(0, first) };
+  const h = xx.create64();
+  let size = 0;
+  for (let n = first; n > 0; size += n, n = fill(fd, b, size)) {
+    const chunk = b.subarray(0, n);
+    h.update(chunk);
+    each?.(chunk, size);
+  }
+  return { hash: toHex(h.digest()), size };
+}
+
 async function fetch(job: FetchJob): Promise<IoReply> {
   const xx = await api;
   const src = fs.openSync(job.src, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
@@ -48,34 +67,18 @@ async function fetch(job: FetchJob): Promise<IoReply> {
         throw Object.assign(err as Error, { write: true });
       }
     };
-    let got: string;
-    let size: number;
-    const b = buffer();
-    const first = fill(src, b, 0);
-    if (first < CHUNK) { // the whole file in one buffer: one hash, and nothing written unless it is right
-      const data = b.subarray(0, first);
-      got = hashBytes(data);
-      size = first;
-      if (got === job.hash) { out = create(); writeAllSync(out, data, 0); }
-    } else {
-      out = create();
-      const h = xx.create64();
-      size = 0;
-      for (let n = first; n > 0; size += n, n = fill(src, b, size)) {
-        const chunk = b.subarray(0, n);
-        h.update(chunk);
-        writeAllSync(out, chunk, size);
-      }
-      got = toHex(h.digest());
-    }
-    if (got !== job.hash) return { id: job.id, mismatch: got };
+    // a big file is written as it is read (and removed if it does not hash right); a small one is written only
+    // once its hash is right
+    const r = hashThrough(src, xx, (chunk, pos) => writeAllSync(out ??= create(), chunk, pos));
+    if (r.hash !== job.hash) return { id: job.id, mismatch: r.hash };
+    if (r.whole) writeAllSync(out = create(), r.whole, 0);
     fs.fchmodSync(out!, st.mode & 0o777);
     fs.futimesSync(out!, Date.now() / 1000, (job.mtimeMs ?? st.mtimeMs) / 1000);
     fs.closeSync(out!);
     out = undefined;
     if (job.final !== undefined) fs.renameSync(temp, `${job.dir}/${job.final}`);
     done = true;
-    return { id: job.id, bytes: size };
+    return { id: job.id, bytes: r.size };
   } finally {
     fs.closeSync(src);
     if (out !== undefined) fs.closeSync(out);
@@ -84,7 +87,7 @@ async function fetch(job: FetchJob): Promise<IoReply> {
 }
 
 /** xxh64 of one file, opened without following a symlink; null when it cannot be read as a regular file. */
-function hashOne(file: string, create64: () => { update(b: Uint8Array): unknown; digest(): bigint }): string | null {
+function hashOne(file: string, xx: XXHashAPI): string | null {
   let fd: number;
   try {
     fd = fs.openSync(file, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
@@ -92,15 +95,7 @@ function hashOne(file: string, create64: () => { update(b: Uint8Array): unknown;
     return null;
   }
   try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) return null;
-    const b = buffer();
-    const first = fill(fd, b, 0);
-    if (first < CHUNK) return hashBytes(b.subarray(0, first)); // the whole file in one buffer
-    const h = create64();
-    h.update(b);
-    for (let n, pos = first; (n = fill(fd, b, pos)) > 0; pos += n) h.update(b.subarray(0, n));
-    return toHex(h.digest());
+    return fs.fstatSync(fd).isFile() ? hashThrough(fd, xx).hash : null;
   } catch {
     return null;
   } finally {
@@ -110,7 +105,7 @@ function hashOne(file: string, create64: () => { update(b: Uint8Array): unknown;
 
 async function hash(job: HashJob): Promise<IoReply> {
   const xx = await api;
-  return { id: job.id, hashes: job.files.map((f) => hashOne(f, () => xx.create64())) };
+  return { id: job.id, hashes: job.files.map((f) => hashOne(f, xx)) };
 }
 
 parentPort!.on('message', async (job: IoJob) => {

@@ -56,27 +56,36 @@ export class FdSource implements PutSource {
   }
 
   stream(): Readable {
-    const self = this;
+    const fd = this.fd;
     async function* chunks(): AsyncGenerator<Buffer> {
-      const h = (await initHasher()).create64();
-      let pos = 0;
-      // one chunk read ahead: the last chunk is held back until the whole content is proven
-      let held: Buffer | undefined;
-      for (;;) {
+      for (let pos = 0; ;) {
         const buf = Buffer.allocUnsafe(CHUNK);
-        const n = await new Promise<number>((resolve, reject) => fs.read(self.fd, buf, 0, CHUNK, pos, (e, k) => (e ? reject(e) : resolve(k))));
-        if (n === 0) break;
-        const chunk = n === CHUNK ? buf : buf.subarray(0, n);
-        h.update(chunk);
+        const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, CHUNK, pos, (e, k) => (e ? reject(e) : resolve(k))));
+        if (n === 0) return;
+        yield n === CHUNK ? buf : buf.subarray(0, n);
         pos += n;
-        if (held) yield held;
-        held = chunk;
       }
-      self.check(self.hash === undefined ? undefined : toHex(h.digest()), pos);
-      if (held) yield held;
     }
-    return Readable.from(chunks(), { objectMode: false });
+    return Readable.from(provenChunks(chunks(), (hash, bytes) => this.check(this.hash === undefined ? undefined : hash, bytes)), { objectMode: false });
   }
+}
+
+/**
+ * Yield `chunks`, one behind: the last chunk is held back until `check(hash, bytes)` has accepted the whole
+ * content, so a consumer that publishes only what it received whole never publishes bytes that are wrong.
+ */
+async function* provenChunks(chunks: AsyncIterable<Buffer>, check: (hash: string, bytes: number) => void): AsyncGenerator<Buffer> {
+  const h = (await initHasher()).create64();
+  let bytes = 0;
+  let held: Buffer | undefined;
+  for await (const chunk of chunks) {
+    h.update(chunk);
+    bytes += chunk.length;
+    if (held) yield held;
+    held = chunk;
+  }
+  check(toHex(h.digest()), bytes);
+  if (held) yield held;
 }
 
 /** A PutSource from bytes in memory (tests, and small generated files). */
@@ -117,29 +126,20 @@ export async function peerSource(peer: { name: string; stat(rel: string): Promis
   const st = await peer.stat(rel);
   if (!st) throw new SourceError(`[${peer.name}] ${rel} is missing`, 'missing');
   const mode = (st.mode ?? 0o600) & COPY_MODE_MASK;
-  const bad = (got: string) => new SourceError(`[${peer.name}] ${rel} hashes to ${got}, expected ${rec.h}: not used`, 'mismatch');
+  const check = (got: string) => {
+    if (got !== rec.h) throw new SourceError(`[${peer.name}] ${rel} hashes to ${got}, expected ${rec.h}: not used`, 'mismatch');
+  };
   if (st.size <= CHUNK) {
     const parts: Buffer[] = [];
     for await (const c of await peer.get(rel) as AsyncIterable<Buffer>) parts.push(c);
     const data = Buffer.concat(parts);
     await initHasher();
-    if (hashBytes(data) !== rec.h) throw bad(hashBytes(data));
+    check(hashBytes(data));
     return bufferSource(data, { mode, mtimeMs: rec.m, hash: rec.h });
   }
   return {
     size: st.size, mode, mtimeMs: rec.m, hash: rec.h,
     readAll: () => { throw new SourceError(`[${peer.name}] ${rel}: a large copy is only streamed`, 'other'); },
-    stream: () => Readable.from((async function* () {
-      const h = (await initHasher()).create64();
-      let held: Buffer | undefined;
-      for await (const c of await peer.get(rel) as AsyncIterable<Buffer>) {
-        h.update(c);
-        if (held) yield held;
-        held = c;
-      }
-      const got = toHex(h.digest());
-      if (got !== rec.h) throw bad(got);
-      if (held) yield held;
-    })()),
+    stream: () => Readable.from((async function* () { yield* provenChunks(await peer.get(rel) as AsyncIterable<Buffer>, check); })()),
   };
 }

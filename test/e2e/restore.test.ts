@@ -4,7 +4,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import { CLI, age, cli, json, onTarget, rmTree, tmpDir, writeConfig } from '../helpers.js';
+import { CLI, age, cli, json, mountTmpfs, onTarget, rmTree, tmpDir, writeConfig } from '../helpers.js';
 
 describe('replica restore', () => {
   it('in place (source gone) and --to DIR: byte-identical, with the recorded mtime and the mode; a corrupt copy on one target is served by the next; --from that target fails with nothing written', async () => {
@@ -106,6 +106,31 @@ describe('replica restore: the destination side', () => {
     assert.equal(r4.code, 1);
     assert.match(r4.stdout, /is not under .*restore it with --to DIR/);
     assert.equal(fs.existsSync(path.join(src, 'cam')), false);
+    rmTree(dir);
+  });
+
+  it('a full destination disk fails the file as the destination\'s ENOSPC (not the target\'s), leaves no temp file, and the next file still comes', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'big.bin'), crypto.randomBytes(3 << 20));
+    fs.writeFileSync(path.join(src, 'small.txt'), 'fits');
+    age(path.join(src, 'big.bin')); age(path.join(src, 'small.txt'));
+    const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    const out = path.join(dir, 'full');
+    mountTmpfs(out, '1m');
+    try {
+      const r = await cli(['restore', '--json', '--to', out, src, '--config', cfg]);
+      assert.equal(r.code, 1);
+      const res = json(r) as { path: string; ok: boolean; errors: string[] }[];
+      assert.deepEqual(res.map((x) => [path.basename(x.path), x.ok]), [['big.bin', false], ['small.txt', true]]);
+      assert.match(res[0].errors.join(';'), /^a: ENOSPC/, 'said as the write that failed');
+      assert.doesNotMatch(res[0].errors.join(';'), /\[a\]/, 'not blamed on the target');
+      assert.deepEqual(fs.readdirSync(path.join(out, src)).sort(), ['small.txt'], 'no temp file, no partial file');
+    } finally {
+      execFileSync('umount', [out]);
+    }
     rmTree(dir);
   });
 

@@ -51,6 +51,15 @@ function hashThrough(fd: number, xx: XXHashAPI, each?: (chunk: Buffer, pos: numb
   return { hash: toHex(h.digest()), size };
 }
 
+/** Run a step on the restore's destination: its error (ENOSPC, EACCES...) is said as the destination's, not the target's. */
+function destination<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw Object.assign(err as Error, { write: true });
+  }
+}
+
 async function fetch(job: FetchJob): Promise<IoReply> {
   const xx = await api;
   const src = fs.openSync(job.src, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
@@ -60,23 +69,19 @@ async function fetch(job: FetchJob): Promise<IoReply> {
   try {
     const st = fs.fstatSync(src);
     if (!st.isFile()) return { id: job.id, error: `${job.src} is not a regular file`, code: 'EINVAL' };
-    const create = () => {
-      try {
-        return fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-      } catch (err) {
-        throw Object.assign(err as Error, { write: true });
-      }
-    };
+    const create = () => fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     // a big file is written as it is read (and removed if it does not hash right); a small one is written only
     // once its hash is right
-    const r = hashThrough(src, xx, (chunk, pos) => writeAllSync(out ??= create(), chunk, pos));
+    const r = hashThrough(src, xx, (chunk, pos) => destination(() => writeAllSync(out ??= create(), chunk, pos)));
     if (r.hash !== job.hash) return { id: job.id, mismatch: r.hash };
-    if (r.whole) writeAllSync(out = create(), r.whole, 0);
-    fs.fchmodSync(out!, st.mode & 0o777);
-    fs.futimesSync(out!, Date.now() / 1000, (job.mtimeMs ?? st.mtimeMs) / 1000);
-    fs.closeSync(out!);
-    out = undefined;
-    if (job.final !== undefined) fs.renameSync(temp, `${job.dir}/${job.final}`);
+    destination(() => {
+      if (r.whole) writeAllSync(out = create(), r.whole, 0);
+      fs.fchmodSync(out!, st.mode & 0o777);
+      fs.futimesSync(out!, Date.now() / 1000, (job.mtimeMs ?? st.mtimeMs) / 1000);
+      fs.closeSync(out!);
+      out = undefined;
+      if (job.final !== undefined) fs.renameSync(temp, `${job.dir}/${job.final}`);
+    });
     done = true;
     return { id: job.id, bytes: r.size };
   } finally {

@@ -16,9 +16,11 @@ const HELP = `replica ${VERSION}: back up every settled file to every target, ve
 usage: replica <command> [options]
 
 commands:
-  run [--target N] [--dry-run] [-v]
+  run [--target N] [--dry-run] [--max-delete N] [-v]
                                    reconcile, hash, copy + verify everything due, save, exit (the cron job);
-                                   off a terminal it prints nothing when all went well (-v: the summary)
+                                   off a terminal it prints nothing when all went well (-v: the summary);
+                                   with deleteLocalAfter, removes at most N (deleteLocalMax) source files
+                                   verified on every target that long; --dry-run lists them
   status                           per target: verified / pending / failed, oldest unverified, last run
   verify [--target N] [--budget SIZE | --all] [--no-update] [PATH|GLOB|NAME...]
                                    the scrub: read copies back, oldest verification first, within the budget
@@ -65,11 +67,11 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
   target: { type: 'string' }, 'dry-run': { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' }, since: { type: 'string' }, nul: { type: 'boolean', short: '0' },
   from: { type: 'string' }, to: { type: 'string' }, at: { type: 'string' }, force: { type: 'boolean' }, fsync: { type: 'boolean' },
-  budget: { type: 'string' }, all: { type: 'boolean' }, 'no-update': { type: 'boolean' }, reason: { type: 'string' },
+  'max-delete': { type: 'string' }, budget: { type: 'string' }, all: { type: 'boolean' }, 'no-update': { type: 'boolean' }, reason: { type: 'string' },
 } as const;
 const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
 const COMMAND_OPTIONS: Record<string, string[]> = {
-  run: ['target', 'dry-run', 'verbose'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'], 'where-is': [], restore: ['from', 'to', 'at', 'force', 'fsync'],
+  run: ['target', 'dry-run', 'verbose', 'max-delete'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'], 'where-is': [], restore: ['from', 'to', 'at', 'force', 'fsync'],
   verify: ['target', 'budget', 'all', 'no-update'], retry: ['target'], ignore: ['target', 'reason'],
 };
 
@@ -99,6 +101,13 @@ function parse(argv: string[]): { command?: string; args: string[]; values: Valu
     if (command === 'hash' && !args.length) throw new UsageError('replica hash: give at least one FILE');
   }
   return { command, args, values };
+}
+
+/** A count option's value (a whole number >= 0), or undefined when not given. */
+function count(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`${flag}: expected a whole number (0 or more), got ${JSON.stringify(v)}`);
+  return Number(v);
 }
 
 /** Run the CLI; resolves to the exit code. */
@@ -138,7 +147,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'run': {
         const { runCommand } = await import('../lib/commands/run.js');
         if (stop.signal.aborted) log.warn(`${String(stop.signal.reason)}: stopping before any work`);
-        const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], signal: stop.signal, verbose: values.verbose });
+        const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], maxDelete: count(values['max-delete'], '--max-delete'), signal: stop.signal, verbose: values.verbose });
         return r.ok ? EXIT.ok : EXIT.problems;
       }
       case 'watch': {

@@ -7,8 +7,9 @@ import type { WalkProblem } from '../scan/walk.js';
 import { settlesAt } from '../scan/settle.js';
 import type { Target } from '../targets/target.js';
 import { Engine } from './engine.js';
+import { type RemovalResult, removalDue } from './deleteLocal.js';
 import { MAX_TIMER_MS } from '../queue/timers.js';
-import { isDeleted, isDue, isSettled } from '../store/records.js';
+import { isDue, isSettled, isSourceGone } from '../store/records.js';
 
 export interface BackupOptions {
   /** only this target (by name) */
@@ -21,6 +22,8 @@ export interface BackupOptions {
   command?: string;
   /** wait for files seen changing, up to `settle` (true for `run`) */
   waitForSettle?: boolean;
+  /** deleteLocalAfter: at most this many source files removed in this pass (default: the config's deleteLocalMax) */
+  maxDelete?: number;
   /** called with the pass's engine as it starts (progress display) */
   onStart?: (engine: Engine) => void;
 }
@@ -38,6 +41,10 @@ export interface BackupResult {
   shipFailed: string[];
   /** settled, existing files not verified on a target that was usable this run (failed earlier, waiting) */
   unverified?: number;
+  /** deleteLocalAfter in this pass: what was removed, kept (live check) or could not be removed; why none was when blocked */
+  removedLocally?: RemovalResult & { blocked?: string };
+  /** dry run: source files deleteLocalAfter would remove (subject to the live check) */
+  wouldRemove?: string[];
   /** files still changing when the pass ended (watch arms a settle timer for each) */
   waiting: string[];
 }
@@ -73,10 +80,11 @@ export async function runPass(engine: Engine, opts: Omit<BackupOptions, 'signal'
     const now = Date.now();
     const toHash = new Set(scan.toHash);
     for (const [p, r] of store.entries()) {
-      if (isDeleted(r)) continue;
+      if (isSourceGone(r)) continue;
       const due = engine.targets.filter((t) => (!isSettled(r) ? toHash.has(p) : isDue(r, t.name, now, config.retry))).map((t) => t.name);
       if (due.length) result.wouldCopy[p] = due;
     }
+    if (config.deleteLocalAfterMs !== null) result.wouldRemove = removalDue(store, engine.names, config.deleteLocalAfterMs, opts.maxDelete ?? config.deleteLocalMax).sort();
     result.ok = true;
     return result;
   }
@@ -99,10 +107,13 @@ export async function runPass(engine: Engine, opts: Omit<BackupOptions, 'signal'
       await engine.copy();
     }
   }
+  t0 = performance.now();
+  result.removedLocally = await engine.removeLocal(opts.maxDelete ?? config.deleteLocalMax);
+  phase('delete-local', t0);
   if (!signal.aborted) engine.markTargetsOk();
   result.unverified = engine.unverified();
   const ok = !signal.aborted && engine.counts.failed === 0 && result.unverified === 0 && Object.keys(engine.targetsDown).length === 0
-    && result.missingSources.length === 0 && result.problems.length === 0;
+    && result.missingSources.length === 0 && result.problems.length === 0 && !result.removedLocally?.failed.length;
   store.meta.lastRun = { command: opts.command ?? 'run', startedAt: startedAt.toISOString(), endedAt: new Date().toISOString(), ok, counts: engine.counts };
   store.meta.heartbeatAt = new Date().toISOString();
   store.touchMeta();

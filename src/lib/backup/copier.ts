@@ -11,7 +11,7 @@ import { targetPath } from '../targets/layout.js';
 import { type PutOptions, type RandomRead, type Target, hasLinks, hasRandomRead, hasTempFiles, hasVersions } from '../targets/target.js';
 import { keepPreviousVersion, pruneVersions } from './versions.js';
 import { verifyCopies } from './verify.js';
-import { isDeleted, isVerifiedOn, markFailed, markVerified, previousCopyGone, previousCopyOn, unsettle, type RetryPolicy } from '../store/records.js';
+import { isSourceGone, isVerifiedOn, markFailed, markVerified, previousCopyGone, previousCopyOn, unsettle, type RetryPolicy } from '../store/records.js';
 
 export interface CopyContext {
   host: string;
@@ -126,7 +126,7 @@ export class TargetCopier {
         }
         return true;
       }
-      if (isDeleted(rec)) { // the source is gone: the scrub found this copy bad; another target's copy serves
+      if (isSourceGone(rec)) { // the source is gone: the scrub found this copy bad; another target's copy serves
         await this.putFromPeer(p, rec, rel, opts);
         this.ctx.counts.copied++;
         this.ctx.counts.bytesCopied += rec.z;
@@ -148,7 +148,7 @@ export class TargetCopier {
     } catch (err) {
       if (this.ctx.signal.aborted) return false;
       let e = toTargetError(err, this.target.name, opOrigin(this.target.name, 'put', rel));
-      if (isDeleted(rec)) { this.fail(p, rec, e); return false; } // a repair from another target: no source to look at
+      if (isSourceGone(rec)) { this.fail(p, rec, e); return false; } // a repair from another target: no source to look at
       if (e.errorClass === 'changed') this.unsettle(p, rec);
       else if (e.errorClass === 'missing' || e.errorClass === 'EACCES' || e.errorClass === 'other') e = this.diagnose(p, rec, e);
       this.fail(p, rec, e);

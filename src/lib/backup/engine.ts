@@ -7,6 +7,7 @@ import { kindModule } from '../targets/registry.js';
 import { type Target, hasTempFiles } from '../targets/target.js';
 import { withDeadline } from '../queue/deadline.js';
 import { TargetCopier } from './copier.js';
+import { type RemovalResult, removalDue, removeLocal } from './deleteLocal.js';
 import { hashSettled } from './hashing.js';
 import { reconcile, recheck, type ReconcileResult } from './reconcile.js';
 import { shipStore } from './shipStore.js';
@@ -53,6 +54,8 @@ export class Engine {
     meta.heartbeatAt = new Date().toISOString();
     meta.sources = this.config.sources.map((s) => s.path);
     meta.verify = { ...this.config.verify };
+    if (this.config.deleteLocalAfterMs === null) delete meta.deleteLocal;
+    else meta.deleteLocal = { afterMs: this.config.deleteLocalAfterMs };
     for (const t of this.config.targets) {
       meta.targets[t.name] = { ...meta.targets[t.name], url: t.url };
       delete meta.targets[t.name].removedAt;
@@ -159,6 +162,27 @@ export class Engine {
       if (isCurrent(r) && names.some((t) => !isDoneOn(r, t))) n++;
     }
     return n;
+  }
+
+  /**
+   * deleteLocalAfter: remove the source files due (at most `max`), each after its live check; none at all while
+   * a configured target is down or was left out of this pass (`--target`). Undefined when none is due.
+   */
+  async removeLocal(max: number): Promise<(RemovalResult & { blocked?: string }) | undefined> {
+    const afterMs = this.config.deleteLocalAfterMs;
+    if (afterMs === null || this.signal.aborted) return undefined;
+    const due = removalDue(this.store, this.names, afterMs, max);
+    if (!due.length) return undefined;
+    const open = this.names.map((n) => this.copiers.find((c) => c.target.name === n && !c.down));
+    const down = this.names.filter((_, i) => !open[i]);
+    if (down.length) {
+      const blocked = `${due.length} source files due for removal, none removed: target ${down.map((n) => `${n} (${this.targetsDown[n] ? `[${this.targetsDown[n].class}] ${this.targetsDown[n].message}` : 'not in this pass'})`).join(', ')}`;
+      this.log.warn(`deleteLocalAfter: ${blocked}`);
+      return { removed: [], bytes: 0, kept: [], failed: [], blocked };
+    }
+    return removeLocal({
+      store: this.store, targets: open.map((c) => c!.target), host: this.config.host, roots: this.roots, log: this.log, signal: this.signal, counts: this.counts,
+    }, due);
   }
 
   /** Targets that worked through this pass get their lastError cleared and lastOkAt set. */

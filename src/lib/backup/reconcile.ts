@@ -7,7 +7,7 @@ import { PathFilter } from '../scan/filter.js';
 import { walk, type Entry, type WalkProblem } from '../scan/walk.js';
 import { observationChanged, observationOf, observe, settleRuleHolds } from '../scan/settle.js';
 import { lstatUnder, rootOf } from '../scan/sourceFs.js';
-import { isDeleted, isSettled, markDeleted, markPresent, resetTargets, unsettle } from '../store/records.js';
+import { isDeleted, isSettled, isSourceGone, markDeleted, markPresent, resetTargets, unsettle } from '../store/records.js';
 
 export interface ReconcileResult {
   /** settled files whose content must be hashed */
@@ -21,7 +21,7 @@ export interface ReconcileResult {
 
 /** Is there a live (not deleted) record under `root`? */
 export function storeKnows(store: Store, root: string): boolean {
-  for (const [p, r] of store.entries()) if (!isDeleted(r) && p.startsWith(root + '/')) return true;
+  for (const [p, r] of store.entries()) if (!isSourceGone(r) && p.startsWith(root + '/')) return true;
   return false;
 }
 
@@ -64,7 +64,7 @@ export function reconcile(config: Config, store: Store, counts: RunCounts, log: 
     }
     for (const [p, r] of store.entries()) {
       // Not seen: deleted, unless it is now excluded or under a directory that could not be read.
-      if (!isDeleted(r) && p.startsWith(src.path + '/') && !seen.has(p) && filter.file(p.slice(src.path.length + 1))
+      if (!isSourceGone(r) && p.startsWith(src.path + '/') && !seen.has(p) && filter.file(p.slice(src.path.length + 1))
         && !unreadable.some((u) => p.startsWith(u))) {
         markDeleted(r, now);
         store.set(p, r);
@@ -98,7 +98,7 @@ export function observeEntry(store: Store, e: Entry, now: number, settleMs: numb
   if (!rec) {
     rec = { z: e.size, m: e.mtimeMs, i: e.ino, c: e.ctimeMs, o: now, f: now, t: {} };
     store.set(e.path, rec);
-  } else if (rec.l !== undefined || isDeleted(rec) || observationChanged(rec, e)) {
+  } else if (rec.l !== undefined || isSourceGone(rec) || observationChanged(rec, e)) {
     if (rec.l !== undefined || observationChanged(rec, e)) {
       observe(rec, e, now);
       unsettle(rec);

@@ -1,17 +1,18 @@
 import { UsageError } from '../errors.js';
 import type { Rec } from '../store/model.js';
-import { codeOn, markIgnored, resetForRetry } from '../store/records.js';
+import { clearRemoveFailure, codeOn, markIgnored, resetForRetry } from '../store/records.js';
 import { type Context, openStoreLocked, targetNames } from './context.js';
 import { matcher } from './whereIs.js';
 
 /**
  * `replica retry [--target N] [PATH|GLOB|NAME...]`: failed copies (all of them, or those matching) get their
- * attempts back and are due at once; ignored ones become pending again. Takes the lock. Returns how many
+ * attempts back and are due at once; ignored ones become pending again; a source file deleteLocalAfter could
+ * not remove is tried again. Takes the lock. Returns how many
  * copies changed (the next pass tries them).
  */
 export async function retryCommand(ctx: Context, args: string[], opts: { target?: string } = {}): Promise<number> {
   const names = targetNames(ctx.config, opts.target);
-  const n = await changeMatching(ctx, 'retry', args, (r, now) => (names.filter((t) => resetForRetry(r, t, now)).length ? 1 : 0));
+  const n = await changeMatching(ctx, 'retry', args, (r, now) => (names.filter((t) => resetForRetry(r, t, now)).length + Number(clearRemoveFailure(r)) ? 1 : 0));
   if (ctx.opts.json) ctx.out.write(`${JSON.stringify({ files: n })}\n`);
   else ctx.out.write(`${n} file(s) will be tried again by the next pass\n`);
   return n;

@@ -6,6 +6,8 @@ import { type Context, checkMissingSources, createTargets, openStoreLocked, open
 
 export interface RunOptions {
   target?: string; dryRun?: boolean; signal?: AbortSignal;
+  /** deleteLocalAfter: at most this many source files removed (default: the config's deleteLocalMax) */
+  maxDelete?: number;
   /** print the summary even when all is well and nobody is at a terminal */
   verbose?: boolean;
 }
@@ -24,7 +26,7 @@ export async function runCommand(ctx: Context, opts: RunOptions): Promise<Backup
   const progress = process.stderr.isTTY && !ctx.opts.json ? showProgress(process.stderr) : undefined;
   try {
     checkMissingSources(config, store);
-    result = await backup(config, store, targets, log, { target: opts.target, dryRun: opts.dryRun, signal: opts.signal, command: 'run', onStart: progress?.attach });
+    result = await backup(config, store, targets, log, { target: opts.target, dryRun: opts.dryRun, maxDelete: opts.maxDelete, signal: opts.signal, command: 'run', onStart: progress?.attach });
     await store.close();
   } finally {
     progress?.stop();
@@ -47,7 +49,8 @@ function printRun(ctx: Context, r: BackupResult, verbose: boolean): void {
   }
   if (r.wouldCopy) {
     for (const [p, t] of Object.entries(r.wouldCopy)) ctx.out.write(`would copy ${p} -> ${t.join(', ')}\n`);
-    ctx.out.write(`dry run: ${Object.keys(r.wouldCopy).length} files would be copied\n`);
+    for (const p of r.wouldRemove ?? []) ctx.out.write(`would remove ${p}\n`);
+    ctx.out.write(`dry run: ${Object.keys(r.wouldCopy).length} files would be copied${r.wouldRemove ? `, ${r.wouldRemove.length} source files would be removed (deleteLocalAfter; each after a live check of the source and every target)` : ''}\n`);
     return;
   }
   const tty = (ctx.out as NodeJS.WriteStream).isTTY === true;
@@ -57,6 +60,11 @@ function printRun(ctx: Context, r: BackupResult, verbose: boolean): void {
   const down = Object.entries(r.targetsDown).map(([n, e]) => `${n}: [${e.class}] ${e.message}`);
   out.write(`${r.ok ? 'ok' : 'PROBLEMS'}: ${c.scanned} scanned, ${c.hashed} hashed, ${c.copied} copied (${formatBytes(c.bytesCopied)}), `
     + `${c.verified} verified, ${c.failed} failed, ${c.unsettled} not settled yet, ${c.skipped} special files skipped, ${c.deleted} deleted at source\n`);
+  const rm = r.removedLocally;
+  if (rm?.removed.length) out.write(`deleteLocalAfter: removed ${rm.removed.length} source files (${formatBytes(rm.bytes)} freed)\n`);
+  if (rm?.blocked) out.write(`deleteLocalAfter: ${rm.blocked}\n`);
+  for (const k of rm?.kept ?? []) out.write(`not removed: ${k.path}: ${k.reason}\n`);
+  for (const f of rm?.failed ?? []) out.write(`cannot remove: ${f.path}: ${f.message} (\`replica retry\` tries again)\n`);
   if (r.unverified) out.write(`${r.unverified} settled files are still not verified everywhere (failed earlier): see \`replica status\`\n`);
   for (const d of down) out.write(`target down: ${d}\n`);
   for (const m of r.missingSources) out.write(`source-missing: ${m}\n`);

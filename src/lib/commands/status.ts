@@ -22,6 +22,12 @@ export async function statusCommand(ctx: Context): Promise<StoreSummary> {
     if (wch.error) w(`watch error ${ago(wch.error.at)}: ${wch.error.message}`);
   }
   w(`files: ${s.files} known, ${s.unsettled} not settled yet, ${s.deleted} deleted at source, ${s.changedAfterVerified} changed after verified, ${s.skipped} special files skipped`);
+  const rm = s.localRemoval;
+  if (rm) {
+    w(`deleteLocalAfter ${formatDuration(rm.afterMs)}: ${rm.removed.files} source files removed (${formatBytes(rm.removed.bytes)} freed), `
+      + `${rm.waiting.files} verified everywhere waiting for their age (${formatBytes(rm.waiting.bytes)})${rm.waiting.nextAt ? `, next due ${rm.waiting.nextAt.slice(0, 19)}Z` : ''}`);
+    for (const f of rm.failed.list.slice(0, 10)) w(`  cannot remove ${f.path}: ${f.message} (since ${ago(f.at)}; \`replica retry\` tries again)`);
+  }
   for (const t of s.targets) {
     if (t.removedAt !== undefined) {
       w(`target ${t.name} (${t.url})  REMOVED from the config ${ago(t.removedAt)}: still holds ${t.verified.files} verified copies (${formatBytes(t.verified.bytes)})`);

@@ -13,6 +13,8 @@ export interface WhereIs {
   size: number;
   kind: 'file' | 'symlink';
   deletedAt?: string;
+  /** deleteLocalAfter removed the source then (its copies are the file now) */
+  removedLocallyAt?: string;
   /** previous contents the store remembers (restore --at reads them from the versions) */
   previousContents?: FileRecord['previousContents'];
   targets: Record<string, { state: TargetState['state']; location: string; verifiedAt?: string; versions?: string[]; versionsError?: string }>;
@@ -48,6 +50,7 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ fo
     const rel = targetPath(config.host, p);
     found.push({
       path: p, hash: fr.hash, size: fr.size, kind: fr.kind, ...(fr.deletedAt ? { deletedAt: fr.deletedAt } : {}),
+      ...(fr.removedLocallyAt ? { removedLocallyAt: fr.removedLocallyAt } : {}),
       ...(fr.previousContents ? { previousContents: fr.previousContents } : {}),
       targets: Object.fromEntries(config.targets.map((t) => [t.name, {
         state: fr.targets[t.name]?.state ?? 'pending', location: locationOn(t, rel),
@@ -86,7 +89,7 @@ async function addVersions(ctx: Context, found: WhereIs[]): Promise<void> {
 function print(ctx: Context, found: WhereIs[], unmatched: string[]): void {
   const w = (l: string) => ctx.out.write(`${l}\n`);
   for (const f of found) {
-    w(`${f.path}  ${f.kind === 'symlink' ? 'symlink' : `${f.hash || '(not hashed yet)'}  ${f.size} bytes`}${f.deletedAt ? `  deleted at source ${f.deletedAt}` : ''}`);
+    w(`${f.path}  ${f.kind === 'symlink' ? 'symlink' : `${f.hash || '(not hashed yet)'}  ${f.size} bytes`}${f.deletedAt ? `  deleted at source ${f.deletedAt}` : ''}${f.removedLocallyAt ? `  removed from the source by deleteLocalAfter ${f.removedLocallyAt}` : ''}`);
     for (const c of f.previousContents ?? []) w(`  previous content ${c.hash}  current ${c.since} .. ${c.until}`);
     for (const [name, t] of Object.entries(f.targets)) {
       const versions = t.versions?.length ? `  versions: ${t.versions.join(', ')}` : t.versionsError ? `  versions: unknown (${t.versionsError})` : '';

@@ -32,12 +32,28 @@ export interface Config {
   versions: number;
   /** remove a source file this long after it is verified on every target; null = never */
   deleteLocalAfterMs: number | null;
+  /** at most this many source files removed per pass (deleteLocalAfter; `run --max-delete` overrides it) */
+  deleteLocalMax: number;
+  /** completeness markers written into finished directories' copies (SupRsync's finalized timecode directories) */
+  markers: MarkerConfig[];
   /** scrub: re-read each target copy every `everyMs`, at most `budgetBytes` per day */
   verify: { everyMs: number; budgetBytes: number };
   /** log level: error, warn, info, verbose, debug */
   log: { level: LogLevel };
   /** replica-monitor thresholds */
   monitor: { staleMs: number; warnAgeMs: number; critAgeMs: number };
+}
+
+/** One `markers` entry: directories under `source` matching `dirs` get `name` written into their copies once complete. */
+export interface MarkerConfig {
+  /** absolute real path: a configured source or a directory inside one */
+  source: string;
+  /** micromatch glob of directories, relative to `source` ("*": its top-level directories) */
+  dirs: string;
+  /** complete when nothing under it changed for this long (or a newer sibling matching `dirs` exists) */
+  completeAfterMs: number;
+  /** the marker's file name */
+  name: string;
 }
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'verbose' | 'debug';
@@ -79,17 +95,19 @@ export const DEFAULTS = {
   settle: '10s', watcher: 'chokidar', heartbeat: '1m', rescan: '1h', snapshots: 5, concurrency: 2,
   retry: { maxAttempts: 10, backoff: '30s', maxBackoff: '1h' },
   timeouts: { copy: '30m', command: '30s' },
-  versions: 1, deleteLocalAfter: null, verify: { every: '30d', budget: '20GiB' }, log: { level: 'info' },
+  versions: 1, deleteLocalAfter: null, deleteLocalMax: 1000, verify: { every: '30d', budget: '20GiB' }, log: { level: 'info' },
   monitor: { stale: '1h', warnAge: '1h', critAge: '24h' },
+  marker: { dirs: '*', completeAfter: '1d', name: '.replica-complete.json' },
 } as const;
 
 /** Keys allowed at each level; each target kind lists its own keys (targets/<kind>.ts). */
 export const TOP_KEYS = ['host', 'store', 'sources', 'exclude', 'targets', 'settle', 'watcher', 'heartbeat', 'rescan',
-  'snapshots', 'concurrency', 'retry', 'timeouts', 'versions', 'deleteLocalAfter', 'verify', 'log', 'monitor', '$schema'];
+  'snapshots', 'concurrency', 'retry', 'timeouts', 'versions', 'deleteLocalAfter', 'deleteLocalMax', 'markers', 'verify', 'log', 'monitor', '$schema'];
 export const SOURCE_KEYS = ['path', 'include', 'exclude'];
 export const RETRY_KEYS = ['maxAttempts', 'backoff', 'maxBackoff'];
 export const TIMEOUT_KEYS = ['copy', 'command'];
 export const VERIFY_KEYS = ['every', 'budget'];
 export const LOG_KEYS = ['level'];
+export const MARKER_KEYS = ['source', 'dirs', 'completeAfter', 'name'];
 export const MONITOR_KEYS = ['stale', 'warnAge', 'critAge'];
 export const TARGET_COMMON_KEYS = ['name', 'url', 'mount', 'concurrency', 'bwlimit', 'timeouts'];

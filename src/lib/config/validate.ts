@@ -4,8 +4,8 @@ import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { PathFilter } from '../scan/filter.js';
 import {
-  type Config, type SourceConfig, type TargetConfig, type LogLevel,
-  DEFAULTS, LOG_LEVELS, TOP_KEYS, SOURCE_KEYS, RETRY_KEYS, TIMEOUT_KEYS, VERIFY_KEYS, LOG_KEYS, MONITOR_KEYS, TARGET_COMMON_KEYS,
+  type Config, type MarkerConfig, type SourceConfig, type TargetConfig, type LogLevel,
+  DEFAULTS, LOG_LEVELS, TOP_KEYS, SOURCE_KEYS, RETRY_KEYS, TIMEOUT_KEYS, VERIFY_KEYS, LOG_KEYS, MONITOR_KEYS, MARKER_KEYS, TARGET_COMMON_KEYS,
 } from './schema.js';
 import type { OptionType } from '../targets/kind.js';
 import { type Raw, Reader, show } from './reader.js';
@@ -81,6 +81,30 @@ function readSource(r: Reader, v: unknown, i: number): SourceConfig | undefined 
   return source;
 }
 
+/** `markers`: each entry's source must be a configured source or a directory inside one. */
+function readMarkers(r: Reader, v: unknown, sources: SourceConfig[]): MarkerConfig[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) return r.fail('markers', `expected an array of { "source", "dirs", "completeAfter", "name" }, got ${show(v)}`) ?? [];
+  const out: MarkerConfig[] = [];
+  v.forEach((raw, i) => {
+    const key = `markers[${i}]`;
+    const m = r.object(raw, key, MARKER_KEYS);
+    if (!m) return;
+    const src = r.string(m.source, `${key}.source`) ?? r.fail(`${key}.source`, 'required: a source directory (or a directory inside one)');
+    let abs = src === undefined ? '' : realPathOf(r.resolvePath(src));
+    if (src !== undefined && !sources.some((s) => s.path && (abs === s.path || abs.startsWith(s.path + '/')))) {
+      r.fail(`${key}.source`, `${abs} is not a configured source nor inside one: markers are written for directories replica backs up`);
+      abs = '';
+    }
+    const dirs = r.string(m.dirs, `${key}.dirs`) ?? DEFAULTS.marker.dirs;
+    if (dirs.startsWith('/') || dirs.split('/').includes('..')) r.fail(`${key}.dirs`, `expected a glob relative to the marker's source (like "*"), got ${show(dirs)}`);
+    const name = r.string(m.name, `${key}.name`) ?? DEFAULTS.marker.name;
+    if (!name || name.includes('/') || name === '.' || name === '..' || name.includes('\0')) r.fail(`${key}.name`, `expected a plain file name, got ${show(name)}`);
+    out.push({ source: abs, dirs, completeAfterMs: r.duration(m.completeAfter, `${key}.completeAfter`, DEFAULTS.marker.completeAfter), name });
+  });
+  return out;
+}
+
 /**
  * Validate a raw config object (as parsed from `file`) and resolve it: every key checked, defaults filled.
  * Throws ConfigError listing every problem, each naming its key path. Source directories that do not exist
@@ -146,6 +170,8 @@ export function validateConfig(raw: unknown, file: string): Config {
     timeouts: r.timeouts(timeoutsRaw, 'timeouts', DEFAULTS.timeouts),
     versions: r.int(c.versions, 'versions', DEFAULTS.versions, 0),
     deleteLocalAfterMs: c.deleteLocalAfter === undefined || c.deleteLocalAfter === null ? null : r.duration(c.deleteLocalAfter, 'deleteLocalAfter', 0),
+    deleteLocalMax: r.int(c.deleteLocalMax, 'deleteLocalMax', DEFAULTS.deleteLocalMax, 0),
+    markers: readMarkers(r, c.markers, sources),
     verify: { everyMs: r.duration(verify.every, 'verify.every', DEFAULTS.verify.every), budgetBytes: r.size(verify.budget, 'verify.budget', DEFAULTS.verify.budget) },
     log: { level },
     monitor: {

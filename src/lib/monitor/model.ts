@@ -103,6 +103,8 @@ export function hostReport(store: string, meta: Meta, records: () => Iterable<[s
       oldestUnverifiedAgeMs: age, scrubCoverage: ts.scrub.coverage,
     };
   });
+  // a source file deleteLocalAfter could not remove fills the instrument's disk: someone must look
+  if (s.localRemoval?.failed.files) raise('WARNING', `deleteLocalAfter could not remove ${s.localRemoval.failed.files} source files (first: ${s.localRemoval.failed.list[0]?.path}: ${s.localRemoval.failed.list[0]?.message})`);
   return { ...s, store, status, agentStatus: stale ? 'CRITICAL' : 'OK', heartbeatAgeMs, problems, targets };
 }
 

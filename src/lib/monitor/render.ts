@@ -33,10 +33,19 @@ export function renderText(r: Report, color = false): string {
   }
   const ignored = r.hosts.flatMap((h) => h.targets.flatMap((t) => t.ignoredFiles.map((i) => `  ${h.host}/${t.name} ignored since ${i.at.slice(0, 16).replace('T', ' ')}: ${i.path}${i.reason ? ` (${i.reason})` : ''}`)));
   if (ignored.length) out.push('', 'ignored copies (replica ignore):', ...ignored);
+  const freed = r.hosts.filter((h) => h.localRemoval);
+  if (freed.length) out.push('', 'deleteLocalAfter (source files removed once verified everywhere long enough):', ...freed.map((h) => `  ${localRemovalLine(h)}`));
   const changed = r.hosts.filter((h) => h.changedAfterVerified > 0);
   // an instrument file should never change once closed: say so, though the good copies are kept as versions
   if (changed.length) out.push('', ...changed.map((h) => `${h.host}: ${h.changedAfterVerified} files changed after they were verified (the previous copies are kept as versions)`));
   return `${out.join('\n')}\n`;
+}
+
+/** One host's deleteLocalAfter in words: removed and freed, waiting for their age. */
+function localRemovalLine(h: Report['hosts'][number]): string {
+  const rm = h.localRemoval!;
+  return `${h.host}: ${rm.removed.files} removed (${formatBytes(rm.removed.bytes)} freed), ${rm.waiting.files} waiting for their age of ${formatDuration(rm.afterMs)} (${formatBytes(rm.waiting.bytes)})`
+    + `${rm.failed.files ? `, ${rm.failed.files} COULD NOT BE REMOVED` : ''}`;
 }
 
 /** The report as JSON (docs/schemas/monitor.schema.json). */
@@ -77,6 +86,11 @@ export function renderPrometheus(r: Report): string {
     ts.filter(({ t }) => t.oldestUnverified !== undefined).map(({ t, l }) => [l, Date.parse(t.oldestUnverified!.since) / 1000]));
   metric('replica_verified_up_to_timestamp_seconds', 'Every file that settled before this time is verified on the target', 'gauge', ts.map(({ t, l }) => [l, Date.parse(t.verifiedUpTo) / 1000]));
   metric('replica_scrub_coverage_ratio', 'Share of verified copies re-verified within verify.every', 'gauge', ts.map(({ t, l }) => [l, t.scrubCoverage]));
+  const rms = hs.filter((h) => h.localRemoval);
+  metric('replica_removed_locally_bytes', 'Bytes freed on the source by deleteLocalAfter (files removed once verified everywhere long enough)', 'gauge', rms.map((h) => [{ host: h.host }, h.localRemoval!.removed.bytes]));
+  metric('replica_removed_locally_files', 'Source files removed by deleteLocalAfter', 'gauge', rms.map((h) => [{ host: h.host }, h.localRemoval!.removed.files]));
+  metric('replica_removal_waiting_files', 'Files verified on every target, waiting for their deleteLocalAfter age', 'gauge', rms.map((h) => [{ host: h.host }, h.localRemoval!.waiting.files]));
+  metric('replica_removal_failed_files', 'Source files deleteLocalAfter could not remove (EACCES...)', 'gauge', rms.map((h) => [{ host: h.host }, h.localRemoval!.failed.files]));
   metric('replica_store_unreadable', 'Stores that could not be read', 'gauge', [[{}, r.unknown.length]]);
   return `${lines.join('\n')}\n`;
 }
@@ -107,6 +121,7 @@ th{cursor:pointer;background:#f3f3f3;position:sticky;top:0}.s-OK .st,.b-OK{backg
 ${rows.join('\n')}
 </tbody></table>
 ${problems.length ? `<h2>Problems</h2><ul id="problems">${problems.map((p) => `<li>${html(p)}</li>`).join('')}</ul>` : '<p id="problems">No problems.</p>'}
+${r.hosts.some((h) => h.localRemoval) ? `<h2>Source files removed (deleteLocalAfter)</h2><ul id="removed">${r.hosts.filter((h) => h.localRemoval).map((h) => `<li>${html(localRemovalLine(h))}</li>`).join('')}</ul>` : ''}
 ${ignored.length ? `<h2>Ignored copies</h2><table class="f" id="ignored"><thead><tr><th>host</th><th>target</th><th>since</th><th>path</th><th>reason</th></tr></thead><tbody>${ignored.join('')}</tbody></table>` : ''}
 ${failures.length ? `<h2>Worst failed files</h2><table class="f"><thead><tr><th>host</th><th>target</th><th>class</th><th>attempts</th><th>path</th><th>message</th></tr></thead><tbody>${failures.join('')}</tbody></table>` : ''}
 <script>

@@ -1,6 +1,6 @@
 import type { ErrorClass } from '../errors.js';
 import type { Meta, Rec } from '../store/model.js';
-import { changedAfterVerifiedAt, codeOn, failureOn, ignoredOn, isDeleted, isSettled, owedSince, verifiedAtOn } from '../store/records.js';
+import { changedAfterVerifiedAt, codeOn, failureOn, ignoredOn, isDeleted, isRemovedLocally, isSettled, localRemovalDueAt, owedSince, removeFailure, verifiedAtOn } from '../store/records.js';
 
 export interface Bucket { files: number; bytes: number }
 
@@ -44,7 +44,19 @@ export interface StoreSummary {
   watch?: Meta['watch'];
   /** every copy should be read back within this (verify.every): what scrub coverage is measured against */
   verifyEveryMs: number;
+  /** deleteLocalAfter, when configured */
+  localRemoval?: LocalRemovalSummary;
   targets: TargetSummary[];
+}
+
+export interface LocalRemovalSummary {
+  afterMs: number;
+  /** source files removed (their copies are the file now) and the bytes freed */
+  removed: Bucket;
+  /** verified on every target, waiting for their age (or for a pass); when the next one is due */
+  waiting: Bucket & { nextAt?: string };
+  /** files that could not be removed (EACCES...), reported once: `replica retry` tries again (at most IGNORED_LISTED listed) */
+  failed: { files: number; list: { path: string; at: string; message: string }[] };
 }
 
 const bucket = (): Bucket => ({ files: 0, bytes: 0 });
@@ -74,8 +86,18 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
     files: 0, unsettled: 0, deleted: 0, changedAfterVerified: 0, skipped: meta.lastRun?.counts.skipped ?? 0, watch: meta.watch,
     verifyEveryMs: meta.verify?.everyMs ?? DEFAULT_VERIFY_EVERY_MS, targets: [],
   };
+  const rm: LocalRemovalSummary | undefined = meta.deleteLocal && { afterMs: meta.deleteLocal.afterMs, removed: bucket(), waiting: bucket(), failed: { files: 0, list: [] } };
+  const live = targetNames.filter((n) => !removed.includes(n));
+  let nextAt = Infinity;
   for (const [p, r] of records) {
     s.files++;
+    if (rm) {
+      const due = localRemovalDueAt(r, live, rm.afterMs);
+      const failed = removeFailure(r);
+      if (isRemovedLocally(r)) { rm.removed.files++; rm.removed.bytes += r.z; }
+      else if (due !== undefined) { rm.waiting.files++; rm.waiting.bytes += r.z; nextAt = Math.min(nextAt, due); }
+      else if (failed && ++rm.failed.files <= IGNORED_LISTED) rm.failed.list.push({ path: p, at: new Date(failed.at).toISOString(), message: failed.message });
+    }
     const deleted = isDeleted(r);
     if (deleted) s.deleted++;
     if (changedAfterVerifiedAt(r) !== undefined) s.changedAfterVerified++;
@@ -108,6 +130,11 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
         if (!o || since < o[1]) oldest.set(name, [p, since]);
       }
     }
+  }
+  if (rm) {
+    if (nextAt < Infinity) rm.waiting.nextAt = new Date(nextAt).toISOString();
+    rm.failed.list.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    s.localRemoval = rm;
   }
   for (const [name, t] of targets) {
     const o = oldest.get(name);

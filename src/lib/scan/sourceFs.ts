@@ -30,15 +30,13 @@ export function sameFile(st: { size: number; mtimeMs: number; ino: number; ctime
 }
 
 /**
- * lstat `p` (a path under the source root `root`) with every directory between them opened without following
- * symlinks: a directory replaced by a link to /etc is never entered. Undefined when `p` (or a parent) is gone,
- * is not under `root`, or a parent is not a directory.
+ * Open the directory `dir` (the source root `root` or a directory under it) with every directory between them
+ * opened without following symlinks: a directory replaced by a link to /etc is never entered. Returns its
+ * descriptor (the caller closes it; `at(fd, name)` names what is inside), or undefined when it is gone, is
+ * not under `root`, or a component is not a directory.
  */
-export function lstatUnder(root: string, p: string): fs.Stats | undefined {
-  if (!p.startsWith(root === '/' ? '/' : root + '/')) return undefined;
-  const parts = p.slice(root.length).split('/').filter(Boolean);
-  const name = parts.pop();
-  if (name === undefined) return undefined;
+export function openDirUnder(root: string, dir: string): number | undefined {
+  if (dir !== root && !dir.startsWith(root === '/' ? '/' : root + '/')) return undefined;
   let fd: number;
   try {
     fd = fs.openSync(root, C.O_RDONLY | C.O_DIRECTORY);
@@ -46,12 +44,29 @@ export function lstatUnder(root: string, p: string): fs.Stats | undefined {
     return undefined;
   }
   try {
-    for (const part of parts) {
+    for (const part of dir.slice(root.length).split('/').filter(Boolean)) {
       const next = fs.openSync(at(fd, part), DIR_FLAGS);
       fs.closeSync(fd);
       fd = next;
     }
-    return fs.lstatSync(at(fd, name));
+    return fd;
+  } catch {
+    fs.closeSync(fd);
+    return undefined;
+  }
+}
+
+/**
+ * lstat `p` (a path under the source root `root`) without following a symlink on the way (openDirUnder).
+ * Undefined when `p` (or a parent) is gone, is not under `root`, or a parent is not a directory.
+ */
+export function lstatUnder(root: string, p: string): fs.Stats | undefined {
+  if (!p.startsWith(root === '/' ? '/' : root + '/') || p.endsWith('/')) return undefined;
+  const cut = p.lastIndexOf('/');
+  const fd = openDirUnder(root, p.slice(0, cut) || '/');
+  if (fd === undefined) return undefined;
+  try {
+    return fs.lstatSync(at(fd, p.slice(cut + 1)));
   } catch {
     return undefined;
   } finally {

@@ -86,6 +86,8 @@ export interface Rec {
   e?: [string, number, number, number?][];
   /** the mtime of the settled content, kept from its first change until the new content settles (for `e`) */
   q?: number;
+  /** deleteLocalAfter could not remove the source file: [at, message] (reported once; `replica retry` clears it) */
+  u?: [number, string];
   /** target name -> encoded TState */
   t: Record<string, string>;
 }
@@ -102,6 +104,8 @@ export interface FileRecord {
   settledAt?: string;
   deletedAt?: string;
   removedLocallyAt?: string;
+  /** deleteLocalAfter could not remove the source file (reported once; `replica retry` makes it try again) */
+  removeLocalError?: { message: string; at: string };
   /** previous contents remembered (restore --at): hash, current from `since` until replaced at `until` */
   previousContents?: { hash: string; since: string; until: string; mtimeMs?: number }[];
   targets: Record<string, TargetState>;
@@ -124,6 +128,8 @@ export interface TargetState {
 export interface RunCounts {
   scanned: number; settled: number; unsettled: number; hashed: number; copied: number; verified: number;
   failed: number; skipped: number; symlinks: number; unsupportedNames: number; deleted: number; bytesCopied: number;
+  /** source files removed by deleteLocalAfter, and their bytes */
+  removedLocally: number; bytesFreed: number;
 }
 
 /** The store's meta.json (always present in a store directory). */
@@ -147,6 +153,8 @@ export interface Meta {
   watch?: WatchInfo;
   /** the config's scrub (`verify`): every copy re-read within `everyMs`, `budgetBytes` a day (for status and the monitor) */
   verify?: { everyMs: number; budgetBytes: number };
+  /** the config's deleteLocalAfter (absent: sources are never removed) */
+  deleteLocal?: { afterMs: number };
 }
 
 export interface WatchInfo {
@@ -163,7 +171,7 @@ export interface WatchInfo {
 }
 
 export function emptyCounts(): RunCounts {
-  return { scanned: 0, settled: 0, unsettled: 0, hashed: 0, copied: 0, verified: 0, failed: 0, skipped: 0, symlinks: 0, unsupportedNames: 0, deleted: 0, bytesCopied: 0 };
+  return { scanned: 0, settled: 0, unsettled: 0, hashed: 0, copied: 0, verified: 0, failed: 0, skipped: 0, symlinks: 0, unsupportedNames: 0, deleted: 0, bytesCopied: 0, removedLocally: 0, bytesFreed: 0 };
 }
 
 const iso = (t: number | undefined): string | undefined => (t === undefined ? undefined : new Date(t).toISOString());
@@ -185,6 +193,7 @@ export function toFileRecord(path: string, r: Rec): FileRecord {
   return {
     path, size: r.z, mtimeMs: r.m, hash: r.h ?? '', kind: r.l === undefined ? 'file' : 'symlink', linkTarget: r.l,
     firstSeenAt: iso(r.f)!, settledAt: iso(r.s), deletedAt: iso(r.d), removedLocallyAt: iso(r.r),
+    ...(r.u ? { removeLocalError: { message: r.u[1], at: iso(r.u[0])! } } : {}),
     previousContents: r.e?.map(([hash, since, until, m]) => ({ hash, since: iso(since)!, until: iso(until)!, ...(m === undefined ? {} : { mtimeMs: m }) })), targets,
   };
 }

@@ -16,8 +16,49 @@ export const isSettled = (r: Rec): boolean => r.s !== undefined;
 /** The file was not found by the last scan (a deletion at the source: its copies stay). */
 export const isDeleted = (r: Rec): boolean => r.d !== undefined;
 
-/** Settled and still at the source: the records every target owes a verified copy of. */
+/** Settled and not deleted at the source: the records every target owes a verified copy of (also once removed by deleteLocalAfter). */
 export const isCurrent = (r: Rec): boolean => r.s !== undefined && r.d === undefined;
+
+/** replica removed the source file (deleteLocalAfter) once it was verified on every target: its copies are the file now. */
+export const isRemovedLocally = (r: Rec): boolean => r.r !== undefined;
+
+/** The source no longer holds the settled content: deleted there, or removed by deleteLocalAfter. */
+export const isSourceGone = (r: Rec): boolean => r.d !== undefined || r.r !== undefined;
+
+/** deleteLocalAfter removed the source file now (never a deletion: nothing is propagated, it is not "new"). */
+export function markRemovedLocally(r: Rec, now: number): void {
+  r.r = now;
+  delete r.u;
+}
+
+/** deleteLocalAfter could not remove the source file: recorded (reported once), not tried again until `retry` or a change. */
+export function markRemoveFailed(r: Rec, message: string, now: number): void {
+  r.u = [now, message];
+}
+
+/** Why deleteLocalAfter could not remove the source file, if it could not. */
+export const removeFailure = (r: Rec): { at: number; message: string } | undefined => r.u && { at: r.u[0], message: r.u[1] };
+
+/** `replica retry`: try the removal again. Returns whether anything changed. */
+export function clearRemoveFailure(r: Rec): boolean {
+  if (!r.u) return false;
+  delete r.u;
+  return true;
+}
+
+/**
+ * Since when every one of `targets` has held a verified copy (the latest of their copy times: a copy
+ * repaired later counts from then), or undefined when one of them does not hold one.
+ */
+export function heldEverywhereSince(r: Rec, targets: string[]): number | undefined {
+  let since = 0;
+  for (const t of targets) {
+    if (codeOn(r, t) !== 'v') return undefined;
+    const st = stateOn(r, t);
+    since = Math.max(since, st.c ?? st.v ?? 0);
+  }
+  return targets.length ? since : undefined;
+}
 
 /** When the content settled (epoch ms), or undefined while it is still changing. */
 export const settledAt = (r: Rec): number | undefined => r.s;
@@ -35,6 +76,8 @@ export function markDeleted(r: Rec, now: number): boolean {
 /** The file is at the source again (a scan found it after a deletion). */
 export function markPresent(r: Rec): void {
   delete r.d;
+  delete r.r;
+  delete r.u;
 }
 
 /**
@@ -138,6 +181,17 @@ export function isDoneOn(r: Rec, target: string): boolean {
   return c === 'v' || c === 'i';
 }
 
+/**
+ * When deleteLocalAfter may remove the source file: `afterMs` after every one of `targets` held a verified copy;
+ * undefined when it may not (not settled, deleted or removed already, a symlink, a removal that failed, or a
+ * target without a verified copy).
+ */
+export function localRemovalDueAt(r: Rec, targets: string[], afterMs: number): number | undefined {
+  if (!isCurrent(r) || r.r !== undefined || r.l !== undefined || r.u !== undefined) return undefined;
+  const since = heldEverywhereSince(r, targets);
+  return since === undefined ? undefined : since + afterMs;
+}
+
 /** Backoff before attempt `attempts + 1`: backoff * 2^(attempts-1), capped. */
 export function backoffMs(policy: RetryPolicy, attempts: number): number {
   return Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** Math.max(0, attempts - 1));
@@ -145,7 +199,7 @@ export function backoffMs(policy: RetryPolicy, attempts: number): number {
 
 /** Is a copy of `r` to `target` due now? Current, and pending, or failed with attempts left and its backoff over. */
 export function isDue(r: Rec, target: string, now: number, policy: RetryPolicy): boolean {
-  if (!isCurrent(r)) return false;
+  if (!isCurrent(r) || r.r !== undefined) return false;
   const code = codeOn(r, target);
   if (code === 'p') return true;
   if (code !== 'f') return false;
@@ -159,7 +213,7 @@ export function isDue(r: Rec, target: string, now: number, policy: RetryPolicy):
  * target holds a verified copy to read it from.
  */
 export function isRepairDue(r: Rec, target: string, now: number, policy: RetryPolicy): boolean {
-  if (!isSettled(r) || !isDeleted(r) || r.l !== undefined || codeOn(r, target) !== 'f') return false;
+  if (!isSettled(r) || !isSourceGone(r) || r.l !== undefined || codeOn(r, target) !== 'f') return false;
   const t = stateOn(r, target);
   return (t.a ?? 0) < policy.maxAttempts && (t.n ?? 0) <= now && Object.keys(r.t).some((o) => o !== target && codeOn(r, o) === 'v');
 }

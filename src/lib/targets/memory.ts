@@ -6,7 +6,7 @@ import type { PutSource } from './source.js';
 import { type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type Versions, readBackEach } from './target.js';
 
 /** A fault to inject: return an error to throw for this operation and path, or undefined to proceed. */
-export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink', relPath: string) => Error | undefined;
+export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink' | 'stat', relPath: string) => Error | undefined;
 
 /**
  * Copies held in this process's memory: for tests of the queue, retry and verify logic without a disk.
@@ -72,6 +72,7 @@ export class MemoryTarget implements Target, RandomRead, Links, RemoteHash, Vers
   }
 
   async stat(rel: string): Promise<{ size: number; mtimeMs?: number; mode?: number } | undefined> {
+    this.fault('stat', rel);
     const f = this.files.get(rel);
     return f && { size: f.data.length, mtimeMs: f.mtimeMs, mode: f.mode };
   }

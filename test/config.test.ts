@@ -45,6 +45,10 @@ describe('config: every malformed case exits 78 with one line per problem naming
     ['maxBackoff shorter than backoff', (g) => ({ ...g, retry: { backoff: '1h', maxBackoff: '1m' } }), /retry\.maxBackoff: must not be shorter than retry\.backoff/],
     ['bad bwlimit and glob type', (g) => ({ ...g, exclude: [3], targets: [{ name: 'a', url: 'ta', bwlimit: 'fast' }] }), /^config: targets\[0\]\.bwlimit: expected a size.*\nconfig: exclude\[0\]: expected a glob string, got 3$/m],
     ['timeouts not an object', (g) => ({ ...g, timeouts: '30s' }), /^config: timeouts: expected an object/m],
+    ['negative deleteLocalMax', (g) => ({ ...g, deleteLocalMax: -1 }), /^config: deleteLocalMax: expected an integer >= 0/m],
+    ['markers not an array', (g) => ({ ...g, markers: { source: 'src' } }), /^config: markers: expected an array/m],
+    ['marker outside every source, bad name, dirs climbing out, unknown key', (g) => ({ ...g, markers: [{ source: '/etc', name: 'a/b', dirs: '../*', completAfter: '1d' }] }),
+      /^config: markers\[0\]\.completAfter: unknown key \(did you mean "completeAfter"\?\)\nconfig: markers\[0\]\.source: \/etc is not a configured source nor inside one.*\nconfig: markers\[0\]\.dirs: expected a glob relative.*\nconfig: markers\[0\]\.name: expected a plain file name, got "a\/b"$/m],
   ];
   for (const [name, make, expect] of cases) {
     it(name, async () => {
@@ -108,6 +112,14 @@ describe('config discovery and resolution', () => {
     assert.equal(c.targets[0].path, '/tmp/x');
     assert.deepEqual(c.targets[0].timeouts, { copyMs: 60_000, commandMs: 5_000 });
     assert.equal(c.deleteLocalAfterMs, null);
+    assert.equal(c.deleteLocalMax, 1000);
+    assert.deepEqual(c.markers, []);
+    writeConfig(dir, { sources: ['data'], targets: [{ name: 'a', url: 'ta' }], markers: [{ source: 'data' }, { source: 'data', dirs: '*/*', completeAfter: '2h', name: 'DONE' }] });
+    const m = await loadConfig({ cwd: dir, env: {} });
+    assert.deepEqual(m.markers, [
+      { source: fs.realpathSync(path.join(dir, 'data')), dirs: '*', completeAfterMs: 86_400_000, name: '.replica-complete.json' },
+      { source: fs.realpathSync(path.join(dir, 'data')), dirs: '*/*', completeAfterMs: 7_200_000, name: 'DONE' },
+    ]);
     assert.ok(c.host.length > 0 && !c.host.includes('.'));
     await assert.rejects(loadConfig({ cwd: dir, env: {}, file: 'nope.json' }), ConfigError);
     rmTree(dir);

@@ -203,6 +203,22 @@ describe('replica restore from an S3 target', () => {
   });
 });
 
+describe('deleteLocalAfter with an S3 target', () => {
+  it('the live check HEADs each object: an object deleted keeps its source until it is copied again; removed sources restore byte-identical', async () => {
+    const { deleteLocalScenario } = await import('../deleteLocalScenario.js');
+    const b = await ceph.bucket();
+    const client = new S3Client({ endpoint: ceph.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey } });
+    try {
+      await deleteLocalScenario({ url: `s3://${b}/obs`, endpoint: ceph.endpoint, accessKeyEnv: 'T_S3_KEY', secretKeyEnv: 'T_S3_SECRET', timeouts: { command: '10s' } }, {
+        env: { T_S3_KEY: ceph.accessKeyId, T_S3_SECRET: ceph.secretAccessKey },
+        remove: async (rel) => { await client.send(new DeleteObjectCommand({ Bucket: b, Key: `obs/${rel}` })); },
+      });
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
 describe('replica verify on an S3 target', () => {
   it('a corrupted and a deleted object are found (mismatch, missing) and repaired by the next run', async () => {
     const { verifyScenario } = await import('../verifyScenario.js');

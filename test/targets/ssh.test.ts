@@ -319,6 +319,16 @@ describe('replica restore from an ssh target', () => {
   });
 });
 
+describe('deleteLocalAfter with an ssh target', () => {
+  it('the live check stats each copy on the server: a copy removed there keeps its source until it is copied again; removed sources restore byte-identical', async () => {
+    const { deleteLocalScenario } = await import('../deleteLocalScenario.js');
+    const base = path.join(remoteBase, 'dla');
+    await deleteLocalScenario({ url: `ssh://root@127.0.0.1:${sshd.port}${base}`, identity: sshd.clientKey, knownHosts: sshd.knownHosts, timeouts: { command: '5s' } }, {
+      remove: (rel) => fs.rmSync(path.join(base, rel)),
+    });
+  });
+});
+
 describe('replica verify on an ssh target', () => {
   it('a corrupted and a deleted copy over ssh are found (mismatch, missing) and repaired by the next run', async () => {
     const { verifyScenario } = await import('../verifyScenario.js');

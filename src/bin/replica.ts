@@ -44,6 +44,11 @@ commands:
                                    a NAME (no /) matches that file name anywhere
   manifest [--target N]            "<xxh64>  <host>/<abs path>" of every copy verified on N (default: on
                                    every target), sorted: \`cd <target base> && xxhsum -c\` checks them
+  adopt --target N [--host H] [--dry-run]
+                                   enrol an existing per-host backup: copies under <base>/<H>/ (default H:
+                                   this host) equal to the settled source are verified there without copying;
+                                   different ones are copied by the next run; orphans are recorded as deleted
+                                   at the source (where-is, restore find them)
   hash FILE...                     print "<xxh64>  <file>" exactly as \`xxhsum -H1\` does
 
 options (before or after the command):
@@ -66,13 +71,13 @@ const OPTIONS = {
   config: { type: 'string' }, json: { type: 'boolean' }, 'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
   target: { type: 'string' }, 'dry-run': { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' }, since: { type: 'string' }, nul: { type: 'boolean', short: '0' },
-  from: { type: 'string' }, to: { type: 'string' }, at: { type: 'string' }, force: { type: 'boolean' }, fsync: { type: 'boolean' },
+  from: { type: 'string' }, to: { type: 'string' }, at: { type: 'string' }, force: { type: 'boolean' }, fsync: { type: 'boolean' }, host: { type: 'string' },
   'max-delete': { type: 'string' }, budget: { type: 'string' }, all: { type: 'boolean' }, 'no-update': { type: 'boolean' }, reason: { type: 'string' },
 } as const;
 const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
 const COMMAND_OPTIONS: Record<string, string[]> = {
   run: ['target', 'dry-run', 'verbose', 'max-delete'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'], 'where-is': [], restore: ['from', 'to', 'at', 'force', 'fsync'],
-  verify: ['target', 'budget', 'all', 'no-update'], retry: ['target'], ignore: ['target', 'reason'],
+  verify: ['target', 'budget', 'all', 'no-update'], adopt: ['target', 'host', 'dry-run'], retry: ['target'], ignore: ['target', 'reason'],
 };
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -174,6 +179,10 @@ export async function main(argv: string[]): Promise<number> {
         const r = await (await import('../lib/commands/verify.js')).verifyCommand(ctx, args, { target: values.target, budget: values.budget, all: values.all, noUpdate: values['no-update'] });
         return r.every((x) => !x.bad.length && !x.error) ? EXIT.ok : EXIT.problems;
       }
+      case 'adopt': {
+        const r = await (await import('../lib/commands/adopt.js')).adoptCommand(ctx, { target: values.target, host: values.host, dryRun: values['dry-run'] });
+        return r.unreadable.length ? EXIT.problems : EXIT.ok;
+      }
       case 'retry': await (await import('../lib/commands/retry.js')).retryCommand(ctx, args, { target: values.target }); return EXIT.ok;
       case 'ignore': await (await import('../lib/commands/retry.js')).ignoreCommand(ctx, args, { target: values.target, reason: values.reason }); return EXIT.ok;
       case 'manifest': await (await import('../lib/commands/manifest.js')).manifestCommand(ctx, { target: values.target }); return EXIT.ok;
@@ -207,7 +216,7 @@ function report(err: unknown): number {
 }
 
 /** Commands that touch targets (which may hang in the kernel) run in a supervised worker (supervisor.ts). */
-const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore', 'verify']);
+const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore', 'verify', 'adopt']);
 
 const argv = process.argv.slice(2);
 if (process.env[SUPERVISED_ENV] !== '1' && argv.some((a) => TARGET_COMMANDS.has(a))) {

@@ -203,6 +203,41 @@ describe('replica restore from an S3 target', () => {
   });
 });
 
+describe('replica adopt on an S3 target', () => {
+  it('objects written with an xxh64 in their metadata are adopted without a read; objects without it (another tool) are read back; a different one stays pending, an orphan is recorded', async () => {
+    await initHasher();
+    const b = await ceph.bucket();
+    const client = new S3Client({ endpoint: ceph.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey } });
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    try {
+      const data = Array.from({ length: 6 }, (_, i) => crypto.randomBytes(10_000 + i));
+      for (const [i, d] of data.entries()) { fs.writeFileSync(path.join(src, `f${i}`), d); age(path.join(src, `f${i}`)); }
+      const put = (name: string, body: Buffer, meta: boolean) => client.send(new PutObjectCommand({ Bucket: b, Key: `obs/h${src}/${name}`, Body: body, ...(meta ? { Metadata: { xxh64: hashBytes(body) } } : {}) }));
+      for (let i = 0; i < 3; i++) await put(`f${i}`, data[i], true);
+      for (let i = 3; i < 5; i++) await put(`f${i}`, data[i], false);
+      await put('f5', Buffer.from('an older content'), false);
+      await put('gone', Buffer.from('only in the bucket'), false);
+      const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'ceph', url: `s3://${b}/obs`, endpoint: ceph.endpoint, accessKeyEnv: 'T_S3_KEY', secretKeyEnv: 'T_S3_SECRET' }] });
+      const env = { T_S3_KEY: ceph.accessKeyId, T_S3_SECRET: ceph.secretAccessKey };
+      const r = await cli(['adopt', '--json', '--target', 'ceph', '--config', cfg], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const a = json(r);
+      assert.deepEqual([a.listed, a.adopted.files, a.fromMetadata, a.differing, a.orphaned], [7, 5, 3, [path.join(src, 'f5')], [path.join(src, 'gone')]]);
+      const run = json(await cli(['run', '--json', '--config', cfg], { env }));
+      assert.equal(run.counts.copied, 1, 'only the differing object is written');
+      assert.equal((await cli(['verify', '--all', '--config', cfg], { env })).code, 0, 'every adopted object verifies by its bytes');
+      const out = path.join(dir, 'out');
+      assert.equal((await cli(['restore', path.join(src, 'gone'), '--to', out, '--config', cfg], { env })).code, 0);
+      assert.equal(fs.readFileSync(path.join(out, src, 'gone'), 'utf8'), 'only in the bucket');
+    } finally {
+      client.destroy();
+      rmTree(dir);
+    }
+  });
+});
+
 describe('deleteLocalAfter with an S3 target', () => {
   it('the live check HEADs each object: an object deleted keeps its source until it is copied again; removed sources restore byte-identical', async () => {
     const { deleteLocalScenario } = await import('../deleteLocalScenario.js');

@@ -319,6 +319,41 @@ describe('replica restore from an ssh target', () => {
   });
 });
 
+describe('replica adopt on an ssh target', () => {
+  it('equal copies on the server are hashed there: the bytes sshd sends are a small fraction of the data (a restore of the same files, for contrast, sends all of it)', async () => {
+    const { age, cli, json, writeConfig } = await import('../helpers.js');
+    const crypto = await import('node:crypto');
+    const { execFileSync } = await import('node:child_process');
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(path.join(src, '17001'), { recursive: true });
+    for (let i = 0; i < 8; i++) { const p = path.join(src, '17001', `f${i}.g3`); fs.writeFileSync(p, crypto.randomBytes(512 << 10)); age(p); }
+    const base = path.join(remoteBase, 'adopt');
+    fs.mkdirSync(path.join(base, 'h', dir), { recursive: true });
+    execFileSync('cp', ['-a', src, path.join(base, 'h', dir) + '/']);
+    fs.appendFileSync(path.join(base, 'h', src, '17001', 'f5.g3'), 'older content');
+    const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'popeye', url: `ssh://root@127.0.0.1:${sshd.port}${base}`, identity: sshd.clientKey, knownHosts: sshd.knownHosts, timeouts: { command: '5s' } }] });
+    // sshd's own I/O counters include those of its reaped session processes: what went out on the wire, and more
+    const sent = () => Number(/^wchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${sshd.pid()}/io`, 'utf8'))![1]);
+    try {
+      const before = sent();
+      const r = await cli(['adopt', '--json', '--target', 'popeye', '--config', cfg]);
+      assert.equal(r.code, 0, r.stderr);
+      const adoptSent = sent() - before;
+      const a = json(r);
+      assert.deepEqual([a.adopted.files, a.differing.length], [7, 1]);
+      assert.ok(adoptSent < (4 << 20) / 8, `adopt: sshd sent ${adoptSent} bytes for 4 MiB of copies`);
+      const run = json(await cli(['run', '--json', '--config', cfg]));
+      assert.equal(run.counts.copied, 1, 'only the differing file is copied');
+      const before2 = sent();
+      assert.equal((await cli(['restore', '--from', 'popeye', '--to', path.join(dir, 'out'), src, '--config', cfg])).code, 0);
+      assert.ok(sent() - before2 > 4 << 20, `the same files restored: sshd sent ${sent() - before2} bytes`);
+    } finally {
+      rmTree(dir);
+    }
+  });
+});
+
 describe('deleteLocalAfter with an ssh target', () => {
   it('the live check stats each copy on the server: a copy removed there keeps its source until it is copied again; removed sources restore byte-identical', async () => {
     const { deleteLocalScenario } = await import('../deleteLocalScenario.js');

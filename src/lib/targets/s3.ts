@@ -129,12 +129,13 @@ export class S3Target implements Target, RandomRead, Versions {
     return readBackEach(this, rels, opts);
   }
 
-  async stat(rel: string): Promise<{ size: number; mtimeMs?: number; mode?: number } | undefined> {
+  async stat(rel: string): Promise<{ size: number; mtimeMs?: number; mode?: number; hash?: string } | undefined> {
     try {
       const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
       const mtime = Number(h.Metadata?.mtime);
       const mode = parseInt(h.Metadata?.mode ?? '', 8);
-      return { size: h.ContentLength ?? 0, mtimeMs: Number.isFinite(mtime) ? mtime * 1000 : h.LastModified?.getTime(), ...(Number.isFinite(mode) ? { mode: mode & 0o777 } : {}) };
+      return { size: h.ContentLength ?? 0, mtimeMs: Number.isFinite(mtime) ? mtime * 1000 : h.LastModified?.getTime(), ...(Number.isFinite(mode) ? { mode: mode & 0o777 } : {}),
+        ...(/^[0-9a-f]{16}$/.test(h.Metadata?.xxh64 ?? '') ? { hash: h.Metadata!.xxh64 } : {}) };
     } catch (err) {
       const e = this.fail(err, 'stat', rel);
       if (e.errorClass === 'missing') return undefined;

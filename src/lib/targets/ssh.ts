@@ -117,8 +117,8 @@ export class SshTarget implements Target, RandomRead, Links, RemoteHash, TempFil
   }
 
   /** Hash many copies with one remote `xxhsum` (SshSession.xxhsum); empty for few files or an untrusted answer. */
-  async hashMany(rels: string[], opts: { signal?: AbortSignal } = {}): Promise<Map<string, string>> {
-    if (rels.length < HASH_MANY_MIN) return new Map();
+  async hashMany(rels: string[], opts: { signal?: AbortSignal; always?: boolean } = {}): Promise<Map<string, string>> {
+    if (!rels.length || (rels.length < HASH_MANY_MIN && !opts.always)) return new Map();
     try {
       return await this.xxhsum(rels, opts.signal);
     } catch (err) {

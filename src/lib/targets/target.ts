@@ -71,8 +71,12 @@ export interface ReadBackOptions {
 export interface RandomRead {
   /** Hash of the stored bytes, read back from the target itself. */
   hash(relPath: string, opts?: { signal?: AbortSignal }): Promise<string>;
-  /** Size (and mtime and permission bits where the kind keeps them) of what is stored, or undefined when nothing is there. */
-  stat(relPath: string): Promise<{ size: number; mtimeMs?: number; mode?: number } | undefined>;
+  /**
+   * Size (and mtime and permission bits where the kind keeps them) of what is stored, or undefined when nothing
+   * is there; `hash`: the xxh64 the kind stored beside the copy when it was written (S3 metadata), never a read
+   * of the bytes (adopt trusts it, as the SPEC allows; verification never does).
+   */
+  stat(relPath: string): Promise<{ size: number; mtimeMs?: number; mode?: number; hash?: string } | undefined>;
   /** Every stored user file under `prefix` (relative paths; replica's own files, layout.isReserved, excluded). */
   list(prefix: string): AsyncIterable<string>;
   /** The stored bytes. */
@@ -92,8 +96,11 @@ export interface Links {
 
 /** Capability: hash many stored copies where they are (one remote command instead of a read-back each). */
 export interface RemoteHash {
-  /** May leave out any path (it is then read back per file); a hash it returns is of the stored bytes. */
-  hashMany(relPaths: string[], opts?: { signal?: AbortSignal }): Promise<Map<string, string>>;
+  /**
+   * May leave out any path (it is then read back per file); a hash it returns is of the stored bytes. A kind
+   * may skip a batch too small to be worth a remote command, unless `always` (adopt: the bytes must not move).
+   */
+  hashMany(relPaths: string[], opts?: { signal?: AbortSignal; always?: boolean }): Promise<Map<string, string>>;
 }
 
 /**

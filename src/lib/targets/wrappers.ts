@@ -51,7 +51,7 @@ abstract class TargetWrapper implements Target, Partial<RandomRead & Links & Rem
       this.putLink = (rel, text, o: PutOptions = {}) => this.around('putLink', rel, o.signal, true, (signal) => t.putLink(rel, text, { ...o, signal }));
       this.readLink = (rel) => this.around('readLink', rel, undefined, true, () => t.readLink(rel));
     }
-    if (hasRemoteHash(t)) this.hashMany = (rels, o: Signal = {}) => this.around('hashMany', `${rels.length} files`, o.signal, true, (signal) => t.hashMany(rels, { signal }));
+    if (hasRemoteHash(t)) this.hashMany = (rels, o: Signal & { always?: boolean } = {}) => this.around('hashMany', `${rels.length} files`, o.signal, true, (signal) => t.hashMany(rels, { signal, always: o.always }));
     if (hasVersions(t)) {
       this.keepAside = (rel, v) => this.around('keepAside', rel, undefined, true, () => t.keepAside(rel, v));
       this.listVersions = (rel) => this.around('listVersions', rel, undefined, true, () => t.listVersions(rel));

@@ -52,6 +52,8 @@ export interface AdoptEnv {
   roots: string[];
   log: Logger;
   dryRun: boolean;
+  /** file names replica writes itself on targets (completeness markers): never adopted */
+  skipNames?: string[];
   signal?: AbortSignal;
   /** called as copies are listed and hashed (progress) */
   onProgress?: (r: AdoptResult, hashed: number) => void;
@@ -144,6 +146,7 @@ export async function adopt(env: AdoptEnv): Promise<AdoptResult> {
 
   for await (const rel of t.list(fromHost)) {
     if (env.signal?.aborted) break;
+    if (env.skipNames?.includes(rel.slice(rel.lastIndexOf('/') + 1))) continue;
     res.listed++;
     const p = pathOf(rel);
     const r = store.get(p);

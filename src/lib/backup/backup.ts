@@ -43,6 +43,8 @@ export interface BackupResult {
   unverified?: number;
   /** deleteLocalAfter in this pass: what was removed, kept (live check) or could not be removed; why none was when blocked */
   removedLocally?: RemovalResult & { blocked?: string };
+  /** completeness markers written in this pass (directory, target) */
+  markersWritten?: { dir: string; target: string }[];
   /** dry run: source files deleteLocalAfter would remove (subject to the live check) */
   wouldRemove?: string[];
   /** files still changing when the pass ended (watch arms a settle timer for each) */
@@ -107,6 +109,10 @@ export async function runPass(engine: Engine, opts: Omit<BackupOptions, 'signal'
       await engine.copy();
     }
   }
+  t0 = performance.now();
+  const marked = await engine.writeMarkers();
+  if (marked.length) result.markersWritten = marked;
+  phase('markers', t0);
   t0 = performance.now();
   result.removedLocally = await engine.removeLocal(opts.maxDelete ?? config.deleteLocalMax);
   phase('delete-local', t0);

@@ -7,6 +7,11 @@ import { kindModule } from '../targets/registry.js';
 import { type Target, hasTempFiles } from '../targets/target.js';
 import { withDeadline } from '../queue/deadline.js';
 import { TargetCopier } from './copier.js';
+import { MarkerScan, allVerifiedOn, markerFor } from './markers.js';
+import { initHasher } from '../hash/xxh64.js';
+import { bufferSource } from '../targets/source.js';
+import { targetPath } from '../targets/layout.js';
+import { VERSION } from '../version.js';
 import { type RemovalResult, removalDue, removeLocal } from './deleteLocal.js';
 import { hashSettled } from './hashing.js';
 import { reconcile, recheck, type ReconcileResult } from './reconcile.js';
@@ -54,6 +59,8 @@ export class Engine {
     meta.heartbeatAt = new Date().toISOString();
     meta.sources = this.config.sources.map((s) => s.path);
     meta.verify = { ...this.config.verify };
+    if (this.config.markers.length) meta.markerConfig = this.config.markers;
+    else delete meta.markerConfig;
     if (this.config.deleteLocalAfterMs === null) delete meta.deleteLocal;
     else meta.deleteLocal = { afterMs: this.config.deleteLocalAfterMs };
     for (const t of this.config.targets) {
@@ -162,6 +169,53 @@ export class Engine {
       if (isCurrent(r) && names.some((t) => !isDoneOn(r, t))) n++;
     }
     return n;
+  }
+
+  /**
+   * Completeness markers: for each complete directory (markers.ts), on each target usable in this pass where
+   * every settled file under it is verified, write the marker into the directory's copy (atomically: the put
+   * of every kind is) unless the one written there already says the same; then make them durable. Returns
+   * what was written. A failure is logged and the marker is tried again by the next pass.
+   */
+  async writeMarkers(): Promise<{ dir: string; target: string }[]> {
+    if (!this.config.markers.length || this.signal.aborted) return [];
+    await initHasher();
+    const scan = new MarkerScan(this.config.markers);
+    for (const [p, r] of this.store.entries()) scan.add(p, r);
+    const now = Date.now();
+    const written = (this.store.meta.markers ??= {});
+    const out: { dir: string; target: string }[] = [];
+    for (const d of scan.dirs(now)) {
+      if (d.completeAt === undefined || this.signal.aborted) continue;
+      const markerPath = `${d.dir}/${d.marker.name}`;
+      if (this.store.get(markerPath)) {
+        this.log.warn(`marker ${markerPath} not written: a source file has that name (its copy would be replaced); rename the marker (markers[].name)`);
+        continue;
+      }
+      for (const c of this.copiers) {
+        if (c.down || !allVerifiedOn(d, c.target.name)) continue;
+        const m = markerFor(this.config.host, d, c.target.name, VERSION, now);
+        if (written[d.dir]?.[c.target.name]?.manifestXxh64 === m.state.manifestXxh64) continue;
+        try {
+          await c.target.put(targetPath(this.config.host, markerPath), bufferSource(Buffer.from(m.json), { mode: 0o644, mtimeMs: now }), { signal: this.signal });
+          (written[d.dir] ??= {})[c.target.name] = m.state;
+          this.store.touchMeta();
+          out.push({ dir: d.dir, target: c.target.name });
+          this.log.info(`marker written: ${markerPath} on ${c.target.name} (${m.state.files} files, manifest ${m.state.manifestXxh64})`, { path: markerPath, target: c.target.name });
+        } catch (err) {
+          this.log.error(`marker ${markerPath} on ${c.target.name} not written: ${messageOf(err)} (the next pass tries again)`, { path: markerPath, target: c.target.name });
+        }
+      }
+    }
+    for (const c of this.copiers) {
+      if (!out.some((w) => w.target === c.target.name)) continue;
+      try {
+        await c.target.sync({ signal: this.signal });
+      } catch (err) {
+        this.log.error(`markers on ${c.target.name} may not be durable: ${messageOf(err)}`, { target: c.target.name });
+      }
+    }
+    return out;
   }
 
   /**

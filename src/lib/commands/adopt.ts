@@ -40,7 +40,7 @@ export async function adoptCommand(ctx: Context, opts: AdoptOptions): Promise<Ad
     await engine.hash(scan.toHash);
     await targets[0].check({ signal: opts.signal });
     result = await adopt({
-      store, target: targets[0], host: config.host, fromHost, roots: config.sources.map((s) => s.path), log, dryRun: opts.dryRun ?? false, signal: opts.signal,
+      store, target: targets[0], host: config.host, fromHost, roots: config.sources.map((s) => s.path), log, dryRun: opts.dryRun ?? false, signal: opts.signal, skipNames: config.markers.map((m) => m.name),
       onProgress: (res, hashed) => { shown = { res, hashed }; },
     });
     if (locked) await store.close();

@@ -71,10 +71,7 @@ export function targetNames(config: Config, only?: string, flag = '--target'): s
   return only === undefined ? names : [only];
 }
 
-/** Sort by the bytes of each item's path (as `sort` in the C locale orders them): one Buffer per item. */
-export function sortByPathBytes<T>(items: T[], pathOf: (x: T) => string): T[] {
-  return items.map((x) => ({ x, key: Buffer.from(pathOf(x)) })).sort((a, b) => Buffer.compare(a.key, b.key)).map((e) => e.x);
-}
+export { sortByPathBytes } from '../targets/layout.js';
 
 /** Build every configured target (or only `only`). Throws ConfigError for a kind this build lacks, UsageError for an unknown `only`. */
 export function createTargets(config: Config, log: Logger, only?: string): Target[] {

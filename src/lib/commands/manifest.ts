@@ -1,12 +1,8 @@
 import { isVerifiedOn } from '../store/records.js';
-import { targetPath } from '../targets/layout.js';
+import { manifestLine, targetPath } from '../targets/layout.js';
 import { type Context, openStoreReadOnly, sortByPathBytes, targetNames } from './context.js';
 
-/** One manifest line as GNU coreutils' `*sum` tools write it: a name with `\` or a newline is escaped, the line starts with `\`. */
-export function manifestLine(hash: string, name: string): string {
-  if (!/[\\\n]/.test(name)) return `${hash}  ${name}`;
-  return `\\${hash}  ${name.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`;
-}
+export { manifestLine } from '../targets/layout.js';
 
 /**
  * `replica manifest [--target N]`: `<xxh64>  <host>/<abs path>` for every copy verified on target N (default:

@@ -60,6 +60,7 @@ function printRun(ctx: Context, r: BackupResult, verbose: boolean): void {
   const down = Object.entries(r.targetsDown).map(([n, e]) => `${n}: [${e.class}] ${e.message}`);
   out.write(`${r.ok ? 'ok' : 'PROBLEMS'}: ${c.scanned} scanned, ${c.hashed} hashed, ${c.copied} copied (${formatBytes(c.bytesCopied)}), `
     + `${c.verified} verified, ${c.failed} failed, ${c.unsettled} not settled yet, ${c.skipped} special files skipped, ${c.deleted} deleted at source\n`);
+  if (r.markersWritten?.length) out.write(`markers written: ${r.markersWritten.map((m) => `${m.dir} on ${m.target}`).join(', ')}\n`);
   const rm = r.removedLocally;
   if (rm?.removed.length) out.write(`deleteLocalAfter: removed ${rm.removed.length} source files (${formatBytes(rm.bytes)} freed)\n`);
   if (rm?.blocked) out.write(`deleteLocalAfter: ${rm.blocked}\n`);

@@ -1,10 +1,12 @@
 import { formatBytes, formatDuration } from '../config/units.js';
+import { initHasher } from '../hash/xxh64.js';
 import { IGNORED_LISTED, summarize, type StoreSummary } from '../report/summary.js';
 import { type Context, openStoreReadOnly } from './context.js';
 
 /** `replica status`: per target verified / pending / failed (by class), oldest unverified, last run. */
 export async function statusCommand(ctx: Context): Promise<StoreSummary> {
   const store = await openStoreReadOnly(ctx);
+  await initHasher(); // the markers' manifest hashes
   const s = summarize(store.meta, store.entries(), ctx.config.targets.map((t) => t.name));
   if (ctx.opts.json) {
     ctx.out.write(`${JSON.stringify(s, null, 2)}\n`);
@@ -27,6 +29,10 @@ export async function statusCommand(ctx: Context): Promise<StoreSummary> {
     w(`deleteLocalAfter ${formatDuration(rm.afterMs)}: ${rm.removed.files} source files removed (${formatBytes(rm.removed.bytes)} freed), `
       + `${rm.waiting.files} verified everywhere waiting for their age (${formatBytes(rm.waiting.bytes)})${rm.waiting.nextAt ? `, next due ${rm.waiting.nextAt.slice(0, 19)}Z` : ''}`);
     for (const f of rm.failed.list.slice(0, 10)) w(`  cannot remove ${f.path}: ${f.message} (since ${ago(f.at)}; \`replica retry\` tries again)`);
+  }
+  if (s.markers) {
+    w(`markers: ${s.markers.complete} directories complete, ${s.markers.unmarked.length} of them not marked on every target yet`);
+    for (const u of s.markers.unmarked.slice(0, 10)) w(`  unmarked ${u.dir} (complete ${ago(u.completeAt)}) on ${u.targets.join(', ')}`);
   }
   for (const t of s.targets) {
     if (t.removedAt !== undefined) {

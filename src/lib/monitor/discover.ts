@@ -1,3 +1,4 @@
+import { initHasher } from '../hash/xxh64.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { messageOf } from '../errors.js';
@@ -34,6 +35,7 @@ export function findStores(given: string[]): { stores: string[]; unknown: { stor
 export async function readHosts(stores: string[], t: Thresholds, now = Date.now()): Promise<{ hosts: HostReport[]; unknown: { store: string; error: string }[] }> {
   const byHost = new Map<string, HostReport>();
   const unknown: { store: string; error: string }[] = [];
+  await initHasher(); // the markers' manifest hashes
   for (const dir of stores) {
     try {
       const s = await Store.open(dir, { host: '', agentVersion: '', snapshots: 0, log: silentLogger(), readOnly: true });

@@ -1,3 +1,4 @@
+import { formatDuration } from '../config/units.js';
 import type { ErrorClass } from '../errors.js';
 import type { Meta, Rec } from '../store/model.js';
 import { codeOn, failureOn, isCurrent, owedSince } from '../store/records.js';
@@ -103,6 +104,9 @@ export function hostReport(store: string, meta: Meta, records: () => Iterable<[s
       oldestUnverifiedAgeMs: age, scrubCoverage: ts.scrub.coverage,
     };
   });
+  // a directory complete for longer than warnAge without its marker on every target: downstream waits for it
+  const late = (s.markers?.unmarked ?? []).filter((u) => now - Date.parse(u.completeAt) > t.warnAgeMs);
+  if (late.length) raise('WARNING', `${late.length} complete directories without their marker for over ${formatDuration(t.warnAgeMs)} (first: ${late[0].dir} on ${late[0].targets.join(', ')})`);
   // a source file deleteLocalAfter could not remove fills the instrument's disk: someone must look
   if (s.localRemoval?.failed.files) raise('WARNING', `deleteLocalAfter could not remove ${s.localRemoval.failed.files} source files (first: ${s.localRemoval.failed.list[0]?.path}: ${s.localRemoval.failed.list[0]?.message})`);
   return { ...s, store, status, agentStatus: stale ? 'CRITICAL' : 'OK', heartbeatAgeMs, problems, targets };

@@ -33,6 +33,8 @@ export function renderText(r: Report, color = false): string {
   }
   const ignored = r.hosts.flatMap((h) => h.targets.flatMap((t) => t.ignoredFiles.map((i) => `  ${h.host}/${t.name} ignored since ${i.at.slice(0, 16).replace('T', ' ')}: ${i.path}${i.reason ? ` (${i.reason})` : ''}`)));
   if (ignored.length) out.push('', 'ignored copies (replica ignore):', ...ignored);
+  const unmarkedDirs = r.hosts.flatMap((h) => (h.markers?.unmarked ?? []).map((u) => `  ${h.host}: ${u.dir} complete since ${u.completeAt.slice(0, 16).replace('T', ' ')}, no marker on ${u.targets.join(', ')}`));
+  if (unmarkedDirs.length) out.push('', 'complete directories not marked yet:', ...unmarkedDirs);
   const freed = r.hosts.filter((h) => h.localRemoval);
   if (freed.length) out.push('', 'deleteLocalAfter (source files removed once verified everywhere long enough):', ...freed.map((h) => `  ${localRemovalLine(h)}`));
   const changed = r.hosts.filter((h) => h.changedAfterVerified > 0);
@@ -91,6 +93,8 @@ export function renderPrometheus(r: Report): string {
   metric('replica_removed_locally_files', 'Source files removed by deleteLocalAfter', 'gauge', rms.map((h) => [{ host: h.host }, h.localRemoval!.removed.files]));
   metric('replica_removal_waiting_files', 'Files verified on every target, waiting for their deleteLocalAfter age', 'gauge', rms.map((h) => [{ host: h.host }, h.localRemoval!.waiting.files]));
   metric('replica_removal_failed_files', 'Source files deleteLocalAfter could not remove (EACCES...)', 'gauge', rms.map((h) => [{ host: h.host }, h.localRemoval!.failed.files]));
+  const mks = hs.filter((h) => h.markers);
+  metric('replica_marker_unmarked_dirs', 'Complete directories whose completeness marker is missing or stale on a target', 'gauge', mks.map((h) => [{ host: h.host }, h.markers!.unmarked.length]));
   metric('replica_store_unreadable', 'Stores that could not be read', 'gauge', [[{}, r.unknown.length]]);
   return `${lines.join('\n')}\n`;
 }
@@ -122,6 +126,7 @@ ${rows.join('\n')}
 </tbody></table>
 ${problems.length ? `<h2>Problems</h2><ul id="problems">${problems.map((p) => `<li>${html(p)}</li>`).join('')}</ul>` : '<p id="problems">No problems.</p>'}
 ${r.hosts.some((h) => h.localRemoval) ? `<h2>Source files removed (deleteLocalAfter)</h2><ul id="removed">${r.hosts.filter((h) => h.localRemoval).map((h) => `<li>${html(localRemovalLine(h))}</li>`).join('')}</ul>` : ''}
+${r.hosts.some((h) => h.markers?.unmarked.length) ? `<h2>Complete directories not marked yet</h2><table class="f" id="unmarked"><thead><tr><th>host</th><th>directory</th><th>complete since</th><th>targets without it</th></tr></thead><tbody>${r.hosts.flatMap((h) => (h.markers?.unmarked ?? []).map((u) => `<tr><td>${html(h.host)}</td><td class="p">${html(u.dir)}</td><td>${u.completeAt.slice(0, 16).replace('T', ' ')}</td><td>${html(u.targets.join(', '))}</td></tr>`)).join('')}</tbody></table>` : ''}
 ${ignored.length ? `<h2>Ignored copies</h2><table class="f" id="ignored"><thead><tr><th>host</th><th>target</th><th>since</th><th>path</th><th>reason</th></tr></thead><tbody>${ignored.join('')}</tbody></table>` : ''}
 ${failures.length ? `<h2>Worst failed files</h2><table class="f"><thead><tr><th>host</th><th>target</th><th>class</th><th>attempts</th><th>path</th><th>message</th></tr></thead><tbody>${failures.join('')}</tbody></table>` : ''}
 <script>

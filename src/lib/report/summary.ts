@@ -1,5 +1,6 @@
 import type { ErrorClass } from '../errors.js';
 import type { Meta, Rec } from '../store/model.js';
+import { MarkerScan, unmarked } from '../backup/markers.js';
 import { changedAfterVerifiedAt, codeOn, failureOn, ignoredOn, isDeleted, isRemovedLocally, isSettled, localRemovalDueAt, owedSince, removeFailure, verifiedAtOn } from '../store/records.js';
 
 export interface Bucket { files: number; bytes: number }
@@ -46,6 +47,11 @@ export interface StoreSummary {
   verifyEveryMs: number;
   /** deleteLocalAfter, when configured */
   localRemoval?: LocalRemovalSummary;
+  /**
+   * completeness markers, when configured: directories complete, and those complete whose marker is missing or
+   * stale on a target (the targets named), with when they became complete (at most IGNORED_LISTED listed)
+   */
+  markers?: { complete: number; unmarked: { dir: string; completeAt: string; targets: string[] }[] };
   targets: TargetSummary[];
 }
 
@@ -89,8 +95,10 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
   const rm: LocalRemovalSummary | undefined = meta.deleteLocal && { afterMs: meta.deleteLocal.afterMs, removed: bucket(), waiting: bucket(), failed: { files: 0, list: [] } };
   const live = targetNames.filter((n) => !removed.includes(n));
   let nextAt = Infinity;
+  const ms = meta.markerConfig?.length ? new MarkerScan(meta.markerConfig) : undefined;
   for (const [p, r] of records) {
     s.files++;
+    ms?.add(p, r);
     if (rm) {
       const due = localRemovalDueAt(r, live, rm.afterMs);
       const failed = removeFailure(r);
@@ -135,6 +143,11 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
     if (nextAt < Infinity) rm.waiting.nextAt = new Date(nextAt).toISOString();
     rm.failed.list.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     s.localRemoval = rm;
+  }
+  if (ms) {
+    // needs the hasher loaded (initHasher): status and the monitor load it before they summarise
+    const dirs = ms.dirs(now);
+    s.markers = { complete: dirs.filter((d) => d.completeAt !== undefined).length, unmarked: unmarked(meta.host, dirs, live, meta.markers ?? {}).slice(0, IGNORED_LISTED) };
   }
   for (const [name, t] of targets) {
     const o = oldest.get(name);

@@ -155,7 +155,14 @@ export interface Meta {
   verify?: { everyMs: number; budgetBytes: number };
   /** the config's deleteLocalAfter (absent: sources are never removed) */
   deleteLocal?: { afterMs: number };
+  /** the config's `markers` (absent: none), for status and the monitor */
+  markerConfig?: { source: string; dirs: string; completeAfterMs: number; name: string }[];
+  /** completeness markers written: directory -> target -> what its marker there says */
+  markers?: Record<string, Record<string, MarkerState>>;
 }
+
+/** A completeness marker written on a target (docs/store-format.md). */
+export interface MarkerState { files: number; bytes: number; manifestXxh64: string; writtenAt: string }
 
 export interface WatchInfo {
   backend: string;

@@ -112,3 +112,14 @@ export function checkRelPath(target: string, rel: string): void {
     throw new TargetError(`[${target}] invalid target path ${JSON.stringify(rel)}`, { target, errorClass: 'other', permanent: true });
   }
 }
+
+/** Sort by the bytes of each item's path (as `sort` in the C locale orders them): one Buffer per item. */
+export function sortByPathBytes<T>(items: T[], pathOf: (x: T) => string): T[] {
+  return items.map((x) => ({ x, key: Buffer.from(pathOf(x)) })).sort((a, b) => Buffer.compare(a.key, b.key)).map((e) => e.x);
+}
+
+/** One manifest line as GNU coreutils' `*sum` tools write it: a name with `\` or a newline is escaped, the line starts with `\`. */
+export function manifestLine(hash: string, name: string): string {
+  if (!/[\\\n]/.test(name)) return `${hash}  ${name}`;
+  return `\\${hash}  ${name.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`;
+}

@@ -58,6 +58,14 @@ describe('deleteLocalAfter: the removal and its live check (backup/deleteLocal.t
     const third = await backup(config(), store, [a, b], log);
     assert.equal(third.ok, true, 'a source with every file removed is not source-missing');
     assert.deepEqual(third.missingSources, []);
+    // a target added after the removal is owed the files too: copied from a verified copy on another target
+    const c = new MemoryTarget('c');
+    const cfgC = validateConfig({ host: 'mem', sources: [src], snapshots: 1, deleteLocalAfter: 0,
+      targets: [{ name: 'a', url: '/unused/a' }, { name: 'b', url: '/unused/b' }, { name: 'c', url: '/unused/c' }] }, path.join(dir, 'replica.config.json'));
+    const withC = await backup(cfgC, store, [a, b, c], log);
+    assert.equal(withC.ok, true);
+    assert.equal(withC.counts.copied, 3);
+    for (const f of [f1, f2, f3]) assert.deepEqual(c.files.get(`mem${f}`)?.data, a.files.get(`mem${f}`)?.data);
   });
 
   it('the live check: a source changed in the pass, a copy gone or short on a target, a directory swapped for a symlink: nothing removed', async () => {

@@ -208,12 +208,15 @@ export function isDue(r: Rec, target: string, now: number, policy: RetryPolicy):
 }
 
 /**
- * Is a repair of `r` on `target` due now from another target? The source is gone (deleted after it settled),
- * the copy on `target` failed (the scrub found it bad) with attempts left and its backoff over, and another
- * target holds a verified copy to read it from.
+ * Is a copy of `r` to `target` due now from another target? The source is gone (deleted after it settled, or
+ * removed by deleteLocalAfter), another target holds a verified copy to read it from, and on `target` the copy
+ * failed (the scrub found it bad) with attempts left and its backoff over, or, for a file removed by
+ * deleteLocalAfter, was never made (a target added since: every target owes it; a file deleted at the source
+ * is not owed to a target added after it).
  */
 export function isRepairDue(r: Rec, target: string, now: number, policy: RetryPolicy): boolean {
-  if (!isSettled(r) || !isSourceGone(r) || r.l !== undefined || codeOn(r, target) !== 'f') return false;
+  const code = codeOn(r, target);
+  if (!isSettled(r) || !isSourceGone(r) || r.l !== undefined || (code !== 'f' && !(code === 'p' && r.r !== undefined))) return false;
   const t = stateOn(r, target);
   return (t.a ?? 0) < policy.maxAttempts && (t.n ?? 0) <= now && Object.keys(r.t).some((o) => o !== target && codeOn(r, o) === 'v');
 }

@@ -22,6 +22,11 @@ command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v chattr >/dev/null || need+=(e2fsprogs)
 # the HTML report is checked in headless Chromium (playwright-core drives Debian's chromium; no download)
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
+# `replica completion zsh|fish` is loaded into real shells, and the man page rendered, by the tests
+command -v zsh >/dev/null || need+=(zsh)
+command -v fish >/dev/null || need+=(fish)
+command -v groff >/dev/null || need+=(groff-base)
+command -v man >/dev/null || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "install as root: apt-get install ${need[*]}" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive

@@ -6,21 +6,12 @@ import { ConfigError, UsageError, messageOf } from '../lib/errors.js';
 import { parseDuration } from '../lib/config/units.js';
 import { VERSION } from '../lib/version.js';
 import { STORE_DIR } from '../lib/targets/layout.js';
+import { monitorHelp } from './cli.js';
 
 /** Monitoring-plugin exit codes (Nagios/Icinga): the only place the monitor maps results to exit codes. */
 const EXIT = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 } as const;
 
-const HELP = `replica-monitor ${VERSION}: is everything backed up, on every machine?
-
-usage: replica-monitor [STORE...] [--config FILE] [--format text|json|html|prometheus] [--out FILE]
-                       [--stale 1h] [--warn-age 1h] [--crit-age 24h] [--email ADDR --smtp URL]
-
-STORE is a store directory, or a directory of them (e.g. /mnt/backup/.replica). Default: the configured
-store plus .replica/* on every local target. Stores are only read, never written.
-
-exit codes (monitoring-plugin convention):
-  0  OK        1  WARNING        2  CRITICAL        3  UNKNOWN (a store path missing or unreadable, bad usage)
-`;
+const HELP = monitorHelp();
 
 async function main(argv: string[]): Promise<number> {
   let values;

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { CommanderError } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, InterruptedError, LockedError, ReplicaError, StoreError, UsageError, messageOf } from '../lib/errors.js';
 import type { GlobalOptions } from '../lib/commands/context.js';
-import { VERSION } from '../lib/version.js';
+import { buildProgram } from './cli.js';
 import { LOG_LEVELS } from '../lib/config/schema.js';
 import { SUPERVISED_ENV, dieWithSupervisor, exitWith, supervise, workerReady } from './supervisor.js';
 // Command modules are imported when used: `replica hash` need not load the store, winston or cosmiconfig.
@@ -11,122 +11,58 @@ import { SUPERVISED_ENV, dieWithSupervisor, exitWith, supervise, workerReady } f
 /** The exit-code table (printed by --help): the only place errors become exit codes. */
 export const EXIT = { ok: 0, problems: 1, usage: 2, store: 74, locked: 75, config: 78, interrupted: 130 } as const;
 
-const HELP = `replica ${VERSION}: back up every settled file to every target, verified
-
-usage: replica <command> [options]
-
-commands:
-  run [--target N] [--dry-run] [--max-delete N] [-v]
-                                   reconcile, hash, copy + verify everything due, save, exit (the cron job);
-                                   off a terminal it prints nothing when all went well (-v: the summary);
-                                   with deleteLocalAfter, removes at most N (deleteLocalMax) source files
-                                   verified on every target that long; --dry-run lists them
-  status                           per target: verified / pending / failed, oldest unverified, last run
-  verify [--target N] [--budget SIZE | --all] [--no-update] [PATH|GLOB|NAME...]
-                                   the scrub: read copies back, oldest verification first, within the budget
-                                   per target (default verify.budget); bad ones are failed and repaired by
-                                   the next run; --no-update: report only (works while the store is locked)
-  retry [--target N] [PATH|GLOB|NAME...]
-                                   failed copies get their attempts back (ignored ones are pending again)
-  ignore PATH|GLOB|NAME... [--target N] [--reason TEXT]
-                                   copies not owed any more (listed with the reason) until the file changes
-  new-files [--since 24h|ISO] [--target N] [-0]
-                                   files not yet verified on every target (scanned now)
-  watch                            the agent: a run at start, then file events, rescans, heartbeat;
-                                   SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the config
-  check                            config, targets (reachable, mounted, writable), inotify budget, store
-  restore PATH|GLOB|NAME... [--from N] [--to DIR] [--at TIME] [--force] [--fsync]
-                                   hash-checked from the first target whose copy is right (or only N), to
-                                   DIR/<abs path>, or in place where the source is missing (or --force);
-                                   --at: the content current at TIME (ISO time, or an age: 7d); --fsync:
-                                   on disk before each batch is renamed into place (as rsync --fsync)
-  where-is PATH|GLOB|NAME...      hash, size and, per target, state, location, verifiedAt and versions kept;
-                                   a NAME (no /) matches that file name anywhere
-  manifest [--target N]            "<xxh64>  <host>/<abs path>" of every copy verified on N (default: on
-                                   every target), sorted: \`cd <target base> && xxhsum -c\` checks them
-  adopt --target N [--host H] [--dry-run]
-                                   enrol an existing per-host backup: copies under <base>/<H>/ (default H:
-                                   this host) equal to the settled source are verified there without copying;
-                                   different ones are copied by the next run; orphans are recorded as deleted
-                                   at the source (where-is, restore find them)
-  hash FILE...                     print "<xxh64>  <file>" exactly as \`xxhsum -H1\` does
-
-options (before or after the command):
-  --config FILE                    config file (else $REPLICA_CONFIG, else replica.config.json etc. from the cwd upward)
-  --json                           machine output on stdout (logs stay on stderr)
-  --log-level LEVEL                error, warn, info, verbose, debug
-  -h, --help                       this help; --version prints the version
-
-exit codes:
-  0    ok
-  1    done, but some files failed or problems were found
-  2    usage error (unknown command or option)
-  74   store unusable and no good snapshot
-  75   another replica holds the store lock (cron overlap: exits at once, quietly)
-  78   config error (one line per problem, naming the key)
-  130  run interrupted by SIGINT/SIGTERM (the store was saved)
-`;
-
-const OPTIONS = {
-  config: { type: 'string' }, json: { type: 'boolean' }, 'log-level': { type: 'string' },
-  help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
-  target: { type: 'string' }, 'dry-run': { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' }, since: { type: 'string' }, nul: { type: 'boolean', short: '0' },
-  from: { type: 'string' }, to: { type: 'string' }, at: { type: 'string' }, force: { type: 'boolean' }, fsync: { type: 'boolean' }, host: { type: 'string' },
-  'max-delete': { type: 'string' }, budget: { type: 'string' }, all: { type: 'boolean' }, 'no-update': { type: 'boolean' }, reason: { type: 'string' },
-} as const;
-const GLOBAL = ['config', 'json', 'log-level', 'help', 'version'];
-const COMMAND_OPTIONS: Record<string, string[]> = {
-  run: ['target', 'dry-run', 'verbose', 'max-delete'], watch: [], status: [], 'new-files': ['since', 'target', 'nul'], check: [], hash: [], manifest: ['target'], 'where-is': [], restore: ['from', 'to', 'at', 'force', 'fsync'],
-  verify: ['target', 'budget', 'all', 'no-update'], adopt: ['target', 'host', 'dry-run'], retry: ['target'], ignore: ['target', 'reason'],
-};
-
-type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
-
-function parse(argv: string[]): { command?: string; args: string[]; values: Values } {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(messageOf(err));
-  }
-  const [command, ...args] = parsed.positionals;
-  const values = { ...parsed.values } as { -readonly [K in keyof Values]: Values[K] };
-  if (values['log-level'] !== undefined) {
-    const level = values['log-level'].toLowerCase();
-    if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')} (any case), got ${JSON.stringify(values['log-level'])}`);
-    values['log-level'] = level;
-  }
-  if (command !== undefined) {
-    const allowed = COMMAND_OPTIONS[command];
-    if (!allowed) throw new UsageError(`unknown command ${JSON.stringify(command)}; commands: ${Object.keys(COMMAND_OPTIONS).join(', ')}`);
-    for (const k of Object.keys(values)) {
-      if (!GLOBAL.includes(k) && !allowed.includes(k)) throw new UsageError(`option --${k} does not apply to \`replica ${command}\``);
-    }
-    if (!['hash', 'where-is', 'restore', 'verify', 'retry', 'ignore'].includes(command) && args.length) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])} for \`replica ${command}\``);
-    if (command === 'hash' && !args.length) throw new UsageError('replica hash: give at least one FILE');
-  }
-  return { command, args, values };
-}
-
 /** A count option's value (a whole number >= 0), or undefined when not given. */
-function count(v: string | undefined, flag: string): number | undefined {
+function count(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new UsageError(`${flag}: expected a whole number (0 or more), got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new UsageError(`${flag}: expected a whole number (0 or more), got ${JSON.stringify(v)}`);
   return Number(v);
 }
 
+/** commander's "error: unknown option '--x'\n(Did you mean --y?)" as one line. */
+const oneLine = (message: string): string => message.replace(/^error: /, '').replace(/\n\(Did you mean (.*)\?\)/, ' (did you mean $1?)').replace(/\s*\n\s*/g, ' ').trim();
+
 /** Run the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  let json = false;
+  const json = argv.includes('--json');
+  let code: number = EXIT.ok;
+  const program = buildProgram(async (command, args, o) => { code = await runNamed(command, args, o); });
+  if (!argv.length) {
+    process.stderr.write(program.helpInformation());
+    return EXIT.usage;
+  }
   try {
-    const { command, args, values } = parse(argv);
-    json = values.json ?? false;
-    if (values.version) { process.stdout.write(`${VERSION}\n`); return EXIT.ok; }
-    if (values.help || !command) {
-      (command || values.help ? process.stdout : process.stderr).write(HELP);
-      return values.help ? EXIT.ok : EXIT.usage;
-    }
-    const g: GlobalOptions = { config: values.config, json, logLevel: values['log-level'] };
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : report(new UsageError(oneLine(err.message)), json);
+    return report(err, json);
+  }
+}
+
+/** One command, its options parsed: the work, and its exit code. */
+async function runNamed(command: string, args: string[], o: Record<string, unknown>): Promise<number> {
+  const str = (k: string) => o[k] as string | undefined;
+  const bool = (k: string) => o[k] as boolean | undefined;
+  let logLevel = str('logLevel');
+  if (logLevel !== undefined) {
+    logLevel = logLevel.toLowerCase();
+    if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')} (any case), got ${JSON.stringify(str('logLevel'))}`);
+  }
+  const json = bool('json') ?? false;
+  const g: GlobalOptions = { config: str('config'), json, logLevel };
+  if (command === 'completion') {
+    const { completionScript } = await import('./cli.js');
+    const script = completionScript(args[0]);
+    if (script === undefined) throw new UsageError(`completion: expected bash, zsh or fish, got ${JSON.stringify(args[0])}`);
+    process.stdout.write(script);
+    return EXIT.ok;
+  }
+  const values = {
+    target: str('target'), 'dry-run': bool('dryRun'), verbose: bool('verbose'), since: str('since'), nul: bool('nul'), from: str('from'), to: str('to'),
+    at: str('at'), force: bool('force'), fsync: bool('fsync'), budget: str('budget'), all: bool('all'), 'no-update': o.update === false, reason: str('reason'),
+    host: str('host'), 'max-delete': str('maxDelete'),
+  };
+  {
     // Signal handlers before any work (config, lock, store): a SIGTERM that arrives early must still end
     // `run` cleanly (130, store saved) and `watch` with 0, never kill the process mid-write.
     const stop = new AbortController();
@@ -194,12 +130,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     /* c8 ignore next */
     throw new UsageError(`unknown command ${command}`);
-  } catch (err) {
-    return report(err);
   }
 }
 
-function report(err: unknown): number {
+/**
+ * An error as its exit code, said on stderr in one line (a config error: one line per problem); with `--json`
+ * also as one JSON line on stdout: {"error": {"exitCode", "class", "message"}}.
+ */
+function report(err: unknown, json = false): number {
+  const code = exitCodeOf(err);
+  if (json) process.stdout.write(`${JSON.stringify({ error: { exitCode: code, class: err instanceof Error ? err.name : 'Error', message: messageOf(err) } })}\n`);
   const say = (msg: string) => process.stderr.write(`${msg}\n`);
   if (err instanceof LockedError) {
     // cron overlap: quietly; a person at a terminal is told who holds it
@@ -207,7 +147,7 @@ function report(err: unknown): number {
     return EXIT.locked;
   }
   if (err instanceof ConfigError) { say(err.message); return EXIT.config; }
-  if (err instanceof UsageError) { say(`replica: ${err.message}\nrun \`replica --help\` for usage`); return EXIT.usage; }
+  if (err instanceof UsageError) { say(`replica: ${err.message}\nrun \`replica --help\` (or \`replica help COMMAND\`) for usage`); return EXIT.usage; }
   if (err instanceof StoreError) { say(`replica: ${err.message}`); return EXIT.store; }
   if (err instanceof InterruptedError) { say(`replica: ${err.message}; the store was saved`); return EXIT.interrupted; }
   if (err instanceof ReplicaError) { say(`replica: ${err.message}`); return EXIT.problems; }
@@ -215,15 +155,26 @@ function report(err: unknown): number {
   return EXIT.problems;
 }
 
+function exitCodeOf(err: unknown): number {
+  if (err instanceof LockedError) return EXIT.locked;
+  if (err instanceof ConfigError) return EXIT.config;
+  if (err instanceof UsageError) return EXIT.usage;
+  if (err instanceof StoreError) return EXIT.store;
+  if (err instanceof InterruptedError) return EXIT.interrupted;
+  return EXIT.problems;
+}
+
 /** Commands that touch targets (which may hang in the kernel) run in a supervised worker (supervisor.ts). */
 const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore', 'verify', 'adopt']);
 
 const argv = process.argv.slice(2);
-if (process.env[SUPERVISED_ENV] !== '1' && argv.some((a) => TARGET_COMMANDS.has(a))) {
+const helpOnly = argv[0] === 'help' || argv.includes('--help') || argv.includes('-h');
+if (process.env[SUPERVISED_ENV] !== '1' && !helpOnly && argv.some((a) => TARGET_COMMANDS.has(a))) {
   supervise(fileURLToPath(import.meta.url), argv);
 } else {
   // Explicit exit: a stuck thread-pool call must not keep the process alive (the supervisor kills it if
   // even exiting hangs), and chokidar can leave an fs.watch handle open after watch-limit errors.
   dieWithSupervisor();
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => undefined); // `| head` went away: not our error
   void main(argv).then(exitWith);
 }

@@ -29,6 +29,8 @@ export function supervise(script: string, argv: string[]): void {
     stdio: ['ignore', out(process.stdout), out(process.stderr), 'ipc'],
     env: { ...process.env, [SUPERVISED_ENV]: '1', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? POOL_THREADS },
   });
+  // a reader that went away (`| head`) is not an error of ours: what is left is dropped, as any filter does
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => undefined);
   child.stdout?.pipe(process.stdout);
   child.stderr?.pipe(process.stderr);
   let reported: number | undefined;

@@ -85,7 +85,7 @@ describe('commands', () => {
     assert.equal((await cli([])).code, 2);
     const u = await cli(['frobnicate']);
     assert.equal(u.code, 2);
-    assert.match(u.stderr, /unknown command "frobnicate"/);
+    assert.match(u.stderr, /unknown command 'frobnicate'/);
     assert.equal((await cli(['run', '--bogus'])).code, 2);
     assert.equal((await cli(['status', '--dry-run'])).code, 2);
     assert.equal((await cli(['status', 'extra'])).code, 2);

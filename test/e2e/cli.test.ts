@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { COMMANDS, GLOBAL_OPTIONS, MAN_DATE, cliMarkdown, manPage, monitorManPage } from '../../dist/bin/cli.js';
+import { CLI, ROOT, cli, json, rmTree, tmpDir } from '../helpers.js';
+
+describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from one table: src/bin/cli.ts)', () => {
+  it('every command has its own --help (options, examples, exit codes), the same as `replica help CMD`', async () => {
+    for (const c of COMMANDS) {
+      const h = await cli([c.name, '--help']);
+      assert.equal(h.code, 0, c.name);
+      assert.match(h.stdout, new RegExp(`^Usage: replica ${c.name} `), c.name);
+      for (const o of [...c.options, ...GLOBAL_OPTIONS]) assert.ok(h.stdout.includes(o.flags), `${c.name} --help lists ${o.flags}`);
+      assert.match(h.stdout, /\nExamples:\n {2}\$ \S/);
+      assert.match(h.stdout, /\nExit codes:\n(.*\n)* {2}78 {3}config error/);
+      assert.equal((await cli(['help', c.name])).stdout, h.stdout, `replica help ${c.name}`);
+    }
+    const top = await cli(['help']);
+    assert.equal(top.code, 0);
+    for (const c of COMMANDS) assert.match(top.stdout, new RegExp(`^ {2}${c.name} `, 'm'));
+    assert.match((await cli(['-V'])).stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('mistakes: one line naming the problem with a "did you mean", exit 2; with --json also one JSON line on stdout', async () => {
+    const cmd = await cli(['stauts']);
+    assert.equal(cmd.code, 2);
+    assert.match(cmd.stderr, /^replica: unknown command 'stauts' \(did you mean status\?\)\nrun `replica --help`/);
+    const opt = await cli(['verify', '--budgte', '1G']);
+    assert.equal(opt.code, 2);
+    assert.match(opt.stderr, /^replica: unknown option '--budgte' \(did you mean --budget\?\)\n/);
+    const j = await cli(['status', 'extra', '--json']);
+    assert.equal(j.code, 2);
+    assert.deepEqual(json(j), { error: { exitCode: 2, class: 'UsageError', message: "too many arguments for 'status'. Expected 0 arguments but got 1." } });
+    assert.equal((await cli(['run', '--max-delete', 'many'])).code, 2);
+    assert.equal((await cli(['status', '--log-level', 'LOUD'])).code, 2);
+    assert.equal((await cli(['completion', 'tcsh'])).code, 2);
+  });
+
+  it('`--` ends the options: a file named like an option is hashed', async () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, '--json'), 'x');
+    const r = spawnSync(process.execPath, [CLI, 'hash', '--', '--json'], { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, execFileSync('xxhsum', ['-H1', '--', '--json'], { cwd: dir, encoding: 'utf8' }));
+    rmTree(dir);
+  });
+
+  it('completion: bash completes commands, options and option values; fish too; the zsh script loads', async () => {
+    const dir = tmpDir();
+    for (const sh of ['bash', 'zsh', 'fish']) fs.writeFileSync(path.join(dir, sh), (await cli(['completion', sh])).stdout);
+    const bash = (words: string[]) => execFileSync('bash', ['-c', `source ${dir}/bash; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _replica; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: 'utf8' }).trim().split('\n');
+    assert.deepEqual(bash(['replica', 're']), ['retry', 'restore']);
+    assert.deepEqual(bash(['replica', 'restore', '--f']), ['--from', '--force', '--fsync']);
+    assert.deepEqual(bash(['replica', 'status', '--log-level', 'v']), ['verbose']);
+    assert.deepEqual(bash(['replica', 'help', 'ad']), ['adopt']);
+    const fish = (line: string) => execFileSync('fish', ['-c', `source ${dir}/fish; complete -C '${line}'`], { encoding: 'utf8' }).trim().split('\n').map((l) => l.split('\t')[0]);
+    assert.deepEqual(fish('replica wh'), ['where-is']);
+    assert.deepEqual(fish('replica verify --b'), ['--budget']);
+    assert.deepEqual(fish('replica status --log-level '), ['debug', 'error', 'info', 'verbose', 'warn']);
+    execFileSync('zsh', ['-n', `${dir}/zsh`]);
+    const z = execFileSync('zsh', ['-c', `autoload -U compinit && compinit -u -D && source ${dir}/zsh && whence -w _replica`], { encoding: 'utf8' });
+    assert.match(z, /_replica: function/);
+    rmTree(dir);
+  });
+
+  it('docs/cli.md and the man pages are what the table generates (`npm run docs`), and the man pages render', () => {
+    assert.equal(fs.readFileSync(path.join(ROOT, 'docs/cli.md'), 'utf8'), cliMarkdown(), 'docs/cli.md is stale: npm run docs');
+    assert.equal(fs.readFileSync(path.join(ROOT, 'man/replica.1'), 'utf8'), manPage(MAN_DATE), 'man/replica.1 is stale: npm run docs');
+    assert.equal(fs.readFileSync(path.join(ROOT, 'man/replica-monitor.1'), 'utf8'), monitorManPage(MAN_DATE));
+    for (const c of COMMANDS) assert.ok(cliMarkdown().includes(`## replica ${c.name}`));
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    assert.deepEqual(pkg.man, ['./man/replica.1', './man/replica-monitor.1'], 'installed by the package');
+    for (const page of ['replica.1', 'replica-monitor.1']) {
+      const r = spawnSync('man', ['-l', '--warnings=w', path.join(ROOT, 'man', page)], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '100', MAN_KEEP_FORMATTING: '' } });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stderr, '', `${page} renders without warnings`);
+      assert.match(r.stdout, /^NAME\n {7}replica/m);
+    }
+    assert.match(execFileSync('man', ['-l', path.join(ROOT, 'man/replica.1')], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '200' } }), /replica restore <path\|glob\|name\.\.\.>/);
+  });
+});

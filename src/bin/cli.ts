@@ -134,10 +134,12 @@ export const COMMANDS: CmdSpec[] = [
     exit: '0 done; 1 a copy could not be hashed',
   },
   {
-    name: 'hash', args: '<file...>', summary: 'print "<xxh64>  <file>" exactly as xxhsum -H1 does',
-    details: 'Hash files with the agent\'s own hashing code; the output is byte-identical to `xxhsum -H1`.',
-    options: [], examples: [['replica hash img.fits', 'compare with xxhsum -H1 img.fits']],
-    exit: '0 every file hashed; 1 a file could not be read',
+    name: 'hash', args: '<file...>', summary: 'print "<xxh64>  <file>" exactly as xxhsum -H1 does; -c checks a list',
+    details: 'Hash files (`-`: stdin) with the agent\'s own hashing code; the output is byte-identical to `xxhsum -H1`. With -c, each FILE is a list of `<xxh64>  <name>` lines (as xxhsum -H1 and replica manifest write them; `-`: stdin) and every name in it is checked, as `xxhsum -c` does.',
+    options: [{ flags: '-c, --check', help: 'read checksum lists and check the files they name' }],
+    examples: [['replica hash img.fits', 'compare with xxhsum -H1 img.fits'], ['tar -cf - data | replica hash -', 'a stream'],
+      ['cd /mnt/backup && replica manifest --target backup | replica hash -c -', 'check a target without xxhsum']],
+    exit: '0 every file hashed (or matched); 1 a file could not be read, or did not match',
   },
   {
     name: 'completion', args: '<shell>', summary: 'print the shell completion script (bash, zsh, fish)',

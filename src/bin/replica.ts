@@ -78,8 +78,8 @@ async function runNamed(command: string, args: string[], o: Record<string, unkno
     }
     workerReady();
     if (command === 'hash') {
-      const { hashCommand } = await import('../lib/commands/hash.js');
-      return (await hashCommand(args, process.stdout, json)) ? EXIT.problems : EXIT.ok;
+      const { hashCommand, checkCommand } = await import('../lib/commands/hash.js');
+      return (await (bool('check') ? checkCommand : hashCommand)(args, process.stdout, json)) ? EXIT.problems : EXIT.ok;
     }
     const { createContext } = await import('../lib/commands/context.js');
     const ctx = await createContext(g, command);

@@ -8,13 +8,11 @@ export type Logger = winston.Logger;
  */
 export function createLogger(level: string, opts: { tty?: boolean } = {}): Logger {
   const tty = opts.tty ?? process.stderr.isTTY === true;
+  // on a terminal the message says it all (its fields are for the JSON lines); colours unless NO_COLOR is set
   const format = tty
     ? winston.format.combine(
-      winston.format.colorize(),
-      winston.format.printf(({ level: l, message, ...rest }) => {
-        const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
-        return `${l}: ${String(message)}${extra}`;
-      }))
+      ...(colorAllowed() ? [winston.format.colorize()] : []),
+      winston.format.printf(({ level: l, message }) => `${l}: ${String(message)}`))
     : winston.format.combine(winston.format.timestamp(), winston.format.json());
   return winston.createLogger({
     level,
@@ -26,4 +24,9 @@ export function createLogger(level: string, opts: { tty?: boolean } = {}): Logge
 /** A logger that drops everything (library callers and tests that do not care). */
 export function silentLogger(): Logger {
   return winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
+}
+
+/** Colours on a terminal unless NO_COLOR is set to anything but the empty string (https://no-color.org). */
+export function colorAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.NO_COLOR === undefined || env.NO_COLOR === '';
 }

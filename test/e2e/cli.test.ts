@@ -47,6 +47,37 @@ describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from on
     rmTree(dir);
   });
 
+  it('hash - reads stdin and hash -c checks a list as xxhsum -c does (escaped names too), exit 1 on any mismatch or unreadable file', async () => {
+    const dir = tmpDir();
+    const sh = (cmd: string) => spawnSync('bash', ['-c', cmd], { cwd: dir, encoding: 'utf8' });
+    fs.writeFileSync(path.join(dir, 'a'), 'alpha');
+    fs.writeFileSync(path.join(dir, 'b\\odd'), 'beta');
+    assert.equal(sh(`printf data | ${process.execPath} ${CLI} hash -`).stdout, sh('printf data | xxhsum -H1 -').stdout);
+    sh("xxhsum -H1 a 'b\\odd' > list");
+    const ours = sh(`${process.execPath} ${CLI} hash -c list`);
+    const theirs = sh('xxhsum -c list');
+    assert.equal(ours.status, 0, ours.stderr);
+    assert.equal(ours.stdout, theirs.stdout, 'OK lines as xxhsum prints them');
+    fs.writeFileSync(path.join(dir, 'a'), 'ALPHA');
+    sh('echo "0123456789abcdef  gone" >> list');
+    const bad = sh(`${process.execPath} ${CLI} hash -c - < list`);
+    assert.equal(bad.status, 1);
+    assert.equal(bad.stdout, sh('xxhsum -c - < list').stdout, 'byte for byte what xxhsum -c prints');
+    assert.match(bad.stdout, /^stdin:3: Could not open or read 'gone': No such file or directory\.\n1 listed file could not be read\n1 computed checksum did NOT match\n$/m);
+    assert.equal(sh(`echo junk | ${process.execPath} ${CLI} hash -c -`).status, 1);
+    rmTree(dir);
+  });
+
+  it('NO_COLOR: the monitor on a terminal has colours, and none with NO_COLOR set', () => {
+    const dir = tmpDir();
+    const mon = path.join(ROOT, 'dist/bin/replica-monitor.js');
+    const tty = (env: string) => execFileSync('script', ['-qfec', `${env} ${process.execPath} ${mon} ${dir}/nostore; true`, '/dev/null'], { encoding: 'utf8' });
+    fs.mkdirSync(path.join(dir, 'nostore'));
+    assert.match(tty(''), /\x1b\[35mUNKNOWN/);
+    assert.doesNotMatch(tty('NO_COLOR=1'), /\x1b\[/);
+    rmTree(dir);
+  });
+
   it('completion: bash completes commands, options and option values; fish too; the zsh script loads', async () => {
     const dir = tmpDir();
     for (const sh of ['bash', 'zsh', 'fish']) fs.writeFileSync(path.join(dir, sh), (await cli(['completion', sh])).stdout);

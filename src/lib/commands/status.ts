@@ -8,6 +8,7 @@ export async function statusCommand(ctx: Context): Promise<StoreSummary> {
   const store = await openStoreReadOnly(ctx);
   await initHasher(); // the markers' manifest hashes
   const s = summarize(store.meta, store.entries(), ctx.config.targets.map((t) => t.name));
+  for (const t of s.targets) t.url ||= ctx.config.targets.find((c) => c.name === t.name)?.url ?? ''; // before the first run the store has none
   if (ctx.opts.json) {
     ctx.out.write(`${JSON.stringify(s, null, 2)}\n`);
     return s;

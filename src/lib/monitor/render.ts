@@ -3,6 +3,8 @@ import type { Report, Status } from './model.js';
 import { STATUS, worse } from './model.js';
 
 const COLOR: Record<Status, string> = { OK: '\x1b[32m', WARNING: '\x1b[33m', CRITICAL: '\x1b[31m', UNKNOWN: '\x1b[35m' };
+/** A time to the minute, marked UTC: `2026-11-30 13:22Z`. */
+const minute = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')}Z`;
 const age = (ms?: number) => (ms === undefined ? 'never' : `${formatDuration(ms)} ago`);
 /** Scrub coverage for people: whole percent, one decimal just under 100 (99.9% is not 100%). */
 const pct = (x: number) => `${(x * 100).toFixed(x < 1 && x > 0.99 ? 1 : 0)}%`;
@@ -10,13 +12,13 @@ const pct = (x: number) => `${(x * 100).toFixed(x < 1 && x > 0.99 ? 1 : 0)}%`;
 /** A terminal report a person reads in ten seconds: one line per host and target, then the problems. */
 export function renderText(r: Report, color = false): string {
   const c = (s: Status, text = s) => (color ? `${COLOR[s]}${text}\x1b[0m` : text);
-  const out = [`replica backup report ${r.generatedAt}: ${c(r.status)} (${r.hosts.length} hosts)`, ''];
+  const out = [`replica backup report ${r.generatedAt}: ${c(r.status)} (${r.hosts.length} host${r.hosts.length === 1 ? '' : 's'})`, ''];
   const rows = [['HOST', 'STATUS', 'HEARTBEAT', 'TARGET', 'VERIFIED', 'PENDING', 'FAILED', 'OLDEST UNVERIFIED', 'VERIFIED UP TO', 'SCRUBBED']];
   for (const h of r.hosts) {
     for (const [i, t] of h.targets.entries()) {
       rows.push([i ? '' : h.host, i ? '' : h.status, i ? '' : age(h.heartbeatAgeMs), `${t.name} ${t.status === 'OK' ? '' : `[${t.status}]`}`.trim(),
         `${t.verified.files} (${formatBytes(t.verified.bytes)})`, String(t.pending.files), String(t.failed.files),
-        t.oldestUnverifiedAgeMs === undefined ? '-' : formatDuration(t.oldestUnverifiedAgeMs), t.verifiedUpTo.slice(0, 16).replace('T', ' '), pct(t.scrubCoverage)]);
+        t.oldestUnverifiedAgeMs === undefined ? '-' : formatDuration(t.oldestUnverifiedAgeMs), minute(t.verifiedUpTo), pct(t.scrubCoverage)]);
     }
     if (!h.targets.length) rows.push([h.host, h.status, age(h.heartbeatAgeMs), '(no targets)', '', '', '', '', '', '']);
   }
@@ -31,9 +33,9 @@ export function renderText(r: Report, color = false): string {
   for (const h of r.hosts) for (const t of h.targets) for (const [cls, x] of Object.entries(t.failed.byClass)) {
     out.push(`  ${h.host}/${t.name} [${cls}] ${x.files} files, latest ${x.latest.path}: ${x.latest.message}`);
   }
-  const ignored = r.hosts.flatMap((h) => h.targets.flatMap((t) => t.ignoredFiles.map((i) => `  ${h.host}/${t.name} ignored since ${i.at.slice(0, 16).replace('T', ' ')}: ${i.path}${i.reason ? ` (${i.reason})` : ''}`)));
+  const ignored = r.hosts.flatMap((h) => h.targets.flatMap((t) => t.ignoredFiles.map((i) => `  ${h.host}/${t.name} ignored since ${minute(i.at)}: ${i.path}${i.reason ? ` (${i.reason})` : ''}`)));
   if (ignored.length) out.push('', 'ignored copies (replica ignore):', ...ignored);
-  const unmarkedDirs = r.hosts.flatMap((h) => (h.markers?.unmarked ?? []).map((u) => `  ${h.host}: ${u.dir} complete since ${u.completeAt.slice(0, 16).replace('T', ' ')}, no marker on ${u.targets.join(', ')}`));
+  const unmarkedDirs = r.hosts.flatMap((h) => (h.markers?.unmarked ?? []).map((u) => `  ${h.host}: ${u.dir} complete since ${minute(u.completeAt)}, no marker on ${u.targets.join(', ')}`));
   if (unmarkedDirs.length) out.push('', 'complete directories not marked yet:', ...unmarkedDirs);
   const freed = r.hosts.filter((h) => h.localRemoval);
   if (freed.length) out.push('', 'deleteLocalAfter (source files removed once verified everywhere long enough):', ...freed.map((h) => `  ${localRemovalLine(h)}`));
@@ -106,8 +108,8 @@ export function renderHtml(r: Report): string {
   const rows = r.hosts.flatMap((h) => h.targets.map((t) => ({ h, t, s: worse(t.status, h.agentStatus) })).map(({ h, t, s }) => `<tr class="s-${s}" data-status="${STATUS.indexOf(s)}">
 <td>${html(h.host)}</td><td class="st">${s}</td><td data-v="${h.heartbeatAgeMs ?? 1e15}">${age(h.heartbeatAgeMs)}</td><td>${html(t.name)}</td>
 <td data-v="${t.verified.files}">${t.verified.files} <small>${formatBytes(t.verified.bytes)}</small></td><td data-v="${t.pending.files}">${t.pending.files}</td><td data-v="${t.failed.files}">${t.failed.files}</td>
-<td data-v="${t.oldestUnverifiedAgeMs ?? 0}">${t.oldestUnverifiedAgeMs === undefined ? '-' : formatDuration(t.oldestUnverifiedAgeMs)}</td><td>${t.verifiedUpTo.slice(0, 16).replace('T', ' ')}</td><td data-v="${t.scrubCoverage}">${pct(t.scrubCoverage)}</td></tr>`));
-  const ignored = r.hosts.flatMap((h) => h.targets.flatMap((t) => t.ignoredFiles.map((i) => `<tr><td>${html(h.host)}</td><td>${html(t.name)}</td><td>${i.at.slice(0, 16).replace('T', ' ')}</td><td class="p">${html(i.path)}</td><td>${html(i.reason)}</td></tr>`)));
+<td data-v="${t.oldestUnverifiedAgeMs ?? 0}">${t.oldestUnverifiedAgeMs === undefined ? '-' : formatDuration(t.oldestUnverifiedAgeMs)}</td><td>${minute(t.verifiedUpTo)}</td><td data-v="${t.scrubCoverage}">${pct(t.scrubCoverage)}</td></tr>`));
+  const ignored = r.hosts.flatMap((h) => h.targets.flatMap((t) => t.ignoredFiles.map((i) => `<tr><td>${html(h.host)}</td><td>${html(t.name)}</td><td>${minute(i.at)}</td><td class="p">${html(i.path)}</td><td>${html(i.reason)}</td></tr>`)));
   const problems = [...r.hosts.flatMap((h) => h.problems.map((p) => `${h.host}: ${p}`)), ...r.unknown.map((u) => `UNKNOWN: ${u.store}: ${u.error}`)];
   const failures = r.hosts.flatMap((h) => h.targets.flatMap((t) => t.worst.map((w) => `<tr><td>${html(h.host)}</td><td>${html(t.name)}</td><td>${w.class}</td><td>${w.attempts}${w.retrying ? '' : ' (final)'}</td><td class="p">${html(w.path)}</td><td>${html(w.message)}</td></tr>`)));
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -120,13 +122,13 @@ th{cursor:pointer;background:#f3f3f3;position:sticky;top:0}.s-OK .st,.b-OK{backg
 @media (max-width:700px){body{margin:.5em}#hosts td:nth-child(5) small,#hosts th:nth-child(3),#hosts td:nth-child(3),#hosts th:nth-child(8),#hosts td:nth-child(8),#hosts th:nth-child(9),#hosts td:nth-child(9),#hosts th:nth-child(10),#hosts td:nth-child(10),.f th:nth-child(1),.f td:nth-child(1){display:none}th,td{padding:.25em .3em}}
 </style></head><body>
 <h1>replica backup report <span class="badge b-${r.status}" id="overall">${r.status}</span></h1>
-<p>${r.generatedAt} · ${r.hosts.length} hosts · stale after ${formatDuration(r.thresholds.staleMs)}, warn ${formatDuration(r.thresholds.warnAgeMs)}, critical ${formatDuration(r.thresholds.critAgeMs)}</p>
+<p>${r.generatedAt} · ${r.hosts.length} host${r.hosts.length === 1 ? '' : 's'} · stale after ${formatDuration(r.thresholds.staleMs)}, warn ${formatDuration(r.thresholds.warnAgeMs)}, critical ${formatDuration(r.thresholds.critAgeMs)}</p>
 <table id="hosts"><thead><tr><th>host</th><th>status</th><th>heartbeat</th><th>target</th><th>verified</th><th>pending</th><th>failed</th><th>oldest unverified</th><th>verified up to</th><th>scrubbed</th></tr></thead><tbody>
 ${rows.join('\n')}
 </tbody></table>
 ${problems.length ? `<h2>Problems</h2><ul id="problems">${problems.map((p) => `<li>${html(p)}</li>`).join('')}</ul>` : '<p id="problems">No problems.</p>'}
 ${r.hosts.some((h) => h.localRemoval) ? `<h2>Source files removed (deleteLocalAfter)</h2><ul id="removed">${r.hosts.filter((h) => h.localRemoval).map((h) => `<li>${html(localRemovalLine(h))}</li>`).join('')}</ul>` : ''}
-${r.hosts.some((h) => h.markers?.unmarked.length) ? `<h2>Complete directories not marked yet</h2><table class="f" id="unmarked"><thead><tr><th>host</th><th>directory</th><th>complete since</th><th>targets without it</th></tr></thead><tbody>${r.hosts.flatMap((h) => (h.markers?.unmarked ?? []).map((u) => `<tr><td>${html(h.host)}</td><td class="p">${html(u.dir)}</td><td>${u.completeAt.slice(0, 16).replace('T', ' ')}</td><td>${html(u.targets.join(', '))}</td></tr>`)).join('')}</tbody></table>` : ''}
+${r.hosts.some((h) => h.markers?.unmarked.length) ? `<h2>Complete directories not marked yet</h2><table class="f" id="unmarked"><thead><tr><th>host</th><th>directory</th><th>complete since</th><th>targets without it</th></tr></thead><tbody>${r.hosts.flatMap((h) => (h.markers?.unmarked ?? []).map((u) => `<tr><td>${html(h.host)}</td><td class="p">${html(u.dir)}</td><td>${minute(u.completeAt)}</td><td>${html(u.targets.join(', '))}</td></tr>`)).join('')}</tbody></table>` : ''}
 ${ignored.length ? `<h2>Ignored copies</h2><table class="f" id="ignored"><thead><tr><th>host</th><th>target</th><th>since</th><th>path</th><th>reason</th></tr></thead><tbody>${ignored.join('')}</tbody></table>` : ''}
 ${failures.length ? `<h2>Worst failed files</h2><table class="f"><thead><tr><th>host</th><th>target</th><th>class</th><th>attempts</th><th>path</th><th>message</th></tr></thead><tbody>${failures.join('')}</tbody></table>` : ''}
 <script>

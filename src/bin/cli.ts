@@ -142,6 +142,12 @@ export const COMMANDS: CmdSpec[] = [
     exit: '0 every file hashed (or matched); 1 a file could not be read, or did not match',
   },
   {
+    name: 'config', args: '<action>', summary: 'config show: the effective config and where it was found; config schema: its JSON Schema',
+    details: '`replica config show` prints the effective config as JSON: every key with its default filled in, durations in ms, sizes in bytes, paths absolute, and `file`, the config file it was found in. `replica config schema` prints the JSON Schema (draft 2020-12) of the config file (docs/schemas/config.schema.json): point `"$schema"` at it and an editor completes and checks the config.',
+    options: [], examples: [['replica config show', 'what replica will use, and from which file'], ['replica config schema > replica.schema.json', 'for an editor']],
+    exit: '0 printed; 78 the config is invalid (show)',
+  },
+  {
     name: 'completion', args: '<shell>', summary: 'print the shell completion script (bash, zsh, fish)',
     details: 'Print a completion script for bash, zsh or fish, generated from the same table as the help.',
     options: [],

@@ -57,6 +57,13 @@ async function runNamed(command: string, args: string[], o: Record<string, unkno
     process.stdout.write(script);
     return EXIT.ok;
   }
+  if (command === 'config' && args[0] === 'schema') {
+    const { CONFIG_SCHEMA_FILE } = await import('../lib/config/schema.js');
+    const fs = await import('node:fs');
+    process.stdout.write(fs.readFileSync(CONFIG_SCHEMA_FILE, 'utf8'));
+    return EXIT.ok;
+  }
+  if (command === 'config' && args[0] !== 'show') throw new UsageError(`config: expected show or schema, got ${JSON.stringify(args[0])}`);
   const values = {
     target: str('target'), 'dry-run': bool('dryRun'), verbose: bool('verbose'), since: str('since'), nul: bool('nul'), from: str('from'), to: str('to'),
     at: str('at'), force: bool('force'), fsync: bool('fsync'), budget: str('budget'), all: bool('all'), 'no-update': o.update === false, reason: str('reason'),
@@ -97,6 +104,7 @@ async function runNamed(command: string, args: string[], o: Record<string, unkno
         // after watch-limit (ENOSPC) errors, which would keep the process alive: exit explicitly.
         return EXIT.ok;
       }
+      case 'config': process.stdout.write(`${JSON.stringify(ctx.config, null, 2)}\n`); return EXIT.ok;
       case 'status': await (await import('../lib/commands/status.js')).statusCommand(ctx); return EXIT.ok;
       case 'new-files': {
         const { newFilesCommand } = await import('../lib/commands/newFiles.js');

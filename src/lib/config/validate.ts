@@ -5,7 +5,7 @@ import { ConfigError } from '../errors.js';
 import { PathFilter } from '../scan/filter.js';
 import {
   type Config, type MarkerConfig, type SourceConfig, type TargetConfig, type LogLevel,
-  DEFAULTS, LOG_LEVELS, TOP_KEYS, SOURCE_KEYS, RETRY_KEYS, TIMEOUT_KEYS, VERIFY_KEYS, LOG_KEYS, MONITOR_KEYS, MARKER_KEYS, TARGET_COMMON_KEYS,
+  DEFAULTS, LOG_LEVELS, TOP_KEYS, SOURCE_KEYS, RETRY_KEYS, TIMEOUT_KEYS, VERIFY_KEYS, LOG_KEYS, MONITOR_KEYS, MARKER_KEYS, TARGET_KEYS,
 } from './schema.js';
 import type { OptionType } from '../targets/kind.js';
 import { type Raw, Reader, show } from './reader.js';
@@ -15,8 +15,7 @@ const NAME = /^[A-Za-z0-9._-]+$/;
 
 function readTarget(r: Reader, v: unknown, i: number, base: { concurrency?: number; timeouts: Raw }): TargetConfig | undefined {
   const key = `targets[${i}]`;
-  const allKindKeys = KINDS.flatMap((k) => Object.keys(k.options));
-  const t = r.object(v, key, [...TARGET_COMMON_KEYS, ...allKindKeys]);
+  const t = r.object(v, key, TARGET_KEYS);
   if (!t) return v === undefined ? r.fail(key, 'expected an object') : undefined;
   const name = r.string(t.name, `${key}.name`) ?? r.fail(`${key}.name`, 'required: a unique name like "backup"');
   if (name && !NAME.test(name)) r.fail(`${key}.name`, `may contain only letters, digits, ".", "_" and "-", got ${show(name)}`);
@@ -55,6 +54,7 @@ function readOption(r: Reader, v: unknown, key: string, type: OptionType): unkno
       if (typeof v !== 'boolean') r.fail(key, `expected true or false, got ${show(v)}`);
       return v;
     case 'size': return r.size(v, key, 0);
+    case 'duration': return r.duration(v, key, 0);
     case 'path': return r.string(v, key) === undefined ? undefined : r.resolvePath(v as string);
     case 'http-url':
       if (r.string(v, key) !== undefined && !/^https?:\/\/./.test(v as string)) r.fail(key, `expected an http:// or https:// URL, got ${show(v)}`);

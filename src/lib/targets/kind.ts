@@ -2,7 +2,7 @@ import type { TargetConfig } from '../config/schema.js';
 import type { Target } from './target.js';
 
 /** How a kind-specific option is read from the config (all are optional). */
-export type OptionType = 'string' | 'path' | 'boolean' | 'size' | 'http-url';
+export type OptionType = 'string' | 'path' | 'boolean' | 'size' | 'duration' | 'http-url';
 
 /**
  * Everything replica needs to know about one target kind: its URL scheme, its options and how to check them,

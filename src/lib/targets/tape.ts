@@ -6,6 +6,6 @@ import type { TargetKindModule } from './kind.js';
  */
 export const tapeKind: TargetKindModule = {
   kind: 'tape', schemes: ['tape'], urlForm: 'tape:///dev/DEVICE', urlPattern: /^tape:\/\/\/./,
-  options: { blockSize: 'size' },
+  options: { blockSize: 'size', capacity: 'size', volumeSize: 'size', maxWait: 'duration' },
   concurrency: 1, maxConnections: 1,
 };

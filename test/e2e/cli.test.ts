@@ -103,6 +103,9 @@ describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from on
     for (const c of COMMANDS) assert.ok(cliMarkdown().includes(`## replica ${c.name}`));
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
     assert.deepEqual(pkg.man, ['./man/replica.1', './man/replica-monitor.1'], 'installed by the package');
+    const packed = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' }))[0].files.map((f: { path: string }) => f.path);
+    for (const f of ['man/replica.1', 'man/replica-monitor.1', 'docs/cli.md', 'docs/schemas/config.schema.json', 'replica.config.json', 'README.md']) assert.ok(packed.includes(f), `the package holds ${f}`);
+    assert.ok(packed.some((f: string) => f.startsWith('example/data/')), 'and the example tree the example config backs up');
     for (const page of ['replica.1', 'replica-monitor.1']) {
       const r = spawnSync('man', ['-l', '--warnings=w', path.join(ROOT, 'man', page)], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '100', MAN_KEEP_FORMATTING: '' } });
       assert.equal(r.status, 0, r.stderr);

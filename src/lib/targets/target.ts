@@ -74,7 +74,7 @@ export interface RandomRead {
   /**
    * Size (and mtime and permission bits where the kind keeps them) of what is stored, or undefined when nothing
    * is there; `hash`: the xxh64 the kind stored beside the copy when it was written (S3 metadata), never a read
-   * of the bytes (adopt trusts it, as the SPEC allows; verification never does).
+   * of the bytes (adopt trusts it, as README "Enrolling an existing backup" says; verification never does).
    */
   stat(relPath: string): Promise<{ size: number; mtimeMs?: number; mode?: number; hash?: string } | undefined>;
   /** Every stored user file under `prefix` (relative paths; replica's own files, layout.isReserved, excluded). */

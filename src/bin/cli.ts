@@ -378,3 +378,46 @@ export function monitorManPage(date: string): string {
     roff('replica-monitor --format prometheus --out /var/lib/node_exporter/replica.prom /mnt/backup/.replica'), '.fi', '.SH SEE ALSO', '.BR replica (1)');
   return `${out.join('\n')}\n`;
 }
+
+interface SchemaDoc { type?: string | string[]; default?: unknown; description?: string; properties?: Record<string, SchemaDoc>; items?: SchemaDoc; anyOf?: SchemaDoc[]; $ref?: string; enum?: unknown[]; required?: string[]; minimum?: number }
+
+/** docs/config.md, from the config's JSON Schema: every key with its type, default and meaning. */
+export function configMarkdown(schema: SchemaDoc & { $defs: Record<string, SchemaDoc> }, example: string): string {
+  const defs = schema.$defs;
+  const resolve = (n: SchemaDoc): SchemaDoc => (n.$ref ? { ...defs[n.$ref.replace('#/$defs/', '')], ...n, $ref: undefined } : n);
+  const typeOf = (n0: SchemaDoc): string => {
+    const n = resolve(n0);
+    if (n0.$ref) return n0.$ref.replace('#/$defs/', '');
+    if (n.enum) return n.enum.map((e) => JSON.stringify(e)).join(' \\| ');
+    if (n.anyOf) return n.anyOf.map(typeOf).join(' or ');
+    if (n.type === 'integer' && n.minimum !== undefined) return `integer >= ${n.minimum}`;
+    return String(n.type ?? 'object');
+  };
+  const rows: string[] = [];
+  const walk = (props: Record<string, SchemaDoc>, prefix: string, required: string[] = []) => {
+    for (const [k, n0] of Object.entries(props)) {
+      const n = resolve(n0);
+      const key = `${prefix}${k}`;
+      const dflt = n0.default ?? n.default;
+      rows.push(`| \`${key}\` | ${typeOf(n0)} | ${required.includes(k) ? 'required' : dflt === undefined ? '' : `\`${JSON.stringify(dflt)}\``} | ${(n0.description ?? n.description ?? '').replace(/\|/g, '\\|')} |`);
+      if (n.properties && k !== 'timeouts') walk(n.properties, `${key}.`, n.required);
+      const item = n.items && resolve(n.items);
+      const obj = item?.anyOf?.find((x) => x.properties) ?? item;
+      if (obj?.properties) walk(obj.properties, `${key}[].`, obj.required);
+    }
+  };
+  walk(schema.properties!, '', schema.required);
+  const t = defs.timeouts.properties!;
+  const timeouts = Object.entries(t).map(([k, n]) => `| \`timeouts.${k}\` (also per target) | duration | \`${JSON.stringify(n.default)}\` | ${n.description ?? ''} |`);
+  return ['# replica configuration reference', '', '<!-- generated from docs/schemas/config.schema.json by `npm run docs`: edit the schema, not this file -->', '',
+    'The config is found by `--config FILE`, `$REPLICA_CONFIG`, then `replica.config.json` (or `.replicarc`, `.replicarc.json|yaml|yml`,',
+    '`replica.config.js|cjs|mjs`, `package.json#replica`) from the current directory upward, then `/etc/replica/`, then',
+    '`~/.config/replica/`. Relative paths are relative to the config file. `replica config show` prints the effective config;',
+    '`replica check` checks it and every target. Its JSON Schema is [schemas/config.schema.json](schemas/config.schema.json).', '',
+    `Durations: ${schema.$defs.duration.description!.replace(/^a duration: /, '')}. Sizes: ${schema.$defs.size.description!.replace(/^a size: /, '')}.`, '',
+    '| key | type | default | meaning |', '|---|---|---|---|', ...rows, ...timeouts, '',
+    'Per-kind target keys: `identity`, `knownHosts`, `hostKeyCheck` only on `ssh://` targets; `endpoint`, `region`, `forcePathStyle`,',
+    '`accessKeyEnv`, `secretKeyEnv` only on `s3://` targets; `blockSize`, `capacity`, `volumeSize`, `maxWait` only on `tape://` targets',
+    '(a key on the wrong kind is a config error). Any config error exits 78 with one line per problem naming its key path.', '',
+    '## Example', '', 'The example config of the package (it backs up `example/data` to two local targets):', '', '```json', example.trimEnd(), '```', ''].join('\n');
+}

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { COMMANDS, GLOBAL_OPTIONS, MAN_DATE, cliMarkdown, manPage, monitorManPage } from '../../dist/bin/cli.js';
+import { COMMANDS, GLOBAL_OPTIONS, MAN_DATE, cliMarkdown, configMarkdown, manPage, monitorManPage } from '../../dist/bin/cli.js';
 import { CLI, ROOT, cli, json, rmTree, tmpDir } from '../helpers.js';
 
 describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from one table: src/bin/cli.ts)', () => {
@@ -100,6 +100,10 @@ describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from on
     assert.equal(fs.readFileSync(path.join(ROOT, 'docs/cli.md'), 'utf8'), cliMarkdown(), 'docs/cli.md is stale: npm run docs');
     assert.equal(fs.readFileSync(path.join(ROOT, 'man/replica.1'), 'utf8'), manPage(MAN_DATE), 'man/replica.1 is stale: npm run docs');
     assert.equal(fs.readFileSync(path.join(ROOT, 'man/replica-monitor.1'), 'utf8'), monitorManPage(MAN_DATE));
+    const schema = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/schemas/config.schema.json'), 'utf8'));
+    const configMd = configMarkdown(schema, fs.readFileSync(path.join(ROOT, 'replica.config.json'), 'utf8'));
+    assert.equal(fs.readFileSync(path.join(ROOT, 'docs/config.md'), 'utf8'), configMd, 'docs/config.md is stale: npm run docs');
+    for (const k of ['settle', 'deleteLocalMax', 'markers[].completeAfter', 'targets[].maxWait', 'verify.budget', 'timeouts.copy']) assert.ok(configMd.includes(`| \`${k}\``), `docs/config.md has ${k}`);
     for (const c of COMMANDS) assert.ok(cliMarkdown().includes(`## replica ${c.name}`));
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
     assert.deepEqual(pkg.man, ['./man/replica.1', './man/replica-monitor.1'], 'installed by the package');

@@ -1,3 +1,4 @@
+import { formatBytes } from '../config/units.js';
 import type { Logger } from '../log.js';
 import type { Engine } from '../backup/engine.js';
 import { entryOf, observeEntry } from '../backup/reconcile.js';
@@ -104,8 +105,13 @@ export class FileEvents {
     if (!this.ready.size) return;
     const batch = [...this.ready];
     this.ready.clear();
-    this.deps.log.debug(`watch: copying ${batch.length} file(s)`);
-    await this.deps.engine().copy(batch);
+    const engine = this.deps.engine();
+    const before = { ...engine.counts };
+    await engine.copy(batch);
+    const c = engine.counts;
+    // one line per batch (not per file): what a person watching the agent, or the journal, wants to see
+    this.deps.log.info(`watch: ${batch.length} settled file(s): ${c.copied - before.copied} copies made (${formatBytes(c.bytesCopied - before.bytesCopied)}), `
+      + `${c.verified - before.verified} verified, ${c.failed - before.failed} failed`, { files: batch.length, copied: c.copied - before.copied, verified: c.verified - before.verified, failed: c.failed - before.failed });
     this.deps.copied(batch);
   }
 }

@@ -45,6 +45,8 @@ describe('config: every malformed case exits 78 with one line per problem naming
     ['maxBackoff shorter than backoff', (g) => ({ ...g, retry: { backoff: '1h', maxBackoff: '1m' } }), /retry\.maxBackoff: must not be shorter than retry\.backoff/],
     ['bad bwlimit and glob type', (g) => ({ ...g, exclude: [3], targets: [{ name: 'a', url: 'ta', bwlimit: 'fast' }] }), /^config: targets\[0\]\.bwlimit: expected a size.*\nconfig: exclude\[0\]: expected a glob string, got 3$/m],
     ['timeouts not an object', (g) => ({ ...g, timeouts: '30s' }), /^config: timeouts: expected an object/m],
+    ['unknown keys at every level come from the schema (with hints), and what only the schema checks', (g) => ({ ...g, $schema: 5, verify: { evry: '30d' }, timeouts: { cpy: '1m' }, monitor: { warnage: '1h' } }),
+      /^config: \$schema: expected a string, got 5\nconfig: timeouts\.cpy: unknown key \(did you mean "copy"\?\)\nconfig: verify\.evry: unknown key \(did you mean "every"\?\)\nconfig: monitor\.warnage: unknown key \(did you mean "warnAge"\?\)$/m],
     ['negative deleteLocalMax', (g) => ({ ...g, deleteLocalMax: -1 }), /^config: deleteLocalMax: expected an integer >= 0/m],
     ['markers not an array', (g) => ({ ...g, markers: { source: 'src' } }), /^config: markers: expected an array/m],
     ['marker outside every source, bad name, dirs climbing out, unknown key', (g) => ({ ...g, markers: [{ source: '/etc', name: 'a/b', dirs: '../*', completAfter: '1d' }] }),

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseDuration, parseSize } from './units.js';
 import { PatternList } from '../scan/filter.js';
 import { MAX_TIMER_MS } from '../queue/timers.js';
-import { type Timeouts, TIMEOUT_KEYS } from './schema.js';
+import type { Timeouts } from './schema.js';
 
 export type Raw = Record<string, unknown>;
 
@@ -22,7 +22,8 @@ function distance(a: string, b: string): number {
   return row[b.length];
 }
 
-function suggest(key: string, allowed: string[]): string {
+/** ` (did you mean "x"?)` for the allowed key closest to `key`, when one is close. */
+export function suggest(key: string, allowed: string[]): string {
   const best = allowed.map((k) => [k, distance(key, k)] as const).sort((x, y) => x[1] - y[1])[0];
   return best && best[1] <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best[0]}"?)` : '';
 }
@@ -59,12 +60,10 @@ export class Reader {
     return undefined;
   }
 
-  object(v: unknown, key: string, allowed: string[], hint = ''): Raw | undefined {
+  /** An object's keys are checked against the schema (validate.ts schemaProblems), not here. */
+  object(v: unknown, key: string): Raw | undefined {
     if (v === undefined) return undefined;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return this.fail(key, `expected an object, got ${show(v)}`);
-    for (const k of Object.keys(v)) {
-      if (!allowed.includes(k)) this.fail(key ? `${key}.${k}` : k, `unknown key${suggest(k, allowed)}${hint}`);
-    }
     return v as Raw;
   }
 
@@ -113,7 +112,7 @@ export class Reader {
   }
 
   timeouts(v: unknown, key: string, base: { copy: string | number; command: string | number }): Timeouts {
-    const t = this.object(v, key, TIMEOUT_KEYS) ?? {};
+    const t = this.object(v, key) ?? {};
     const copyMs = this.duration(t.copy, `${key}.copy`, base.copy);
     const commandMs = this.duration(t.command, `${key}.command`, base.command);
     // a zero timeout would fail every call at once

@@ -104,26 +104,16 @@ export const DEFAULTS = {
 
 /**
  * The config's JSON Schema (docs/schemas/config.schema.json, shipped in the package): the source of truth for
- * which keys exist at each level. Editors complete and check a config with it (`"$schema"`), `replica config
- * schema` prints it, and the validator takes its key lists from it; a test checks that every default it
- * states is DEFAULTS' and that its target keys are exactly the kinds' options.
+ * which keys exist and what shape each value has. Every config is validated against it (compiled to code at
+ * build time: scripts/gen-config-validator.mjs), then the values are read and checked further (paths, URLs
+ * per kind, nesting) by validate.ts. Editors complete and check a config with it (`"$schema"`); `replica
+ * config schema` prints it; a test checks that its defaults are DEFAULTS and its target keys the kinds' options.
  */
 export const CONFIG_SCHEMA_FILE = fileURLToPath(new URL('../../../docs/schemas/config.schema.json', import.meta.url));
 interface SchemaNode { properties?: Record<string, SchemaNode>; items?: SchemaNode; anyOf?: SchemaNode[]; $ref?: string; $defs?: Record<string, SchemaNode> }
 export const CONFIG_SCHEMA = JSON.parse(fs.readFileSync(CONFIG_SCHEMA_FILE, 'utf8')) as SchemaNode & { $defs: Record<string, SchemaNode> };
-const keysOf = (n: SchemaNode | undefined): string[] => Object.keys(n?.properties ?? {});
-const top = CONFIG_SCHEMA.properties!;
 
-/** Keys allowed at each level (from the schema). */
-export const TOP_KEYS = keysOf(CONFIG_SCHEMA);
-export const SOURCE_KEYS = keysOf(top.sources.items!.anyOf!.find((x) => x.properties));
-export const RETRY_KEYS = keysOf(top.retry);
-export const TIMEOUT_KEYS = keysOf(CONFIG_SCHEMA.$defs.timeouts);
-export const VERIFY_KEYS = keysOf(top.verify);
-export const LOG_KEYS = keysOf(top.log);
-export const MARKER_KEYS = keysOf(top.markers.items);
-export const MONITOR_KEYS = keysOf(top.monitor);
 /** every key a target may have: the common ones and each kind's options */
-export const TARGET_KEYS = keysOf(CONFIG_SCHEMA.$defs.target);
+export const TARGET_KEYS = Object.keys(CONFIG_SCHEMA.$defs.target.properties ?? {});
 /** the keys every kind of target takes (the rest are its kind's options: targets/<kind>.ts) */
 export const TARGET_COMMON_KEYS = ['name', 'url', 'mount', 'concurrency', 'bwlimit', 'timeouts'];

@@ -5,17 +5,18 @@ import { ConfigError } from '../errors.js';
 import { PathFilter } from '../scan/filter.js';
 import {
   type Config, type MarkerConfig, type SourceConfig, type TargetConfig, type LogLevel,
-  DEFAULTS, LOG_LEVELS, TOP_KEYS, SOURCE_KEYS, RETRY_KEYS, TIMEOUT_KEYS, VERIFY_KEYS, LOG_KEYS, MONITOR_KEYS, MARKER_KEYS, TARGET_KEYS,
+  CONFIG_SCHEMA, DEFAULTS, LOG_LEVELS,
 } from './schema.js';
 import type { OptionType } from '../targets/kind.js';
-import { type Raw, Reader, show } from './reader.js';
+import { type Raw, Reader, show, suggest } from './reader.js';
+import validateSchema from './configSchemaValidate.js';
 import { KINDS, kindOf } from '../targets/registry.js';
 
 const NAME = /^[A-Za-z0-9._-]+$/;
 
 function readTarget(r: Reader, v: unknown, i: number, base: { concurrency?: number; timeouts: Raw }): TargetConfig | undefined {
   const key = `targets[${i}]`;
-  const t = r.object(v, key, TARGET_KEYS);
+  const t = r.object(v, key);
   if (!t) return v === undefined ? r.fail(key, 'expected an object') : undefined;
   const name = r.string(t.name, `${key}.name`) ?? r.fail(`${key}.name`, 'required: a unique name like "backup"');
   if (name && !NAME.test(name)) r.fail(`${key}.name`, `may contain only letters, digits, ".", "_" and "-", got ${show(name)}`);
@@ -65,7 +66,7 @@ function readOption(r: Reader, v: unknown, key: string, type: OptionType): unkno
 
 function readSource(r: Reader, v: unknown, i: number): SourceConfig | undefined {
   const key = `sources[${i}]`;
-  const s = typeof v === 'string' ? { path: v } : r.object(v, key, SOURCE_KEYS);
+  const s = typeof v === 'string' ? { path: v } : r.object(v, key);
   if (!s) return undefined;
   const p = r.string(s.path, `${key}.path`) ?? r.fail(`${key}.path`, 'required: the directory to back up');
   const source: SourceConfig = { path: '', include: r.globs(s.include, `${key}.include`), exclude: r.globs(s.exclude, `${key}.exclude`), exists: false };
@@ -81,6 +82,75 @@ function readSource(r: Reader, v: unknown, i: number): SourceConfig | undefined 
   return source;
 }
 
+/** `/targets/1/url` (a JSON pointer, as ajv reports where a problem is) as the key path `targets[1].url`. */
+function keyPath(pointer: string): string {
+  return pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
+}
+
+/** The value at a JSON pointer of `raw`, and the schema node at a schema path (`#/$defs/target/...`). */
+function at(root: unknown, pointer: string): unknown {
+  return pointer.split('/').slice(1).reduce<unknown>((v, seg) => (v && typeof v === 'object' ? (v as Raw)[seg.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined), root);
+}
+
+interface Node { properties?: Record<string, Node>; items?: Node; anyOf?: Node[]; $ref?: string }
+
+/** The keys the schema allows in the object at a JSON pointer of the config (for "did you mean"). */
+function keysAllowedAt(pointer: string): string[] {
+  const defs = (CONFIG_SCHEMA as { $defs: Record<string, Node> }).$defs;
+  const resolve = (n: Node | undefined): Node | undefined => {
+    const r = n?.$ref ? defs[n.$ref.replace('#/$defs/', '')] : n;
+    return r?.anyOf?.find((x) => x.properties) ?? r;
+  };
+  let node = resolve(CONFIG_SCHEMA as Node);
+  for (const seg of pointer.split('/').slice(1)) node = resolve(/^\d+$/.test(seg) ? node?.items : node?.properties?.[seg]);
+  return Object.keys(node?.properties ?? {});
+}
+
+const article = (type: string) => (type === 'object' ? 'an object' : type === 'array' ? 'an array' : type === 'integer' ? 'an integer' : `a ${type}`);
+
+/**
+ * Check `raw` against the config's JSON Schema (compiled at build time: configSchemaValidate.js) and say each
+ * problem as the rest of the validator does: its key path, what was expected, what was found; an unknown key
+ * with the closest allowed one. One problem per key (ajv reports each branch of an anyOf).
+ */
+function schemaProblems(raw: unknown): { key: string; msg: string }[] {
+  if (validateSchema(raw)) return [];
+  const out: { key: string; msg: string }[] = [];
+  const said = new Set<string>();
+  for (const e of validateSchema.errors ?? []) {
+    const key = keyPath(e.instancePath);
+    if (e.keyword === 'additionalProperties') {
+      const prop = String(e.params.additionalProperty);
+      out.push({ key: key ? `${key}.${prop}` : prop, msg: `unknown key${suggest(prop, keysAllowedAt(e.instancePath))}` });
+      continue;
+    }
+    if (e.keyword === 'required') { out.push({ key: key ? `${key}.${String(e.params.missingProperty)}` : String(e.params.missingProperty), msg: 'required' }); continue; }
+    if (said.has(key)) continue;
+    said.add(key);
+    const v = show(at(raw, e.instancePath));
+    const msg = e.schemaPath.includes('$defs/duration') ? `expected a duration like "500ms", "10s", "5m", "1h", "7d" or a number of seconds, got ${v}`
+      : e.schemaPath.includes('$defs/size') ? `expected a size like "512KiB", "20MiB", "10GiB" or a number of bytes, got ${v}`
+        : e.keyword === 'type' ? `expected ${article(String(e.params.type))}, got ${v}`
+          : e.keyword === 'enum' ? `expected one of ${(e.params.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ')}, got ${v}`
+            : e.keyword === 'minimum' ? `expected a number >= ${String(e.params.limit)}, got ${v}`
+              : e.keyword === 'minItems' ? `expected a non-empty array, got ${v}`
+                : e.keyword === 'minLength' ? `expected a non-empty string, got ${v}`
+                  : e.keyword === 'pattern' ? `${v} does not have the form this key takes (${String(e.params.pattern)})`
+                    : `${e.message ?? 'not valid'}, got ${v}`;
+    out.push({ key, msg });
+  }
+  return out;
+}
+
+/** Does one of the validator's own problems (`key: message`) already speak of `key` (or of a part of it)? */
+function covered(problems: string[], key: string): boolean {
+  return problems.some((p) => {
+    const k = p.slice(0, p.indexOf(': '));
+    return k === key || key.startsWith(`${k}.`) || key.startsWith(`${k}[`) || k.startsWith(`${key}.`) || k.startsWith(`${key}[`);
+  });
+}
+
 /** `markers`: each entry's source must be a configured source or a directory inside one. */
 function readMarkers(r: Reader, v: unknown, sources: SourceConfig[]): MarkerConfig[] {
   if (v === undefined || v === null) return [];
@@ -88,7 +158,7 @@ function readMarkers(r: Reader, v: unknown, sources: SourceConfig[]): MarkerConf
   const out: MarkerConfig[] = [];
   v.forEach((raw, i) => {
     const key = `markers[${i}]`;
-    const m = r.object(raw, key, MARKER_KEYS);
+    const m = r.object(raw, key);
     if (!m) return;
     const src = r.string(m.source, `${key}.source`) ?? r.fail(`${key}.source`, 'required: a source directory (or a directory inside one)');
     let abs = src === undefined ? '' : realPathOf(r.resolvePath(src));
@@ -112,7 +182,7 @@ function readMarkers(r: Reader, v: unknown, sources: SourceConfig[]): MarkerConf
  */
 export function validateConfig(raw: unknown, file: string): Config {
   const r = new Reader(path.dirname(file));
-  const c = r.object(raw, '', TOP_KEYS, ' at the top level');
+  const c = r.object(raw, '');
   if (!c) throw new ConfigError([`${file}: expected a JSON object at the top level, got ${show(raw)}`]);
   const host = c.host === undefined ? os.hostname().split('.')[0] : r.string(c.host, 'host');
   if (host !== undefined && (host.includes('/') || host === '.' || host === '..' || /[\0\n]/.test(host))) {
@@ -134,7 +204,7 @@ export function validateConfig(raw: unknown, file: string): Config {
     });
   }
   const concurrency = r.int(c.concurrency, 'concurrency', DEFAULTS.concurrency, 1);
-  const timeoutsRaw = r.object(c.timeouts, 'timeouts', TIMEOUT_KEYS) ?? {};
+  const timeoutsRaw = r.object(c.timeouts, 'timeouts') ?? {};
   let targets: TargetConfig[] = [];
   if (!Array.isArray(c.targets) || c.targets.length === 0) {
     r.fail('targets', c.targets === undefined ? 'required: at least one target' : `expected a non-empty array, got ${show(c.targets)}`);
@@ -148,10 +218,10 @@ export function validateConfig(raw: unknown, file: string): Config {
   }
   const watcher = c.watcher ?? DEFAULTS.watcher;
   if (watcher !== 'chokidar' && watcher !== 'parcel') r.fail('watcher', `expected "chokidar" or "parcel", got ${show(watcher)}`);
-  const retry = r.object(c.retry, 'retry', RETRY_KEYS) ?? {};
-  const verify = r.object(c.verify, 'verify', VERIFY_KEYS) ?? {};
-  const log = r.object(c.log, 'log', LOG_KEYS) ?? {};
-  const monitor = r.object(c.monitor, 'monitor', MONITOR_KEYS) ?? {};
+  const retry = r.object(c.retry, 'retry') ?? {};
+  const verify = r.object(c.verify, 'verify') ?? {};
+  const log = r.object(c.log, 'log') ?? {};
+  const monitor = r.object(c.monitor, 'monitor') ?? {};
   const level = (typeof log.level === 'string' ? log.level.toLowerCase() : log.level ?? DEFAULTS.log.level) as LogLevel;
   if (!LOG_LEVELS.includes(level)) r.fail('log.level', `expected one of ${LOG_LEVELS.join(', ')}, got ${show(log.level)}`);
   const config: Config = {
@@ -184,7 +254,11 @@ export function validateConfig(raw: unknown, file: string): Config {
   if (config.rescanMs === 0) r.fail('rescan', 'must be greater than 0');
   if (config.retry.maxBackoffMs < config.retry.backoffMs) r.fail('retry.maxBackoff', 'must not be shorter than retry.backoff');
   checkNesting(r, config);
-  if (r.problems.length) throw new ConfigError(r.problems);
+  // the schema decides which keys and shapes are allowed; the checks above say more about the values they
+  // read (and check what a schema cannot: paths, URLs per kind, nesting): their message wins for a key
+  const fromSchema = schemaProblems(raw).filter((p) => !covered(r.problems, p.key)).map((p) => `${p.key}: ${p.msg}`);
+  const problems = [...fromSchema, ...r.problems];
+  if (problems.length) throw new ConfigError(problems);
   return config;
 }
 

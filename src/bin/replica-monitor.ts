@@ -7,7 +7,7 @@ import { parseDuration } from '../lib/config/units.js';
 import { VERSION } from '../lib/version.js';
 import { STORE_DIR } from '../lib/targets/layout.js';
 import { monitorHelp } from './cli.js';
-import { colorAllowed } from '../lib/log.js';
+import { colorEnabled } from '../lib/log.js';
 
 /** Monitoring-plugin exit codes (Nagios/Icinga): the only place the monitor maps results to exit codes. */
 const EXIT = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 } as const;
@@ -61,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
     const found = findStores(stores);
     const { hosts, unknown } = await readHosts(found.stores, t);
     const report = buildReport(hosts, [...found.unknown, ...unknown], t);
-    const toTty = !values.out && process.stdout.isTTY === true && colorAllowed();
+    const toTty = !values.out && colorEnabled(process.stdout.isTTY === true);
     const text = format === 'json' ? render.renderJson(report) : format === 'html' ? render.renderHtml(report)
       : format === 'prometheus' ? render.renderPrometheus(report) : render.renderText(report, toTty);
     if (values.out) {

@@ -11,7 +11,7 @@ export function createLogger(level: string, opts: { tty?: boolean } = {}): Logge
   // on a terminal the message says it all (its fields are for the JSON lines); colours unless NO_COLOR is set
   const format = tty
     ? winston.format.combine(
-      ...(colorAllowed() ? [winston.format.colorize()] : []),
+      ...(colorEnabled(true) ? [winston.format.colorize()] : []),
       winston.format.printf(({ level: l, message }) => `${l}: ${String(message)}`))
     : winston.format.combine(winston.format.timestamp(), winston.format.json());
   return winston.createLogger({
@@ -26,7 +26,12 @@ export function silentLogger(): Logger {
   return winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
 }
 
-/** Colours on a terminal unless NO_COLOR is set to anything but the empty string (https://no-color.org). */
-export function colorAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.NO_COLOR === undefined || env.NO_COLOR === '';
+/**
+ * Colours or not: FORCE_COLOR (set, and not "", "0" or "false") turns them on even in a pipe; else NO_COLOR (set and
+ * not empty: https://no-color.org) turns them off; else a terminal has them.
+ */
+export function colorEnabled(isTTY: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.FORCE_COLOR !== undefined && !['', '0', 'false'].includes(env.FORCE_COLOR)) return true;
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  return isTTY;
 }

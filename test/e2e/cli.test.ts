@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { COMMANDS, GLOBAL_OPTIONS, MAN_DATE, cliMarkdown, configMarkdown, manPage, monitorManPage } from '../../dist/bin/cli.js';
+import { COMMANDS, GLOBAL_OPTIONS, MAN_DATE, cliMarkdown, completionScript, configMarkdown, manPage, monitorManPage } from '../../dist/bin/cli.js';
 import { CLI, ROOT, cli, json, rmTree, tmpDir } from '../helpers.js';
 
 describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from one table: src/bin/cli.ts)', () => {
@@ -68,13 +68,16 @@ describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from on
     rmTree(dir);
   });
 
-  it('NO_COLOR: the monitor on a terminal has colours, and none with NO_COLOR set', () => {
+  it('NO_COLOR and FORCE_COLOR: the monitor on a terminal has colours, none with NO_COLOR set; in a pipe none, unless FORCE_COLOR', () => {
     const dir = tmpDir();
     const mon = path.join(ROOT, 'dist/bin/replica-monitor.js');
     const tty = (env: string) => execFileSync('script', ['-qfec', `${env} ${process.execPath} ${mon} ${dir}/nostore; true`, '/dev/null'], { encoding: 'utf8' });
     fs.mkdirSync(path.join(dir, 'nostore'));
     assert.match(tty(''), /\x1b\[35mUNKNOWN/);
     assert.doesNotMatch(tty('NO_COLOR=1'), /\x1b\[/);
+    const pipe = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [mon, `${dir}/nostore`], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '', FORCE_COLOR: '', CI: '', ...env } }).stdout;
+    assert.doesNotMatch(pipe({}), /\x1b\[/);
+    assert.match(pipe({ FORCE_COLOR: '1' }), /\x1b\[35mUNKNOWN/);
     rmTree(dir);
   });
 
@@ -100,6 +103,9 @@ describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from on
     assert.equal(fs.readFileSync(path.join(ROOT, 'docs/cli.md'), 'utf8'), cliMarkdown(), 'docs/cli.md is stale: npm run docs');
     assert.equal(fs.readFileSync(path.join(ROOT, 'man/replica.1'), 'utf8'), manPage(MAN_DATE), 'man/replica.1 is stale: npm run docs');
     assert.equal(fs.readFileSync(path.join(ROOT, 'man/replica-monitor.1'), 'utf8'), monitorManPage(MAN_DATE));
+    for (const [shell, file] of [['bash', 'replica.bash'], ['zsh', '_replica'], ['fish', 'replica.fish']]) {
+      assert.equal(fs.readFileSync(path.join(ROOT, 'completions', file), 'utf8'), completionScript(shell), `completions/${file} is stale: npm run docs`);
+    }
     const schema = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/schemas/config.schema.json'), 'utf8'));
     const configMd = configMarkdown(schema, fs.readFileSync(path.join(ROOT, 'replica.config.json'), 'utf8'));
     assert.equal(fs.readFileSync(path.join(ROOT, 'docs/config.md'), 'utf8'), configMd, 'docs/config.md is stale: npm run docs');

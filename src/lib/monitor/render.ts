@@ -1,8 +1,9 @@
+import picocolors from 'picocolors';
 import { formatBytes, formatDuration } from '../config/units.js';
 import type { Report, Status } from './model.js';
 import { STATUS, worse } from './model.js';
 
-const COLOR: Record<Status, string> = { OK: '\x1b[32m', WARNING: '\x1b[33m', CRITICAL: '\x1b[31m', UNKNOWN: '\x1b[35m' };
+const PAINT = { OK: 'green', WARNING: 'yellow', CRITICAL: 'red', UNKNOWN: 'magenta' } as const satisfies Record<Status, string>;
 /** A time to the minute, marked UTC: `2026-11-30 13:22Z`. */
 const minute = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')}Z`;
 const age = (ms?: number) => (ms === undefined ? 'never' : `${formatDuration(ms)} ago`);
@@ -11,7 +12,8 @@ const pct = (x: number) => `${(x * 100).toFixed(x < 1 && x > 0.99 ? 1 : 0)}%`;
 
 /** A terminal report a person reads in ten seconds: one line per host and target, then the problems. */
 export function renderText(r: Report, color = false): string {
-  const c = (s: Status, text = s) => (color ? `${COLOR[s]}${text}\x1b[0m` : text);
+  const pc = picocolors.createColors(color);
+  const c = (s: Status, text: string = s) => pc[PAINT[s]](text);
   const out = [`replica backup report ${r.generatedAt}: ${c(r.status)} (${r.hosts.length} host${r.hosts.length === 1 ? '' : 's'})`, ''];
   const rows = [['HOST', 'STATUS', 'HEARTBEAT', 'TARGET', 'VERIFIED', 'PENDING', 'FAILED', 'OLDEST UNVERIFIED', 'VERIFIED UP TO', 'SCRUBBED']];
   for (const h of r.hosts) {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { COMMANDS, GLOBAL_OPTIONS, MAN_DATE, cliMarkdown, completionScript, configMarkdown, manPage, monitorManPage } from '../../dist/bin/cli.js';
-import { CLI, ROOT, cli, json, rmTree, tmpDir } from '../helpers.js';
+import { CLI, ROOT, cli, json, rmTree, tmpDir, until } from '../helpers.js';
 
 describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from one table: src/bin/cli.ts)', () => {
   it('every command has its own --help (options, examples, exit codes), the same as `replica help CMD`', async () => {
@@ -78,6 +78,22 @@ describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from on
     const pipe = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [mon, `${dir}/nostore`], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '', FORCE_COLOR: '', CI: '', ...env } }).stdout;
     assert.doesNotMatch(pipe({}), /\x1b\[/);
     assert.match(pipe({ FORCE_COLOR: '1' }), /\x1b\[35mUNKNOWN/);
+    rmTree(dir);
+  });
+
+  it('watch on a terminal: a live status line at the bottom, cleared around each log line; a line per settled batch', async () => {
+    const dir = tmpDir();
+    fs.mkdirSync(path.join(dir, 'src'));
+    fs.writeFileSync(path.join(dir, 'replica.config.json'), JSON.stringify({ host: 'h', sources: ['src'], targets: [{ name: 'a', url: 'ta' }], settle: '500ms' }));
+    const child = spawn('script', ['-qfec', `timeout -s TERM 6 ${process.execPath} ${CLI} watch`, '/dev/null'], { cwd: dir });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    await until(() => out.includes('watching 0 files'));
+    fs.writeFileSync(path.join(dir, 'src', 'one'), 'x');
+    await until(() => out.includes('since start 1 copied, 1 verified'));
+    await new Promise((r) => child.on('exit', r));
+    assert.match(out, /\r\x1b\[K(\x1b\[\d+m)?info(\x1b\[\d+m)?: watch: 1 settled file: 1 copy made \(1 B\), 1 verified, 0 failed\r?\n/, 'a log line starts on a cleared line');
+    assert.match(out, /watching 1 file: 0 settling, 0 to copy; since start 1 copied, 1 verified, 0 failed; last batch \d\d:\d\d:\d\dZ/);
     rmTree(dir);
   });
 

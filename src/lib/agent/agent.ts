@@ -138,6 +138,15 @@ export class Agent {
     for (const p of [...paths]) if (this.isDone(p)) this.watcher?.release(p);
   }
 
+  /** For the live status line of `watch` on a terminal: files known, settling, queued, what event batches did. */
+  liveStatus(): string {
+    const { settling, queued } = this.events.pending;
+    const t = this.events.totals;
+    const last = t.lastBatchAt === undefined ? '' : `; last batch ${new Date(t.lastBatchAt).toISOString().slice(11, 19)}Z`;
+    const n = this.store.size;
+    return `watching ${n} file${n === 1 ? '' : 's'}: ${settling} settling, ${queued} to copy; since start ${t.copied} copied, ${t.verified} verified, ${t.failed} failed${last}`;
+  }
+
   /** Settled and verified on every target: needs no watch of its own. */
   private isDone(p: string): boolean {
     const r = this.store.get(p);

@@ -27,8 +27,15 @@ export class FileEvents {
   /** events held while a full pass runs */
   private held?: [kind: 'change' | 'unlink', path: string][];
   stopping = false;
+  /** since the agent started: copies made, verified, failed by event batches, and when the last batch ended */
+  readonly totals = { copied: 0, verified: 0, failed: 0, lastBatchAt: undefined as number | undefined };
 
   constructor(private readonly deps: EventsDeps) {}
+
+  /** Files waiting for their settle timer, and files settled and waiting to be copied. */
+  get pending(): { settling: number; queued: number } {
+    return { settling: this.timers.size, queued: this.ready.size };
+  }
 
   /** Hold events from now until replay() (a full pass starts). */
   hold(): void {
@@ -109,8 +116,13 @@ export class FileEvents {
     const before = { ...engine.counts };
     await engine.copy(batch);
     const c = engine.counts;
+    this.totals.copied += c.copied - before.copied;
+    this.totals.verified += c.verified - before.verified;
+    this.totals.failed += c.failed - before.failed;
+    this.totals.lastBatchAt = Date.now();
     // one line per batch (not per file): what a person watching the agent, or the journal, wants to see
-    this.deps.log.info(`watch: ${batch.length} settled file(s): ${c.copied - before.copied} copies made (${formatBytes(c.bytesCopied - before.bytesCopied)}), `
+    const made = c.copied - before.copied;
+    this.deps.log.info(`watch: ${batch.length} settled file${batch.length === 1 ? '' : 's'}: ${made} ${made === 1 ? 'copy' : 'copies'} made (${formatBytes(c.bytesCopied - before.bytesCopied)}), `
       + `${c.verified - before.verified} verified, ${c.failed - before.failed} failed`, { files: batch.length, copied: c.copied - before.copied, verified: c.verified - before.verified, failed: c.failed - before.failed });
     this.deps.copied(batch);
   }

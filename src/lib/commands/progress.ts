@@ -38,3 +38,30 @@ export function showProgress(stream: NodeJS.WriteStream, everyMs = 250): { attac
   }, everyMs);
   return { attach: (e) => { engine = e; }, stop };
 }
+
+/**
+ * A status line kept at the bottom of a terminal (`watch`): redrawn every `everyMs`, and cleared before
+ * anything else is written to the stream (log lines) and drawn again after it, so the two never mix.
+ */
+export function statusLine(stream: NodeJS.WriteStream, line: () => string, everyMs = 1000): { stop: () => void } {
+  const write = stream.write.bind(stream) as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean;
+  let shown = false;
+  const clear = () => { if (shown) { write('\r\x1b[K'); shown = false; } };
+  const draw = () => { write(`\r\x1b[K${line().slice(0, (stream.columns || 200) - 1)}`); shown = true; };
+  stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    clear();
+    const ok = write(chunk, ...rest);
+    draw();
+    return ok;
+  }) as typeof stream.write;
+  const timer = setInterval(draw, everyMs);
+  timer.unref();
+  draw();
+  return {
+    stop: () => {
+      clearInterval(timer);
+      stream.write = write as typeof stream.write;
+      clear();
+    },
+  };
+}

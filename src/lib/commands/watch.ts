@@ -1,5 +1,6 @@
 import { Agent } from '../agent/agent.js';
 import { type Context, checkMissingSources, createTargets, openStoreLocked } from './context.js';
+import { statusLine } from './progress.js';
 
 /**
  * `replica watch`: take the store lock, start the agent, and run until SIGTERM/SIGINT (then stop cleanly:
@@ -17,11 +18,14 @@ export async function watchCommand(ctx: Context, opts: { graceMs?: number; signa
     const hup = () => { log.info('watch: SIGHUP: reloading the config'); void agent.reload(config.file); };
     opts.signal?.addEventListener('abort', stop, { once: true });
     opts.hup?.addEventListener('hup', hup);
+    // a person at a terminal sees what the agent is doing; journald and pipes get the log lines only
+    const live = process.stderr.isTTY && !ctx.opts.json ? statusLine(process.stderr, () => agent.liveStatus()) : undefined;
     try {
       if (opts.signal?.aborted) stop();
       else await agent.start();
       await agent.stopped;
     } finally {
+      live?.stop();
       opts.signal?.removeEventListener('abort', stop);
       opts.hup?.removeEventListener('hup', hup);
     }

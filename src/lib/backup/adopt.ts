@@ -1,6 +1,6 @@
-import fs from 'node:fs';
 import { TargetError, messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
+import { exists } from '../scan/sourceFs.js';
 import { isCurrent, isDeleted, isSettled, isVerifiedOn, markVerified } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { targetPath } from '../targets/layout.js';
@@ -174,14 +174,4 @@ async function statAll(t: Target & RandomRead, rels: string[]): Promise<Map<stri
   };
   await Promise.all(Array.from({ length: 8 }, worker));
   return out;
-}
-
-/** Is there anything at `p` on this machine (a file not backed up: excluded, or outside every source)? */
-function exists(p: string): boolean {
-  try {
-    fs.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,9 +1,9 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { formatBytes, parseDuration } from '../config/units.js';
 import { type RestoreJob, type RestoreResult, restoreFiles } from '../backup/restore.js';
 import { contentAt } from '../store/records.js';
+import { exists } from '../scan/sourceFs.js';
 import { type Context, createTargets, openStoreReadOnly, sortByPathBytes, targetNames } from './context.js';
 import { progressLine } from './progress.js';
 import { matcher } from './whereIs.js';
@@ -94,14 +94,4 @@ export async function restoreCommand(ctx: Context, args: string[], opts: Restore
     }
   }
   return results;
-}
-
-/** Is there anything (a file, a link, a directory) at `p`? */
-function exists(p: string): boolean {
-  try {
-    fs.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -109,3 +109,13 @@ export function rootOf(roots: string[], p: string): string | undefined {
   for (const r of roots) if ((p.startsWith(r + '/') || r === '/') && (!best || r.length > best.length)) best = r;
   return best;
 }
+
+/** Is there anything (a file, a link, a directory) at `p`? A symlink counts as itself, never followed. */
+export function exists(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -37,8 +37,11 @@ describe('replica run: a tree with hostile names lands byte-identical on two loc
     assert.equal(s.lastRun.ok, true);
   });
 
-  it('a second run copies nothing and exits 0', async () => {
+  it('a second run copies nothing and exits 0, and ships no shard again (only meta.json)', async () => {
+    const shards = (t: string) => fs.readdirSync(path.join(dir, t, '.replica', 'h1', 'files')).map((f) => fs.statSync(path.join(dir, t, '.replica', 'h1', 'files', f)).ino).join();
+    const before = [shards('ta'), shards('tb')];
     const r = await cli(['run', '--json', '--config', cfg]);
+    assert.deepEqual([shards('ta'), shards('tb')], before, 'the same inodes: not written again');
     assert.equal(r.code, 0);
     const out = json(r);
     assert.equal(out.counts.copied, 0);

@@ -256,8 +256,10 @@ export class Engine {
     const failed: string[] = [];
     // With snapshots off (or failing), ship the live files: each is replaced only by rename, so each is read whole.
     let snap = this.store.dir;
+    let fromSnapshot = false;
     try {
-      snap = (await this.store.snapshot()) ?? this.store.dir;
+      const s = await this.store.snapshot();
+      if (s) { snap = s; fromSnapshot = true; }
     } catch (err) {
       failed.push('snapshot');
       this.log.error(messageOf(err));
@@ -265,7 +267,7 @@ export class Engine {
     for (const c of this.copiers) {
       if (c.down) continue;
       try {
-        await withDeadline(c.ctx.copyTimeoutMs, this.signal, (sig) => shipStore(c.target, snap, this.config.host, sig));
+        await withDeadline(c.ctx.copyTimeoutMs, this.signal, (sig) => shipStore(c.target, snap, this.config.host, sig, fromSnapshot));
       } catch (err) {
         failed.push(c.target.name);
         this.log.error(`store copy to ${c.target.name} failed: ${messageOf(err)}`, { target: c.target.name });

@@ -21,8 +21,9 @@ export function snapshotDirs(dir: string): string[] {
  * Keep the current generation of the store in `dir` (its files `rels`) as a snapshot in
  * `snapshots/<UTC stamp>/`, and rotate to the newest `keep`. Snapshots never share an inode with the live
  * files (damage to a live file in place must not reach them): a file unchanged since the newest snapshot is
- * hard-linked from that snapshot, a changed one is copied. `manifest.json` records each live file's size and
- * mtime at copy time. Returns the snapshot's directory; throws StoreError, leaving no half snapshot behind.
+ * hard-linked from that snapshot, a changed one is copied, with an mtime in whole seconds later than its previous
+ * snapshot copy's (so a shipped copy with the same size and second is the same file). `manifest.json` records
+ * each live file's size and mtime at copy time. Returns the snapshot's directory; throws StoreError, leaving no half snapshot behind.
  */
 export function takeSnapshot(dir: string, rels: string[], keep: number): string {
   const root = path.join(dir, SNAP_DIR);
@@ -54,6 +55,11 @@ function snapshotInto(dir: string, rels: string[], keep: number,
     if (prev && old && old[0] === st.size && old[1] === st.mtimeMs) fs.linkSync(path.join(prev, rel), path.join(tmp, rel));
     else {
       fs.copyFileSync(live, path.join(tmp, rel));
+      // whole seconds, and later than this file's previous snapshot copy by at least one: a target that keeps
+      // mtimes in seconds (ssh) still tells every changed shard from the one shipped before (shipStore)
+      const before = prev ? fs.statSync(path.join(prev, rel), { throwIfNoEntry: false }) : undefined;
+      const m = Math.max(Math.floor(Date.now() / 1000), before ? Math.floor(before.mtimeMs / 1000) + 1 : 0);
+      fs.utimesSync(path.join(tmp, rel), m, m);
       copied.push(path.join(tmp, rel));
     }
   }

@@ -19,6 +19,22 @@ import {
 } from './target.js';
 
 const run = promisify(execFile);
+
+/** Up to this many files put since the last sync are made durable one by one (fsync), more by one syncfs. */
+const FSYNC_FILES_MAX = 16;
+
+/** fsync each file, then each directory holding one (the renames): the durable write of a few files. */
+async function fsyncEach(files: string[], signal?: AbortSignal): Promise<void> {
+  for (const f of [...files, ...new Set(files.map((x) => path.dirname(x)))]) {
+    signal?.throwIfAborted();
+    const fh = await fs.promises.open(f, C.O_RDONLY | C.O_NOFOLLOW);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+}
 const C = fs.constants;
 
 
@@ -29,11 +45,19 @@ const C = fs.constants;
  * it into place; every directory on the way is lstat'ed, never followed if it is a symlink (a link where a
  * directory must be is replaced; a link at `<host>` or `.replica/<host>` refuses the write). sync() is one
  * syncfs (`sync -f`) for the whole batch. With `mount`, check() refuses (class `not-mounted`) unless that
- * path is a mount point, and nothing is created there.
+ * path is a mount point, and nothing is created there. A sync after a few puts only (no directory made, no link, no
+ * version) fsyncs those files and their directories instead (cheaper when other data is dirty on that filesystem).
  */
 export class LocalTarget implements Target, RandomRead, Links, RemoteHash, TempFiles, Versions {
   private readonly dirs: LocalDirs;
   private unsynced = false;
+  /**
+   * Files put (renamed into place) since the last sync, while that is all that changed (undefined once anything
+   * else did: a directory made, a link, a version kept): a few are made durable by fsync of each file and its
+   * directory, cheaper than syncfs of the whole filesystem when other programs have dirty data on it.
+   */
+  private putOnly: string[] | undefined = [];
+  private dirsChanged = 0;
 
   constructor(readonly name: string, readonly base: string, readonly opts: { mount?: string; commandTimeoutMs?: number; copyTimeoutMs?: number } = {}) {
     this.dirs = new LocalDirs(name, base, (relDir) => this.removeTemps([relDir]));
@@ -73,6 +97,8 @@ export class LocalTarget implements Target, RandomRead, Links, RemoteHash, TempF
       await fs.promises.rename(tmp, dest);
       tmp = undefined;
       this.unsynced = true;
+      if (this.dirs.changed !== this.dirsChanged || (this.putOnly?.length ?? Infinity) >= FSYNC_FILES_MAX) this.putOnly = undefined;
+      else this.putOnly?.push(dest);
     } catch (err) {
       if (tmp) await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
       throw this.err(err, 'put', rel);
@@ -83,12 +109,17 @@ export class LocalTarget implements Target, RandomRead, Links, RemoteHash, TempF
     // the next batch checks its directories again (someone may have swapped one for a link meanwhile)
     this.dirs.forget();
     if (!this.unsynced) return;
+    const files = this.putOnly;
     this.unsynced = false;
+    this.putOnly = [];
+    this.dirsChanged = this.dirs.changed;
     try {
+      if (files) await fsyncEach(files, opts.signal);
       // syncfs(2) of the target filesystem: one flush for the whole batch instead of one fsync per file.
-      await run('sync', ['-f', this.base], { signal: opts.signal, timeout: this.opts.commandTimeoutMs });
+      else await run('sync', ['-f', this.base], { signal: opts.signal, timeout: this.opts.commandTimeoutMs });
     } catch (err) {
       this.unsynced = true;
+      this.putOnly = undefined;
       throw this.err(err, 'sync', '.');
     }
   }
@@ -166,6 +197,7 @@ export class LocalTarget implements Target, RandomRead, Links, RemoteHash, TempF
       }
       tmp = undefined;
       this.unsynced = true;
+      this.putOnly = undefined; // a link: syncfs
       return true;
     } catch (err) {
       throw this.err(err, 'putLink', rel);
@@ -198,7 +230,7 @@ export class LocalTarget implements Target, RandomRead, Links, RemoteHash, TempF
     }
     const probe = path.join(this.base, tempName());
     try {
-      await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE });
+      if (await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE }) !== undefined) this.dirs.changed++; // made: syncfs next
       const fh = await fs.promises.open(probe, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
       await fh.close();
       await fs.promises.rm(probe);
@@ -220,6 +252,7 @@ export class LocalTarget implements Target, RandomRead, Links, RemoteHash, TempF
       await this.dirs.prepare(path.dirname(versionRel)); // private: a version directory is not a source directory
       await fs.promises.link(from, to); // the same inode: the put's rename then detaches the live name from it
       this.unsynced = true;
+      this.putOnly = undefined; // a version kept: syncfs
       return true;
     } catch (err) {
       throw this.err(err, 'keepAside', rel);

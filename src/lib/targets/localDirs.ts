@@ -9,6 +9,9 @@ export const PRIVATE_DIR_MODE = 0o700;
 
 /** The directories of one local target (CheckedDirs): made with no symlink between the base and them. */
 export class LocalDirs extends CheckedDirs {
+  /** directories made or replaced (a symlink removed) by this process: a file-by-file fsync would not make those durable */
+  changed = 0;
+
   constructor(private readonly target: string, private readonly base: string, private readonly sweep: (relDir: string) => Promise<unknown>) {
     super();
   }
@@ -21,7 +24,7 @@ export class LocalDirs extends CheckedDirs {
     return this.once(relDir, async () => {
       const parent = relDir.includes('/') ? relDir.slice(0, relDir.lastIndexOf('/')) : undefined;
       if (parent !== undefined) await this.prepare(parent, dirMode);
-      else await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE });
+      else if (await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE }) !== undefined) this.changed++;
       await this.ensureDir(relDir, parent === undefined || (parent === STORE_DIR), dirMode?.(relDir));
     }, () => this.sweep(relDir));
   }
@@ -39,11 +42,13 @@ export class LocalDirs extends CheckedDirs {
         }
         // a link we recreated from a source that has since become a directory: the link text is in the store
         await fs.promises.unlink(dir);
+        this.changed++;
       } else if (st) {
         throw new TargetError(`[${this.target}] ${dir} exists and is not a directory`, { target: this.target, errorClass: 'other', permanent: true });
       }
       try {
         await fs.promises.mkdir(dir, { mode: mode ?? PRIVATE_DIR_MODE });
+        this.changed++;
         if (mode !== undefined) await fs.promises.chmod(dir, mode); // mkdir's mode is cut by the umask
         return;
       } catch (err) {

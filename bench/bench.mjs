@@ -96,6 +96,17 @@ if (want('rerun')) {
   row('no-change re-run, 100k files', ours, peer, 'rsync -a', 1.0);
 }
 
+if (want('noop')) {
+  // the cron job's common case: nothing changed; replica still saves, snapshots and ships its store
+  const src = path.join(W, 'ten'); const dst = path.join(W, 'ten.dst');
+  tree(src, 10, 10, 4096);
+  const cfg = config('ten', src, dst);
+  sh(`rsync -a ${q(src)}/ ${q(dst)}.rsync/`);
+  sh(replica(`run --config ${q(cfg)}`));
+  const [ours, peer] = pair(() => `rsync -a ${q(src)}/ ${q(dst)}.rsync/`, () => replica(`run --config ${q(cfg)}`));
+  row('no-op run of a 10-file config', ours, peer, 'rsync -a', 1.5);
+}
+
 if (want('big') || want('hash')) {
   const big = gibFile();
   if (want('big')) {

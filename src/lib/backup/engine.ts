@@ -7,7 +7,7 @@ import { kindModule } from '../targets/registry.js';
 import { type Target, hasTempFiles } from '../targets/target.js';
 import { withDeadline } from '../queue/deadline.js';
 import { TargetCopier } from './copier.js';
-import { MarkerScan, allVerifiedOn, markerFor } from './markers.js';
+import { MarkerScan, allVerifiedOn, manifestHash, markerFor } from './markers.js';
 import { initHasher } from '../hash/xxh64.js';
 import { bufferSource } from '../targets/source.js';
 import { targetPath } from '../targets/layout.js';
@@ -192,10 +192,10 @@ export class Engine {
         this.log.warn(`marker ${markerPath} not written: a source file has that name (its copy would be replaced); rename the marker (markers[].name)`);
         continue;
       }
+      const manifest = manifestHash(this.config.host, d);
       for (const c of this.copiers) {
-        if (c.down || !allVerifiedOn(d, c.target.name)) continue;
-        const m = markerFor(this.config.host, d, c.target.name, VERSION, now);
-        if (written[d.dir]?.[c.target.name]?.manifestXxh64 === m.state.manifestXxh64) continue;
+        if (c.down || !allVerifiedOn(d, c.target.name) || written[d.dir]?.[c.target.name]?.manifestXxh64 === manifest) continue;
+        const m = markerFor(this.config.host, d, manifest, c.target.name, VERSION, now);
         try {
           await c.target.put(targetPath(this.config.host, markerPath), bufferSource(Buffer.from(m.json), { mode: 0o644, mtimeMs: now }), { signal: this.signal });
           (written[d.dir] ??= {})[c.target.name] = m.state;

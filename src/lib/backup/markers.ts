@@ -80,17 +80,18 @@ export class MarkerScan {
   }
 }
 
-/** The marker a complete directory gets on `target`: its JSON and what the store records of it. */
-export function markerFor(host: string, d: MarkerDir, target: string, agentVersion: string, now: number): { json: string; state: MarkerState } {
-  const files = sortByPathBytes(d.files.map(([p, r]) => ({ rel: targetPath(host, p), r })), (f) => f.rel);
-  const manifestXxh64 = manifestHash(host, d);
-  const bytes = files.reduce((n, f) => n + f.r.z, 0);
-  const verifiedAt = files.reduce((v, f) => Math.max(v, verifiedAtOn(f.r, target) ?? 0), 0);
+/**
+ * The marker a complete directory gets on `target` (`manifestXxh64`: its manifestHash, the same on every
+ * target): its JSON and what the store records of it.
+ */
+export function markerFor(host: string, d: MarkerDir, manifestXxh64: string, target: string, agentVersion: string, now: number): { json: string; state: MarkerState } {
+  const bytes = d.files.reduce((n, [, r]) => n + r.z, 0);
+  const verifiedAt = d.files.reduce((v, [, r]) => Math.max(v, verifiedAtOn(r, target) ?? 0), 0);
   const json = {
-    host, dir: d.dir, files: files.length, bytes, manifestXxh64, completeAt: new Date(d.completeAt ?? now).toISOString(),
+    host, dir: d.dir, files: d.files.length, bytes, manifestXxh64, completeAt: new Date(d.completeAt ?? now).toISOString(),
     verifiedAt: new Date(verifiedAt).toISOString(), agentVersion, writtenAt: new Date(now).toISOString(),
   };
-  return { json: `${JSON.stringify(json, null, 2)}\n`, state: { files: files.length, bytes, manifestXxh64, writtenAt: json.writtenAt } };
+  return { json: `${JSON.stringify(json, null, 2)}\n`, state: { files: d.files.length, bytes, manifestXxh64, writtenAt: json.writtenAt } };
 }
 
 /** xxh64 of the directory's manifest lines (as `replica manifest` prints them: sorted, one `\n` after each). */

@@ -3,7 +3,7 @@ import { type TargetError, messageOf, toTargetError } from '../errors.js';
 import { hashFd } from '../hash/xxh64.js';
 import type { Logger } from '../log.js';
 import { identityOf } from '../scan/settle.js';
-import { FILE_FLAGS, at, openDirUnder, rootOf, sameFile } from '../scan/sourceFs.js';
+import { FILE_FLAGS, openParentUnder, rootOf, sameFile } from '../scan/sourceFs.js';
 import type { Rec, RunCounts } from '../store/model.js';
 import { localRemovalDueAt, markCopyBad, markRemoveFailed, markRemovedLocally } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -90,10 +90,9 @@ type Outcome = { removed: true } | { failed: string } | { kept: string; down?: b
 
 async function removeOne(env: RemovalEnv, p: string, rec: Rec): Promise<Outcome> {
   const root = rootOf(env.roots, p);
-  const cut = p.lastIndexOf('/');
-  const dirFd = root === undefined ? undefined : openDirUnder(root, p.slice(0, cut) || '/');
-  if (dirFd === undefined) return { kept: 'the source is gone or its directory is not a directory any more' };
-  const name = at(dirFd, p.slice(cut + 1));
+  const parent = root === undefined ? undefined : openParentUnder(root, p);
+  if (!parent) return { kept: 'the source is gone or its directory is not a directory any more' };
+  const { fd: dirFd, name } = parent;
   const id = identityOf(rec);
   try {
     // 1. the source is the file that settled, and still holds the verified bytes

@@ -57,16 +57,27 @@ export function openDirUnder(root: string, dir: string): number | undefined {
 }
 
 /**
- * lstat `p` (a path under the source root `root`) without following a symlink on the way (openDirUnder).
- * Undefined when `p` (or a parent) is gone, is not under `root`, or a parent is not a directory.
+ * Open the directory holding `p` (a path under the source root `root`) as openDirUnder does: its descriptor
+ * and `p` named through it (`at(fd, name)`). The caller closes `fd`. Undefined when `p` is not under `root`,
+ * or its directory is gone or not reachable without following a symlink.
  */
-export function lstatUnder(root: string, p: string): fs.Stats | undefined {
+export function openParentUnder(root: string, p: string): { fd: number; name: string } | undefined {
   if (!p.startsWith(root === '/' ? '/' : root + '/') || p.endsWith('/')) return undefined;
   const cut = p.lastIndexOf('/');
   const fd = openDirUnder(root, p.slice(0, cut) || '/');
-  if (fd === undefined) return undefined;
+  return fd === undefined ? undefined : { fd, name: at(fd, p.slice(cut + 1)) };
+}
+
+/**
+ * lstat `p` (a path under the source root `root`) without following a symlink on the way (openParentUnder).
+ * Undefined when `p` (or a parent) is gone, is not under `root`, or a parent is not a directory.
+ */
+export function lstatUnder(root: string, p: string): fs.Stats | undefined {
+  const parent = openParentUnder(root, p);
+  if (!parent) return undefined;
+  const { fd } = parent;
   try {
-    return fs.lstatSync(at(fd, p.slice(cut + 1)));
+    return fs.lstatSync(parent.name);
   } catch {
     return undefined;
   } finally {

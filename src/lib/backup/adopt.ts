@@ -1,10 +1,9 @@
-import { TargetError, messageOf } from '../errors.js';
-import type { Logger } from '../log.js';
+import { TargetError } from '../errors.js';
 import { exists } from '../scan/sourceFs.js';
 import { isCurrent, isDeleted, isSettled, isVerifiedOn, markVerified } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { targetPath } from '../targets/layout.js';
-import { type RandomRead, type Target, hasRandomRead, hasRemoteHash, hasVersions } from '../targets/target.js';
+import { type RandomRead, type Target, hasRandomRead, hasVersions } from '../targets/target.js';
 
 /**
  * `replica adopt`: enrol an existing per-host backup (MagAO-X's inventory populated "in reverse"). Walk
@@ -49,8 +48,6 @@ export interface AdoptEnv {
   /** this machine's host name (where its copies go) and the one whose directory is walked */
   host: string;
   fromHost: string;
-  roots: string[];
-  log: Logger;
   dryRun: boolean;
   /** file names replica writes itself on targets (completeness markers): never adopted */
   skipNames?: string[];
@@ -78,18 +75,10 @@ export async function adopt(env: AdoptEnv): Promise<AdoptResult> {
     const sized = await statAll(t, todo);
     const hashes = new Map<string, string>();
     for (const [rel, st] of sized) if (st.hash) { hashes.set(rel, st.hash); res.fromMetadata++; }
-    // hashed where the copies are when the kind can (local worker threads, one xxhsum on the ssh server)
-    let rest = todo.filter((rel) => sized.has(rel) && !hashes.has(rel));
-    if (rest.length && hasRemoteHash(t)) {
-      try {
-        for (const [rel, h] of await t.hashMany(rest, { signal: env.signal, always: true })) hashes.set(rel, h);
-      } catch (err) {
-        env.log.warn(`adopt: ${t.name}: hashing on the target failed (${messageOf(err)}): reading the copies back`);
-      }
-      rest = rest.filter((rel) => !hashes.has(rel));
-    }
+    // hashed where the copies are when the kind can (local worker threads, one xxhsum on the ssh server), else read back
+    const rest = todo.filter((rel) => sized.has(rel) && !hashes.has(rel));
     if (rest.length) {
-      for (const [rel, h] of await t.readBack(rest, { signal: env.signal })) {
+      for (const [rel, h] of await t.readBack(rest, { signal: env.signal, always: true })) {
         if (typeof h === 'string') hashes.set(rel, h);
         else res.unreadable.push({ path: pathOf(rel), message: h.message });
       }

@@ -2,6 +2,7 @@ import { type AdoptResult, adopt } from '../backup/adopt.js';
 import { Engine } from '../backup/engine.js';
 import { formatBytes } from '../config/units.js';
 import { UsageError } from '../errors.js';
+import { hostNameProblem } from '../config/validate.js';
 import type { Store } from '../store/store.js';
 import { type Context, checkMissingSources, createTargets, openStoreLocked, openStoreReadOnly, targetNames } from './context.js';
 import { progressLine } from './progress.js';
@@ -18,9 +19,8 @@ export async function adoptCommand(ctx: Context, opts: AdoptOptions): Promise<Ad
   if (!opts.target) throw new UsageError('replica adopt: give --target N, the target that holds the existing backup');
   targetNames(config, opts.target);
   const fromHost = opts.host ?? config.host;
-  if (!fromHost || fromHost.includes('/') || fromHost === '.' || fromHost === '..' || fromHost.startsWith('.replica')) {
-    throw new UsageError(`--host: expected a plain host name (the directory under the target's base), got ${JSON.stringify(opts.host)}`);
-  }
+  const bad = fromHost ? hostNameProblem(fromHost) : 'must not be empty';
+  if (bad) throw new UsageError(`--host: expected a plain host name (the directory under the target's base): ${bad}`);
   const targets = createTargets(config, log, opts.target);
   const locked = opts.dryRun ? undefined : await openStoreLocked(ctx, 'adopt');
   let store: Store | undefined;
@@ -40,7 +40,7 @@ export async function adoptCommand(ctx: Context, opts: AdoptOptions): Promise<Ad
     await engine.hash(scan.toHash);
     await targets[0].check({ signal: opts.signal });
     result = await adopt({
-      store, target: targets[0], host: config.host, fromHost, roots: config.sources.map((s) => s.path), log, dryRun: opts.dryRun ?? false, signal: opts.signal, skipNames: config.markers.map((m) => m.name),
+      store, target: targets[0], host: config.host, fromHost, dryRun: opts.dryRun ?? false, signal: opts.signal, skipNames: config.markers.map((m) => m.name),
       onProgress: (res, hashed) => { shown = { res, hashed }; },
     });
     if (locked) await store.close();

@@ -110,7 +110,8 @@ export const DEFAULTS = {
  * config schema` prints it; a test checks that its defaults are DEFAULTS and its target keys the kinds' options.
  */
 export const CONFIG_SCHEMA_FILE = fileURLToPath(new URL('../../../docs/schemas/config.schema.json', import.meta.url));
-interface SchemaNode { properties?: Record<string, SchemaNode>; items?: SchemaNode; anyOf?: SchemaNode[]; $ref?: string; $defs?: Record<string, SchemaNode> }
+/** A node of the config's JSON Schema, as far as replica walks it. */
+export interface SchemaNode { properties?: Record<string, SchemaNode>; items?: SchemaNode; anyOf?: SchemaNode[]; $ref?: string; $defs?: Record<string, SchemaNode> }
 export const CONFIG_SCHEMA = JSON.parse(fs.readFileSync(CONFIG_SCHEMA_FILE, 'utf8')) as SchemaNode & { $defs: Record<string, SchemaNode> };
 
 /** every key a target may have: the common ones and each kind's options */

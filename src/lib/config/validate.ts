@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { PathFilter } from '../scan/filter.js';
 import {
-  type Config, type MarkerConfig, type SourceConfig, type TargetConfig, type LogLevel,
+  type Config, type MarkerConfig, type SchemaNode, type SourceConfig, type TargetConfig, type LogLevel,
   CONFIG_SCHEMA, DEFAULTS, LOG_LEVELS,
 } from './schema.js';
 import type { OptionType } from '../targets/kind.js';
@@ -82,28 +82,33 @@ function readSource(r: Reader, v: unknown, i: number): SourceConfig | undefined 
   return source;
 }
 
-/** `/targets/1/url` (a JSON pointer, as ajv reports where a problem is) as the key path `targets[1].url`. */
-function keyPath(pointer: string): string {
-  return pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
+/**
+ * Why `host` cannot name a per-host directory on a target (`<base>/<host>/`), or undefined when it can: the
+ * config's `host` and `adopt --host` are checked alike.
+ */
+export function hostNameProblem(host: string): string | undefined {
+  if (host.includes('/') || host === '.' || host === '..' || /[\0\n]/.test(host)) return `must be a plain name (no "/", not "." or ".."), got ${show(host)}`;
+  if (host.startsWith('.replica')) return `must not start with ".replica" (replica's own names on targets), got ${show(host)}`;
+  return undefined;
 }
 
-/** The value at a JSON pointer of `raw`, and the schema node at a schema path (`#/$defs/target/...`). */
-function at(root: unknown, pointer: string): unknown {
-  return pointer.split('/').slice(1).reduce<unknown>((v, seg) => (v && typeof v === 'object' ? (v as Raw)[seg.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined), root);
-}
+/** The segments of a JSON pointer (as ajv says where a problem is: `/targets/1/url`), unescaped. */
+const segments = (pointer: string): string[] => pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 
-interface Node { properties?: Record<string, Node>; items?: Node; anyOf?: Node[]; $ref?: string }
+/** A JSON pointer as the key path the validator's messages use: `targets[1].url`. */
+const keyPath = (pointer: string): string => segments(pointer).reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
+
+/** The value at a JSON pointer of `root`. */
+const at = (root: unknown, pointer: string): unknown => segments(pointer).reduce<unknown>((v, seg) => (v && typeof v === 'object' ? (v as Raw)[seg] : undefined), root);
 
 /** The keys the schema allows in the object at a JSON pointer of the config (for "did you mean"). */
 function keysAllowedAt(pointer: string): string[] {
-  const defs = (CONFIG_SCHEMA as { $defs: Record<string, Node> }).$defs;
-  const resolve = (n: Node | undefined): Node | undefined => {
-    const r = n?.$ref ? defs[n.$ref.replace('#/$defs/', '')] : n;
+  const resolve = (n: SchemaNode | undefined): SchemaNode | undefined => {
+    const r = n?.$ref ? CONFIG_SCHEMA.$defs[n.$ref.replace('#/$defs/', '')] : n;
     return r?.anyOf?.find((x) => x.properties) ?? r;
   };
-  let node = resolve(CONFIG_SCHEMA as Node);
-  for (const seg of pointer.split('/').slice(1)) node = resolve(/^\d+$/.test(seg) ? node?.items : node?.properties?.[seg]);
+  let node = resolve(CONFIG_SCHEMA);
+  for (const seg of segments(pointer)) node = resolve(/^\d+$/.test(seg) ? node?.items : node?.properties?.[seg]);
   return Object.keys(node?.properties ?? {});
 }
 
@@ -185,11 +190,8 @@ export function validateConfig(raw: unknown, file: string): Config {
   const c = r.object(raw, '');
   if (!c) throw new ConfigError([`${file}: expected a JSON object at the top level, got ${show(raw)}`]);
   const host = c.host === undefined ? os.hostname().split('.')[0] : r.string(c.host, 'host');
-  if (host !== undefined && (host.includes('/') || host === '.' || host === '..' || /[\0\n]/.test(host))) {
-    r.fail('host', `must be a plain name (no "/", not "." or ".."), got ${show(host)}`);
-  } else if (host !== undefined && host.startsWith('.replica')) {
-    r.fail('host', `must not start with ".replica" (replica's own names on targets), got ${show(host)}`);
-  }
+  const hostProblem = host === undefined ? undefined : hostNameProblem(host);
+  if (hostProblem) r.fail('host', hostProblem);
   const store = r.resolvePath(r.string(c.store, 'store') ?? './.replica');
   let sources: SourceConfig[] = [];
   if (!Array.isArray(c.sources) || c.sources.length === 0) {

@@ -1,3 +1,4 @@
+import type { MarkerConfig } from '../config/schema.js';
 import type { ErrorClass } from '../errors.js';
 
 /** On-disk format version of the store (docs/store-format.md). */
@@ -156,7 +157,7 @@ export interface Meta {
   /** the config's deleteLocalAfter (absent: sources are never removed) */
   deleteLocal?: { afterMs: number };
   /** the config's `markers` (absent: none), for status and the monitor */
-  markerConfig?: { source: string; dirs: string; completeAfterMs: number; name: string }[];
+  markerConfig?: MarkerConfig[];
   /** completeness markers written: directory -> target -> what its marker there says */
   markers?: Record<string, Record<string, MarkerState>>;
 }

@@ -65,6 +65,8 @@ export interface ReadBackOptions {
   signal?: AbortSignal;
   /** reads in flight at once (default 2) */
   concurrency?: number;
+  /** hash where the copies are even for a batch too small to be worth a remote command (adopt: the bytes must not move) */
+  always?: boolean;
 }
 
 /** Capability: read any stored file at random (every kind but tape). */
@@ -144,7 +146,7 @@ export async function readBackEach(t: RandomRead & Partial<RemoteHash>, rels: st
   const out: ReadBack = new Map();
   if (t.hashMany && rels.length) {
     try {
-      for (const [rel, h] of await t.hashMany(rels, { signal: opts.signal })) out.set(rel, h);
+      for (const [rel, h] of await t.hashMany(rels, { signal: opts.signal, always: opts.always })) out.set(rel, h);
     } catch { /* read back file by file below */ }
   }
   const rest = rels.filter((r) => !out.has(r));

@@ -3,7 +3,7 @@ import { CommanderError } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, InterruptedError, LockedError, ReplicaError, StoreError, UsageError, messageOf } from '../lib/errors.js';
 import type { GlobalOptions } from '../lib/commands/context.js';
-import { buildProgram } from './cli.js';
+import { buildProgram, completionScript } from './cli.js';
 import { LOG_LEVELS } from '../lib/config/schema.js';
 import { SUPERVISED_ENV, dieWithSupervisor, exitWith, supervise, workerReady } from './supervisor.js';
 // Command modules are imported when used: `replica hash` need not load the store, winston or cosmiconfig.
@@ -39,19 +39,24 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The options of every command as commander names them (cli.ts: `--dry-run` is `dryRun`, `--no-update` sets `update` false). */
+interface CommandOptions {
+  config?: string; json?: boolean; logLevel?: string; target?: string; dryRun?: boolean; verbose?: boolean; maxDelete?: string;
+  since?: string; nul?: boolean; from?: string; to?: string; at?: string; force?: boolean; fsync?: boolean; budget?: string;
+  all?: boolean; update?: boolean; reason?: string; host?: string; check?: boolean;
+}
+
 /** One command, its options parsed: the work, and its exit code. */
 async function runNamed(command: string, args: string[], o: Record<string, unknown>): Promise<number> {
-  const str = (k: string) => o[k] as string | undefined;
-  const bool = (k: string) => o[k] as boolean | undefined;
-  let logLevel = str('logLevel');
+  const v = o as CommandOptions;
+  let logLevel = v.logLevel;
   if (logLevel !== undefined) {
     logLevel = logLevel.toLowerCase();
-    if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')} (any case), got ${JSON.stringify(str('logLevel'))}`);
+    if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')} (any case), got ${JSON.stringify(v.logLevel)}`);
   }
-  const json = bool('json') ?? false;
-  const g: GlobalOptions = { config: str('config'), json, logLevel };
+  const json = v.json ?? false;
+  const g: GlobalOptions = { config: v.config, json, logLevel };
   if (command === 'completion') {
-    const { completionScript } = await import('./cli.js');
     const script = completionScript(args[0]);
     if (script === undefined) throw new UsageError(`completion: expected bash, zsh or fish, got ${JSON.stringify(args[0])}`);
     process.stdout.write(script);
@@ -64,81 +69,74 @@ async function runNamed(command: string, args: string[], o: Record<string, unkno
     return EXIT.ok;
   }
   if (command === 'config' && args[0] !== 'show') throw new UsageError(`config: expected show or schema, got ${JSON.stringify(args[0])}`);
-  const values = {
-    target: str('target'), 'dry-run': bool('dryRun'), verbose: bool('verbose'), since: str('since'), nul: bool('nul'), from: str('from'), to: str('to'),
-    at: str('at'), force: bool('force'), fsync: bool('fsync'), budget: str('budget'), all: bool('all'), 'no-update': o.update === false, reason: str('reason'),
-    host: str('host'), 'max-delete': str('maxDelete'),
-  };
-  {
-    // Signal handlers before any work (config, lock, store): a SIGTERM that arrives early must still end
-    // `run` cleanly (130, store saved) and `watch` with 0, never kill the process mid-write.
-    const stop = new AbortController();
-    const hup = new EventTarget();
-    let log: { warn(m: string): unknown } | undefined;
-    if (command === 'run' || command === 'watch') {
-      const onStop = (sig: NodeJS.Signals) => {
-        if (command === 'run') log?.warn(`${sig}: stopping; in-flight copies are abandoned, the store is saved`);
-        stop.abort(sig);
-      };
-      process.on('SIGINT', onStop).on('SIGTERM', onStop);
-      if (command === 'watch') process.on('SIGHUP', () => hup.dispatchEvent(new Event('hup')));
-    }
-    workerReady();
-    if (command === 'hash') {
-      const { hashCommand, checkCommand } = await import('../lib/commands/hash.js');
-      return (await (bool('check') ? checkCommand : hashCommand)(args, process.stdout, json)) ? EXIT.problems : EXIT.ok;
-    }
-    const { createContext } = await import('../lib/commands/context.js');
-    const ctx = await createContext(g, command);
-    log = ctx.log;
-    switch (command) {
-      case 'run': {
-        const { runCommand } = await import('../lib/commands/run.js');
-        if (stop.signal.aborted) log.warn(`${String(stop.signal.reason)}: stopping before any work`);
-        const r = await runCommand(ctx, { target: values.target, dryRun: values['dry-run'], maxDelete: count(values['max-delete'], '--max-delete'), signal: stop.signal, verbose: values.verbose });
-        return r.ok ? EXIT.ok : EXIT.problems;
-      }
-      case 'watch': {
-        await (await import('../lib/commands/watch.js')).watchCommand(ctx, { signal: stop.signal, hup });
-        // The agent has saved the store and released the lock. chokidar can leave an fs.watch handle open
-        // after watch-limit (ENOSPC) errors, which would keep the process alive: exit explicitly.
-        return EXIT.ok;
-      }
-      case 'config': process.stdout.write(`${JSON.stringify(ctx.config, null, 2)}\n`); return EXIT.ok;
-      case 'status': await (await import('../lib/commands/status.js')).statusCommand(ctx); return EXIT.ok;
-      case 'new-files': {
-        const { newFilesCommand } = await import('../lib/commands/newFiles.js');
-        await newFilesCommand(ctx, { since: values.since, target: values.target, nul: values.nul });
-        return EXIT.ok;
-      }
-      case 'where-is': {
-        const r = await (await import('../lib/commands/whereIs.js')).whereIsCommand(ctx, args);
-        return r.unmatched.length ? EXIT.problems : EXIT.ok;
-      }
-      case 'restore': {
-        const r = await (await import('../lib/commands/restore.js')).restoreCommand(ctx, args, { from: values.from, to: values.to, at: values.at, force: values.force, fsync: values.fsync });
-        return r.every((x) => x.ok) ? EXIT.ok : EXIT.problems;
-      }
-      case 'verify': {
-        const r = await (await import('../lib/commands/verify.js')).verifyCommand(ctx, args, { target: values.target, budget: values.budget, all: values.all, noUpdate: values['no-update'] });
-        return r.every((x) => !x.bad.length && !x.error) ? EXIT.ok : EXIT.problems;
-      }
-      case 'adopt': {
-        const r = await (await import('../lib/commands/adopt.js')).adoptCommand(ctx, { target: values.target, host: values.host, dryRun: values['dry-run'] });
-        return r.unreadable.length ? EXIT.problems : EXIT.ok;
-      }
-      case 'retry': await (await import('../lib/commands/retry.js')).retryCommand(ctx, args, { target: values.target }); return EXIT.ok;
-      case 'ignore': await (await import('../lib/commands/retry.js')).ignoreCommand(ctx, args, { target: values.target, reason: values.reason }); return EXIT.ok;
-      case 'manifest': await (await import('../lib/commands/manifest.js')).manifestCommand(ctx, { target: values.target }); return EXIT.ok;
-      case 'check': {
-        const items = await (await import('../lib/commands/check.js')).checkCommand(ctx);
-        // agrees with `run`: a config that run refuses (78) is a config error here too
-        return items.some((i) => i.configError) ? EXIT.config : items.every((i) => i.ok) ? EXIT.ok : EXIT.problems;
-      }
-    }
-    /* c8 ignore next */
-    throw new UsageError(`unknown command ${command}`);
+  // Signal handlers before any work (config, lock, store): a SIGTERM that arrives early must still end
+  // `run` cleanly (130, store saved) and `watch` with 0, never kill the process mid-write.
+  const stop = new AbortController();
+  const hup = new EventTarget();
+  let log: { warn(m: string): unknown } | undefined;
+  if (command === 'run' || command === 'watch') {
+    const onStop = (sig: NodeJS.Signals) => {
+      if (command === 'run') log?.warn(`${sig}: stopping; in-flight copies are abandoned, the store is saved`);
+      stop.abort(sig);
+    };
+    process.on('SIGINT', onStop).on('SIGTERM', onStop);
+    if (command === 'watch') process.on('SIGHUP', () => hup.dispatchEvent(new Event('hup')));
   }
+  workerReady();
+  if (command === 'hash') {
+    const { hashCommand, checkCommand } = await import('../lib/commands/hash.js');
+    return (await (v.check ? checkCommand : hashCommand)(args, process.stdout, json)) ? EXIT.problems : EXIT.ok;
+  }
+  const { createContext } = await import('../lib/commands/context.js');
+  const ctx = await createContext(g, command);
+  log = ctx.log;
+  switch (command) {
+    case 'run': {
+      const { runCommand } = await import('../lib/commands/run.js');
+      if (stop.signal.aborted) log.warn(`${String(stop.signal.reason)}: stopping before any work`);
+      const r = await runCommand(ctx, { target: v.target, dryRun: v.dryRun, maxDelete: count(v.maxDelete, '--max-delete'), signal: stop.signal, verbose: v.verbose });
+      return r.ok ? EXIT.ok : EXIT.problems;
+    }
+    case 'watch': {
+      await (await import('../lib/commands/watch.js')).watchCommand(ctx, { signal: stop.signal, hup });
+      // The agent has saved the store and released the lock. chokidar can leave an fs.watch handle open
+      // after watch-limit (ENOSPC) errors, which would keep the process alive: exit explicitly.
+      return EXIT.ok;
+    }
+    case 'config': process.stdout.write(`${JSON.stringify(ctx.config, null, 2)}\n`); return EXIT.ok;
+    case 'status': await (await import('../lib/commands/status.js')).statusCommand(ctx); return EXIT.ok;
+    case 'new-files': {
+      const { newFilesCommand } = await import('../lib/commands/newFiles.js');
+      await newFilesCommand(ctx, { since: v.since, target: v.target, nul: v.nul });
+      return EXIT.ok;
+    }
+    case 'where-is': {
+      const r = await (await import('../lib/commands/whereIs.js')).whereIsCommand(ctx, args);
+      return r.unmatched.length ? EXIT.problems : EXIT.ok;
+    }
+    case 'restore': {
+      const r = await (await import('../lib/commands/restore.js')).restoreCommand(ctx, args, { from: v.from, to: v.to, at: v.at, force: v.force, fsync: v.fsync });
+      return r.every((x) => x.ok) ? EXIT.ok : EXIT.problems;
+    }
+    case 'verify': {
+      const r = await (await import('../lib/commands/verify.js')).verifyCommand(ctx, args, { target: v.target, budget: v.budget, all: v.all, noUpdate: v.update === false });
+      return r.every((x) => !x.bad.length && !x.error) ? EXIT.ok : EXIT.problems;
+    }
+    case 'adopt': {
+      const r = await (await import('../lib/commands/adopt.js')).adoptCommand(ctx, { target: v.target, host: v.host, dryRun: v.dryRun });
+      return r.unreadable.length ? EXIT.problems : EXIT.ok;
+    }
+    case 'retry': await (await import('../lib/commands/retry.js')).retryCommand(ctx, args, { target: v.target }); return EXIT.ok;
+    case 'ignore': await (await import('../lib/commands/retry.js')).ignoreCommand(ctx, args, { target: v.target, reason: v.reason }); return EXIT.ok;
+    case 'manifest': await (await import('../lib/commands/manifest.js')).manifestCommand(ctx, { target: v.target }); return EXIT.ok;
+    case 'check': {
+      const items = await (await import('../lib/commands/check.js')).checkCommand(ctx);
+      // agrees with `run`: a config that run refuses (78) is a config error here too
+      return items.some((i) => i.configError) ? EXIT.config : items.every((i) => i.ok) ? EXIT.ok : EXIT.problems;
+    }
+  }
+  /* c8 ignore next */
+  throw new UsageError(`unknown command ${command}`);
 }
 
 /**

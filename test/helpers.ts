@@ -126,6 +126,21 @@ export async function until<T>(fn: () => T | Promise<T>, ms = 20_000, step = 50)
   }
 }
 
+/** The pids of a process's descendants (from /proc: children of every thread), deepest last. */
+export function descendants(pid: number): number[] {
+  let tasks: string[];
+  try { tasks = fs.readdirSync(`/proc/${pid}/task`); } catch { return []; }
+  const kids = tasks.flatMap((t) => {
+    try { return fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number); } catch { return []; }
+  });
+  return kids.flatMap((k) => [k, ...descendants(k)]);
+}
+
+/** True while a process exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try { return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+}
+
 /** Wait for a child to exit (at once if it already has); resolves to its exit code or signal. */
 export function exited(child: ChildProcess): Promise<number | NodeJS.Signals | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode ?? child.signalCode);

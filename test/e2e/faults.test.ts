@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { age, cli, cliSpawn, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, writeConfig } from '../helpers.js';
+import { age, alive, cli, cliSpawn, descendants, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -29,8 +29,12 @@ describe('crash safety', () => {
     for (let i = 0; i < 20; i++) {
       const child = cliSpawn(['run', '--config', cfg]);
       await sleep(100 + Math.floor(rand() * 1400));
+      // kill -9 of replica as a user or a cron timeout would: the supervisor only; its worker must die with it
+      // (dieWithSupervisor) before anything is checked, or it would still be renaming files under our eyes
+      const worker = descendants(child.pid!);
       child.kill('SIGKILL');
       await exited(child);
+      await until(() => worker.every((p) => !alive(p)), 5000, 10);
       for (const t of ['ta', 'tb']) assertNoPartialFiles(onTarget(path.join(dir, t), 'k', src), src);
       const st = await cli(['status', '--json', '--config', cfg]);
       assert.equal(st.code, 0, `store must load after kill ${i}: ${st.stderr}`);

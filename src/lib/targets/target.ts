@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { TargetError, messageOf } from '../errors.js';
 import type { PutSource } from './source.js';
+import type { CatalogHost } from './tapeCatalog.js';
 
 export interface PutOptions {
   signal?: AbortSignal;
@@ -126,6 +127,22 @@ export interface TempFiles {
   removeTemps(relDirs: string[]): Promise<number>;
 }
 
+/**
+ * Capability of the tape kind: an archive with a catalog (SPEC 11). The engine and the commands attach the
+ * catalog kept in the store before any other call.
+ */
+export interface Archive {
+  attachCatalog(host: CatalogHost): void;
+  /** Make `label` the open tape (the tape loaded in the drive; a new one is made ready). */
+  openTape(label: string, serial?: string): Promise<void>;
+  /** Close `label` (default: the open tape): nothing more is written to it. */
+  closeTape(label?: string): void;
+  /** The bytes of the newest confirmed member of `rel` with content `hash`, read from its tape file. */
+  extract(rel: string, hash: string): Promise<Readable>;
+  /** `tape://<label>/<file number>/<member>` of that member, or undefined. */
+  locate(rel: string, hash: string): string | undefined;
+}
+
 /** Every method of the target contract: the core and each capability's (lazy.ts stands in for exactly these). */
 export const CONTRACT_METHODS = ['put', 'sync', 'readBack', 'check', 'close', 'hash', 'stat', 'list', 'get', 'putLink', 'readLink', 'hashMany',
   'removeTemps', 'keepAside', 'listVersions', 'removeVersion'] as const;
@@ -135,6 +152,7 @@ export const hasRandomRead = <T extends Target>(t: T): t is T & RandomRead => of
 export const hasLinks = <T extends Target>(t: T): t is T & Links => offers(t, 'putLink');
 export const hasRemoteHash = <T extends Target>(t: T): t is T & RemoteHash => offers(t, 'hashMany');
 export const hasVersions = <T extends Target>(t: T): t is T & Versions => offers(t, 'keepAside');
+export const hasArchive = <T extends Target>(t: T): t is T & Archive => offers(t, 'extract');
 export const hasTempFiles = <T extends Target>(t: T): t is T & TempFiles => offers(t, 'removeTemps');
 
 /**

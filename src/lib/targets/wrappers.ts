@@ -5,8 +5,8 @@ import { SMALL_FILE } from '../hash/xxh64.js';
 import { withDeadline } from '../queue/deadline.js';
 import type { PutSource } from './source.js';
 import {
-  type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type TempFiles,
-  type Versions, hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles, hasVersions, readBackEach,
+  type Archive, type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type TempFiles,
+  type Versions, hasArchive, hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles, hasVersions, readBackEach,
 } from './target.js';
 
 /**
@@ -34,8 +34,20 @@ abstract class TargetWrapper implements Target, Partial<RandomRead & Links & Rem
   readonly keepAside?: Versions['keepAside'];
   readonly listVersions?: Versions['listVersions'];
   readonly removeVersion?: Versions['removeVersion'];
+  readonly attachCatalog?: Archive['attachCatalog'];
+  readonly openTape?: Archive['openTape'];
+  readonly closeTape?: Archive['closeTape'];
+  readonly extract?: Archive['extract'];
+  readonly locate?: Archive['locate'];
   constructor(readonly inner: Target) {
     const t = inner;
+    if (hasArchive(t)) { // the catalog's own calls: no I/O to time or retry, but extract (a whole read, timed)
+      this.attachCatalog = (h) => t.attachCatalog(h);
+      this.openTape = (label, serial) => t.openTape(label, serial);
+      this.closeTape = (label) => t.closeTape(label);
+      this.extract = (rel, hash) => this.around('get', rel, undefined, true, () => t.extract(rel, hash));
+      this.locate = (rel, hash) => t.locate(rel, hash);
+    }
     if (hasRandomRead(t)) {
       this.hash = (rel, o: Signal = {}) => this.around('hash', rel, o.signal, true, (signal) => t.hash(rel, { signal }));
       this.stat = (rel) => this.around('stat', rel, undefined, true, () => t.stat(rel));

@@ -1,0 +1,231 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { TargetError } from '../errors.js';
+import { fileName } from './tapeCatalog.js';
+
+/**
+ * Where tape files go: the emulator (a directory: one subdirectory per tape, named by its label, each tape file
+ * `fileNNNNN.tar` in it; `capacity` is the tape size) or a real non-rewinding drive positioned with `mt`
+ * (mt-st). Both write whole blocks of `blockSize` (the last one padded with zeros, as tar pads a record), and
+ * both fail a write past the end of the tape with ENOSPC, leaving what was written: a partial tape file.
+ */
+export interface TapeDrive {
+  /** for messages: the directory or device */
+  readonly where: string;
+  /** The tape `label` can be written and read now; throws TargetError not-mounted when not. Free bytes where known. */
+  check(label: string): Promise<{ freeBytes?: number }>;
+  /** Make a new tape ready under `label` (the emulator: its directory; a drive: rewind and write the label as tape file 0). */
+  load(label: string): Promise<void>;
+  /** The number the next tape file on `label` gets (after every file on it, partial ones included). */
+  nextNumber(label: string, catalogNext: number): number;
+  /** Write tape file `number` at the end of the data on `label`. */
+  writer(label: string, number: number): Promise<TapeWriter>;
+  /** Read `size` bytes (all when undefined) of tape file `number` on `label` from byte `offset` (repositioned: never a cache of ours). */
+  read(label: string, number: number, offset?: number, size?: number): Readable;
+}
+
+export interface TapeWriter {
+  /** bytes that reached the tape (whole blocks) */
+  readonly bytes: number;
+  write(chunk: Buffer): Promise<void>;
+  /** Pad and write the last block, make it durable (the emulator fsyncs; a drive writes the filemark on close). */
+  close(): Promise<void>;
+  /** Give up (the tape file stays as far as it was written). */
+  abort(): void;
+}
+
+const endOfTape = (where: string, label: string): TargetError =>
+  new TargetError(`[${where}] tape ${label}: end of tape (no space left)`, { target: where, errorClass: 'ENOSPC' });
+
+/** Buffers writes into `blockSize` blocks; `put` writes one whole block. */
+class Blocker implements TapeWriter {
+  bytes = 0;
+  private buf: Buffer;
+  private used = 0;
+  constructor(private readonly blockSize: number, private readonly put: (block: Buffer) => void, private readonly finish: () => void, readonly abort: () => void) {
+    this.buf = Buffer.alloc(blockSize);
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    for (let at = 0; at < chunk.length;) {
+      const n = chunk.copy(this.buf, this.used, at);
+      this.used += n;
+      at += n;
+      if (this.used === this.blockSize) this.flush();
+    }
+  }
+
+  private flush(): void {
+    this.put(this.buf);
+    this.bytes += this.blockSize;
+    this.used = 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.used) {
+      this.buf.fill(0, this.used);
+      this.flush();
+    }
+    this.finish();
+  }
+}
+
+/** `tape:///dir`: the emulator every test uses. */
+export class EmulatedDrive implements TapeDrive {
+  constructor(readonly where: string, private readonly capacity: number, private readonly blockSize: number) {}
+
+  private dir(label: string): string {
+    return path.join(this.where, label);
+  }
+
+  private used(label: string): number {
+    let n = 0;
+    for (const f of fs.readdirSync(this.dir(label))) if (/^file\d{5}\.tar$/.test(f)) n += fs.lstatSync(path.join(this.dir(label), f)).size;
+    return n;
+  }
+
+  async check(label: string): Promise<{ freeBytes?: number }> {
+    const st = fs.lstatSync(this.dir(label), { throwIfNoEntry: false });
+    if (!st?.isDirectory()) throw new TargetError(`[${this.where}] tape ${label} is not loaded (no directory ${this.dir(label)})`, { target: this.where, errorClass: 'not-mounted' });
+    return { freeBytes: Math.max(0, this.capacity - this.used(label)) };
+  }
+
+  async load(label: string): Promise<void> {
+    const st = fs.lstatSync(this.where, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) throw new TargetError(`[${this.where}] the tape emulator directory does not exist: create it`, { target: this.where, errorClass: 'not-mounted' });
+    fs.mkdirSync(this.dir(label), { mode: 0o700 });
+  }
+
+  nextNumber(label: string, catalogNext: number): number {
+    const onTape = fs.readdirSync(this.dir(label)).map((f) => /^file(\d{5})\.tar$/.exec(f)?.[1]).filter((x) => x !== undefined).map(Number);
+    return Math.max(catalogNext, ...onTape.map((n) => n + 1));
+  }
+
+  async writer(label: string, number: number): Promise<TapeWriter> {
+    let free = this.capacity - this.used(label);
+    // O_EXCL and no symlink followed: a tape file is written once, never over another
+    const fd = fs.openSync(path.join(this.dir(label), fileName(number)), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    let open = true;
+    const close = () => { if (open) { open = false; fs.closeSync(fd); } };
+    return new Blocker(this.blockSize, (block) => {
+      if (block.length > free) { // what fits is written, then the tape ends
+        fs.writeSync(fd, block, 0, free);
+        free = 0;
+        close();
+        throw endOfTape(this.where, label);
+      }
+      fs.writeSync(fd, block);
+      free -= block.length;
+    }, () => { fs.fsyncSync(fd); close(); }, close);
+  }
+
+  read(label: string, number: number, offset = 0, size?: number): Readable {
+    const file = path.join(this.dir(label), fileName(number));
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    return fs.createReadStream('', { fd, start: offset, end: size === undefined ? undefined : offset + size - 1, highWaterMark: 1 << 20 });
+  }
+}
+
+/** Run `mt -f <device> <args>` (no shell); rejects with the drive as not-mounted when it fails. */
+function mt(device: string, ...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('mt', ['-f', device, ...args], { timeout: 10 * 60_000 }, (err, stdout, stderr) => {
+      if (err) reject(new TargetError(`[${device}] mt ${args.join(' ')}: ${(stderr || err.message).trim()}`, { target: device, errorClass: 'not-mounted', cause: err }));
+      else resolve(stdout);
+    });
+  });
+}
+
+/**
+ * `tape:///dev/nst0`: a real non-rewinding drive. Tape file 0 holds the label (a tiny file written by `load`);
+ * tape file N is at position N. Positioning is `mt rewind` + `mt fsf N` (reads) and `mt eod` (appends). Not
+ * exercised in CI (no drive there): the emulator runs the same target code above this interface.
+ */
+export class MtDrive implements TapeDrive {
+  constructor(readonly where: string, private readonly blockSize: number) {}
+
+  private async readLabel(): Promise<string> {
+    await mt(this.where, 'rewind');
+    const chunks: Buffer[] = [];
+    for await (const c of this.blocks(1)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8').replace(/\0+$/, '').trim();
+  }
+
+  async check(label: string): Promise<{ freeBytes?: number }> {
+    await mt(this.where, 'status');
+    const got = await this.readLabel().catch(() => '');
+    if (got !== `replica-tape ${label}`) throw new TargetError(`[${this.where}] the loaded tape is not ${label} (its label: ${JSON.stringify(got.slice(0, 80))})`, { target: this.where, errorClass: 'not-mounted' });
+    return {};
+  }
+
+  async load(label: string): Promise<void> {
+    await mt(this.where, 'rewind');
+    const w = await this.openWriter();
+    await w.write(Buffer.from(`replica-tape ${label}\n`));
+    await w.close();
+  }
+
+  nextNumber(_label: string, catalogNext: number): number {
+    return catalogNext;
+  }
+
+  private async openWriter(): Promise<TapeWriter> {
+    const fd = fs.openSync(this.where, fs.constants.O_WRONLY);
+    let open = true;
+    const close = () => { if (open) { open = false; fs.closeSync(fd); } }; // closing after writes writes the filemark
+    return new Blocker(this.blockSize, (block) => {
+      try {
+        fs.writeSync(fd, block);
+      } catch (err) {
+        close();
+        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw endOfTape(this.where, '');
+        throw err;
+      }
+    }, close, close);
+  }
+
+  async writer(label: string, _number: number): Promise<TapeWriter> {
+    await this.check(label);
+    await mt(this.where, 'eod');
+    return this.openWriter();
+  }
+
+  /** The blocks of the tape file at the drive's position, up to its filemark. */
+  private blocks(maxBlocks = Infinity): Readable {
+    const fd = fs.openSync(this.where, fs.constants.O_RDONLY);
+    const size = this.blockSize;
+    return Readable.from((async function* () {
+      try {
+        for (let i = 0; i < maxBlocks; i++) {
+          const buf = Buffer.alloc(size);
+          const n = fs.readSync(fd, buf, 0, size, null);
+          if (n === 0) return; // the filemark
+          yield buf.subarray(0, n);
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+    })());
+  }
+
+  read(label: string, number: number, offset = 0, size?: number): Readable {
+    const self = this;
+    return Readable.from((async function* () {
+      await self.check(label);
+      await mt(self.where, 'rewind');
+      await mt(self.where, 'fsf', String(number));
+      let pos = 0;
+      const end = size === undefined ? Infinity : offset + size;
+      for await (const c of self.blocks()) {
+        const b = c as Buffer;
+        const from = Math.max(0, offset - pos);
+        const to = Math.min(b.length, end - pos);
+        if (to > from) yield b.subarray(from, to);
+        pos += b.length;
+        if (pos >= end) return;
+      }
+    })());
+  }
+}

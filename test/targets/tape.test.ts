@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { it } from 'node:test';
+import { TapeTarget } from '../../dist/lib/targets/tape.js';
+import { EmulatedDrive } from '../../dist/lib/targets/tapeDrive.js';
+import { type CatalogHost, emptyCatalog } from '../../dist/lib/targets/tapeCatalog.js';
+import { TargetError } from '../../dist/lib/errors.js';
+import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
+import { bufferSource } from '../../dist/lib/targets/source.js';
+import { rmTree, tmpDir } from '../helpers.js';
+import { testTarget } from './conformance.js';
+
+/** A catalog kept in memory, counting its saves. */
+function memCatalog(host = 'h'): CatalogHost & { saves: number } {
+  const c = { host, catalog: emptyCatalog(), saves: 0, save() { c.saves++; } };
+  return c;
+}
+
+async function emulated(capacity = 1 << 30, blockSize = 10240): Promise<{ t: TapeTarget; dir: string; cat: ReturnType<typeof memCatalog> }> {
+  const dir = tmpDir('replica-tape-');
+  const t = new TapeTarget('lto', new EmulatedDrive(dir, capacity, blockSize));
+  const cat = memCatalog();
+  t.attachCatalog(cat);
+  await t.openTape('T001');
+  return { t, dir, cat };
+}
+
+testTarget({
+  name: 'tape (emulator)',
+  create: async () => (await emulated()).t,
+  cleanup: async (t) => rmTree(((t as TapeTarget).drive as EmulatedDrive).where),
+});
+
+it('tape: each sync() ends one tape file that GNU tar reads: members <host>/<path> byte-identical, and the manifest passes xxhsum -c', async () => {
+  await initHasher();
+  const { t, dir, cat } = await emulated();
+  const files: Record<string, Buffer> = { 'h/data/a.fits': crypto.randomBytes(300_000), 'h/data/sp ace "q".txt': Buffer.from('x\n'), 'h/data/ünï.log': Buffer.alloc(0) };
+  for (const [rel, data] of Object.entries(files)) await t.put(rel, bufferSource(data, { hash: hashBytes(data), mtimeMs: 1_700_000_000_500, mode: 0o640 }));
+  await t.sync();
+  await t.put('h/data/later', bufferSource(Buffer.from('later')));
+  await t.sync();
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'T001')), ['file00001.tar', 'file00002.tar']);
+  assert.deepEqual(cat.catalog.files.map((f) => [f.number, f.state, f.members.length]), [[1, 'written', 3], [2, 'written', 1]]);
+  const rb = await t.readBack(Object.keys(files));
+  for (const [rel, data] of Object.entries(files)) assert.equal(rb.get(rel), hashBytes(data), rel);
+  assert.equal(cat.catalog.files[0].state, 'confirmed');
+  assert.ok(cat.catalog.files[0].members.every((m) => typeof m[3] === 'number'), 'offsets recorded by the confirm');
+  const out = tmpDir('replica-untar-');
+  execFileSync('tar', ['-xf', path.join(dir, 'T001', 'file00001.tar')], { cwd: out });
+  for (const [rel, data] of Object.entries(files)) assert.deepEqual(fs.readFileSync(path.join(out, rel)), data, rel);
+  assert.equal(Math.floor(fs.statSync(path.join(out, 'h/data/a.fits')).mtimeMs / 1000), 1_700_000_000);
+  assert.equal(fs.statSync(path.join(out, 'h/data/a.fits')).mode & 0o777, 0o640);
+  assert.match(execFileSync('xxhsum', ['-c', 'h/.replica/manifest-00001.xxh64'], { cwd: out, encoding: 'utf8' }), /a\.fits: OK/);
+  // a scrub re-read of a confirmed member reads it at its offset
+  assert.equal((await t.readBack(['h/data/a.fits'])).get('h/data/a.fits'), hashBytes(files['h/data/a.fits']));
+  // extract and locate find the member by its content
+  const chunks: Buffer[] = [];
+  for await (const c of await t.extract('h/data/a.fits', hashBytes(files['h/data/a.fits']))) chunks.push(c as Buffer);
+  assert.deepEqual(Buffer.concat(chunks), files['h/data/a.fits']);
+  assert.equal(t.locate('h/data/a.fits', hashBytes(files['h/data/a.fits'])), 'tape://T001/1/h/data/a.fits');
+  await assert.rejects(t.extract('h/data/a.fits', '0000000000000000'), (e: unknown) => e instanceof TargetError && e.errorClass === 'missing');
+  rmTree(dir);
+  rmTree(out);
+});
+
+it('tape: a byte flipped on tape fails the confirm: the whole tape file is unusable and each of its paths a mismatch', async () => {
+  await initHasher();
+  const { t, dir, cat } = await emulated();
+  const a = crypto.randomBytes(50_000);
+  await t.put('h/x/a', bufferSource(a));
+  await t.put('h/x/b', bufferSource(Buffer.from('b')));
+  await t.sync();
+  const f = path.join(dir, 'T001', 'file00001.tar');
+  const buf = fs.readFileSync(f);
+  buf[buf.indexOf(a.subarray(0, 64)) + 1000] ^= 1;
+  fs.writeFileSync(f, buf);
+  const rb = await t.readBack(['h/x/a', 'h/x/b']);
+  for (const rel of ['h/x/a', 'h/x/b']) assert.ok(rb.get(rel) instanceof TargetError && (rb.get(rel) as TargetError).errorClass === 'mismatch', rel);
+  assert.equal(cat.catalog.files[0].state, 'unusable');
+  assert.match(cat.catalog.files[0].reason!, /confirm failed: h\/x\/a reads back as/);
+  rmTree(dir);
+});
+
+it('tape: a write past the capacity fails like the end of a tape: the tape is full, the partial tape file stays and is unusable, no tape is open', async () => {
+  const { t, dir, cat } = await emulated(100 << 10, 10240);
+  await t.put('h/a', bufferSource(crypto.randomBytes(40 << 10)));
+  await t.sync();
+  await assert.rejects((async () => {
+    await t.put('h/b', bufferSource(crypto.randomBytes(80 << 10)));
+    await t.sync();
+  })(), (e: unknown) => e instanceof TargetError && e.targetWide && /tape T001 full: open a new one/.test(e.message));
+  assert.deepEqual(cat.catalog.tapes.map((x) => [x.label, x.state]), [['T001', 'full']]);
+  assert.deepEqual(cat.catalog.files.map((f) => [f.number, f.state]), [[1, 'written'], [2, 'unusable']]);
+  const sizes = fs.readdirSync(path.join(dir, 'T001')).map((n) => fs.statSync(path.join(dir, 'T001', n)).size);
+  assert.equal(sizes.reduce((x, y) => x + y, 0), 100 << 10, 'written up to the end of the tape');
+  await assert.rejects(t.check(), (e: unknown) => e instanceof TargetError && e.errorClass === 'not-mounted' && /T001 full/.test(e.message));
+  await t.openTape('T002');
+  await t.check();
+  await assert.rejects(t.openTape('T001'), /T001 is full/);
+  rmTree(dir);
+});
+
+it('tape: a tape file left writing or unconfirmed by another process is unusable once a catalog is attached; labels are checked', async () => {
+  const dir = tmpDir('replica-tape-');
+  const cat = memCatalog();
+  cat.catalog.tapes.push({ label: 'T001', state: 'open', bytes: 0, openedAt: new Date().toISOString() });
+  cat.catalog.files.push({ label: 'T001', number: 1, state: 'writing', bytes: 0, startedAt: new Date().toISOString(), members: [['h/a', '0', 1]] });
+  const t = new TapeTarget('lto', new EmulatedDrive(dir, 1 << 20, 512));
+  t.attachCatalog(cat);
+  assert.equal(cat.catalog.files[0].state, 'unusable');
+  assert.equal(cat.saves, 1);
+  await assert.rejects(t.openTape('../x'), /tape label/);
+  rmTree(dir);
+});

@@ -60,8 +60,10 @@ export const COMMANDS: CmdSpec[] = [
     details: 'Lock the store; scan the sources; hash settled files; copy, make durable and read back every due file on every target; wait up to `settle` for files seen changing; write completeness markers; with deleteLocalAfter, remove source files verified on every target that long (each after a live check); save; ship the store to every target. Off a terminal it prints nothing when all went well (cron mails only problems).',
     options: [TARGET, { flags: '--dry-run', help: 'list what would be copied (and removed by deleteLocalAfter); write nothing' },
       { flags: '--max-delete <n>', help: 'deleteLocalAfter: remove at most N source files in this pass (default: deleteLocalMax)' },
+      { flags: '--flush', help: 'tape targets: write what is pending now as a tape file, however small (else they wait for volumeSize or maxWait)' },
       { flags: '-v, --verbose', help: 'print the summary even when all went well' }],
-    examples: [['replica run', 'the cron job (every 5 minutes)'], ['replica run --dry-run', 'what a pass would copy and remove'], ['replica run --target usb -v', 'only the usb target, with the summary']],
+    examples: [['replica run', 'the cron job (every 5 minutes)'], ['replica run --dry-run', 'what a pass would copy and remove'], ['replica run --target usb -v', 'only the usb target, with the summary'],
+      ['replica run --flush --target lto', 'archive what is pending to tape now']],
     exit: '0 every settled file is verified on every target; 1 a file or target failed, a source is missing, or the store could not be shipped; 130 interrupted (store saved)',
   },
   {
@@ -134,6 +136,14 @@ export const COMMANDS: CmdSpec[] = [
     exit: '0 done; 1 a copy could not be hashed',
   },
   {
+    name: 'tape', args: '<action> [label]', summary: 'tape list | status [LABEL] | open LABEL [--serial S] | close [LABEL]: the tapes of a tape target',
+    details: 'The catalog of a tape:// target (kept in the store): `list` its tapes (state open, full or closed; bytes; tape files confirmed and unusable); `status [LABEL]` also every tape file; `open LABEL` makes the tape loaded in the drive the one written to (a new label is made ready: the emulator makes its directory, a drive gets the label as tape file 0); `close [LABEL]` ends writing to it. With no tape open the target is down (`not-mounted`, "no tape open"); a tape that fills is marked full and its files wait for the next one. `open` and `close` take the store lock: run them between runs (or stop the agent).',
+    options: [{ flags: '--target <name>', help: 'the tape target (default: the only one)' }, { flags: '--serial <s>', help: 'open: the tape\'s serial or barcode, recorded' }],
+    examples: [['replica tape open T001 --serial 000123L8', 'start writing to a new tape'], ['replica tape list', 'every tape, its state and bytes'], ['replica tape status T001 --json', 'its tape files and members'],
+      ['replica tape close', 'stop writing to the open tape']],
+    exit: '0 done; 2 no tape target, or a bad action or label; 75 (open, close) another replica holds the lock',
+  },
+  {
     name: 'hash', args: '<file...>', summary: 'print "<xxh64>  <file>" exactly as xxhsum -H1 does; -c checks a list',
     details: 'Hash files (`-`: stdin) with the agent\'s own hashing code; the output is byte-identical to `xxhsum -H1`. With -c, each FILE is a list of `<xxh64>  <name>` lines (as xxhsum -H1 and replica manifest write them; `-`: stdin) and every name in it is checked, as `xxhsum -c` does.',
     options: [{ flags: '-c, --check', help: 'read checksum lists and check the files they name' }],
@@ -190,13 +200,14 @@ export function buildProgram(onCommand: (name: string, args: string[], opts: Rec
   for (const c of COMMANDS) {
     const cmd = program.command(c.name).summary(c.summary).description(`${c.summary}\n\n${c.details}`).exitOverride().showSuggestionAfterError(true)
       .helpOption('-h, --help', 'this help');
-    if (c.args) cmd.argument(c.args);
+    if (c.args) cmd.arguments(c.args);
     for (const o of c.options) cmd.addOption(new Option(o.flags, o.help));
     addGlobals(cmd);
     cmd.addHelpText('after', helpAfter(c));
     cmd.action(async (...a: unknown[]) => {
       const command = a.at(-1) as Command;
-      const args = c.args ? ([] as string[]).concat((a[0] as string | string[] | undefined) ?? []) : [];
+      // commander passes each declared argument (a variadic one as an array), then the options, then the command
+      const args = (a.slice(0, -2) as (string | string[] | undefined)[]).flat().filter((x): x is string => x !== undefined);
       await onCommand(c.name, args, command.optsWithGlobals());
     });
   }

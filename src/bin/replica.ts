@@ -43,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
 interface CommandOptions {
   config?: string; json?: boolean; logLevel?: string; target?: string; dryRun?: boolean; verbose?: boolean; maxDelete?: string;
   since?: string; nul?: boolean; from?: string; to?: string; at?: string; force?: boolean; fsync?: boolean; budget?: string;
-  all?: boolean; update?: boolean; reason?: string; host?: string; check?: boolean;
+  all?: boolean; update?: boolean; reason?: string; host?: string; check?: boolean; flush?: boolean; serial?: string;
 }
 
 /** One command, its options parsed: the work, and its exit code. */
@@ -94,7 +94,7 @@ async function runNamed(command: string, args: string[], o: Record<string, unkno
     case 'run': {
       const { runCommand } = await import('../lib/commands/run.js');
       if (stop.signal.aborted) log.warn(`${String(stop.signal.reason)}: stopping before any work`);
-      const r = await runCommand(ctx, { target: v.target, dryRun: v.dryRun, maxDelete: count(v.maxDelete, '--max-delete'), signal: stop.signal, verbose: v.verbose });
+      const r = await runCommand(ctx, { target: v.target, dryRun: v.dryRun, maxDelete: count(v.maxDelete, '--max-delete'), flush: v.flush, signal: stop.signal, verbose: v.verbose });
       return r.ok ? EXIT.ok : EXIT.problems;
     }
     case 'watch': {
@@ -128,6 +128,7 @@ async function runNamed(command: string, args: string[], o: Record<string, unkno
     }
     case 'retry': await (await import('../lib/commands/retry.js')).retryCommand(ctx, args, { target: v.target }); return EXIT.ok;
     case 'ignore': await (await import('../lib/commands/retry.js')).ignoreCommand(ctx, args, { target: v.target, reason: v.reason }); return EXIT.ok;
+    case 'tape': await (await import('../lib/commands/tape.js')).tapeCommand(ctx, args, { target: v.target, serial: v.serial }); return EXIT.ok;
     case 'manifest': await (await import('../lib/commands/manifest.js')).manifestCommand(ctx, { target: v.target }); return EXIT.ok;
     case 'check': {
       const items = await (await import('../lib/commands/check.js')).checkCommand(ctx);
@@ -171,7 +172,7 @@ function exitCodeOf(err: unknown): number {
 }
 
 /** Commands that touch targets (which may hang in the kernel) run in a supervised worker (supervisor.ts). */
-const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore', 'verify', 'adopt']);
+const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore', 'verify', 'adopt', 'tape']);
 
 const argv = process.argv.slice(2);
 const helpOnly = argv[0] === 'help' || argv.includes('--help') || argv.includes('-h');

@@ -47,7 +47,7 @@ it('tape: each sync() ends one tape file that GNU tar reads: members <host>/<pat
   const rb = await t.readBack(Object.keys(files));
   for (const [rel, data] of Object.entries(files)) assert.equal(rb.get(rel), hashBytes(data), rel);
   assert.equal(cat.catalog.files[0].state, 'confirmed');
-  assert.ok(cat.catalog.files[0].members.every((m) => typeof m[3] === 'number'), 'offsets recorded by the confirm');
+  assert.ok(cat.catalog.files[0].members.every((m) => typeof m[4] === 'number'), 'offsets recorded by the confirm');
   const out = tmpDir('replica-untar-');
   execFileSync('tar', ['-xf', path.join(dir, 'T001', 'file00001.tar')], { cwd: out });
   for (const [rel, data] of Object.entries(files)) assert.deepEqual(fs.readFileSync(path.join(out, rel)), data, rel);
@@ -58,7 +58,9 @@ it('tape: each sync() ends one tape file that GNU tar reads: members <host>/<pat
   assert.equal((await t.readBack(['h/data/a.fits'])).get('h/data/a.fits'), hashBytes(files['h/data/a.fits']));
   // extract and locate find the member by its content
   const chunks: Buffer[] = [];
-  for await (const c of await t.extract('h/data/a.fits', hashBytes(files['h/data/a.fits']))) chunks.push(c as Buffer);
+  const ex = await t.extract('h/data/a.fits', hashBytes(files['h/data/a.fits']));
+  assert.equal(ex.mode, 0o640);
+  for await (const c of ex.data) chunks.push(c as Buffer);
   assert.deepEqual(Buffer.concat(chunks), files['h/data/a.fits']);
   assert.equal(t.locate('h/data/a.fits', hashBytes(files['h/data/a.fits'])), 'tape://T001/1/h/data/a.fits');
   await assert.rejects(t.extract('h/data/a.fits', '0000000000000000'), (e: unknown) => e instanceof TargetError && e.errorClass === 'missing');
@@ -107,7 +109,7 @@ it('tape: a tape file left writing or unconfirmed by another process is unusable
   const dir = tmpDir('replica-tape-');
   const cat = memCatalog();
   cat.catalog.tapes.push({ label: 'T001', state: 'open', bytes: 0, openedAt: new Date().toISOString() });
-  cat.catalog.files.push({ label: 'T001', number: 1, state: 'writing', bytes: 0, startedAt: new Date().toISOString(), members: [['h/a', '0', 1]] });
+  cat.catalog.files.push({ label: 'T001', number: 1, state: 'writing', bytes: 0, startedAt: new Date().toISOString(), members: [['h/a', '0', 1, 0o644]] });
   const t = new TapeTarget('lto', new EmulatedDrive(dir, 1 << 20, 512));
   t.attachCatalog(cat);
   assert.equal(cat.catalog.files[0].state, 'unusable');

@@ -24,6 +24,8 @@ export interface BackupOptions {
   waitForSettle?: boolean;
   /** deleteLocalAfter: at most this many source files removed in this pass (default: the config's deleteLocalMax) */
   maxDelete?: number;
+  /** tape targets: write what is pending now, however small the tape file (`run --flush`) */
+  flush?: boolean;
   /** called with the pass's engine as it starts (progress display) */
   onStart?: (engine: Engine) => void;
 }
@@ -70,6 +72,7 @@ export async function runPass(engine: Engine, opts: Omit<BackupOptions, 'signal'
   const { config, store, log, signal } = engine;
   const startedAt = new Date();
   engine.begin();
+  engine.flushArchives = opts.flush ?? false;
   opts.onStart?.(engine);
   const phase = (name: string, t0: number) => log.verbose(`${name} took ${Math.round(performance.now() - t0)} ms`, { phase: name });
   let t0 = performance.now();

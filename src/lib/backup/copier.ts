@@ -29,6 +29,8 @@ export interface CopyContext {
   signal: AbortSignal;
   /** every target of the pass: a copy whose source is gone is repaired from another one's verified copy */
   peers?: Target[];
+  /** bytes per batch (one sync and read-back each) when not BATCH_BYTES: an archive kind's tape file size */
+  batchBytes?: number;
 }
 
 /** Files and bytes per durability batch: one sync (syncfs) and then read-back for each batch. */
@@ -248,7 +250,8 @@ export class TargetCopier {
     for (let i = 0; i < paths.length && !this.down && !this.ctx.signal.aborted;) {
       const batch: [string, Rec][] = [];
       let bytes = 0;
-      for (; i < paths.length && batch.length < BATCH_FILES && bytes < BATCH_BYTES; i++) {
+      const maxFiles = this.ctx.batchBytes === undefined ? BATCH_FILES : Infinity;
+      for (; i < paths.length && batch.length < maxFiles && bytes < (this.ctx.batchBytes ?? BATCH_BYTES); i++) {
         const rec = this.ctx.store.get(paths[i]);
         if (rec) { batch.push([paths[i], rec]); bytes += rec.z; }
       }

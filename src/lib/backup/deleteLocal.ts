@@ -8,7 +8,7 @@ import type { Rec, RunCounts } from '../store/model.js';
 import { localRemovalDueAt, markCopyBad, markRemoveFailed, markRemovedLocally } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { targetPath } from '../targets/layout.js';
-import { type Target, hasRandomRead } from '../targets/target.js';
+import { type Target, hasArchive, hasRandomRead } from '../targets/target.js';
 
 /**
  * deleteLocalAfter (SupRsync's `--delete-local-after`, with git-annex's live check before a drop): a source file
@@ -113,6 +113,8 @@ async function removeOne(env: RemovalEnv, p: string, rec: Rec): Promise<Outcome>
     // 2. every target still holds a copy of the right size (stat; a kind that cannot tell keeps the file)
     const rel = targetPath(env.host, p);
     for (const t of env.targets) {
+      // tape: its confirmed catalog entry (a tape is not read at random; the confirm read it back whole)
+      if (hasArchive(t) && t.locate(rel, rec.h!)) continue;
       if (!hasRandomRead(t)) return { kept: `target ${t.name} cannot show that its copy is there` };
       let st: { size: number } | undefined;
       try {

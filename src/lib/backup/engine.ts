@@ -4,7 +4,8 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { emptyCounts, type Rec, type RunCounts } from '../store/model.js';
 import { kindModule } from '../targets/registry.js';
-import { type Target, hasTempFiles } from '../targets/target.js';
+import { type Target, hasArchive, hasTempFiles } from '../targets/target.js';
+import { archiveDue, attachCatalogs } from './archive.js';
 import { withDeadline } from '../queue/deadline.js';
 import { TargetCopier } from './copier.js';
 import { MarkerScan, allVerifiedOn, manifestHash, markerFor } from './markers.js';
@@ -16,7 +17,7 @@ import { type RemovalResult, removalDue, removeLocal } from './deleteLocal.js';
 import { hashSettled } from './hashing.js';
 import { reconcile, recheck, type ReconcileResult } from './reconcile.js';
 import { shipStore } from './shipStore.js';
-import { isCurrent, isDoneOn, isDue, isRepairDue } from '../store/records.js';
+import { codeOn, isCurrent, isDoneOn, isDue, isRepairDue } from '../store/records.js';
 
 /**
  * The backup work of one process, in steps: `run` is one full pass of it (backup.ts runPass); `watch` keeps
@@ -34,10 +35,13 @@ export class Engine {
   due = { files: 0, bytes: 0 };
   /** source roots found missing by the last scan: nothing under them is copied (their files are not there) */
   missingRoots: string[] = [];
+  /** `run --flush`: tape targets write what is pending now, however small the tape file */
+  flushArchives = false;
 
   constructor(readonly config: Config, readonly store: Store, readonly targets: Target[], readonly log: Logger,
     readonly signal: AbortSignal) {
     this.names = config.targets.map((t) => t.name);
+    attachCatalogs(store, targets, config.host);
   }
 
   /** the source roots (real paths) */
@@ -102,6 +106,7 @@ export class Engine {
       this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? kind.concurrency, kind.maxConnections), {
         host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts, roots: this.roots,
         signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs, versions: this.config.versions, peers: this.targets,
+        batchBytes: kind.batching?.(cfg).volumeSize,
       }));
     }
   }
@@ -156,17 +161,40 @@ export class Engine {
     else for (const [p, r] of this.store.entries()) consider(p, r);
     await Promise.all(this.copiers.map((c) => {
       c.ctx.counts = this.counts;
-      return c.copyAll(due.get(c)!.sort());
+      return c.copyAll(c.ctx.batchBytes === undefined ? due.get(c)!.sort() : this.archiveDue(c, now));
     }));
     for (const c of this.copiers) if (c.down && !this.targetsDown[c.target.name]) this.recordDown(c.target.name, c.down);
   }
 
+  /**
+   * What an archive target (tape) writes now: every copy due there (whatever `copy` was asked for: a tape file
+   * gathers them), cut into tape files of `volumeSize`; the last, smaller one only with --flush or once a file
+   * waited `maxWait` (archive.ts).
+   */
+  private archiveDue(c: TargetCopier, now: number): string[] {
+    const name = c.target.name;
+    const all: string[] = [];
+    for (const [p, r] of this.store.entries()) {
+      if (this.missingRoots.some((m) => p.startsWith(m + '/'))) continue;
+      if (isDue(r, name, now, this.config.retry) || isRepairDue(r, name, now, this.config.retry)) all.push(p);
+    }
+    const cfg = this.config.targets.find((t) => t.name === name)!;
+    const rec = (p: string) => this.store.get(p)!;
+    const cutShort = new Set((this.store.meta.tape?.[name]?.files ?? []).filter((f) => f.state === 'unusable').flatMap((f) => f.members.map((m) => m[0])));
+    return archiveDue(all.sort(), {
+      sizeOf: (p) => rec(p).z, settledAt: (p) => rec(p).s ?? rec(p).f,
+      retried: (p) => codeOn(rec(p), name) === 'f' || cutShort.has(targetPath(this.config.host, p)),
+    }, kindModule(cfg).batching!(cfg), now, this.flushArchives);
+  }
+
   /** Settled source files (not deleted) not verified (or ignored) on a target usable now. */
   unverified(): number {
-    const names = this.copiers.filter((c) => !c.down).map((c) => c.target.name);
+    const names = this.copiers.filter((c) => !c.down && c.ctx.batchBytes === undefined).map((c) => c.target.name);
+    // a tape target owes only what it tried: the rest waits for its tape file (volumeSize, maxWait, --flush)
+    const archives = this.copiers.filter((c) => !c.down && c.ctx.batchBytes !== undefined).map((c) => c.target.name);
     let n = 0;
     for (const [, r] of this.store.entries()) {
-      if (isCurrent(r) && names.some((t) => !isDoneOn(r, t))) n++;
+      if (isCurrent(r) && (names.some((t) => !isDoneOn(r, t)) || archives.some((t) => codeOn(r, t) === 'f'))) n++;
     }
     return n;
   }
@@ -194,7 +222,7 @@ export class Engine {
       }
       const manifest = manifestHash(this.config.host, d);
       for (const c of this.copiers) {
-        if (c.down || !allVerifiedOn(d, c.target.name) || written[d.dir]?.[c.target.name]?.manifestXxh64 === manifest) continue;
+        if (c.down || hasArchive(c.target) || !allVerifiedOn(d, c.target.name) || written[d.dir]?.[c.target.name]?.manifestXxh64 === manifest) continue;
         const m = markerFor(this.config.host, d, manifest, c.target.name, VERSION, now);
         try {
           await c.target.put(targetPath(this.config.host, markerPath), bufferSource(Buffer.from(m.json), { mode: 0o644, mtimeMs: now }), { signal: this.signal });
@@ -265,7 +293,7 @@ export class Engine {
       this.log.error(messageOf(err));
     }
     for (const c of this.copiers) {
-      if (c.down) continue;
+      if (c.down || hasArchive(c.target)) continue; // never a tape file per run: the other targets carry the store
       try {
         await withDeadline(c.ctx.copyTimeoutMs, this.signal, (sig) => shipStore(c.target, snap, this.config.host, sig, fromSnapshot));
       } catch (err) {

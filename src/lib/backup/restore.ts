@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { Readable } from 'node:stream';
 import PQueue from 'p-queue';
 import { TargetError, messageOf } from '../errors.js';
 import { createHasher } from '../hash/xxh64.js';
@@ -11,7 +12,7 @@ import { type ContentAt, isVerifiedOn, isSettled, previousContents, previousCopy
 import { checkRelPath, tempName, targetPath, versionStamp, versionTime } from '../targets/layout.js';
 import { writeAll } from '../targets/localWrite.js';
 import { type LocalIo, localIo } from '../targets/localIo.js';
-import { type RandomRead, type Target, hasRandomRead, hasVersions } from '../targets/target.js';
+import { type Archive, type RandomRead, type Target, hasArchive, hasRandomRead, hasVersions } from '../targets/target.js';
 
 const C = fs.constants;
 const run = promisify(execFile);
@@ -119,6 +120,17 @@ async function stage(job: RestoreJob, targets: Target[], host: string, dirs: Des
     const rel = targetPath(host, job.path);
     const mtimeMs = content.live ? (isSettled(rec) ? rec.m : undefined) : content.mtimeMs;
     for (const t of targets) {
+      if (hasArchive(t)) { // tape: the newest confirmed member with that content, whatever version it is
+        if (!t.locate(rel, content.hash)) { res.errors.push(`${t.name}: no confirmed tape file holds that content`); continue; }
+        try {
+          const { temp, bytes } = await fetchArchived(t, rel, content.hash, dirFd, mtimeMs);
+          keep = true;
+          return { res: { ...res, ok: true, from: t.name, bytes }, dir, fd: dirFd, temp };
+        } catch (err) {
+          res.errors.push(`${t.name}: ${messageOf(err)}`);
+          continue;
+        }
+      }
       if (!hasRandomRead(t)) { res.errors.push(`${t.name}: this kind cannot be read at random`); continue; }
       const found = await candidates(t, rel, rec, content).catch((err: unknown) => { res.errors.push(`${t.name}: ${messageOf(err)}`); return []; });
       if (!found.length) { res.errors.push(`${t.name}: ${content.live ? 'no verified copy there' : 'no version there'}`); continue; }
@@ -210,24 +222,35 @@ async function fetchLocal(workers: LocalIo, target: string, local: { base: strin
  * copy's mode and `mtimeMs` (the recorded one; else the copy's). Returns the temp's name; removes it on error.
  */
 async function fetchInto(t: Target & RandomRead, c: Candidate, hash: string, dirFd: number, mtimeMs: number | undefined): Promise<{ temp: string; bytes: number }> {
-  const temp = tempName();
   const st = await t.stat(c.rel);
   if (!st) throw new TargetError(`[${t.name}] ${c.rel} is missing`, { target: t.name, errorClass: 'missing' });
+  return writeChecked(t.name, c.rel, await t.get(c.rel), hash, dirFd, st.mode ?? 0o600, mtimeMs ?? st.mtimeMs);
+}
+
+/** Extract the member of `rel` with content `hash` from a tape target (positioned to its tape file) into a new temp. */
+async function fetchArchived(t: Target & Archive, rel: string, hash: string, dirFd: number, mtimeMs: number | undefined): Promise<{ temp: string; bytes: number }> {
+  const { data, mode } = await t.extract(rel, hash);
+  return writeChecked(t.name, rel, data, hash, dirFd, mode, mtimeMs);
+}
+
+/** Write `data` into a new temp file in `dirFd`, checking it hashes to `hash`; mode and mtime set. Removes it on error. */
+async function writeChecked(target: string, rel: string, data: Readable, hash: string, dirFd: number, mode: number, mtimeMs: number | undefined): Promise<{ temp: string; bytes: number }> {
+  const temp = tempName();
   const fh = await fs.promises.open(at(dirFd, temp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
   let ok = false;
   let pos = 0;
   try {
     const hasher = await createHasher();
-    for await (const chunk of (await t.get(c.rel)) as AsyncIterable<Buffer>) {
+    for await (const chunk of data as AsyncIterable<Buffer>) {
       hasher.update(chunk);
       await writeAll(fh, chunk, pos);
       pos += chunk.length;
     }
     const got = hasher.digest();
-    if (got !== hash) throw new TargetError(`[${t.name}] ${c.rel} reads back as ${got}, expected ${hash}`, { target: t.name, errorClass: 'mismatch' });
-    await fh.chmod(st.mode ?? 0o600);
+    if (got !== hash) throw new TargetError(`[${target}] ${rel} reads back as ${got}, expected ${hash}`, { target, errorClass: 'mismatch' });
+    await fh.chmod(mode & 0o777);
     // seconds as a number keep the sub-millisecond part of the recorded mtime
-    await fh.utimes(Date.now() / 1000, (mtimeMs ?? st.mtimeMs ?? Date.now()) / 1000);
+    await fh.utimes(Date.now() / 1000, (mtimeMs ?? Date.now()) / 1000);
     ok = true;
   } finally {
     await fh.close();

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { attachCatalogs } from '../backup/archive.js';
 import { ConfigError, messageOf, toTargetError } from '../errors.js';
 import { isExecutableConfig } from '../config/load.js';
 import type { Config, SourceConfig } from '../config/schema.js';
@@ -8,7 +9,7 @@ import { formatBytes, formatDuration } from '../config/units.js';
 import { isVerifiedOn } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { createTarget } from '../targets/registry.js';
-import type { CheckReport } from '../targets/target.js';
+import { type CheckReport, hasArchive } from '../targets/target.js';
 import { userWatches } from '../scan/inotify.js';
 import { type Context, checkMissingSources, openStoreReadOnly } from './context.js';
 
@@ -57,6 +58,11 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
   for (const [i, tc] of config.targets.entries()) {
     try {
       const t = createTarget(tc, i);
+      // a tape target's open tape is in its catalog, in the store (an unreadable store is reported below)
+      if (hasArchive(t)) {
+        const store = await openStoreReadOnly(ctx).catch(() => undefined);
+        if (store) attachCatalogs(store, [t], config.host);
+      }
       let r: CheckReport;
       try { r = await t.check(); } finally { await t.close(); }
       const facts = { reachable: r.reachable, authenticated: r.authenticated, writable: r.writable, freeBytes: r.freeBytes };

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { ConfigError, type TargetError, UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { storeKnows } from '../backup/reconcile.js';
+import { attachCatalogs } from '../backup/archive.js';
 import { Store } from '../store/store.js';
 import { StoreLock } from '../store/lock.js';
 import { createTarget } from '../targets/registry.js';
@@ -73,9 +74,14 @@ export function targetNames(config: Config, only?: string, flag = '--target'): s
 
 export { sortByPathBytes } from '../targets/layout.js';
 
-/** Build every configured target (or only `only`). Throws ConfigError for a kind this build lacks, UsageError for an unknown `only`. */
-export function createTargets(config: Config, log: Logger, only?: string): Target[] {
+/**
+ * Build every configured target (or only `only`); tape targets get their catalog from `store` when given.
+ * Throws ConfigError for a kind this build lacks, UsageError for an unknown `only`.
+ */
+export function createTargets(config: Config, log: Logger, only?: string, store?: Store): Target[] {
   targetNames(config, only);
   const onRetry = (name: string) => (err: TargetError, waitMs: number) => log.warn(`${err.message}: retrying in ${(waitMs / 1000).toFixed(1)} s`, { target: name, class: err.errorClass });
-  return config.targets.filter((t) => only === undefined || t.name === only).map((t) => createTarget(t, config.targets.indexOf(t), onRetry(t.name)));
+  const targets = config.targets.filter((t) => only === undefined || t.name === only).map((t) => createTarget(t, config.targets.indexOf(t), onRetry(t.name)));
+  if (store) attachCatalogs(store, targets, config.host);
+  return targets;
 }

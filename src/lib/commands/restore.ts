@@ -62,7 +62,7 @@ export async function restoreCommand(ctx: Context, args: string[], opts: Restore
   if (notYet) ctx.log.info(`${notYet} matching file(s) were first seen after ${new Date(atTime!).toISOString()}: not restored`);
   if (!jobs.length && !results.length) throw new UsageError(`replica restore: nothing that matches ${args.join(' ')} existed at ${new Date(atTime!).toISOString()}`);
 
-  const targets = createTargets(config, ctx.log, opts.from);
+  const targets = createTargets(config, ctx.log, opts.from, store);
   const infoOn = ctx.log.isInfoEnabled(); // a line per file costs ~7 us even when the level drops it
   const total = { files: jobs.length, bytes: jobs.reduce((n, j) => n + j.rec.z, 0) };
   const done = { files: 0, bytes: 0, failed: 0 };

@@ -10,6 +10,8 @@ export interface RunOptions {
   maxDelete?: number;
   /** print the summary even when all is well and nobody is at a terminal */
   verbose?: boolean;
+  /** tape targets write what is pending now */
+  flush?: boolean;
 }
 
 /**
@@ -26,7 +28,7 @@ export async function runCommand(ctx: Context, opts: RunOptions): Promise<Backup
   const progress = process.stderr.isTTY && !ctx.opts.json ? showProgress(process.stderr) : undefined;
   try {
     checkMissingSources(config, store);
-    result = await backup(config, store, targets, log, { target: opts.target, dryRun: opts.dryRun, maxDelete: opts.maxDelete, signal: opts.signal, command: 'run', onStart: progress?.attach });
+    result = await backup(config, store, targets, log, { target: opts.target, dryRun: opts.dryRun, maxDelete: opts.maxDelete, flush: opts.flush, signal: opts.signal, command: 'run', onStart: progress?.attach });
     await store.close();
   } finally {
     progress?.stop();

@@ -2,6 +2,7 @@ import { UsageError } from '../errors.js';
 import { formatBytes, parseSize } from '../config/units.js';
 import { type ScrubResult, scrubSlice, scrubTarget } from '../backup/scrub.js';
 import type { Store } from '../store/store.js';
+import type { Target } from '../targets/target.js';
 import { type Context, createTargets, openStoreLocked, openStoreReadOnly } from './context.js';
 import { progressLine } from './progress.js';
 import { matcher } from './whereIs.js';
@@ -26,8 +27,9 @@ export async function verifyCommand(ctx: Context, args: string[], opts: VerifyOp
     budget = parseSize(opts.budget);
     if (budget === undefined || budget <= 0) throw new UsageError(`--budget: expected a size such as 10GiB or 500MB, got ${JSON.stringify(opts.budget)}`);
   }
-  const targets = createTargets(config, log, opts.target);
+  createTargets(config, log, opts.target); // a config or --target problem before the lock is taken
   const locked = opts.noUpdate ? undefined : await openStoreLocked(ctx, 'verify');
+  let targets: Target[] = [];
   const results: ScrubResult[] = [];
   let store: Store | undefined;
   const total = { read: 0, bytes: 0 };
@@ -36,6 +38,7 @@ export async function verifyCommand(ctx: Context, args: string[], opts: VerifyOp
     : undefined;
   try {
     store = locked?.store ?? await openStoreReadOnly(ctx);
+    targets = createTargets(config, log, opts.target, store);
     const tests = args.map(matcher);
     const filter = tests.length ? (p: string) => tests.some((t) => t(p)) : undefined;
     for (const t of targets) {

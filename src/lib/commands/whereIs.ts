@@ -5,6 +5,8 @@ import type { TargetConfig } from '../config/schema.js';
 import { type FileRecord, toFileRecord, type TargetState } from '../store/model.js';
 import { targetPath, versionStamp } from '../targets/layout.js';
 import { hasVersions } from '../targets/target.js';
+import { findMember, locationOf } from '../targets/tapeCatalog.js';
+import type { Store } from '../store/store.js';
 import { type Context, createTargets, openStoreReadOnly, sortByPathBytes } from './context.js';
 
 export interface WhereIs {
@@ -22,6 +24,12 @@ export interface WhereIs {
 
 /** Where a target-relative path is, as a person would reach it: a local path, or the target's URL and the path. */
 export const locationOn = (t: TargetConfig, rel: string): string => (t.path ? path.join(t.path, rel) : `${t.url.replace(/\/+$/, '')}/${rel}`);
+
+/** A tape target's copy: `tape://<label>/<tape file number>/<member>` of its newest confirmed member with the hash. */
+function tapeLocation(store: Store, t: TargetConfig, rel: string, hash: string): string {
+  const found = store.meta.tape?.[t.name] && findMember(store.meta.tape[t.name], rel, hash);
+  return found ? locationOf(found.file, rel) : `${t.url} (not on a tape yet)`;
+}
 
 /** Does the record path `p` match `arg`: a bare name (no `/`) anywhere, a glob, or a path (relative to the cwd)? */
 export function matcher(arg: string): (p: string) => boolean {
@@ -53,7 +61,7 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ fo
       ...(fr.removedLocallyAt ? { removedLocallyAt: fr.removedLocallyAt } : {}),
       ...(fr.previousContents ? { previousContents: fr.previousContents } : {}),
       targets: Object.fromEntries(config.targets.map((t) => [t.name, {
-        state: fr.targets[t.name]?.state ?? 'pending', location: locationOn(t, rel),
+        state: fr.targets[t.name]?.state ?? 'pending', location: t.kind === 'tape' ? tapeLocation(store, t, rel, fr.hash) : locationOn(t, rel),
         ...(fr.targets[t.name]?.verifiedAt ? { verifiedAt: fr.targets[t.name].verifiedAt } : {}),
       }])),
     });

@@ -1,5 +1,6 @@
 import type { MarkerConfig } from '../config/schema.js';
 import type { ErrorClass } from '../errors.js';
+import type { TapeCatalog } from '../targets/tapeCatalog.js';
 
 /** On-disk format version of the store (docs/store-format.md). */
 export const FORMAT_VERSION = 1;
@@ -160,6 +161,8 @@ export interface Meta {
   markerConfig?: MarkerConfig[];
   /** completeness markers written: directory -> target -> what its marker there says */
   markers?: Record<string, Record<string, MarkerState>>;
+  /** tape targets' catalogs: target name -> tapes, tape files and their members (targets/tapeCatalog.ts) */
+  tape?: Record<string, TapeCatalog>;
 }
 
 /** A completeness marker written on a target (docs/store-format.md). */

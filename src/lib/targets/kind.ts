@@ -26,6 +26,11 @@ export interface TargetKindModule {
   readonly maxConnections: number;
   /** the target base as a path on this machine, for kinds that have one (nesting checks, the monitor) */
   localBase?(url: string): string;
+  /**
+   * An archive kind (tape): copies go out in batches of about `volumeSize` bytes, each one tape file; a smaller
+   * batch once a file has waited `maxWaitMs` (backup/archive.ts)
+   */
+  batching?(cfg: TargetConfig): { volumeSize: number; maxWaitMs: number };
   /** make the target; a kind this build cannot write to yet has no factory (refused with exit 78) */
   create?(cfg: TargetConfig, index: number): Target;
 }

@@ -8,7 +8,7 @@ import type { TargetKindModule } from './kind.js';
 import { checkRelPath, manifestLine } from './layout.js';
 import type { PutSource } from './source.js';
 import type { Archive, CheckReport, PutOptions, ReadBack, ReadBackOptions, Target } from './target.js';
-import { type CatalogHost, type Member, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, findMember, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
+import { type CatalogHost, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, findMember, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
 import { EmulatedDrive, MtDrive, type TapeDrive, type TapeWriter } from './tapeDrive.js';
 
 /** Members up to this size are read (and proven) whole before their header goes to tape: a torn source never reaches it. */
@@ -199,7 +199,7 @@ export class TapeTarget implements Target, Archive {
       }
       throw this.abandon(w, w.failed ?? err);
     }
-    w.file.members.push([rel, toHex(hasher.digest()), src.size]);
+    w.file.members.push([rel, toHex(hasher.digest()), src.size, src.mode]);
   }
 
   /** End the open tape file: the manifest member, the last block, durable; then `written` (not verified: readBack confirms). */
@@ -280,11 +280,11 @@ export class TapeTarget implements Target, Archive {
     const hashes = new Map<number, string>();
     const api = await initHasher();
     const all = only === undefined;
-    if (only && [...only].every((i) => f.members[i]?.[3] !== undefined)) {
+    if (only && [...only].every((i) => f.members[i]?.[4] !== undefined)) {
       for (const i of only) {
         const m = f.members[i];
         const h = api.create64();
-        for await (const c of this.drive.read(f.label, f.number, m[3], m[2])) h.update(c as Buffer);
+        for await (const c of this.drive.read(f.label, f.number, m[4], m[2])) h.update(c as Buffer);
         hashes.set(i, toHex(h.digest()));
       }
       return hashes;
@@ -300,25 +300,17 @@ export class TapeTarget implements Target, Archive {
       next = i + 1;
       if (only && !only.has(i)) continue;
       hashes.set(i, toHex(h.digest()));
-      if (all) f.members[i][3] = entry.offset + 512; // the offset of its header block: the data follows it
+      if (all) f.members[i][4] = entry.offset + 512; // the offset of its header block: the data follows it
     }
     await done;
     return hashes;
   }
 
-  async extract(rel: string, hash: string): Promise<Readable> {
+  async extract(rel: string, hash: string): Promise<{ data: Readable; mode: number }> {
     const found = findMember(this.catalog, rel, hash);
     if (!found) throw missingError(this.name, 'extract', rel);
     const { file, member } = found;
-    if (member[3] !== undefined) return this.drive.read(file.label, file.number, member[3], member[2]);
-    // no offset known (an older catalog): read through the tape file to the member
-    const extract = tar.extract();
-    void pipeline(this.drive.read(file.label, file.number), extract as unknown as Writable).catch(() => undefined);
-    for await (const entry of extract) {
-      if (entry.header.name === rel && entry.header.size === member[2]) return entry as unknown as Readable;
-      entry.resume();
-    }
-    throw missingError(this.name, 'extract', rel);
+    return { data: this.drive.read(file.label, file.number, member[4], member[2]), mode: member[3] };
   }
 
   locate(rel: string, hash: string): string | undefined {
@@ -340,9 +332,6 @@ export class TapeTarget implements Target, Archive {
   }
 }
 
-/** Members of a tape file as [rel, hash] in catalog order (for tests and `tape status`). */
-export const membersOf = (f: TapeFile): Member[] => f.members;
-
 /**
  * `tape:///dev/nst0` (a non-rewinding drive, positioned with mt) or `tape:///dir` (the emulator: a directory,
  * with `capacity` as the tape size).
@@ -351,6 +340,7 @@ export const tapeKind: TargetKindModule = {
   kind: 'tape', schemes: ['tape'], urlForm: 'tape:///dev/DEVICE or tape:///DIR (the emulator)', urlPattern: /^tape:\/\/\/./,
   options: { blockSize: 'size', capacity: 'size', volumeSize: 'size', maxWait: 'duration' },
   concurrency: 1, maxConnections: 1,
+  batching: (cfg) => tapeOptions(cfg),
   create(cfg: TargetConfig, index: number): Target {
     const dev = cfg.url.slice('tape://'.length);
     const o = tapeOptions(cfg);

@@ -20,8 +20,8 @@ export interface TapeInfo {
   fullAt?: string;
 }
 
-/** A member: [target-relative path, xxh64, size, offset of its data in the tape file (known once confirmed)]. */
-export type Member = [string, string, number, number?];
+/** A member: [target-relative path, xxh64, size, permission bits, offset of its data in the tape file (set by the confirm)]. */
+export type Member = [string, string, number, number, number?];
 
 export interface TapeFile {
   label: string;

@@ -138,7 +138,7 @@ export interface Archive {
   /** Close `label` (default: the open tape): nothing more is written to it. */
   closeTape(label?: string): void;
   /** The bytes of the newest confirmed member of `rel` with content `hash`, read from its tape file. */
-  extract(rel: string, hash: string): Promise<Readable>;
+  extract(rel: string, hash: string): Promise<{ data: Readable; mode: number }>;
   /** `tape://<label>/<file number>/<member>` of that member, or undefined. */
   locate(rel: string, hash: string): string | undefined;
 }

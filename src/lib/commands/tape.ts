@@ -1,0 +1,84 @@
+import { formatBytes } from '../config/units.js';
+import { UsageError } from '../errors.js';
+import { tapeOptions } from '../targets/tape.js';
+import { type TapeCatalog, emptyCatalog, fileName, tapeProblem, tapeSummary } from '../targets/tapeCatalog.js';
+import { type Archive, hasArchive } from '../targets/target.js';
+import { type Context, createTargets, openStoreLocked, openStoreReadOnly } from './context.js';
+
+export type TapeAction = 'list' | 'status' | 'open' | 'close';
+const ACTIONS: readonly string[] = ['list', 'status', 'open', 'close'];
+
+/** The tape target a `tape` command acts on: --target, else the only one configured. */
+function tapeTarget(ctx: Context, only?: string): string {
+  const tapes = ctx.config.targets.filter((t) => t.kind === 'tape').map((t) => t.name);
+  if (only !== undefined) {
+    if (!tapes.includes(only)) throw new UsageError(`--target: ${JSON.stringify(only)} is not a tape target (tape targets: ${tapes.join(', ') || 'none'})`);
+    return only;
+  }
+  if (tapes.length === 1) return tapes[0];
+  throw new UsageError(tapes.length ? `several tape targets (${tapes.join(', ')}): say which with --target` : 'no tape:// target in the config');
+}
+
+/**
+ * `replica tape list|status [LABEL]|open LABEL [--serial S]|close [LABEL]` (SPEC 11): the tapes of a tape target
+ * and their tape files, from the catalog in the store (list and status read it without the lock); `open` makes
+ * the loaded tape the one written to (a new label is made ready on the drive), `close` ends writing to it.
+ * Returns what it printed as JSON.
+ */
+export async function tapeCommand(ctx: Context, args: string[], opts: { target?: string; serial?: string } = {}): Promise<unknown> {
+  const [action, label, ...rest] = args;
+  if (!ACTIONS.includes(action)) throw new UsageError(`tape: expected list, status, open or close, got ${JSON.stringify(action)}`);
+  if (rest.length || (action === 'list' && label !== undefined)) throw new UsageError(`tape ${action}: too many arguments`);
+  if (action === 'open' && label === undefined) throw new UsageError('tape open: which tape? replica tape open LABEL');
+  const name = tapeTarget(ctx, opts.target);
+  const cfg = ctx.config.targets.find((t) => t.name === name)!;
+  if (action === 'list' || action === 'status') {
+    const store = await openStoreReadOnly(ctx);
+    const c = store.meta.tape?.[name] ?? emptyCatalog();
+    const out = action === 'list' ? listing(name, c, tapeOptions(cfg).capacity) : detail(name, c, tapeOptions(cfg).capacity, label);
+    print(ctx, out);
+    return out;
+  }
+  const { store, lock } = await openStoreLocked(ctx, `tape ${action}`);
+  const [target] = createTargets(ctx.config, ctx.log, name, store);
+  try {
+    const t = target as typeof target & Archive;
+    if (!hasArchive(t)) throw new UsageError(`target ${name} is not a tape target`);
+    if (action === 'open') await t.openTape(label!, opts.serial);
+    else t.closeTape(label);
+    await store.close();
+  } finally {
+    await target.close();
+    lock.release();
+  }
+  const out = listing(name, store.meta.tape![name], tapeOptions(cfg).capacity);
+  ctx.log.info(`tape ${action} ${label ?? ''}: ${tapeProblem(store.meta.tape![name]) ?? `tape ${out.open} open`}`.replace('  ', ' '), { target: name });
+  print(ctx, out);
+  return out;
+}
+
+interface Listing { target: string; open: string | null; problem?: string; capacity?: number; tapes: ReturnType<typeof tapeSummary> }
+
+function listing(target: string, c: TapeCatalog, capacity?: number): Listing {
+  const problem = tapeProblem(c);
+  return { target, open: c.tapes.find((t) => t.state === 'open')?.label ?? null, ...(problem ? { problem } : {}), ...(capacity ? { capacity } : {}), tapes: tapeSummary(c) };
+}
+
+function detail(target: string, c: TapeCatalog, capacity: number | undefined, label?: string): Listing & { files: TapeCatalog['files'] } {
+  const files = c.files.filter((f) => label === undefined || f.label === label);
+  if (label !== undefined && !c.tapes.some((t) => t.label === label)) throw new UsageError(`tape status: no tape ${JSON.stringify(label)} in the catalog of ${target} (tapes: ${c.tapes.map((t) => t.label).join(', ') || 'none'})`);
+  const l = listing(target, c, capacity);
+  return { ...l, tapes: l.tapes.filter((t) => label === undefined || t.label === label), files };
+}
+
+function print(ctx: Context, out: Listing & { files?: TapeCatalog['files'] }): void {
+  if (ctx.opts.json) { ctx.out.write(`${JSON.stringify(out)}\n`); return; }
+  const w = (s: string) => ctx.out.write(`${s}\n`);
+  w(`${out.target}: ${out.problem ?? `tape ${out.open} open`}`);
+  for (const t of out.tapes) {
+    w(`  ${t.label.padEnd(10)} ${t.state.padEnd(6)} ${formatBytes(t.bytes).padStart(10)}${out.capacity ? ` of ${formatBytes(out.capacity)}` : ''}  ${t.tapeFiles} tape files (${t.confirmedFiles} confirmed, ${t.unusableFiles} unusable), ${t.members} members${t.serial ? `, serial ${t.serial}` : ''}, opened ${t.openedAt}${t.fullAt ? `, full ${t.fullAt}` : ''}${t.closedAt ? `, closed ${t.closedAt}` : ''}`);
+  }
+  for (const f of out.files ?? []) {
+    w(`  ${f.label}/${fileName(f.number)}  ${f.state.padEnd(9)} ${formatBytes(f.bytes).padStart(10)}  ${f.members.length} members${f.confirmedAt ? `, confirmed ${f.confirmedAt}` : ''}${f.reason ? `: ${f.reason}` : ''}`);
+  }
+}

@@ -13,6 +13,7 @@ _replica() {
     --to) COMPREPLY=($(compgen -d -- "$cur")); return ;;
     --at) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --host) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --serial) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --log-level) COMPREPLY=($(compgen -W "error warn info verbose debug" -- "$cur")); return ;;
   esac
@@ -22,11 +23,11 @@ _replica() {
   done
   if [[ -z "$cmd" ]]; then
     if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--config --json --log-level --help --version" -- "$cur"))
-    else COMPREPLY=($(compgen -W "run watch status verify retry ignore new-files check restore where-is manifest adopt hash config completion help" -- "$cur")); fi
+    else COMPREPLY=($(compgen -W "run watch status verify retry ignore new-files check restore where-is manifest adopt tape hash config completion help" -- "$cur")); fi
     return
   fi
   case "$cmd" in
-    run) opts="--target --dry-run --max-delete --verbose --config --json --log-level --help" ;;
+    run) opts="--target --dry-run --max-delete --flush --verbose --config --json --log-level --help" ;;
     watch) opts="--config --json --log-level --help" ;;
     status) opts="--config --json --log-level --help" ;;
     verify) opts="--target --budget --all --no-update --config --json --log-level --help" ;;
@@ -38,10 +39,11 @@ _replica() {
     where-is) opts="--config --json --log-level --help" ;;
     manifest) opts="--target --config --json --log-level --help" ;;
     adopt) opts="--target --host --dry-run --config --json --log-level --help" ;;
+    tape) opts="--target --serial --config --json --log-level --help" ;;
     hash) opts="--check --config --json --log-level --help" ;;
     config) opts="--config --json --log-level --help" ;;
     completion) opts="--config --json --log-level --help" ;;
-    help) COMPREPLY=($(compgen -W "run watch status verify retry ignore new-files check restore where-is manifest adopt hash config completion" -- "$cur")); return ;;
+    help) COMPREPLY=($(compgen -W "run watch status verify retry ignore new-files check restore where-is manifest adopt tape hash config completion" -- "$cur")); return ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")); return ;;
     *) opts="" ;;
   esac

@@ -12,11 +12,12 @@ complete -c replica -n '__fish_use_subcommand' -a restore -d 'copy back from the
 complete -c replica -n '__fish_use_subcommand' -a where-is -d 'hash, size and, per target, state, location, verifiedAt, versions'
 complete -c replica -n '__fish_use_subcommand' -a manifest -d '"<xxh64>  <host>/<abs path>" of every verified copy: checkable with xxhsum -c'
 complete -c replica -n '__fish_use_subcommand' -a adopt -d 'enrol an existing per-host backup: equal copies are verified without copying'
+complete -c replica -n '__fish_use_subcommand' -a tape -d 'tape list | status [LABEL] | open LABEL [--serial S] | close [LABEL]: the tapes of a tape target'
 complete -c replica -n '__fish_use_subcommand' -a hash -d 'print "<xxh64>  <file>" exactly as xxhsum -H1 does; -c checks a list'
 complete -c replica -n '__fish_use_subcommand' -a config -d 'config show: the effective config and where it was found; config schema: its JSON Schema'
 complete -c replica -n '__fish_use_subcommand' -a completion -d 'print the shell completion script (bash, zsh, fish)'
 complete -c replica -n '__fish_use_subcommand' -a help -d 'help for a command'
-complete -c replica -n '__fish_seen_subcommand_from help' -a 'run watch status verify retry ignore new-files check restore where-is manifest adopt hash config completion'
+complete -c replica -n '__fish_seen_subcommand_from help' -a 'run watch status verify retry ignore new-files check restore where-is manifest adopt tape hash config completion'
 complete -c replica -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'
 complete -c replica -l config -r -F -d 'config file (else $REPLICA_CONFIG, else replica.config.json etc. from the cwd upward, /etc/replica, ~/.config/replica)'
 complete -c replica -l json -d 'machine output on stdout (logs stay on stderr); errors as one JSON line'
@@ -24,6 +25,7 @@ complete -c replica -l log-level -x -a 'error warn info verbose debug' -d 'error
 complete -c replica -n '__fish_seen_subcommand_from run' -l target -x -d 'only this target (a name from the config)'
 complete -c replica -n '__fish_seen_subcommand_from run' -l dry-run -d 'list what would be copied (and removed by deleteLocalAfter); write nothing'
 complete -c replica -n '__fish_seen_subcommand_from run' -l max-delete -x -d 'deleteLocalAfter: remove at most N source files in this pass (default: deleteLocalMax)'
+complete -c replica -n '__fish_seen_subcommand_from run' -l flush -d 'tape targets: write what is pending now as a tape file, however small (else they wait for volumeSize or maxWait)'
 complete -c replica -n '__fish_seen_subcommand_from run' -l verbose -s v -d 'print the summary even when all went well'
 complete -c replica -n '__fish_seen_subcommand_from verify' -l target -x -d 'only this target (a name from the config)'
 complete -c replica -n '__fish_seen_subcommand_from verify' -l budget -x -d 'bytes to read per target (e.g. 50GiB)'
@@ -44,11 +46,14 @@ complete -c replica -n '__fish_seen_subcommand_from manifest' -l target -x -d 'o
 complete -c replica -n '__fish_seen_subcommand_from adopt' -l target -x -d 'the target holding the existing backup (required)'
 complete -c replica -n '__fish_seen_subcommand_from adopt' -l host -x -d 'the host directory to walk (default: this host)'
 complete -c replica -n '__fish_seen_subcommand_from adopt' -l dry-run -d 'report only; record nothing'
+complete -c replica -n '__fish_seen_subcommand_from tape' -l target -x -d 'the tape target (default: the only one)'
+complete -c replica -n '__fish_seen_subcommand_from tape' -l serial -x -d 'open: the tape'\''s serial or barcode, recorded'
 complete -c replica -n '__fish_seen_subcommand_from hash' -l check -s c -d 'read checksum lists and check the files they name'
 complete -c replica -n '__fish_seen_subcommand_from verify' -F
 complete -c replica -n '__fish_seen_subcommand_from retry' -F
 complete -c replica -n '__fish_seen_subcommand_from ignore' -F
 complete -c replica -n '__fish_seen_subcommand_from restore' -F
 complete -c replica -n '__fish_seen_subcommand_from where-is' -F
+complete -c replica -n '__fish_seen_subcommand_from tape' -F
 complete -c replica -n '__fish_seen_subcommand_from hash' -F
 complete -c replica -n '__fish_seen_subcommand_from config' -F

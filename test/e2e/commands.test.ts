@@ -101,10 +101,13 @@ describe('commands', () => {
     assert.equal(first.config, cfg);
   });
 
-  it('tape targets validate but are refused with a clear config error by this version', async () => {
+  it('a tape drive target (tape:///dev/nst0) with no tape open: run says so (the tape target is down, exit 1), tape list shows no tapes', async () => {
     const c = writeConfig(dir, { sources: [src], targets: [{ name: 'p', url: 'tape:///dev/nst0' }] }, 'tape.json');
     const r = await cli(['run', '--config', c]);
-    assert.equal(r.code, 78);
-    assert.match(r.stderr, /targets\[0\]\.url: tape:\/\/ targets are not supported by this version/);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /target down: p: \[not-mounted\] \[p\] no tape open \(replica tape open LABEL\)/);
+    const l = await cli(['tape', 'list', '--json', '--config', c]);
+    assert.equal(l.code, 0, l.stderr);
+    assert.deepEqual(json(l).tapes, []);
   });
 });

@@ -264,7 +264,8 @@ describe('reporting', () => {
   it('check never claims what it did not establish, and agrees with run about config errors (S3 key variable unset, tape)', async () => {
     const dir = tmpDir();
     const src = source(dir, { f: 'x' });
-    const cfg = writeConfig(dir, { sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'c', url: 's3://bucket/x', endpoint: 'http://127.0.0.1:9', accessKeyEnv: 'REPLICA_TEST_UNSET_KEY', secretKeyEnv: 'REPLICA_TEST_UNSET_SECRET' }, { name: 'lto', url: 'tape:///dev/nst0' }] });
+    // the tape emulator without its capacity: a config error
+    const cfg = writeConfig(dir, { sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'c', url: 's3://bucket/x', endpoint: 'http://127.0.0.1:9', accessKeyEnv: 'REPLICA_TEST_UNSET_KEY', secretKeyEnv: 'REPLICA_TEST_UNSET_SECRET' }, { name: 'lto', url: `tape://${dir}/emu` }] });
     const r = await cli(['check', '--json', '--config', cfg]);
     assert.equal(r.code, 78);
     const items = json(r);

@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { CLI, age, alive, cli, descendants, exited, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
+
+type TapeList = { target: string; open: string | null; problem?: string; tapes: { label: string; state: string; bytes: number; tapeFiles: number; confirmedFiles: number; unusableFiles: number; members: number }[] };
+type Status = { targets: { name: string; verified: { files: number }; pending: { files: number } }[] };
+
+/** A source tree, a local target and an emulated tape beside it; `tape` options on the tape target. */
+function setup(tape: Record<string, unknown> = {}, files?: Record<string, Buffer>) {
+  const dir = tmpDir();
+  const src = path.join(dir, 'src');
+  const emu = path.join(dir, 'emu');
+  fs.mkdirSync(emu);
+  if (files) {
+    for (const [rel, data] of Object.entries(files)) {
+      const p = path.join(src, rel);
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, data);
+      age(p);
+    }
+  }
+  const cfg = writeConfig(dir, {
+    host: 'obs', sources: [src], retry: { backoff: '0s', maxBackoff: '0s' },
+    targets: [{ name: 'disk', url: 'disk' }, { name: 'lto', url: `tape://${emu}`, capacity: '100MiB', blockSize: '10KiB', ...tape }],
+  });
+  const run = (...args: string[]) => cli([...args, '--config', cfg]);
+  return { dir, src, emu, cfg, run };
+}
+
+describe('tape targets (the emulator): archive, confirm, tapes', () => {
+  it('no tape open: the tape target is down, the disk gets everything; open T001 and run --flush: every file verified on both; GNU tar -xf gives <host>/<abs path> byte-identical, odd names included; the manifest member passes xxhsum -c', async () => {
+    const { dir, src, emu, run } = setup();
+    makeTree(src, 60, { maxBytes: 40 << 10, seed: 3 });
+    const first = await run('run');
+    assert.equal(first.code, 1);
+    assert.match(first.stderr, /target down: lto: \[not-mounted\] .*no tape open \(replica tape open LABEL\)/);
+    const open = await run('tape', 'open', 'T001', '--serial', '000123L8');
+    assert.equal(open.code, 0, open.stderr);
+    // default volumeSize (10GiB) and maxWait (1d): a plain run archives nothing yet, and that is not a failure
+    const waiting = await run('run');
+    assert.equal(waiting.code, 0, waiting.stderr);
+    assert.equal(fs.readdirSync(path.join(emu, 'T001')).length, 0);
+    const r = await run('run', '--flush');
+    assert.equal(r.code, 0, r.stderr);
+    const st = json<Status>(await run('status', '--json'));
+    for (const t of st.targets) assert.equal(t.verified.files, 60, t.name);
+    assert.deepEqual(fs.readdirSync(path.join(emu, 'T001')), ['file00001.tar']);
+    const out = path.join(dir, 'untar');
+    fs.mkdirSync(out);
+    execFileSync('tar', ['-xf', path.join(emu, 'T001', 'file00001.tar')], { cwd: out });
+    const fromTape = treeDigest(onTarget(out, 'obs', src));
+    assert.deepEqual(fromTape, treeDigest(src), 'every member byte-identical, under <host>/<abs path>');
+    const manifest = path.join(out, 'obs', '.replica', 'manifest-00001.xxh64');
+    const plain = fs.readFileSync(manifest, 'utf8').split('\n').filter((l) => l && !l.startsWith('\\'));
+    fs.writeFileSync(path.join(out, 'plain.xxh64'), plain.map((l) => `${l}\n`).join(''));
+    assert.equal(plain.length, 58, 'all but the two names xxhsum escapes (newline, backslash)');
+    execFileSync('xxhsum', ['-c', 'plain.xxh64'], { cwd: out });
+    const list = json<TapeList>(await run('tape', 'list', '--json'));
+    assert.equal(list.open, 'T001');
+    assert.deepEqual(list.tapes.map((t) => [t.label, t.state, t.tapeFiles, t.confirmedFiles, t.members]), [['T001', 'open', 1, 1, 60]]);
+    assert.equal(list.tapes[0].bytes, fs.statSync(path.join(emu, 'T001', 'file00001.tar')).size);
+    rmTree(dir);
+  });
+
+  it('where-is prints tape://<label>/<file number>/<member>; restore --from the tape is byte-identical with mode and mtime; the store is never shipped to tape', async () => {
+    const data = crypto.randomBytes(200_000);
+    const { dir, src, emu, run } = setup({}, { 'night/img_0042.fits': data });
+    fs.chmodSync(path.join(src, 'night/img_0042.fits'), 0o640);
+    await run('tape', 'open', 'T001');
+    assert.equal((await run('run', '--flush')).code, 0);
+    const rel = `obs${src}/night/img_0042.fits`;
+    const w = json<{ targets: Record<string, { location: string; state: string }> }[]>(await run('where-is', 'img_0042.fits', '--json'));
+    assert.equal(w[0].targets.lto.location, `tape://T001/1/${rel}`);
+    assert.equal(w[0].targets.lto.state, 'verified');
+    fs.rmSync(path.join(src, 'night/img_0042.fits'));
+    const to = path.join(dir, 'restored');
+    const r = await run('restore', 'img_0042.fits', '--from', 'lto', '--to', to);
+    assert.equal(r.code, 0, r.stderr);
+    const got = path.join(to, src, 'night/img_0042.fits');
+    assert.deepEqual(fs.readFileSync(got), data);
+    assert.equal(fs.statSync(got).mode & 0o777, 0o640);
+    assert.ok(Math.abs(fs.statSync(got).mtimeMs - (Date.now() - 3600_000)) < 60_000, 'the recorded mtime');
+    assert.ok(fs.existsSync(path.join(dir, 'disk', '.replica', 'obs', 'meta.json')), 'the store is shipped to the disk');
+    const tarMembers = execFileSync('tar', ['-tf', path.join(emu, 'T001', 'file00001.tar')], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    assert.deepEqual(tarMembers, [rel, 'obs/.replica/manifest-00001.xxh64'], 'only the file and its manifest: no store on tape');
+    rmTree(dir);
+  });
+
+  it('tape full: capacity 5MiB, 7 x 1MiB: some on T001, status and tape list say full; open T002 and run: all verified', async () => {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 7; i++) files[`f${i}.bin`] = crypto.randomBytes(1 << 20);
+    const { dir, emu, run } = setup({ capacity: '5MiB', volumeSize: '1MiB' }, files);
+    await run('tape', 'open', 'T001');
+    const r = await run('run');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /tape T001 full: open a new one/);
+    const st = await run('status');
+    assert.match(st.stdout, /tape T001 full: open a new one/);
+    const onT001 = json<Status>(await run('status', '--json')).targets.find((t) => t.name === 'lto')!.verified.files;
+    assert.ok(onT001 >= 3 && onT001 < 7, `some on T001: ${onT001}`);
+    let list = json<TapeList>(await run('tape', 'list', '--json'));
+    assert.equal(list.open, null);
+    assert.match(list.problem!, /T001 full/);
+    assert.equal(list.tapes[0].state, 'full');
+    assert.equal(list.tapes[0].unusableFiles, 1);
+    const sizes = fs.readdirSync(path.join(emu, 'T001')).reduce((n, f) => n + fs.statSync(path.join(emu, 'T001', f)).size, 0);
+    assert.equal(sizes, 5 << 20, 'written to the end of the tape');
+    assert.equal((await run('tape', 'open', 'T002')).code, 0);
+    const r2 = await run('run');
+    assert.equal(r2.code, 0, r2.stderr);
+    const lto = json<Status>(await run('status', '--json')).targets.find((t) => t.name === 'lto')!;
+    assert.equal(lto.verified.files, 7);
+    list = json<TapeList>(await run('tape', 'list', '--json'));
+    assert.deepEqual(list.tapes.map((t) => [t.label, t.state]), [['T001', 'full'], ['T002', 'open']]);
+    assert.equal(list.tapes.reduce((n, t) => n + t.members, 0), 7);
+    assert.ok(list.tapes.every((t) => t.bytes > 0));
+    rmTree(dir);
+  });
+
+  it('a byte flipped inside a member: verify --target exits 1 with mismatch for that file only; the next run archives it again into a new tape file', async () => {
+    const files = { 'a.dat': crypto.randomBytes(100_000), 'b.dat': crypto.randomBytes(100_000) };
+    const { dir, src, emu, run } = setup({}, files);
+    await run('tape', 'open', 'T001');
+    assert.equal((await run('run', '--flush')).code, 0);
+    const tarFile = path.join(emu, 'T001', 'file00001.tar');
+    const buf = fs.readFileSync(tarFile);
+    buf[buf.indexOf(files['b.dat'].subarray(0, 256)) + 50_000] ^= 0x40;
+    fs.writeFileSync(tarFile, buf);
+    const v = await run('verify', '--target', 'lto', '--all');
+    assert.equal(v.code, 1);
+    assert.match(v.stdout, /mismatch {2}.*b\.dat/);
+    assert.doesNotMatch(v.stdout, /a\.dat/);
+    const r = await run('run');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(path.join(emu, 'T001')), ['file00001.tar', 'file00002.tar']);
+    const members = execFileSync('tar', ['-tf', path.join(emu, 'T001', 'file00002.tar')], { encoding: 'utf8' });
+    assert.ok(members.includes(`obs${src}/b.dat`) && !members.includes('a.dat'), members);
+    assert.equal((await run('verify', '--target', 'lto', '--all')).code, 0);
+    const w = json<{ targets: Record<string, { location: string }> }[]>(await run('where-is', 'b.dat', '--json'));
+    assert.equal(w[0].targets.lto.location, `tape://T001/2/obs${src}/b.dat`);
+    rmTree(dir);
+  });
+
+  it('kill -9 during an archive: the next run records the partial tape file as unusable and archives its files again; nothing is verified that was not read back', async () => {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 6; i++) files[`big${i}.bin`] = crypto.randomBytes(2 << 20);
+    const { dir, emu, cfg, run } = setup({ bwlimit: '2MiB' }, files);
+    await run('tape', 'open', 'T001');
+    const child = spawn(process.execPath, [CLI, 'run', '--flush', '--config', cfg], { stdio: 'ignore' });
+    const first = path.join(emu, 'T001', 'file00001.tar');
+    await until(() => fs.existsSync(first) && fs.statSync(first).size > 0, 30_000, 20);
+    const worker = descendants(child.pid!);
+    child.kill('SIGKILL');
+    await exited(child);
+    await until(() => worker.every((p) => !alive(p)), 5000, 10);
+    const mid = json<Status>(await run('status', '--json')).targets.find((t) => t.name === 'lto')!;
+    assert.equal(mid.verified.files, 0, 'nothing verified on tape before its confirm');
+    const r = await run('run', '--flush');
+    assert.equal(r.code, 0, r.stderr);
+    const detail = json<{ files: { number: number; state: string; reason?: string }[] }>(await run('tape', 'status', 'T001', '--json'));
+    assert.equal(detail.files[0].state, 'unusable');
+    assert.match(detail.files[0].reason!, /interrupted/);
+    assert.ok(detail.files.slice(1).every((f) => f.state === 'confirmed'));
+    assert.equal(json<Status>(await run('status', '--json')).targets.find((t) => t.name === 'lto')!.verified.files, 6);
+    rmTree(dir);
+  });
+
+  it('tape commands: bad action, no tape target, a label that would leave the emulator, reopening a full or closed tape; close', async () => {
+    const { dir, run } = setup();
+    assert.equal((await run('tape', 'spin')).code, 2);
+    assert.equal((await run('tape', 'open')).code, 2);
+    const bad = await run('tape', 'open', '../etc');
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /tape label/);
+    assert.equal((await run('tape', 'open', 'T001')).code, 0);
+    assert.equal((await run('tape', 'close')).code, 0);
+    const list = json<TapeList>(await run('tape', 'list', '--json'));
+    assert.deepEqual(list.tapes.map((t) => t.state), ['closed']);
+    assert.match((await run('tape', 'open', 'T001')).stderr, /T001 is closed: a tape is written once/);
+    const noTape = writeConfig(dir, { sources: [path.join(dir, 'src')], targets: [{ name: 'disk', url: 'disk' }] }, 'plain.json');
+    fs.mkdirSync(path.join(dir, 'src'), { recursive: true });
+    const none = await cli(['tape', 'list', '--config', noTape]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no tape:\/\/ target in the config/);
+    const noCap = writeConfig(dir, { sources: [path.join(dir, 'src')], targets: [{ name: 'lto', url: `tape://${dir}/emu` }] }, 'nocap.json');
+    const nc = await cli(['run', '--config', noCap]);
+    assert.equal(nc.code, 78);
+    assert.match(nc.stderr, /targets\[0\]\.capacity: required for the tape emulator/);
+    rmTree(dir);
+  });
+});

@@ -4,7 +4,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { CLI, age, alive, cli, descendants, exited, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { CLI, ROOT, age, alive, cli, descendants, exited, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
+
+function validator(name: string) {
+  const ajv = new Ajv2020({ allErrors: true, strict: false });
+  (addFormats as unknown as (a: Ajv2020) => void)(ajv);
+  return ajv.compile(JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/schemas', name), 'utf8')));
+}
 
 type TapeList = { target: string; open: string | null; problem?: string; tapes: { label: string; state: string; bytes: number; tapeFiles: number; confirmedFiles: number; unusableFiles: number; members: number }[] };
 type Status = { targets: { name: string; verified: { files: number }; pending: { files: number } }[] };
@@ -75,6 +83,8 @@ describe('tape targets (the emulator): archive, confirm, tapes', () => {
     const rel = `obs${src}/night/img_0042.fits`;
     const w = json<{ targets: Record<string, { location: string; state: string }> }[]>(await run('where-is', 'img_0042.fits', '--json'));
     assert.equal(w[0].targets.lto.location, `tape://T001/1/${rel}`);
+    const vw = validator('where-is.schema.json');
+    assert.ok(vw(w), JSON.stringify(vw.errors));
     assert.equal(w[0].targets.lto.state, 'verified');
     fs.rmSync(path.join(src, 'night/img_0042.fits'));
     const to = path.join(dir, 'restored');
@@ -99,7 +109,11 @@ describe('tape targets (the emulator): archive, confirm, tapes', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /tape T001 full: open a new one/);
     const st = await run('status');
-    assert.match(st.stdout, /tape T001 full: open a new one/);
+    assert.match(st.stdout, /tape: tape T001 full: open a new one/);
+    const sj = json<Status & { targets: { tape?: { open: string | null; problem?: string } }[] }>(await run('status', '--json'));
+    const vs = validator('status.schema.json');
+    assert.ok(vs(sj), JSON.stringify(vs.errors));
+    assert.deepEqual(sj.targets[1].tape && [sj.targets[1].tape.open, /T001 full/.test(sj.targets[1].tape.problem ?? '')], [null, true]);
     const onT001 = json<Status>(await run('status', '--json')).targets.find((t) => t.name === 'lto')!.verified.files;
     assert.ok(onT001 >= 3 && onT001 < 7, `some on T001: ${onT001}`);
     let list = json<TapeList>(await run('tape', 'list', '--json'));

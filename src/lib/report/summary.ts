@@ -1,3 +1,4 @@
+import { type TapeCatalog, activeTape, tapeProblem } from '../targets/tapeCatalog.js';
 import type { ErrorClass } from '../errors.js';
 import type { Meta, Rec } from '../store/model.js';
 import { MarkerScan, unmarked } from '../backup/markers.js';
@@ -25,6 +26,8 @@ export interface TargetSummary {
   lastOkAt?: string;
   /** no longer in the config since then: only what it still holds (verified copies) is counted */
   removedAt?: string;
+  /** a tape target: the open tape (or why none can be written), and its tapes and tape files */
+  tape?: { open: string | null; problem?: string; tapes: number; tapeFiles: number; confirmedFiles: number; unusableFiles: number; bytes: number };
 }
 
 export interface StoreSummary {
@@ -75,6 +78,16 @@ export const IGNORED_LISTED = 100;
  * Summarise a store per target (`status`, and the monitor's per-host model): verified / pending /
  * failed (by error class, with the latest message) / ignored counts and bytes, the oldest unverified file.
  */
+/** A tape target's line in status and the monitor. */
+function tapeState(c: TapeCatalog): NonNullable<TargetSummary['tape']> {
+  const problem = tapeProblem(c);
+  const n = (st: string) => c.files.filter((f) => f.state === st).length;
+  return {
+    open: activeTape(c)?.label ?? null, ...(problem ? { problem } : {}), tapes: c.tapes.length, tapeFiles: c.files.length,
+    confirmedFiles: n('confirmed'), unusableFiles: n('unusable'), bytes: c.tapes.reduce((b, t) => b + t.bytes, 0),
+  };
+}
+
 export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNames: string[], now = Date.now()): StoreSummary {
   // targets the store knows that are not configured (any more) are listed as removed
   const removed = Object.keys(meta.targets).filter((n) => !targetNames.includes(n) || meta.targets[n].removedAt !== undefined);
@@ -82,6 +95,7 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
   const targets = new Map<string, TargetSummary>(names.map((n) => [n, {
     name: n, url: meta.targets[n]?.url ?? '', verified: bucket(), pending: bucket(), failed: { ...bucket(), byClass: {} }, ignored: bucket(), ignoredFiles: [], scrub: { coverage: 1 },
     ...(removed.includes(n) ? { removedAt: meta.targets[n].removedAt ?? meta.lastRun?.endedAt ?? meta.createdAt } : { lastError: meta.targets[n]?.lastError, lastOkAt: meta.targets[n]?.lastOkAt }),
+    ...(meta.tape?.[n] ? { tape: tapeState(meta.tape[n]) } : {}),
   }]));
   const oldest = new Map<string, [string, number]>();
   const fresh = new Map<string, number>(); // verified within verify.every

@@ -183,6 +183,29 @@ if (want('scrub')) {
   }
 }
 
+// Tape (the emulator): archive + confirm (the tape file written, fsynced, then read back and every member hashed)
+// against `tar -cf` of the same files, `sync`, then `tar -xOf | xxhsum -H1` reading the result back.
+if (want('tape')) {
+  const cases = [['10k x 4 KiB', () => { const s = path.join(W, 'small'); tree(s, 10_000, 100, 4096); return s; }], ['1 GiB', () => path.dirname(gibFile())]];
+  for (const [label, make] of cases) {
+    const src = make();
+    const name = label === '1 GiB' ? 'tbig' : 'tsmall';
+    const [ours, peer] = pair((i) => {
+      const tar = path.join(W, `${name}.peer${i}.tar`);
+      garbage.push(tar);
+      return `tar -cf ${q(tar)} -C ${q(src)} . && sync && tar -xOf ${q(tar)} | xxhsum -H1 > /dev/null`;
+    }, (i) => {
+      const emu = path.join(W, `${name}.emu${i}`);
+      fs.mkdirSync(emu, { recursive: true });
+      const cfg = config(`${name}${i}`, src, `tape://${emu}`, { capacity: '100GiB' });
+      garbage.push(emu);
+      sh(replica(`tape open T1 --config ${q(cfg)}`));
+      return replica(`run --flush --config ${q(cfg)}`);
+    });
+    row(`tape: archive + confirm, ${label} (emulator)`, ours, peer, 'tar -cf && sync && tar -xOf | xxhsum', 1.2);
+  }
+}
+
 // Remote targets, on loopback: a real OpenSSH sshd and a real Ceph radosgw, started here as the tests do.
 if (want('ssh')) {
   const { startSshd } = await import(path.join(ROOT, 'dist-test/sshd.js'));

@@ -5,8 +5,7 @@ import type { TargetConfig } from '../config/schema.js';
 import { type FileRecord, toFileRecord, type TargetState } from '../store/model.js';
 import { targetPath, versionStamp } from '../targets/layout.js';
 import { hasVersions } from '../targets/target.js';
-import { findMember, locationOf } from '../targets/tapeCatalog.js';
-import type { Store } from '../store/store.js';
+import { MemberIndex, locationOf } from '../targets/tapeCatalog.js';
 import { type Context, createTargets, openStoreReadOnly, sortByPathBytes } from './context.js';
 
 export interface WhereIs {
@@ -26,8 +25,8 @@ export interface WhereIs {
 export const locationOn = (t: TargetConfig, rel: string): string => (t.path ? path.join(t.path, rel) : `${t.url.replace(/\/+$/, '')}/${rel}`);
 
 /** A tape target's copy: `tape://<label>/<tape file number>/<member>` of its newest confirmed member with the hash. */
-function tapeLocation(store: Store, t: TargetConfig, rel: string, hash: string): string {
-  const found = store.meta.tape?.[t.name] && findMember(store.meta.tape[t.name], rel, hash);
+function tapeLocation(tapes: Map<string, MemberIndex>, t: TargetConfig, rel: string, hash: string): string {
+  const found = tapes.get(t.name)?.find(rel, ['confirmed'], hash);
   return found ? locationOf(found.file, rel) : `${t.url} (not on a tape yet)`;
 }
 
@@ -49,6 +48,7 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ fo
   const { config } = ctx;
   const store = await openStoreReadOnly(ctx);
   const tests = args.map((a) => ({ arg: a, test: matcher(a), hit: false }));
+  const tapes = new Map(Object.entries(store.meta.tape ?? {}).map(([name, c]) => [name, new MemberIndex(() => c)]));
   let found: WhereIs[] = [];
   for (const [p, r] of store.entries()) {
     const hits = tests.filter((t) => t.test(p));
@@ -61,7 +61,7 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ fo
       ...(fr.removedLocallyAt ? { removedLocallyAt: fr.removedLocallyAt } : {}),
       ...(fr.previousContents ? { previousContents: fr.previousContents } : {}),
       targets: Object.fromEntries(config.targets.map((t) => [t.name, {
-        state: fr.targets[t.name]?.state ?? 'pending', location: t.kind === 'tape' ? tapeLocation(store, t, rel, fr.hash) : locationOn(t, rel),
+        state: fr.targets[t.name]?.state ?? 'pending', location: t.kind === 'tape' ? tapeLocation(tapes, t, rel, fr.hash) : locationOn(t, rel),
         ...(fr.targets[t.name]?.verifiedAt ? { verifiedAt: fr.targets[t.name].verifiedAt } : {}),
       }])),
     });

@@ -8,7 +8,7 @@ import type { TargetKindModule } from './kind.js';
 import { checkRelPath, manifestLine } from './layout.js';
 import type { PutSource } from './source.js';
 import type { Archive, CheckReport, PutOptions, ReadBack, ReadBackOptions, Target } from './target.js';
-import { type CatalogHost, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, findMember, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
+import { type CatalogHost, MemberIndex, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
 import { EmulatedDrive, MtDrive, type TapeDrive, type TapeWriter } from './tapeDrive.js';
 
 /** Members up to this size are read (and proven) whole before their header goes to tape: a torn source never reaches it. */
@@ -52,11 +52,14 @@ const BUFFERED = 16 << 20;
 export class TapeTarget implements Target, Archive {
   private host?: CatalogHost;
   private writing?: Writing;
+  /** where each path's members are */
+  private readonly index = new MemberIndex(() => this.catalog);
 
   constructor(readonly name: string, readonly drive: TapeDrive) {}
 
   attachCatalog(host: CatalogHost): void {
     this.host = host;
+    this.index.reset();
     // a tape file this process did not write and nobody confirmed: interrupted (kill -9, a crash): never used
     let stale = false;
     for (const f of host.catalog.files) {
@@ -113,6 +116,7 @@ export class TapeTarget implements Target, Archive {
     const number = this.drive.nextNumber(tape.label, Math.max(1, ...c.files.filter((f) => f.label === tape.label).map((f) => f.number + 1)));
     const file: TapeFile = { label: tape.label, number, state: 'writing', bytes: 0, startedAt: new Date().toISOString(), members: [] };
     c.files.push(file);
+    this.index.reset();
     this.host!.save();
     let out: TapeWriter;
     try {
@@ -170,7 +174,9 @@ export class TapeTarget implements Target, Archive {
   async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
     checkRelPath(this.name, rel);
     opts.signal?.throwIfAborted();
-    const hasher = (await initHasher()).create64();
+    // the member's hash for the catalog and the manifest: the settled hash where the source proves its bytes
+    // against it (it fails before its last chunk otherwise); else hashed here on the way
+    const hasher = src.hash === undefined ? (await initHasher()).create64() : undefined;
     // small and medium files are proven (hashed to the settled hash) before anything goes to tape
     let data: Buffer | undefined;
     try {
@@ -182,14 +188,19 @@ export class TapeTarget implements Target, Archive {
     const header: Partial<tar.Header> & { name: string } = { name: rel, size: src.size, mode: src.mode, mtime: new Date(src.mtimeMs ?? Date.now()), type: 'file', pax: {} };
     try {
       if (data) {
-        hasher.update(data);
+        hasher?.update(data);
         w.pack.entry(header, data);
         w.pushed += data.length + 1536; // its pax header, header and padding: about
         await this.keepUp(w);
       } else {
-        await pipeline(src.stream(), async function* (chunks) {
-          for await (const c of chunks) { hasher.update(c as Buffer); yield c; }
-        }, w.pack.entry(header) as unknown as Writable);
+        const entry = w.pack.entry(header) as unknown as Writable;
+        if (hasher) {
+          await pipeline(src.stream(), async function* (chunks) {
+            for await (const c of chunks) { hasher.update(c as Buffer); yield c; }
+          }, entry);
+        } else {
+          await pipeline(src.stream(), entry);
+        }
         w.pushed += src.size;
       }
     } catch (err) {
@@ -199,7 +210,8 @@ export class TapeTarget implements Target, Archive {
       }
       throw this.abandon(w, w.failed ?? err);
     }
-    w.file.members.push([rel, toHex(hasher.digest()), src.size, src.mode]);
+    w.file.members.push([rel, hasher ? toHex(hasher.digest()) : src.hash!, src.size, src.mode]);
+    this.index.added(w.file, w.file.members.length - 1);
   }
 
   /** End the open tape file: the manifest member, the last block, durable; then `written` (not verified: readBack confirms). */
@@ -230,28 +242,27 @@ export class TapeTarget implements Target, Archive {
    */
   async readBack(rels: string[], opts: ReadBackOptions = {}): Promise<ReadBack> {
     const out: ReadBack = new Map();
-    const byFile = new Map<TapeFile, string[]>();
+    const byFile = new Map<TapeFile, [string, number][]>();
     for (const rel of rels) {
-      const found = findMember(this.catalog, rel, undefined, ['written', 'confirmed']);
+      const found = this.index.find(rel, ['written', 'confirmed']);
       if (!found) { out.set(rel, missingError(this.name, 'readBack', rel)); continue; }
-      byFile.set(found.file, [...(byFile.get(found.file) ?? []), rel]);
+      const list = byFile.get(found.file);
+      if (list) list.push([rel, found.i]); else byFile.set(found.file, [[rel, found.i]]);
     }
     for (const [f, wanted] of byFile) {
       opts.signal?.throwIfAborted();
       let got: Map<number, string>;
       try {
-        const only = f.state === 'written' ? undefined : new Set(wanted.map((rel) => f.members.findLastIndex((m) => m[0] === rel)));
-        got = await this.readTapeFile(f, only);
+        got = await this.readTapeFile(f, f.state === 'written' ? undefined : new Set(wanted.map(([, i]) => i)));
       } catch (err) {
         const e = toTargetError(err, this.name, `[${this.name}] read tape ${f.label} file ${f.number}`);
-        for (const rel of wanted) out.set(rel, e.errorClass === 'missing' || e.targetWide ? e : this.error(`tape ${f.label} file ${f.number}: ${e.message}`, 'mismatch'));
+        for (const [rel] of wanted) out.set(rel, e.errorClass === 'missing' || e.targetWide ? e : this.error(`tape ${f.label} file ${f.number}: ${e.message}`, 'mismatch'));
         if (e.targetWide) return out;
         continue;
       }
       if (f.state === 'written') this.confirm(f, got);
       const unusable = f.state === 'unusable';
-      for (const rel of wanted) {
-        const i = f.members.findLastIndex((m) => m[0] === rel);
+      for (const [rel, i] of wanted) {
         const h = got.get(i);
         out.set(rel, unusable ? this.error(`tape ${f.label} file ${f.number} failed its confirm (${f.reason}): archived again in the next tape file`, 'mismatch')
           : h ?? this.error(`tape ${f.label} file ${f.number}: member ${rel} not found on the tape`, 'missing'));
@@ -307,14 +318,15 @@ export class TapeTarget implements Target, Archive {
   }
 
   async extract(rel: string, hash: string): Promise<{ data: Readable; mode: number }> {
-    const found = findMember(this.catalog, rel, hash);
+    const found = this.index.find(rel, ['confirmed'], hash);
     if (!found) throw missingError(this.name, 'extract', rel);
-    const { file, member } = found;
+    const { file } = found;
+    const member = file.members[found.i];
     return { data: this.drive.read(file.label, file.number, member[4], member[2]), mode: member[3] };
   }
 
   locate(rel: string, hash: string): string | undefined {
-    const found = findMember(this.catalog, rel, hash);
+    const found = this.index.find(rel, ['confirmed'], hash);
     return found && locationOf(found.file, rel);
   }
 

@@ -59,18 +59,35 @@ export const fileName = (n: number): string => `file${String(n).padStart(5, '0')
 /** The tape file location of a member, as where-is prints it: `tape://<label>/<file number>/<member>`. */
 export const locationOf = (f: TapeFile, rel: string): string => `tape://${f.label}/${f.number}/${rel}`;
 
-/**
- * The newest tape file (confirmed first, else written) holding `rel` (with content `hash` when given), and
- * the member; undefined when none does.
- */
-export function findMember(c: TapeCatalog, rel: string, hash?: string, states: TapeFileState[] = ['confirmed']): { file: TapeFile; member: Member } | undefined {
-  for (let i = c.files.length - 1; i >= 0; i--) {
-    const f = c.files[i];
-    if (!states.includes(f.state)) continue;
-    const m = f.members.find((x) => x[0] === rel && (hash === undefined || x[1] === hash));
-    if (m) return { file: f, member: m };
+/** Where each path's members are in a catalog ([tape file, member index], catalog order), built on first use. */
+export class MemberIndex {
+  private map?: Map<string, [TapeFile, number][]>;
+  constructor(private readonly catalog: () => TapeCatalog) {}
+
+  /** The catalog gained or lost tape files: build again on the next find. */
+  reset(): void {
+    this.map = undefined;
   }
-  return undefined;
+
+  /** Member `i` was appended to tape file `f`. */
+  added(f: TapeFile, i: number): void {
+    const at = this.map?.get(f.members[i][0]);
+    if (at) at.push([f, i]); else this.map?.set(f.members[i][0], [[f, i]]);
+  }
+
+  /** The newest member of `rel` in a tape file in one of `states` (with content `hash` when given). */
+  find(rel: string, states: readonly TapeFileState[], hash?: string): { file: TapeFile; i: number } | undefined {
+    if (!this.map) {
+      this.map = new Map();
+      for (const f of this.catalog().files) for (let i = 0; i < f.members.length; i++) this.added(f, i);
+    }
+    const at = this.map.get(rel) ?? [];
+    for (let k = at.length - 1; k >= 0; k--) {
+      const [file, i] = at[k];
+      if (states.includes(file.state) && (hash === undefined || file.members[i][1] === hash)) return { file, i };
+    }
+    return undefined;
+  }
 }
 
 /** A label a tape directory and a URL can carry: letters, digits, `-`, `_`, `.` (not first), 1-64 chars. */

@@ -161,3 +161,20 @@ describe('replica-monitor on three real hosts: healthy, full target, stale agent
     }
   });
 });
+
+it('a copy pending on a tape target is late only after the target\'s maxWait (waitMs): no age warning while it waits for its tape file', async () => {
+  const { hostReport } = await import('../dist/lib/monitor/model.js');
+  const now = Date.now();
+  const meta = (waitMs?: number) => ({
+    formatVersion: 1, host: 'srv', agentVersion: '0', shards: 1, createdAt: new Date(now - 86400_000).toISOString(), heartbeatAt: new Date(now).toISOString(), sources: ['/srv'],
+    targets: { disk: { url: '/d' }, lto: { url: 'tape:///e', ...(waitMs === undefined ? {} : { waitMs }) } },
+  });
+  const settled = now - 2 * 3600_000; // two hours ago: verified on the disk, waiting for a tape file
+  const records = () => [['/srv/a', { z: 1, m: settled, f: settled, s: settled, h: '0123456789abcdef', t: { disk: `v ${settled} ${settled}`, lto: 'p' } }]] as [string, never][];
+  const t = { staleMs: 3600_000, warnAgeMs: 3600_000, critAgeMs: 86400_000, scrubEveryMs: 30 * 86400_000 };
+  const waiting = hostReport('s', meta(86400_000) as never, records, t, now);
+  assert.equal(waiting.status, 'OK', waiting.problems.join('; '));
+  const late = hostReport('s', meta() as never, records, t, now);
+  assert.equal(late.status, 'WARNING');
+  assert.match(late.problems.join('; '), /lto: a file has been unverified for 120 min/);
+});

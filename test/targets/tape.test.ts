@@ -117,3 +117,29 @@ it('tape: a tape file left writing or unconfirmed by another process is unusable
   await assert.rejects(t.openTape('../x'), /tape label/);
   rmTree(dir);
 });
+
+it('tape: a big member (streamed, past 64 MiB) whose source changes mid-write ends that tape file unusable, and the next put starts a new one; close() mid-batch leaves it unusable too', async () => {
+  await initHasher();
+  const { FdSource } = await import('../../dist/lib/targets/source.js');
+  const { t, dir, cat } = await emulated();
+  const src = tmpDir('replica-tape-src-');
+  const good = Buffer.alloc(65 << 20, 7);
+  const file = path.join(src, 'big');
+  fs.writeFileSync(file, good);
+  good[1000] = 8; // the settled content differs from what the file now holds: the copy tears
+  const fd = fs.openSync(file, 'r');
+  await t.put('h/small', bufferSource(Buffer.from('first')));
+  await assert.rejects(t.put('h/big', new FdSource(fd, good.length, 0o644, undefined, hashBytes(good), file)), (e: unknown) => e instanceof TargetError && e.errorClass === 'changed');
+  fs.closeSync(fd);
+  assert.equal(cat.catalog.files[0].state, 'unusable');
+  assert.match(cat.catalog.files[0].reason!, /changed while it was written \(h\/big\)/);
+  const rb = await t.readBack(['h/small']);
+  assert.ok(rb.get('h/small') instanceof TargetError, 'the member before it is not counted: its tape file is unusable');
+  await t.put('h/small', bufferSource(Buffer.from('first')));
+  assert.equal(cat.catalog.files[1].number, 2);
+  await t.close();
+  assert.deepEqual(cat.catalog.files.map((f) => f.state), ['unusable', 'unusable']);
+  assert.match(cat.catalog.files[1].reason!, /interrupted/);
+  rmTree(dir);
+  rmTree(src);
+});

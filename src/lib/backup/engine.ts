@@ -70,6 +70,9 @@ export class Engine {
     for (const t of this.config.targets) {
       meta.targets[t.name] = { ...meta.targets[t.name], url: t.url };
       delete meta.targets[t.name].removedAt;
+      const waitMs = kindModule(t).batching?.(t).maxWaitMs;
+      if (waitMs === undefined) delete meta.targets[t.name].waitMs;
+      else meta.targets[t.name].waitMs = waitMs;
     }
     for (const [name, m] of Object.entries(meta.targets)) {
       if (!this.names.includes(name)) m.removedAt ??= new Date().toISOString();

@@ -72,7 +72,8 @@ export function hostReport(store: string, meta: Meta, records: () => Iterable<[s
     for (const [n, x] of extra) {
       const code = codeOn(r, n);
       if (code === 'v' || code === 'i') continue;
-      x.upTo = Math.min(x.upTo, owedSince(r));
+      // a copy waiting for its tape file is late only once it waited longer than the tape target's maxWait
+      x.upTo = Math.min(x.upTo, owedSince(r) + (code === 'p' ? meta.targets[n].waitMs ?? 0 : 0));
       if (code === 'f') {
         const { class: cls, message, at, attempts, retrying } = failureOn(r, n);
         if (cls === 'mismatch' || cls === 'missing') x.lost++;

@@ -149,6 +149,8 @@ export interface Meta {
     removedAt?: string;
     /** target-relative directories where a put may have left a temp file (a killed run): swept by the next run */
     tempDirs?: string[];
+    /** a tape target's maxWait: a pending copy may wait this long for its tape file before it is late (the monitor) */
+    waitMs?: number;
   }>;
   sources: string[];
   /** the `replica watch` agent: how it watches, and whether it had to fall back to periodic scans */

@@ -331,17 +331,11 @@ export class TapeTarget implements Target, Archive {
   }
 
   async close(): Promise<void> {
-    const w = this.writing;
-    if (!w) return;
-    // an interrupted batch: the tape file ends here, unconfirmed (its files are archived again)
-    this.writing = undefined;
-    w.pack.finalize();
-    await w.drained.catch(() => undefined);
-    w.file.state = 'unusable';
-    w.file.reason = 'interrupted before it was confirmed';
-    w.file.bytes = w.out.bytes;
-    this.host?.save();
+    // an interrupted batch (SIGTERM, a target given up): the tape file ends where it is, unconfirmed and
+    // unusable (its files are archived again); never wait for a put that may not finish
+    if (this.writing) this.abandon(this.writing, new Error('interrupted'), 'interrupted before it was confirmed');
   }
+
 }
 
 /**

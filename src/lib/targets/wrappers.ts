@@ -165,7 +165,9 @@ export class TimeoutTarget extends TargetWrapper {
       // another thread until the disk comes back.
       return Promise.reject(new TargetError(`[${this.name}] ${op} ${rel}: not called: ${this.hung} earlier call(s) hung for ${Math.round((Date.now() - this.hungSince) / 1000)} s and have not returned`, { target: this.name, errorClass: 'timeout' }));
     }
-    const ms = op === 'put' || op === 'hash' || op === 'get' || op === 'hashMany' || op === 'list' || op === 'readBack' ? this.opts.copyMs : this.opts.commandMs;
+    // a tape's sync ends a tape file (its last blocks, fsync or the filemark): data work, like a put
+    const data = op === 'put' || op === 'hash' || op === 'get' || op === 'hashMany' || op === 'list' || op === 'readBack' || (op === 'sync' && hasArchive(this.inner));
+    const ms = data ? this.opts.copyMs : this.opts.commandMs;
     let inner: Promise<T> | undefined;
     const timedOut = () => new TargetError(`[${this.name}] ${op} ${rel}: timed out after ${ms} ms`, { target: this.name, errorClass: 'timeout' });
     return withDeadline(ms, signal, (s) => (inner = fn(s)), timedOut).catch((err: unknown) => {

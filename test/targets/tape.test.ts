@@ -115,6 +115,8 @@ it('tape: a tape file left writing or unconfirmed by another process is unusable
   assert.equal(cat.catalog.files[0].state, 'unusable');
   assert.equal(cat.saves, 1);
   await assert.rejects(t.openTape('../x'), /tape label/);
+  fs.mkdirSync(path.join(dir, 'T009'));
+  await assert.rejects(t.openTape('T009'), /tape T009 already exists \(not in this store's catalog\): never written over/);
   rmTree(dir);
 });
 

@@ -42,8 +42,6 @@ interface Writing {
 /** Bytes of tar that may wait in memory for the drive. */
 const BUFFERED = 16 << 20;
 
-
-
 /**
  * A tape target: put() appends a pax tar member to the open tape file, sync() ends the tape file (with its
  * xxh64 manifest member), readBack() reads tape files back (the first time: the confirm, which hashes every

@@ -36,6 +36,8 @@ export interface TapeWriter {
   abort(): void;
 }
 
+const READ_CHUNK = 4 << 20;
+
 const endOfTape = (where: string, label: string): TargetError =>
   new TargetError(`[${where}] tape ${label}: end of tape (no space left)`, { target: where, errorClass: 'ENOSPC' });
 
@@ -49,7 +51,15 @@ class Blocker implements TapeWriter {
   }
 
   async write(chunk: Buffer): Promise<void> {
-    for (let at = 0; at < chunk.length;) {
+    let at = 0;
+    if (this.used === 0 && chunk.length >= this.blockSize) { // whole blocks straight from the chunk: no copy
+      at = chunk.length - (chunk.length % this.blockSize);
+      for (let b = 0; b < at; b += this.blockSize) {
+        this.put(chunk.subarray(b, b + this.blockSize));
+        this.bytes += this.blockSize;
+      }
+    }
+    for (; at < chunk.length;) {
       const n = chunk.copy(this.buf, this.used, at);
       this.used += n;
       at += n;
@@ -95,6 +105,7 @@ export class EmulatedDrive implements TapeDrive {
   async load(label: string): Promise<void> {
     const st = fs.lstatSync(this.where, { throwIfNoEntry: false });
     if (!st?.isDirectory()) throw new TargetError(`[${this.where}] the tape emulator directory does not exist: create it`, { target: this.where, errorClass: 'not-mounted' });
+    if (fs.existsSync(this.dir(label))) throw new TargetError(`[${this.where}] tape ${label} already exists (not in this store's catalog): never written over; use a new label`, { target: this.where, errorClass: 'other', permanent: true });
     fs.mkdirSync(this.dir(label), { mode: 0o700 });
   }
 
@@ -124,7 +135,22 @@ export class EmulatedDrive implements TapeDrive {
   read(label: string, number: number, offset = 0, size?: number): Readable {
     const file = path.join(this.dir(label), fileName(number));
     const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    return fs.createReadStream('', { fd, start: offset, end: size === undefined ? undefined : offset + size - 1, highWaterMark: 1 << 20 });
+    // synchronous reads of 4 MiB, one per turn of the event loop: a tape file is read by one reader, start to
+    // end, and an async read per chunk cost more in thread-pool round trips than the read itself
+    return Readable.from((function* () {
+      try {
+        const end = size === undefined ? Infinity : offset + size;
+        for (let pos = offset; pos < end;) {
+          const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, end - pos));
+          const n = fs.readSync(fd, buf, 0, buf.length, pos);
+          if (n === 0) return;
+          pos += n;
+          yield n === buf.length ? buf : buf.subarray(0, n);
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+    })(), { objectMode: false, highWaterMark: 2 });
   }
 }
 
@@ -161,6 +187,9 @@ export class MtDrive implements TapeDrive {
   }
 
   async load(label: string): Promise<void> {
+    // only a blank tape gets a label: a tape with one (another label, or this one from a lost catalog) is never written over
+    const got = await this.readLabel().catch(() => '');
+    if (got) throw new TargetError(`[${this.where}] the loaded tape already holds data (${JSON.stringify(got.slice(0, 80))}): load a blank tape for ${label}`, { target: this.where, errorClass: 'other', permanent: true });
     await mt(this.where, 'rewind');
     const w = await this.openWriter();
     await w.write(Buffer.from(`replica-tape ${label}\n`));

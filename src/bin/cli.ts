@@ -137,11 +137,11 @@ export const COMMANDS: CmdSpec[] = [
   },
   {
     name: 'tape', args: '<action> [label]', summary: 'tape list | status [LABEL] | open LABEL [--serial S] | close [LABEL]: the tapes of a tape target',
-    details: 'The catalog of a tape:// target (kept in the store): `list` its tapes (state open, full or closed; bytes; tape files confirmed and unusable); `status [LABEL]` also every tape file; `open LABEL` makes the tape loaded in the drive the one written to (a new label is made ready: the emulator makes its directory, a drive gets the label as tape file 0); `close [LABEL]` ends writing to it. With no tape open the target is down (`not-mounted`, "no tape open"); a tape that fills is marked full and its files wait for the next one. `open` and `close` take the store lock: run them between runs (or stop the agent).',
+    details: 'The catalog of a tape:// target (kept in the store): `list` its tapes (state open, full or closed; bytes; tape files confirmed and unusable); `status [LABEL]` also every tape file; `open LABEL` makes the tape loaded in the drive the one written to (a new label is made ready: the emulator makes its directory, a drive gets the label as tape file 0); `close [LABEL]` ends writing to it. With no tape open the target is down (`not-mounted`, "no tape open"); a tape that fills is marked full and its files wait for the next one. `open` and `close` take the store lock; while `replica watch` holds it, the agent is asked to do it (a request in the store directory and SIGUSR2) and its answer is printed.',
     options: [{ flags: '--target <name>', help: 'the tape target (default: the only one)' }, { flags: '--serial <s>', help: 'open: the tape\'s serial or barcode, recorded' }],
     examples: [['replica tape open T001 --serial 000123L8', 'start writing to a new tape'], ['replica tape list', 'every tape, its state and bytes'], ['replica tape status T001 --json', 'its tape files and members'],
       ['replica tape close', 'stop writing to the open tape']],
-    exit: '0 done; 2 no tape target, or a bad action or label; 75 (open, close) another replica holds the lock',
+    exit: '0 done; 1 the tape could not be opened or closed (a full or closed label, a tape that already holds data), or the agent did not answer; 2 no tape target, or a bad action; 75 (open, close) a `run` holds the lock',
   },
   {
     name: 'hash', args: '<file...>', summary: 'print "<xxh64>  <file>" exactly as xxhsum -H1 does; -c checks a list',

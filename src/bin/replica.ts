@@ -80,7 +80,10 @@ async function runNamed(command: string, args: string[], o: Record<string, unkno
       stop.abort(sig);
     };
     process.on('SIGINT', onStop).on('SIGTERM', onStop);
-    if (command === 'watch') process.on('SIGHUP', () => hup.dispatchEvent(new Event('hup')));
+    if (command === 'watch') {
+      process.on('SIGHUP', () => hup.dispatchEvent(new Event('hup')));
+      process.on('SIGUSR2', () => hup.dispatchEvent(new Event('tape'))); // `replica tape open|close` left a request
+    }
   }
   workerReady();
   if (command === 'hash') {

@@ -62,9 +62,12 @@ export class StoreError extends ReplicaError {
 /** Another live process holds the store lock. */
 export class LockedError extends ReplicaError {
   readonly pid: number;
-  constructor(message: string, pid: number) {
+  /** the command holding it (`watch`, `run`, ...), when the lock says */
+  readonly command?: string;
+  constructor(message: string, pid: number, command?: string) {
     super('LOCKED', message);
     this.pid = pid;
+    this.command = command;
   }
 }
 

@@ -206,4 +206,29 @@ describe('tape targets (the emulator): archive, confirm, tapes', () => {
     assert.match(nc.stderr, /targets\[0\]\.capacity: required for the tape emulator/);
     rmTree(dir);
   });
+
+  it('with replica watch holding the store, tape open and tape close are done by the agent (asked through the store and SIGUSR2); it then archives', async () => {
+    const { dir, cfg, run } = setup({ maxWait: '1s' }, { 'a.dat': crypto.randomBytes(5000), 'b.dat': crypto.randomBytes(7000) });
+    const agent = spawn(process.execPath, [CLI, 'watch', '--config', cfg], { stdio: 'ignore' });
+    try {
+      const lto = async () => json<Status>(await run('status', '--json')).targets.find((t) => t.name === 'lto');
+      await until(async () => (await run('status', '--json')).code === 0 && (await lto())?.pending.files === 2, 30_000, 200);
+      const open = await run('tape', 'open', 'T001', '--json');
+      assert.equal(open.code, 0, open.stderr);
+      assert.equal(json<TapeList>(open).open, 'T001');
+      await until(async () => (await lto())!.verified.files === 2, 60_000, 250);
+      const again = await run('tape', 'open', 'T001');
+      assert.equal(again.code, 0, 'opening the open tape again is a no-op');
+      const close = await run('tape', 'close', '--json');
+      assert.equal(close.code, 0, close.stderr);
+      assert.deepEqual(json<TapeList>(close).tapes.map((t) => t.state), ['closed']);
+      const reopen = await run('tape', 'open', 'T001');
+      assert.equal(reopen.code, 1);
+      assert.match(reopen.stderr, /T001 is closed: a tape is written once/);
+    } finally {
+      agent.kill('SIGTERM');
+      await exited(agent);
+    }
+    rmTree(dir);
+  });
 });

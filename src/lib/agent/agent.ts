@@ -7,6 +7,7 @@ import { runPass } from '../backup/backup.js';
 import { Engine } from '../backup/engine.js';
 import { createWatcher, type SourceWatcher } from '../scan/watch.js';
 import { type LongTimer, setLongInterval } from '../queue/timers.js';
+import { applyRequest } from '../backup/tapeRequests.js';
 import { FileEvents } from './events.js';
 import { Scrubber, scrubTickMs } from './scrubber.js';
 import { processWatches } from '../scan/inotify.js';
@@ -167,7 +168,13 @@ export class Agent {
     this.rescan();
   }
 
+  /** `replica tape open|close` left a request (tapeRequests.ts): apply it on the work chain, then copy what is due. */
+  tapeRequest(): Promise<void> {
+    return this.enqueue('tape request', () => this.retries());
+  }
+
   private async retries(): Promise<void> {
+    await applyRequest(this.config.store, this.targets, this.log);
     if (this.engine.copiers.length < this.targets.length || this.engine.copiers.some((c) => c.down)) {
       this.engine.begin();
       await this.engine.openTargets();

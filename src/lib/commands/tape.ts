@@ -1,5 +1,8 @@
 import { formatBytes } from '../config/units.js';
-import { UsageError } from '../errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type TapeAnswer, type TapeRequest, leaveRequest, takeAnswer } from '../backup/tapeRequests.js';
+import type { TargetConfig } from '../config/schema.js';
+import { LockedError, TargetError, UsageError } from '../errors.js';
 import { tapeOptions } from '../targets/tape.js';
 import { type TapeCatalog, emptyCatalog, fileName, tapeProblem, tapeSummary } from '../targets/tapeCatalog.js';
 import { type Archive, hasArchive } from '../targets/target.js';
@@ -39,7 +42,14 @@ export async function tapeCommand(ctx: Context, args: string[], opts: { target?:
     print(ctx, out);
     return out;
   }
-  const { store, lock } = await openStoreLocked(ctx, `tape ${action}`);
+  let locked: Awaited<ReturnType<typeof openStoreLocked>>;
+  try {
+    locked = await openStoreLocked(ctx, `tape ${action}`);
+  } catch (err) {
+    if (!(err instanceof LockedError && err.command === 'watch')) throw err;
+    return askAgent(ctx, err.pid, { target: name, action: action as TapeRequest['action'], ...(label === undefined ? {} : { label }), ...(opts.serial ? { serial: opts.serial } : {}), at: new Date().toISOString() }, cfg);
+  }
+  const { store, lock } = locked;
   const [target] = createTargets(ctx.config, ctx.log, name, store);
   try {
     const t = target as typeof target & Archive;
@@ -53,6 +63,26 @@ export async function tapeCommand(ctx: Context, args: string[], opts: { target?:
   }
   const out = listing(name, store.meta.tape![name], tapeOptions(cfg).capacity);
   ctx.log.info(`tape ${action} ${label ?? ''}: ${tapeProblem(store.meta.tape![name]) ?? `tape ${out.open} open`}`.replace('  ', ' '), { target: name });
+  print(ctx, out);
+  return out;
+}
+
+/** How long `tape open|close` waits for the running agent to answer (its retry tick looks at least every minute). */
+const AGENT_ANSWER_MS = 90_000;
+
+/** The agent holds the store: leave it the request, signal it, wait for its answer, then print the catalog it saved. */
+async function askAgent(ctx: Context, pid: number, req: TapeRequest, cfg: TargetConfig): Promise<unknown> {
+  const dir = ctx.config.store;
+  leaveRequest(dir, req);
+  try { process.kill(pid, 'SIGUSR2'); } catch { /* gone or not ours: its retry tick (or the next agent) takes it */ }
+  ctx.log.info(`tape ${req.action}: replica watch (pid ${pid}) holds the store; asked it to do it`);
+  const end = Date.now() + AGENT_ANSWER_MS;
+  let answer: TapeAnswer | undefined;
+  while (!(answer = takeAnswer(dir)) && Date.now() < end) await sleep(100);
+  if (!answer) throw new TargetError(`tape ${req.action}: replica watch (pid ${pid}) did not answer within ${AGENT_ANSWER_MS / 1000} s; the request stays and is applied when it next looks`, { target: req.target, errorClass: 'timeout' });
+  if (!answer.ok) throw new TargetError(`tape ${req.action}: ${answer.error}`, { target: req.target, errorClass: 'other' });
+  const store = await openStoreReadOnly(ctx);
+  const out = listing(req.target, store.meta.tape?.[req.target] ?? emptyCatalog(), tapeOptions(cfg).capacity);
   print(ctx, out);
   return out;
 }

@@ -85,7 +85,7 @@ export class StoreLock {
         try { ageMs = Date.now() - fs.statSync(file).mtimeMs; } catch { /* gone: loop */ }
         if (attempt >= 2 || (owner && alive(owner, ageMs))) {
           const who = owner ? `pid ${owner.pid}, replica ${owner.command}, since ${owner.at}` : 'another process';
-          throw new LockedError(`store ${dir} is locked by ${who}`, owner?.pid ?? 0);
+          throw new LockedError(`store ${dir} is locked by ${who}`, owner?.pid ?? 0, owner?.command);
         }
         if (owner && (owner.start === undefined || startTime(owner.pid) === undefined)) {
           this.warnings.push(`store: taking over the lock of pid ${owner.pid} (replica ${owner.command} since ${owner.at}): it could not be proven live and is over ${UNPROVEN_LOCK_MS / 60_000} min old`);

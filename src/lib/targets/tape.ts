@@ -1,6 +1,6 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import type tar from 'tar-stream';
 import type { TargetConfig } from '../config/schema.js';
 import { ConfigError, SourceError, TargetError, messageOf, missingError, toTargetError } from '../errors.js';
 import { initHasher, toHex } from '../hash/xxh64.js';
@@ -10,6 +10,10 @@ import type { PutSource } from './source.js';
 import type { Archive, CheckReport, PutOptions, ReadBack, ReadBackOptions, Target } from './target.js';
 import { type CatalogHost, MemberIndex, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
 import { EmulatedDrive, MtDrive, type TapeDrive, type TapeWriter } from './tapeDrive.js';
+
+/** tar-stream, imported on first use (every command loads the kinds; only a tape target needs it). */
+let tarLib: Promise<typeof tar> | undefined;
+const loadTar = (): Promise<typeof tar> => (tarLib ??= import('tar-stream').then((m) => (m as { default?: typeof tar }).default ?? (m as typeof tar)));
 
 /** Members up to this size are read (and proven) whole before their header goes to tape: a torn source never reaches it. */
 const PROVEN_IN_MEMORY = 64 << 20;
@@ -125,7 +129,7 @@ export class TapeTarget implements Target, Archive {
       this.host!.save();
       throw toTargetError(err, this.name, `[${this.name}] tape ${tape.label}`);
     }
-    const pack = tar.pack();
+    const pack = (await loadTar()).pack();
     const w: Writing = { file, pack, out, drained: Promise.resolve(), pushed: 0, written: 0 };
     w.drained = pipeline(pack as unknown as Readable, new Writable({
       write: (chunk: Buffer, _enc, cb) => {
@@ -298,7 +302,7 @@ export class TapeTarget implements Target, Archive {
       }
       return hashes;
     }
-    const extract = tar.extract();
+    const extract = (await loadTar()).extract();
     let next = 0;
     const done = pipeline(this.drive.read(f.label, f.number), extract as unknown as Writable);
     for await (const entry of extract) {

@@ -18,7 +18,7 @@ type TapeList = { target: string; open: string | null; problem?: string; tapes: 
 type Status = { targets: { name: string; verified: { files: number }; pending: { files: number } }[] };
 
 /** A source tree, a local target and an emulated tape beside it; `tape` options on the tape target. */
-function setup(tape: Record<string, unknown> = {}, files?: Record<string, Buffer>) {
+function setup(tape: Record<string, unknown> = {}, files?: Record<string, Buffer>, top: Record<string, unknown> = {}) {
   const dir = tmpDir();
   const src = path.join(dir, 'src');
   const emu = path.join(dir, 'emu');
@@ -32,7 +32,7 @@ function setup(tape: Record<string, unknown> = {}, files?: Record<string, Buffer
     }
   }
   const cfg = writeConfig(dir, {
-    host: 'obs', sources: [src], retry: { backoff: '0s', maxBackoff: '0s' },
+    host: 'obs', sources: [src], retry: { backoff: '0s', maxBackoff: '0s' }, ...top,
     targets: [{ name: 'disk', url: 'disk' }, { name: 'lto', url: `tape://${emu}`, capacity: '100MiB', blockSize: '10KiB', ...tape }],
   });
   const run = (...args: string[]) => cli([...args, '--config', cfg]);
@@ -229,6 +229,19 @@ describe('tape targets (the emulator): archive, confirm, tapes', () => {
       agent.kill('SIGTERM');
       await exited(agent);
     }
+    rmTree(dir);
+  });
+
+  it('deleteLocalAfter with a tape target: a source is removed only once its member is confirmed on tape (the live check trusts the catalog, not a random read)', async () => {
+    const { dir, src, run } = setup({}, { 'old.dat': crypto.randomBytes(3000) }, { deleteLocalAfter: '0s' });
+    await run('tape', 'open', 'T001');
+    const before = await run('run', '--json');
+    assert.equal(before.code, 0, before.stderr);
+    assert.ok(fs.existsSync(path.join(src, 'old.dat')), 'not on tape yet (waiting for its tape file): kept');
+    const r = await run('run', '--flush', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(json<{ removedLocally?: { removed: string[] } }>(r).removedLocally?.removed, [path.join(src, 'old.dat')]);
+    assert.equal(fs.existsSync(path.join(src, 'old.dat')), false, 'removed in the pass that confirmed it on tape');
     rmTree(dir);
   });
 });

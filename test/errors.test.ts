@@ -21,6 +21,9 @@ describe('error policy (errors.ts)', () => {
     assert.equal(classifyErrno(Object.assign(new Error('x'), { code: 2 }), { 2: 'missing' }), 'missing', 'SFTP status number');
     assert.equal(classifyErrno(Object.assign(new Error('x'), { name: 'QuotaExceeded' }), { QuotaExceeded: 'quota' }), 'quota', 'S3 error name');
     assert.equal(classifyErrno(Object.assign(new Error('x'), { name: 'TimeoutError' })), 'timeout');
+    // the AWS SDK names a dropped connection (EPIPE: Ceph closing on a full quota mid-upload) a TimeoutError
+    const dropped = Object.assign(new Error('write EPIPE'), { code: 'EPIPE', name: 'TimeoutError' });
+    assert.equal(classifyErrno(dropped, { TimeoutError: 'timeout' }), 'unreachable', 'retried in place, not a timeout that already waited');
     assert.equal(classifyErrno(new SourceError('changed', 'changed')), 'changed', 'a source error keeps its class');
   });
 

@@ -138,6 +138,9 @@ export type ProtocolCodes = Readonly<Record<string, ErrorClass>>;
 export function classifyErrno(err: unknown, codes?: ProtocolCodes): ErrorClass {
   if (err instanceof TargetError || err instanceof SourceError) return err.errorClass;
   const e = err as { code?: string | number; name?: string } | undefined;
+  // a dropped connection is one, whatever the library calls it (the AWS SDK names EPIPE and ECONNRESET a
+  // TimeoutError): it is retried in place, where a timeout (which already waited) is not
+  if (e?.code === 'EPIPE' || e?.code === 'ECONNRESET') return 'unreachable';
   const own = codes && ((e?.code !== undefined && codes[String(e.code)]) || (e?.name !== undefined && codes[e.name]));
   if (own) return own;
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timeout';

@@ -199,6 +199,7 @@ describe('bwlimit (token bucket, on a virtual clock)', () => {
     const chain = (t: Target) => { const out: string[] = []; for (let w: any = t; w; w = w.inner) out.push(w.constructor.name); return out; };
     assert.deepEqual(chain(createTarget({ ...base, bwlimit: 1000 }, 0)), ['RetryingTarget', 'TimeoutTarget', 'BwlimitTarget', 'LocalTarget']);
     assert.deepEqual(chain(createTarget(base, 0)), ['RetryingTarget', 'TimeoutTarget', 'LocalTarget']);
-    assert.throws(() => createTarget({ ...base, kind: 'tape', url: 'tape:///dev/nst0' }, 3), /targets\[3\]\.url: tape:\/\/ targets are not supported/);
+    assert.deepEqual(chain(createTarget({ ...base, kind: 'tape', url: 'tape:///dev/nst0' }, 3)), ['RetryingTarget', 'TimeoutTarget', 'TapeTarget']);
+    assert.throws(() => createTarget({ ...base, kind: 'tape', url: 'tape:///srv/emu' }, 3), /targets\[3\]\.capacity: required for the tape emulator/);
   });
 });

@@ -31,6 +31,6 @@ export interface TargetKindModule {
    * batch once a file has waited `maxWaitMs` (backup/archive.ts)
    */
   batching?(cfg: TargetConfig): { volumeSize: number; maxWaitMs: number };
-  /** make the target; a kind this build cannot write to yet has no factory (refused with exit 78) */
-  create?(cfg: TargetConfig, index: number): Target;
+  /** make the target (throws ConfigError where its options are incomplete) */
+  create(cfg: TargetConfig, index: number): Target;
 }

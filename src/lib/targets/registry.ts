@@ -1,4 +1,4 @@
-import { ConfigError, type TargetError } from '../errors.js';
+import type { TargetError } from '../errors.js';
 import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
 import { localKind } from './local.js';
@@ -26,12 +26,10 @@ export function kindModule(cfg: TargetConfig): TargetKindModule {
 
 /**
  * Create the target a config entry describes, wrapped in its bandwidth limit, timeouts and retries
- * (wrappers.ts). Throws ConfigError for a kind this build cannot write to.
+ * (wrappers.ts). Throws ConfigError where the kind finds its options incomplete (a tape emulator without `capacity`).
  */
 export function createTarget(cfg: TargetConfig, index: number, onRetry?: (err: TargetError, waitMs: number) => void): Target {
-  const create = kindModule(cfg).create;
-  if (!create) throw new ConfigError([`targets[${index}].url: ${cfg.kind}:// targets are not supported by this version of replica yet (${cfg.url})`]);
-  return wrapTarget(create(cfg, index), {
+  return wrapTarget(kindModule(cfg).create(cfg, index), {
     copyMs: cfg.timeouts.copyMs, commandMs: cfg.timeouts.commandMs, bwlimit: cfg.bwlimit,
     retry: { ...DEFAULT_OP_RETRY, onRetry: onRetry && ((_op, _rel, err, _n, wait) => onRetry(err, wait)) },
   });

@@ -1,4 +1,5 @@
 import type { Store } from '../store/store.js';
+import type { ArchiveBatching } from '../targets/kind.js';
 import { type Target, hasArchive } from '../targets/target.js';
 import { emptyCatalog } from '../targets/tapeCatalog.js';
 
@@ -14,8 +15,6 @@ export function attachCatalogs(store: Store, targets: Target[], host: string): v
   }
 }
 
-/** How a tape target batches: tape files of about `volumeSize`; a smaller one once a file waited `maxWaitMs`. */
-export interface ArchiveBatching { volumeSize: number; maxWaitMs: number }
 
 /**
  * The due paths (in the order they will be written) an archive target writes now: cut into tape files that

@@ -164,7 +164,7 @@ export class Engine {
     else for (const [p, r] of this.store.entries()) consider(p, r);
     await Promise.all(this.copiers.map((c) => {
       c.ctx.counts = this.counts;
-      return c.copyAll(c.ctx.batchBytes === undefined ? due.get(c)!.sort() : this.archiveDue(c, now));
+      return c.copyAll(hasArchive(c.target) ? this.archiveDue(c, now) : due.get(c)!.sort());
     }));
     for (const c of this.copiers) if (c.down && !this.targetsDown[c.target.name]) this.recordDown(c.target.name, c.down);
   }
@@ -192,9 +192,9 @@ export class Engine {
 
   /** Settled source files (not deleted) not verified (or ignored) on a target usable now. */
   unverified(): number {
-    const names = this.copiers.filter((c) => !c.down && c.ctx.batchBytes === undefined).map((c) => c.target.name);
+    const names = this.copiers.filter((c) => !c.down && !hasArchive(c.target)).map((c) => c.target.name);
     // a tape target owes only what it tried: the rest waits for its tape file (volumeSize, maxWait, --flush)
-    const archives = this.copiers.filter((c) => !c.down && c.ctx.batchBytes !== undefined).map((c) => c.target.name);
+    const archives = this.copiers.filter((c) => !c.down && hasArchive(c.target)).map((c) => c.target.name);
     let n = 0;
     for (const [, r] of this.store.entries()) {
       if (isCurrent(r) && (names.some((t) => !isDoneOn(r, t)) || archives.some((t) => codeOn(r, t) === 'f'))) n++;

@@ -4,6 +4,9 @@ import type { Target } from './target.js';
 /** How a kind-specific option is read from the config (all are optional). */
 export type OptionType = 'string' | 'path' | 'boolean' | 'size' | 'duration' | 'http-url';
 
+/** How an archive kind batches: tape files of about `volumeSize`; a smaller one once a file waited `maxWaitMs`. */
+export interface ArchiveBatching { volumeSize: number; maxWaitMs: number }
+
 /**
  * Everything replica needs to know about one target kind: its URL scheme, its options and how to check them,
  * its default concurrency, and how to make one. The registry is a plain list of these: config validation,
@@ -30,7 +33,7 @@ export interface TargetKindModule {
    * An archive kind (tape): copies go out in batches of about `volumeSize` bytes, each one tape file; a smaller
    * batch once a file has waited `maxWaitMs` (backup/archive.ts)
    */
-  batching?(cfg: TargetConfig): { volumeSize: number; maxWaitMs: number };
+  batching?(cfg: TargetConfig): ArchiveBatching;
   /** make the target (throws ConfigError where its options are incomplete) */
   create(cfg: TargetConfig, index: number): Target;
 }

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type tar from 'tar-stream';
 import type { TargetConfig } from '../config/schema.js';
 import { ConfigError, SourceError, TargetError, messageOf, missingError, toTargetError } from '../errors.js';
-import { initHasher, toHex } from '../hash/xxh64.js';
+import { SMALL_FILE, initHasher, toHex } from '../hash/xxh64.js';
 import type { TargetKindModule } from './kind.js';
 import { checkRelPath, manifestLine } from './layout.js';
 import type { PutSource } from './source.js';
@@ -182,7 +182,14 @@ export class TapeTarget implements Target, Archive {
     // small and medium files are proven (hashed to the settled hash) before anything goes to tape
     let data: Buffer | undefined;
     try {
-      data = src.size <= PROVEN_IN_MEMORY ? src.readAll() : undefined;
+      // small files whole (readAll: for small files only, as every kind reads it); bigger ones through the stream,
+      // which a bandwidth limit paces and which errors before its last chunk if the bytes are not the settled ones
+      if (src.size <= SMALL_FILE) data = src.readAll();
+      else if (src.size <= PROVEN_IN_MEMORY) {
+        const chunks: Buffer[] = [];
+        for await (const c of src.stream()) chunks.push(c as Buffer);
+        data = Buffer.concat(chunks);
+      }
     } catch (err) {
       throw toTargetError(err, this.name, `[${this.name}] put ${rel}`);
     }

@@ -229,7 +229,7 @@ export class TapeTarget implements Target, Archive {
     if (!w) return;
     const host = this.host!.host || w.file.members[0]?.[0].split('/')[0] || 'replica';
     const manifest = Buffer.from(w.file.members.map(([rel, h]) => `${manifestLine(h, rel)}\n`).join(''));
-    w.pack.entry({ name: `${host}/.replica/manifest-${String(w.file.number).padStart(5, '0')}.xxh64`, size: manifest.length, mode: 0o644, mtime: new Date(), type: 'file', pax: {} }, manifest);
+    w.pack.entry({ name: `${host}/.replica/manifest-${w.file.number}.xxh64`, size: manifest.length, mode: 0o644, mtime: new Date(), type: 'file', pax: {} }, manifest);
     w.pack.finalize();
     try {
       await w.drained;

@@ -126,14 +126,13 @@ export async function until<T>(fn: () => T | Promise<T>, ms = 20_000, step = 50)
   }
 }
 
-/** The pids of a process's descendants (from /proc: children of every thread), deepest last. */
-export function descendants(pid: number): number[] {
+/** The pids of a process's children (from /proc: children of every thread). */
+export function children(pid: number): number[] {
   let tasks: string[];
   try { tasks = fs.readdirSync(`/proc/${pid}/task`); } catch { return []; }
-  const kids = tasks.flatMap((t) => {
+  return tasks.flatMap((t) => {
     try { return fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number); } catch { return []; }
   });
-  return kids.flatMap((k) => [k, ...descendants(k)]);
 }
 
 /** True while a process exists and is not a zombie. */

@@ -71,6 +71,8 @@ export function workerReady(): void {
 export function dieWithSupervisor(): void {
   if (!process.send) return;
   process.on('disconnect', () => { if (!exiting) process.kill(process.pid, 'SIGKILL'); });
+  // killed while we were still loading: the channel is gone already and 'disconnect' will not come again
+  if (!process.connected) process.kill(process.pid, 'SIGKILL');
 }
 let exiting = false;
 

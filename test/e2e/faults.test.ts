@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { age, alive, cli, cliSpawn, descendants, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
+import { age, alive, cli, cliSpawn, children, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -31,7 +31,7 @@ describe('crash safety', () => {
       await sleep(100 + Math.floor(rand() * 1400));
       // kill -9 of replica as a user or a cron timeout would: the supervisor only; its worker must die with it
       // (dieWithSupervisor) before anything is checked, or it would still be renaming files under our eyes
-      const worker = descendants(child.pid!);
+      const worker = children(child.pid!); // replica's worker (not a `sync` it may have started, which ends on its own)
       child.kill('SIGKILL');
       await exited(child);
       await until(() => worker.every((p) => !alive(p)), 5000, 10);
@@ -45,6 +45,21 @@ describe('crash safety', () => {
     for (const t of s.targets) assert.equal(t.verified.files, 2000);
     for (const t of ['ta', 'tb']) {
       assert.deepEqual(treeDigest(onTarget(path.join(dir, t), 'k', src)), treeDigest(src));
+    }
+    rmTree(dir);
+  });
+
+  it('kill -9 of the supervisor while its worker is still starting: the worker dies too (it would otherwise run the whole backup unseen)', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    makeTree(src, 50, { maxBytes: 4096 });
+    const cfg = writeConfig(dir, { host: 'k', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
+    for (let i = 0; i < 5; i++) {
+      const child = cliSpawn(['run', '--config', cfg]);
+      const worker = (await until(() => { const d = children(child.pid!); return d.length ? d : undefined; }, 10_000, 2))!;
+      child.kill('SIGKILL'); // the worker is still loading its modules
+      await exited(child);
+      await until(() => worker.every((p) => !alive(p)), 5000, 10);
     }
     rmTree(dir);
   });

@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { CLI, ROOT, age, alive, cli, descendants, exited, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
+import { CLI, ROOT, age, alive, cli, children, exited, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
 
 function validator(name: string) {
   const ajv = new Ajv2020({ allErrors: true, strict: false });
@@ -167,7 +167,7 @@ describe('tape targets (the emulator): archive, confirm, tapes', () => {
     const child = spawn(process.execPath, [CLI, 'run', '--flush', '--config', cfg], { stdio: 'ignore' });
     const first = path.join(emu, 'T001', 'file00001.tar');
     await until(() => fs.existsSync(first) && fs.statSync(first).size > 0, 30_000, 20);
-    const worker = descendants(child.pid!);
+    const worker = children(child.pid!); // replica's worker (not a `sync` it may have started, which ends on its own)
     child.kill('SIGKILL');
     await exited(child);
     await until(() => worker.every((p) => !alive(p)), 5000, 10);

@@ -101,14 +101,16 @@ function detail(target: string, c: TapeCatalog, capacity: number | undefined, la
   return { ...l, tapes: l.tapes.filter((t) => label === undefined || t.label === label), files };
 }
 
+const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+
 function print(ctx: Context, out: Listing & { files?: TapeCatalog['files'] }): void {
   if (ctx.opts.json) { ctx.out.write(`${JSON.stringify(out)}\n`); return; }
   const w = (s: string) => ctx.out.write(`${s}\n`);
   w(`${out.target}: ${out.problem ?? `tape ${out.open} open`}`);
   for (const t of out.tapes) {
-    w(`  ${t.label.padEnd(10)} ${t.state.padEnd(6)} ${formatBytes(t.bytes).padStart(10)}${out.capacity ? ` of ${formatBytes(out.capacity)}` : ''}  ${t.tapeFiles} tape files (${t.confirmedFiles} confirmed, ${t.unusableFiles} unusable), ${t.members} members${t.serial ? `, serial ${t.serial}` : ''}, opened ${t.openedAt}${t.fullAt ? `, full ${t.fullAt}` : ''}${t.closedAt ? `, closed ${t.closedAt}` : ''}`);
+    w(`  ${t.label.padEnd(10)} ${t.state.padEnd(6)} ${formatBytes(t.bytes).padStart(10)}${out.capacity ? ` of ${formatBytes(out.capacity)}` : ''}  ${plural(t.tapeFiles, 'tape file')} (${t.confirmedFiles} confirmed, ${t.unusableFiles} unusable), ${plural(t.members, 'member')}${t.serial ? `, serial ${t.serial}` : ''}, opened ${t.openedAt}${t.fullAt ? `, full ${t.fullAt}` : ''}${t.closedAt ? `, closed ${t.closedAt}` : ''}`);
   }
   for (const f of out.files ?? []) {
-    w(`  ${f.label}/${fileName(f.number)}  ${f.state.padEnd(9)} ${formatBytes(f.bytes).padStart(10)}  ${f.members.length} members${f.confirmedAt ? `, confirmed ${f.confirmedAt}` : ''}${f.reason ? `: ${f.reason}` : ''}`);
+    w(`  ${f.label}/${fileName(f.number)}  ${f.state.padEnd(9)} ${formatBytes(f.bytes).padStart(10)}  ${plural(f.members.length, 'member')}${f.confirmedAt ? `, confirmed ${f.confirmedAt}` : ''}${f.reason ? `: ${f.reason}` : ''}`);
   }
 }

@@ -20,6 +20,8 @@ command -v rclone >/dev/null || need+=(rclone)   # npm run bench compares the S3
 [ -f /usr/lib/python3/dist-packages/fusepy.py ] || need+=(python3-fusepy)
 command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v chattr >/dev/null || need+=(e2fsprogs)
+# a tape drive target positions the tape with mt (mt-st); its tests run it against a device that is not there
+command -v mt >/dev/null || need+=(mt-st)
 # the HTML report is checked in headless Chromium (playwright-core drives Debian's chromium; no download)
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
 # `replica completion zsh|fish` is loaded into real shells, and the man page rendered, by the tests

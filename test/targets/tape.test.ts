@@ -145,3 +145,17 @@ it('tape: a big member (streamed, past 64 MiB) whose source changes mid-write en
   rmTree(dir);
   rmTree(src);
 });
+
+it('tape drive (mt): a drive that is not there is the whole target not mounted, saying what mt said; nothing is labelled', async () => {
+  const { MtDrive } = await import('../../dist/lib/targets/tapeDrive.js');
+  const drive = new MtDrive('/dev/replica-no-such-drive', 512);
+  const notThere = (e: unknown) => e instanceof TargetError && e.errorClass === 'not-mounted' && e.targetWide && /\[\/dev\/replica-no-such-drive\] mt (status|rewind): .*No such file or directory/.test(e.message);
+  await assert.rejects(drive.check('T001'), notThere);
+  await assert.rejects(drive.load('T001'), notThere);
+  await assert.rejects(drive.writer('T001', 1), notThere);
+  await assert.rejects((async () => { for await (const _ of drive.read('T001', 1)) { /* nothing */ } })(), notThere);
+  const t = new TapeTarget('lto', drive);
+  t.attachCatalog(memCatalog());
+  await assert.rejects(t.openTape('T001'), notThere);
+  await assert.rejects(t.check(), (e: unknown) => e instanceof TargetError && /no tape open/.test(e.message), 'nothing was opened');
+});

@@ -158,7 +158,8 @@ export class EmulatedDrive implements TapeDrive {
 function mt(device: string, ...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile('mt', ['-f', device, ...args], { timeout: 10 * 60_000 }, (err, stdout, stderr) => {
-      if (err) reject(new TargetError(`[${device}] mt ${args.join(' ')}: ${(stderr || err.message).trim()}`, { target: device, errorClass: 'not-mounted', cause: err }));
+      const why = (err as NodeJS.ErrnoException | null)?.code === 'ENOENT' ? 'mt is not installed (apt-get install mt-st)' : (stderr || err?.message || '').trim();
+      if (err) reject(new TargetError(`[${device}] mt ${args.join(' ')}: ${why}`, { target: device, errorClass: 'not-mounted', cause: err }));
       else resolve(stdout);
     });
   });

@@ -51,6 +51,7 @@ describe('tape targets (the emulator): archive, confirm, tapes', () => {
     // default volumeSize (10GiB) and maxWait (1d): a plain run archives nothing yet, and that is not a failure
     const waiting = await run('run');
     assert.equal(waiting.code, 0, waiting.stderr);
+    assert.match((await run('status')).stdout, /tape: T001 open; .*; 60 pending wait for their tape file \(volumeSize or maxWait; `replica run --flush` writes them now\)/);
     assert.equal(fs.readdirSync(path.join(emu, 'T001')).length, 0);
     const r = await run('run', '--flush');
     assert.equal(r.code, 0, r.stderr);

@@ -42,7 +42,7 @@ export async function statusCommand(ctx: Context): Promise<StoreSummary> {
     }
     w(`target ${t.name} (${t.url})${t.lastError ? `  DOWN since ${t.lastError.at}: [${t.lastError.class}] ${t.lastError.message}` : ''}`);
     w(`  verified ${t.verified.files} (${formatBytes(t.verified.bytes)})  pending ${t.pending.files} (${formatBytes(t.pending.bytes)})  failed ${t.failed.files} (${formatBytes(t.failed.bytes)})  ignored ${t.ignored.files}`);
-    if (t.tape) w(`  tape: ${t.tape.problem ?? `${t.tape.open} open`}; ${t.tape.tapes} tape${t.tape.tapes === 1 ? '' : 's'}, ${t.tape.tapeFiles} tape file${t.tape.tapeFiles === 1 ? '' : 's'} (${t.tape.confirmedFiles} confirmed, ${t.tape.unusableFiles} unusable), ${formatBytes(t.tape.bytes)} on tape`);
+    if (t.tape) w(`  tape: ${t.tape.problem ?? `${t.tape.open} open`}; ${t.tape.tapes} tape${t.tape.tapes === 1 ? '' : 's'}, ${t.tape.tapeFiles} tape file${t.tape.tapeFiles === 1 ? '' : 's'} (${t.tape.confirmedFiles} confirmed, ${t.tape.unusableFiles} unusable), ${formatBytes(t.tape.bytes)} on tape${t.tape.open && t.pending.files ? `; ${t.pending.files} pending wait for their tape file (volumeSize or maxWait; \`replica run --flush\` writes them now)` : ''}`);
     for (const [cls, c] of Object.entries(t.failed.byClass)) w(`  failed [${cls}] ${c.files}: latest ${c.latest.path}: ${c.latest.message}`);
     if (t.oldestUnverified) w(`  oldest unverified: ${t.oldestUnverified.path} (${ago(t.oldestUnverified.since)})`);
     if (t.scrub.oldestVerifiedAt) w(`  scrub: ${(t.scrub.coverage * 100).toFixed(t.scrub.coverage < 1 && t.scrub.coverage > 0.99 ? 1 : 0)}% of verified copies read back within ${formatDuration(s.verifyEveryMs)}; oldest verification ${ago(t.scrub.oldestVerifiedAt)}`);

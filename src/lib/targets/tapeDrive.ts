@@ -36,7 +36,7 @@ export interface TapeWriter {
   abort(): void;
 }
 
-const READ_CHUNK = 4 << 20;
+const READ_CHUNK = 128 << 10;
 
 const endOfTape = (where: string, label: string): TargetError =>
   new TargetError(`[${where}] tape ${label}: end of tape (no space left)`, { target: where, errorClass: 'ENOSPC' });
@@ -135,8 +135,10 @@ export class EmulatedDrive implements TapeDrive {
   read(label: string, number: number, offset = 0, size?: number): Readable {
     const file = path.join(this.dir(label), fileName(number));
     const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    // synchronous reads of 4 MiB, one per turn of the event loop: a tape file is read by one reader, start to
-    // end, and an async read per chunk cost more in thread-pool round trips than the read itself
+    // synchronous reads of 128 KiB, one per turn of the event loop: a tape file is read by one reader, start to
+    // end, and an async read per chunk cost more in thread-pool round trips than the read itself. Small chunks:
+    // each new buffer is fresh memory the kernel must fault in, which made 4 MiB chunks 3x slower (1 GiB
+    // confirm: 1.34 s at 4 MiB, 0.40 s at 128 KiB)
     return Readable.from((function* () {
       try {
         const end = size === undefined ? Infinity : offset + size;

@@ -41,7 +41,7 @@ const READ_CHUNK = 128 << 10;
 const endOfTape = (where: string, label: string): TargetError =>
   new TargetError(`[${where}] tape ${label}: end of tape (no space left)`, { target: where, errorClass: 'ENOSPC' });
 
-/** Buffers writes into `blockSize` blocks; `put` writes one whole block. */
+/** Buffers writes into `blockSize` blocks; `put` writes one whole block (a drive: one write is one tape block). */
 class Blocker implements TapeWriter {
   bytes = 0;
   private buf: Buffer;
@@ -82,6 +82,41 @@ class Blocker implements TapeWriter {
   }
 }
 
+/**
+ * Writes a tape file of the emulator: chunks as they come (a file has no blocks to keep: no copy into a block
+ * buffer), the end padded to a whole block as a drive's last block is; past `free` bytes it writes what fits and
+ * fails like the end of a tape.
+ */
+class EmulatedWriter implements TapeWriter {
+  bytes = 0;
+  private open = true;
+  constructor(private readonly fd: number, private free: number, private readonly blockSize: number, private readonly eot: () => TargetError) {}
+
+  async write(chunk: Buffer): Promise<void> {
+    if (chunk.length > this.free) {
+      fs.writeSync(this.fd, chunk, 0, this.free);
+      this.bytes += this.free;
+      this.free = 0;
+      this.abort();
+      throw this.eot();
+    }
+    fs.writeSync(this.fd, chunk);
+    this.bytes += chunk.length;
+    this.free -= chunk.length;
+  }
+
+  async close(): Promise<void> {
+    const pad = (this.blockSize - (this.bytes % this.blockSize)) % this.blockSize;
+    if (pad) await this.write(Buffer.alloc(pad));
+    fs.fsyncSync(this.fd);
+    this.abort();
+  }
+
+  abort(): void {
+    if (this.open) { this.open = false; fs.closeSync(this.fd); }
+  }
+}
+
 /** `tape:///dir`: the emulator every test uses. */
 export class EmulatedDrive implements TapeDrive {
   constructor(readonly where: string, private readonly capacity: number, private readonly blockSize: number) {}
@@ -115,21 +150,9 @@ export class EmulatedDrive implements TapeDrive {
   }
 
   async writer(label: string, number: number): Promise<TapeWriter> {
-    let free = this.capacity - this.used(label);
     // O_EXCL and no symlink followed: a tape file is written once, never over another
     const fd = fs.openSync(path.join(this.dir(label), fileName(number)), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-    let open = true;
-    const close = () => { if (open) { open = false; fs.closeSync(fd); } };
-    return new Blocker(this.blockSize, (block) => {
-      if (block.length > free) { // what fits is written, then the tape ends
-        fs.writeSync(fd, block, 0, free);
-        free = 0;
-        close();
-        throw endOfTape(this.where, label);
-      }
-      fs.writeSync(fd, block);
-      free -= block.length;
-    }, () => { fs.fsyncSync(fd); close(); }, close);
+    return new EmulatedWriter(fd, this.capacity - this.used(label), this.blockSize, () => endOfTape(this.where, label));
   }
 
   read(label: string, number: number, offset = 0, size?: number): Readable {

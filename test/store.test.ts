@@ -51,6 +51,34 @@ describe('store', () => {
     rmTree(dir);
   });
 
+  it('tape catalogs live in files/tape-<target>.json, not in meta.json; snapshotted; a lost one comes back from the snapshot; one kept in meta.json by an older build moves out', async () => {
+    const dir = tmpDir();
+    const s = await Store.open(dir, opts);
+    const catalog = { tapes: [{ label: 'T001', state: 'open' as const, bytes: 0, openedAt: 'x' }], files: [{ label: 'T001', number: 1, state: 'confirmed' as const, bytes: 10, startedAt: 'x', members: [['h/a', '0123456789abcdef', 1, 0o644, 1536]] as [string, string, number, number, number][] }] };
+    s.meta.tape = { 'lto 1': catalog };
+    s.saveCatalog('lto 1');
+    s.touchMeta();
+    await s.snapshot();
+    await s.close();
+    const file = path.join(dir, 'files', 'tape-lto%201.json');
+    assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')).catalog, catalog);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')).tape, undefined, 'meta.json stays small');
+    assert.deepEqual((await Store.open(dir, { ...opts, readOnly: true })).meta.tape, { 'lto 1': catalog });
+    fs.rmSync(file);
+    const back = await Store.open(dir, opts);
+    assert.deepEqual(back.meta.tape, { 'lto 1': catalog });
+    assert.match(back.warnings.join('\n'), /tape-lto%201\.json is unusable \(missing\); using the copy from snapshot/);
+    await back.close();
+    // an older build's meta.json with the catalog inside
+    const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({ ...meta, tape: { old: catalog } }));
+    const moved = await Store.open(dir, opts);
+    await moved.close();
+    assert.ok(fs.existsSync(path.join(dir, 'files', 'tape-old.json')));
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')).tape, undefined);
+    rmTree(dir);
+  });
+
   it('refuses a store from a newer format, and a store dir it cannot create', async () => {
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({ formatVersion: 99 }));

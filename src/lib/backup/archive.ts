@@ -4,14 +4,14 @@ import { type Target, hasArchive } from '../targets/target.js';
 import { emptyCatalog } from '../targets/tapeCatalog.js';
 
 /**
- * Give each tape target its catalog, kept in the store (meta.json `tape.<name>`) and saved with meta.json at
- * once (a tape file is recorded as being written before its first byte goes to tape).
+ * Give each tape target its catalog, kept in the store (`meta.tape.<name>`, in its own store file) and saved at
+ * once whenever the target records a step (a tape file is recorded as being written before its first byte).
  */
 export function attachCatalogs(store: Store, targets: Target[], host: string): void {
   for (const t of targets) {
     if (!hasArchive(t)) continue;
     const tape = (store.meta.tape ??= {});
-    t.attachCatalog({ host, catalog: (tape[t.name] ??= emptyCatalog()), save: () => store.flushMeta() });
+    t.attachCatalog({ host, catalog: (tape[t.name] ??= emptyCatalog()), save: () => store.saveCatalog(t.name) });
   }
 }
 

@@ -163,7 +163,7 @@ export interface Meta {
   markerConfig?: MarkerConfig[];
   /** completeness markers written: directory -> target -> what its marker there says */
   markers?: Record<string, Record<string, MarkerState>>;
-  /** tape targets' catalogs: target name -> tapes, tape files and their members (targets/tapeCatalog.ts) */
+  /** tape targets' catalogs: target name -> tapes, tape files and their members (targets/tapeCatalog.ts); in memory only: each is kept in files/tape-<name>.json */
   tape?: Record<string, TapeCatalog>;
 }
 

@@ -7,6 +7,10 @@ import type { Logger } from '../log.js';
 import { AtomicJsonFile, STORE_DIR_MODE, fsyncDir, makeDurable, writeFileAtomicSync } from './atomicFile.js';
 import { FILES_DIR, SNAP_DIR, snapshotDirs, takeSnapshot } from './snapshots.js';
 import { FORMAT_VERSION, type Meta, type Rec } from './model.js';
+import type { TapeCatalog } from '../targets/tapeCatalog.js';
+
+/** Where the tape catalog of target `name` is kept, relative to the store directory. */
+const catalogRel = (name: string): string => path.join(FILES_DIR, `tape-${encodeURIComponent(name)}.json`);
 
 /** Shard count of new stores; existing stores keep the count in their meta.json. */
 export const SHARDS = 256;
@@ -130,6 +134,7 @@ export class Store {
       if (!data || snap) this.dirty.add(i);
       this.shards.push(db);
     }
+    await this.loadCatalogs();
     if (this.meta.host !== this.opts.host && !this.opts.readOnly) {
       this.warn(`store: was written for host "${this.meta.host}", config says "${this.opts.host}"; using "${this.opts.host}"`);
       this.meta.host = this.opts.host;
@@ -138,6 +143,50 @@ export class Store {
       this.meta.agentVersion = this.opts.agentVersion;
       await this.flush();
     }
+  }
+
+  /**
+   * Tape catalogs (meta.tape in memory) live in files of their own, `files/tape-<target>.json`: a catalog grows
+   * with every member archived, and meta.json is rewritten by every flush. Each is written whole by
+   * saveCatalog (the tape target's save), snapshotted and shipped with the shards. A catalog that an older
+   * build kept inside meta.json is moved out on the first open for writing.
+   */
+  private async loadCatalogs(): Promise<void> {
+    const names = new Set<string>();
+    for (const dir of [this.dir, this.snapshotDirs()[0]]) {
+      if (!dir) continue;
+      try {
+        for (const f of fs.readdirSync(path.join(dir, FILES_DIR))) {
+          const m = /^tape-(.+)\.json$/.exec(f);
+          if (m) names.add(decodeURIComponent(m[1]));
+        }
+      } catch { /* no files yet */ }
+    }
+    const isCatalog = (v: unknown): v is { formatVersion: number; catalog: TapeCatalog } => isObject(v) && v.formatVersion === FORMAT_VERSION
+      && isObject(v.catalog) && Array.isArray(v.catalog.tapes) && Array.isArray(v.catalog.files);
+    const inMeta = Object.keys(this.meta.tape ?? {});
+    for (const name of names) {
+      const { data } = await this.readWithFallback(catalogRel(name), isCatalog);
+      if (data) (this.meta.tape ??= {})[name] = data.catalog;
+    }
+    for (const name of inMeta) if (!names.has(name)) this.saveCatalog(name);
+    if (inMeta.length) this.metaDirty = true; // meta.json is written again without them
+  }
+
+  /** Write the tape catalog of target `name` now (atomically, durably). Throws StoreError if the disk refuses. */
+  saveCatalog(name: string): void {
+    const catalog = this.meta.tape?.[name];
+    if (this.opts.readOnly || !catalog) return;
+    try {
+      writeFileAtomicSync(path.join(this.dir, catalogRel(name)), JSON.stringify({ formatVersion: FORMAT_VERSION, catalog }));
+    } catch (err) {
+      throw new StoreError(`store: cannot write ${this.dir}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /** meta.json's text: the meta without the tape catalogs (their own files). */
+  private metaText(): string {
+    return JSON.stringify({ ...this.meta, tape: undefined }, null, 1);
   }
 
   private shardOf(p: string): number {
@@ -192,7 +241,7 @@ export class Store {
   flushMeta(): void {
     if (this.opts.readOnly) return;
     try {
-      writeFileAtomicSync(path.join(this.dir, 'meta.json'), JSON.stringify(this.meta, null, 1));
+      writeFileAtomicSync(path.join(this.dir, 'meta.json'), this.metaText());
     } catch (err) {
       throw new StoreError(`store: cannot write ${this.dir}: ${messageOf(err)}`, { cause: err });
     }
@@ -222,7 +271,7 @@ export class Store {
         fsyncDir(path.join(this.dir, FILES_DIR));
       }
       this.metaDirty = false;
-      writeFileAtomicSync(path.join(this.dir, 'meta.json'), JSON.stringify(this.meta, null, 1));
+      writeFileAtomicSync(path.join(this.dir, 'meta.json'), this.metaText());
     } catch (err) {
       // no temp file outlives a failed flush (a full disk): the next flush writes them all again
       for (const i of dirty) { (this.shards[i].adapter as AtomicJsonFile<ShardData>).discard(); this.dirty.add(i); }
@@ -239,7 +288,8 @@ export class Store {
   async snapshot(): Promise<string | undefined> {
     await this.flush();
     if (this.opts.snapshots <= 0) return undefined;
-    return takeSnapshot(this.dir, ['meta.json', ...this.shards.map((_, i) => path.join(FILES_DIR, shardName(i)))], this.opts.snapshots);
+    const catalogs = Object.keys(this.meta.tape ?? {}).map(catalogRel);
+    return takeSnapshot(this.dir, ['meta.json', ...this.shards.map((_, i) => path.join(FILES_DIR, shardName(i))), ...catalogs], this.opts.snapshots);
   }
 
   /** Flush and stop the background timer. */

@@ -1,7 +1,7 @@
 /**
- * The catalog of a tape target (SPEC 11), kept in the store (meta.json `tape.<target>`: snapshotted and shipped
- * with it): the tapes, the tape files written to them, and each tape file's members with their hash, size and
- * offset. Plain data and pure functions; the tape target (tape.ts) and the `tape` command change it, the store
+ * The catalog of a tape target (SPEC 11), kept in the store (`files/tape-<target>.json`, loaded as
+ * `meta.tape.<target>`: snapshotted and shipped with it): the tapes, the tape files written to them, and each
+ * tape file's members with their hash, size, mode and offset. Plain data and pure functions; the tape target (tape.ts) and the `tape` command change it, the store
  * saves it.
  */
 

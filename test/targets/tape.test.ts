@@ -159,3 +159,19 @@ it('tape drive (mt): a drive that is not there is the whole target not mounted, 
   await assert.rejects(t.openTape('T001'), notThere);
   await assert.rejects(t.check(), (e: unknown) => e instanceof TargetError && /no tape open/.test(e.message), 'nothing was opened');
 });
+
+it('tape: a tape file whose tar cannot be read back (a damaged header) fails its confirm: unusable, each path a mismatch', async () => {
+  await initHasher();
+  const { t, dir, cat } = await emulated();
+  await t.put('h/x/a', bufferSource(crypto.randomBytes(3000)));
+  await t.sync();
+  const f = path.join(dir, 'T001', 'file00001.tar');
+  const buf = fs.readFileSync(f);
+  buf.fill(0x41, 0, 1024); // the first headers: no longer a tar
+  fs.writeFileSync(f, buf);
+  const rb = await t.readBack(['h/x/a']);
+  assert.ok(rb.get('h/x/a') instanceof TargetError && (rb.get('h/x/a') as TargetError).errorClass === 'mismatch', String(rb.get('h/x/a')));
+  assert.equal(cat.catalog.files[0].state, 'unusable');
+  assert.match(cat.catalog.files[0].reason!, /^confirm failed: /);
+  rmTree(dir);
+});

@@ -267,6 +267,11 @@ export class TapeTarget implements Target, Archive {
         const e = toTargetError(err, this.name, `[${this.name}] read tape ${f.label} file ${f.number}`);
         for (const [rel] of wanted) out.set(rel, e.errorClass === 'missing' || e.targetWide ? e : this.error(`tape ${f.label} file ${f.number}: ${e.message}`, 'mismatch'));
         if (e.targetWide) return out;
+        if (f.state === 'written') { // a tape file that cannot be read back whole is never confirmed
+          f.state = 'unusable';
+          f.reason = `confirm failed: ${e.message}`;
+          this.host!.save();
+        }
         continue;
       }
       if (f.state === 'written') this.confirm(f, got);
@@ -312,6 +317,7 @@ export class TapeTarget implements Target, Archive {
     const extract = (await loadTar()).extract();
     let next = 0;
     const done = pipeline(this.drive.read(f.label, f.number), extract as unknown as Writable);
+    done.catch(() => undefined); // a damaged tar fails the loop below too; awaited after it
     for await (const entry of extract) {
       const i = f.members.findIndex((m, k) => k >= next && m[0] === entry.header.name && m[2] === entry.header.size);
       const h = api.create64();

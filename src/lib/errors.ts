@@ -132,19 +132,22 @@ const ERRNO_CLASS: Readonly<Record<string, ErrorClass>> = {
 export type ProtocolCodes = Readonly<Record<string, ErrorClass>>;
 
 /**
- * Map any error to an error class: the one place errno (and a kind's protocol codes, looked up by the error's
- * `code` then its `name`) meets the store's vocabulary. Unknown: `other`.
+ * Map any error to an error class: the one place errno and a kind's protocol codes meet the store's vocabulary.
+ * Looked up by the error's `code` among the protocol codes, then as an errno, then by its `name`. Unknown: `other`.
  */
 export function classifyErrno(err: unknown, codes?: ProtocolCodes): ErrorClass {
   if (err instanceof TargetError || err instanceof SourceError) return err.errorClass;
   const e = err as { code?: string | number; name?: string } | undefined;
-  // a dropped connection is one, whatever the library calls it (the AWS SDK names EPIPE and ECONNRESET a
-  // TimeoutError): it is retried in place, where a timeout (which already waited) is not
-  if (e?.code === 'EPIPE' || e?.code === 'ECONNRESET') return 'unreachable';
-  const own = codes && ((e?.code !== undefined && codes[String(e.code)]) || (e?.name !== undefined && codes[e.name]));
-  if (own) return own;
+  const byCode = codes && e?.code !== undefined && codes[String(e.code)];
+  if (byCode) return byCode;
+  // an errno says what happened, whatever a library names the error (the AWS SDK calls EPIPE and ECONNRESET,
+  // a dropped connection retried in place, a TimeoutError, which is not retried)
+  const errno = typeof e?.code === 'string' ? ERRNO_CLASS[e.code] : undefined;
+  if (errno) return errno;
+  const byName = codes && e?.name !== undefined && codes[e.name];
+  if (byName) return byName;
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timeout';
-  return (typeof e?.code === 'string' && ERRNO_CLASS[e.code]) || 'other';
+  return 'other';
 }
 
 /** The origin every target error message starts with: `[name] op path`. */

@@ -55,12 +55,15 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
     } catch (err) { ok = false; detail = `${s.path}: ${messageOf(err)}`; }
     items.push({ what: `source ${s.path}`, ok, detail, ...counts });
   }
+  // opened once, when first needed: a tape target's catalog, and the store's own item below
+  let opened: Promise<Store> | undefined;
+  const openStore = () => (opened ??= openStoreReadOnly(ctx));
   for (const [i, tc] of config.targets.entries()) {
     try {
       const t = createTarget(tc, i);
       // a tape target's open tape is in its catalog, in the store (an unreadable store is reported below)
       if (hasArchive(t)) {
-        const store = await openStoreReadOnly(ctx).catch(() => undefined);
+        const store = await openStore().catch(() => undefined);
         if (store) attachCatalogs(store, [t], config.host);
       }
       let r: CheckReport;
@@ -88,7 +91,7 @@ export async function checkCommand(ctx: Context): Promise<CheckItem[]> {
     items.push({ what: 'inotify', ok: !near, detail: `${watches} watches in use by this user of max_user_watches ${max}${near ? ': near the limit, raise fs.inotify.max_user_watches' : ''}` });
   }
   try {
-    const store = await openStoreReadOnly(ctx);
+    const store = await openStore();
     items.push({ what: 'store', ok: store.warnings.length === 0, detail: store.warnings.length ? store.warnings.join('; ') : `${config.store}: ${store.size} records` });
     items.push(scrubItem(config, store));
     try {

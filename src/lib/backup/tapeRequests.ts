@@ -14,6 +14,9 @@ import { type Target, hasArchive } from '../targets/target.js';
 export interface TapeRequest { target: string; action: 'open' | 'close'; label?: string; serial?: string; at: string }
 export interface TapeAnswer extends TapeRequest { ok: boolean; error?: string }
 
+/** `tape open T001`, `tape close`: an action as the log says it. */
+export const describeAction = (action: string, label?: string): string => `tape ${action}${label === undefined ? '' : ` ${label}`}`;
+
 const REQUEST = 'tape-request.json';
 const ANSWER = 'tape-request.done.json';
 
@@ -51,10 +54,10 @@ export async function applyRequest(storeDir: string, targets: Target[], log: Log
     if (req.action === 'open') await t.openTape(String(req.label), req.serial);
     else t.closeTape(req.label);
     answer.ok = true;
-    log.info(`tape ${req.action} ${req.label ?? ''} on ${req.target}: done (asked by replica tape)`.replace('  ', ' '), { target: req.target });
+    log.info(`${describeAction(req.action, req.label)} on ${req.target}: done (asked by replica tape)`, { target: req.target });
   } catch (err) {
     answer.error = messageOf(err);
-    log.error(`tape ${req.action} ${req.label ?? ''} on ${req.target}: ${answer.error}`.replace('  ', ' '), { target: req.target });
+    log.error(`${describeAction(req.action, req.label)} on ${req.target}: ${answer.error}`, { target: req.target });
   }
   writeFileAtomicSync(path.join(storeDir, ANSWER), JSON.stringify(answer));
   fs.rmSync(file, { force: true });

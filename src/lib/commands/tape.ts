@@ -1,6 +1,6 @@
 import { formatBytes } from '../config/units.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type TapeAnswer, type TapeRequest, leaveRequest, takeAnswer } from '../backup/tapeRequests.js';
+import { type TapeAnswer, type TapeRequest, describeAction, leaveRequest, takeAnswer } from '../backup/tapeRequests.js';
 import type { TargetConfig } from '../config/schema.js';
 import { LockedError, TargetError, UsageError } from '../errors.js';
 import { tapeOptions } from '../targets/tape.js';
@@ -62,7 +62,7 @@ export async function tapeCommand(ctx: Context, args: string[], opts: { target?:
     lock.release();
   }
   const out = listing(name, store.meta.tape![name], tapeOptions(cfg).capacity);
-  ctx.log.info(`tape ${action} ${label ?? ''}: ${tapeProblem(store.meta.tape![name]) ?? `tape ${out.open} open`}`.replace('  ', ' '), { target: name });
+  ctx.log.info(`${describeAction(action, label)}: ${tapeProblem(store.meta.tape![name]) ?? `tape ${out.open} open`}`, { target: name });
   print(ctx, out);
   return out;
 }

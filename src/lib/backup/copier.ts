@@ -7,6 +7,7 @@ import type { Rec, RunCounts } from '../store/model.js';
 import { identityOf, observationChanged, observationOf, observe } from '../scan/settle.js';
 import { lstatUnder, openSettled, rootOf } from '../scan/sourceFs.js';
 import { FdSource, peerSource } from '../targets/source.js';
+import type { ArchiveBatching } from '../targets/kind.js';
 import { targetPath } from '../targets/layout.js';
 import { type PutOptions, type RandomRead, type Target, hasLinks, hasRandomRead, hasTempFiles, hasVersions } from '../targets/target.js';
 import { keepPreviousVersion, pruneVersions } from './versions.js';
@@ -29,8 +30,8 @@ export interface CopyContext {
   signal: AbortSignal;
   /** every target of the pass: a copy whose source is gone is repaired from another one's verified copy */
   peers?: Target[];
-  /** bytes per batch (one sync and read-back each) when not BATCH_BYTES: an archive kind's tape file size */
-  batchBytes?: number;
+  /** an archive kind (tape): a batch (one sync and read-back each) is one tape file of `volumeSize` bytes */
+  batching?: ArchiveBatching;
 }
 
 /** Files and bytes per durability batch: one sync (syncfs) and then read-back for each batch. */
@@ -250,8 +251,8 @@ export class TargetCopier {
     for (let i = 0; i < paths.length && !this.down && !this.ctx.signal.aborted;) {
       const batch: [string, Rec][] = [];
       let bytes = 0;
-      const maxFiles = this.ctx.batchBytes === undefined ? BATCH_FILES : Infinity;
-      for (; i < paths.length && batch.length < maxFiles && bytes < (this.ctx.batchBytes ?? BATCH_BYTES); i++) {
+      const [maxFiles, maxBytes] = this.ctx.batching ? [Infinity, this.ctx.batching.volumeSize] : [BATCH_FILES, BATCH_BYTES];
+      for (; i < paths.length && batch.length < maxFiles && bytes < maxBytes; i++) {
         const rec = this.ctx.store.get(paths[i]);
         if (rec) { batch.push([paths[i], rec]); bytes += rec.z; }
       }

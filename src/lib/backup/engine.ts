@@ -109,7 +109,7 @@ export class Engine {
       this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? kind.concurrency, kind.maxConnections), {
         host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts, roots: this.roots,
         signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs, versions: this.config.versions, peers: this.targets,
-        batchBytes: kind.batching?.(cfg).volumeSize,
+        batching: kind.batching?.(cfg),
       }));
     }
   }
@@ -181,13 +181,12 @@ export class Engine {
       if (this.missingRoots.some((m) => p.startsWith(m + '/'))) continue;
       if (isDue(r, name, now, this.config.retry) || isRepairDue(r, name, now, this.config.retry)) all.push(p);
     }
-    const cfg = this.config.targets.find((t) => t.name === name)!;
     const rec = (p: string) => this.store.get(p)!;
     const cutShort = new Set((this.store.meta.tape?.[name]?.files ?? []).filter((f) => f.state === 'unusable').flatMap((f) => f.members.map((m) => m[0])));
     return archiveDue(all.sort(), {
       sizeOf: (p) => rec(p).z, settledAt: (p) => rec(p).s ?? rec(p).f,
       retried: (p) => codeOn(rec(p), name) === 'f' || cutShort.has(targetPath(this.config.host, p)),
-    }, kindModule(cfg).batching!(cfg), now, this.flushArchives);
+    }, c.ctx.batching!, now, this.flushArchives);
   }
 
   /** Settled source files (not deleted) not verified (or ignored) on a target usable now. */

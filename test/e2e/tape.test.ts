@@ -48,6 +48,8 @@ describe('tape targets (the emulator): archive, confirm, tapes', () => {
     assert.match(first.stderr, /target down: lto: \[not-mounted\] .*no tape open \(replica tape open LABEL\)/);
     const open = await run('tape', 'open', 'T001', '--serial', '000123L8');
     assert.equal(open.code, 0, open.stderr);
+    const check = await run('check');
+    assert.match(check.stdout, /ok +target lto: tape:\/\/.*: reachable, authenticated, writable, 100\.0 MiB free \(tape T001, 0 tape files\)/, 'check reads the open tape from the catalog in the store');
     // default volumeSize (10GiB) and maxWait (1d): a plain run archives nothing yet, and that is not a failure
     const waiting = await run('run');
     assert.equal(waiting.code, 0, waiting.stderr);

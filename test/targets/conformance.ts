@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import { TargetError } from '../../dist/lib/errors.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
 import {
-  type Links, type RandomRead, type RemoteHash, type Target, type TempFiles, type Versions, hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles, hasVersions,
+  type BatchPut, type Links, type RandomRead, type RemoteHash, type Target, type TempFiles, type Versions, hasBatchPut, hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles, hasVersions,
 } from '../../dist/lib/targets/target.js';
 import { tempName, versionPath } from '../../dist/lib/targets/layout.js';
 import { FdSource, bufferSource } from '../../dist/lib/targets/source.js';
@@ -152,6 +152,31 @@ export function testTarget(opts: ConformanceOptions): void {
         assert.equal(await t.hash(`h/odd/${n}`), hashBytes(data), n);
       }
       assert.deepEqual((await listAll(t, 'h/odd')).sort(), ODD_NAMES.map((n) => `h/odd/${n}`).sort());
+    });
+
+    it('batch put: putMany puts each file whole with its mode and mtime, and answers per item (a source that is not its settled content is not published)', async (ctx) => {
+      if (!needs(ctx, 'batch put', hasBatchPut(core))) return;
+      const b = core as Target & BatchPut;
+      const datas = Array.from({ length: 5 }, (_, i) => crypto.randomBytes(100 + i * 3000));
+      const items = datas.map((d, i) => ({ rel: `h/many/${i % 2 ? 'new/deeper' : 'top'}/f ${i}`, src: file(`m${i}`, d, { mtimeMs: 1_650_000_000_000 + i * 1000 }) }));
+      // item 2's bytes are not what it claims (a source changed after it settled)
+      items[2] = { rel: 'h/many/top/changed', src: file('m2', datas[2], { hash: '0123456789abcdef' }) };
+      const res = await b.putMany(items);
+      assert.equal(res.length, 5);
+      for (const i of [0, 1, 3, 4]) assert.equal(res[i], undefined, `item ${i}: ${String(res[i])}`);
+      assert.ok(res[2] !== undefined && /changed/.test(String((res[2] as TargetError).errorClass ?? res[2].message)), String(res[2]));
+      await core.sync();
+      const back = await core.readBack(items.map((x) => x.rel));
+      for (const i of [0, 1, 3, 4]) assert.equal(back.get(items[i].rel), hashBytes(datas[i]), items[i].rel);
+      const none = back.get('h/many/top/changed');
+      assert.ok(none instanceof TargetError && none.errorClass === 'missing', `nothing published for the changed source: ${String(none)}`);
+      if (hasRandomRead(core)) {
+        const st = await t.stat(items[3].rel);
+        if (st?.mtimeMs !== undefined) assert.equal(Math.round(st.mtimeMs), 1_650_000_003_000);
+        if (st?.mode !== undefined) assert.equal(st.mode, 0o644);
+        // no temp file left beside them
+        assert.deepEqual((await listAll(t, 'h/many')).sort(), items.filter((_, i) => i !== 2).map((x) => x.rel).sort());
+      }
     });
 
     it('remote hash: hashMany returns exactly what hash() reads back, never a hash for a missing copy', async (ctx) => {

@@ -64,3 +64,21 @@ it('local target: a small file that only partly fits fails with ENOSPC; no short
   assert.deepEqual(fs.readdirSync(path.join(mnt, 'h')), []);
   rmTree(dir);
 });
+
+it('local target: putMany answers per file; a file whose rename fails (a directory in the way) leaves no temp file, the others land', async () => {
+  const dir = tmpDir();
+  const base = path.join(dir, 'base');
+  fs.mkdirSync(path.join(base, 'h', 'd', 'busy'), { recursive: true });
+  fs.writeFileSync(path.join(base, 'h', 'd', 'busy', 'inside'), 'older copy');
+  const files = ['a', 'busy', 'c'].map((n) => { const p = path.join(dir, n); fs.writeFileSync(p, `content ${n}`); return p; });
+  const t = new LocalTarget('l', base);
+  const res = await t.putMany(await Promise.all(files.map(async (f) => ({ rel: `h/d/${path.basename(f)}`, src: await srcOf(f) }))));
+  assert.equal(res[0], undefined);
+  assert.equal(res[2], undefined);
+  assert.ok(res[1] instanceof TargetError && !res[1].targetWide, String(res[1]));
+  assert.match(res[1].message, /busy/);
+  assert.deepEqual(fs.readdirSync(path.join(base, 'h', 'd')).sort(), ['a', 'busy', 'c']);
+  assert.equal(fs.readFileSync(path.join(base, 'h', 'd', 'c'), 'utf8'), 'content c');
+  assert.deepEqual(fs.readdirSync(path.join(base, 'h', 'd', 'busy')), ['inside']);
+  rmTree(dir);
+});

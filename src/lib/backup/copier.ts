@@ -7,9 +7,10 @@ import type { Rec, RunCounts } from '../store/model.js';
 import { identityOf, observationChanged, observationOf, observe } from '../scan/settle.js';
 import { lstatUnder, openSettled, rootOf } from '../scan/sourceFs.js';
 import { FdSource, peerSource } from '../targets/source.js';
+import { SMALL_FILE } from '../hash/xxh64.js';
 import type { ArchiveBatching } from '../targets/kind.js';
 import { targetPath } from '../targets/layout.js';
-import { type PutOptions, type RandomRead, type Target, hasLinks, hasRandomRead, hasTempFiles, hasVersions } from '../targets/target.js';
+import { type BatchPut, type PutOptions, type RandomRead, type Target, hasBatchPut, hasLinks, hasRandomRead, hasTempFiles, hasVersions } from '../targets/target.js';
 import { keepPreviousVersion, pruneVersions } from './versions.js';
 import { verifyCopies } from './verify.js';
 import { isSourceGone, isVerifiedOn, markFailed, markVerified, previousCopyGone, previousCopyOn, unsettle, type RetryPolicy } from '../store/records.js';
@@ -35,8 +36,10 @@ export interface CopyContext {
 }
 
 /** Files and bytes per durability batch: one sync (syncfs) and then read-back for each batch. */
-const BATCH_FILES = 1000;
+const BATCH_FILES = 10_000;
 const BATCH_BYTES = 1 << 30;
+/** Small files per putMany call (one worker job on a local target). */
+const PUT_MANY = 64;
 
 /**
  * Copies due files to one target through its own p-queue, in batches: put every file of the batch
@@ -140,22 +143,75 @@ export class TargetCopier {
       const { fd, st } = openSettled(p, identityOf(rec));
       try {
         await this.withVersion(p, rec, () => this.target.put(rel, new FdSource(fd, rec.z, st.mode, rec.m, rec.h, p), opts));
-        // the bytes published were the settled content; a change after that still means a new version is coming
-        if (observationChanged(rec, fs.fstatSync(fd))) throw new SourceError(`source changed while copying: ${p}`, 'changed');
+        this.settledAfter(p, rec, fd);
       } finally {
         fs.closeSync(fd);
       }
-      this.ctx.counts.copied++;
-      this.ctx.counts.bytesCopied += rec.z;
       return true;
     } catch (err) {
-      if (this.ctx.signal.aborted) return false;
-      let e = toTargetError(err, this.target.name, opOrigin(this.target.name, 'put', rel));
-      if (isSourceGone(rec)) { this.fail(p, rec, e); return false; } // a repair from another target: no source to look at
-      if (e.errorClass === 'changed') this.unsettle(p, rec);
-      else if (e.errorClass === 'missing' || e.errorClass === 'EACCES' || e.errorClass === 'other') e = this.diagnose(p, rec, e);
-      this.fail(p, rec, e);
-      return false;
+      return this.putFailed(p, rec, err);
+    }
+  }
+
+  /**
+   * The copy of `p` read from `fd` is on the target: count it, unless the source changed meanwhile (the bytes
+   * published were the settled content, but a change after that means a new version is coming: throws).
+   */
+  private settledAfter(p: string, rec: Rec, fd: number): void {
+    if (observationChanged(rec, fs.fstatSync(fd))) throw new SourceError(`source changed while copying: ${p}`, 'changed');
+    this.ctx.counts.copied++;
+    this.ctx.counts.bytesCopied += rec.z;
+  }
+
+  /** A put of `p` failed with `err`: say why (the source, rather than the target?) and record it; false. */
+  private putFailed(p: string, rec: Rec, err: unknown): false {
+    if (this.ctx.signal.aborted) return false;
+    let e = toTargetError(err, this.target.name, opOrigin(this.target.name, 'put', targetPath(this.ctx.host, p)));
+    if (isSourceGone(rec)) { this.fail(p, rec, e); return false; } // a repair from another target: no source to look at
+    if (e.errorClass === 'changed') this.unsettle(p, rec);
+    else if (e.errorClass === 'missing' || e.errorClass === 'EACCES' || e.errorClass === 'other') e = this.diagnose(p, rec, e);
+    this.fail(p, rec, e);
+    return false;
+  }
+
+  /** Small regular files with nothing to keep aside, due on a kind that puts many at once: put through putMany. */
+  private batchable(rec: Rec): boolean {
+    return hasBatchPut(this.target) && rec.l === undefined && !isSourceGone(rec) && !previousCopyOn(rec, this.target.name) && rec.z <= SMALL_FILE;
+  }
+
+  /** Put `items` (each batchable) with one putMany; the ones now on the target. */
+  private async putBatch(items: [string, Rec][]): Promise<[string, Rec][]> {
+    const open: { p: string; rec: Rec; fd: number; src: FdSource }[] = [];
+    const done: [string, Rec][] = [];
+    try {
+      for (const [p, rec] of items) {
+        try {
+          const { fd, st } = openSettled(p, identityOf(rec)); // as put(): the very file that settled
+          open.push({ p, rec, fd, src: new FdSource(fd, rec.z, st.mode, rec.m, rec.h, p) });
+        } catch (err) {
+          this.putFailed(p, rec, err);
+        }
+      }
+      if (!open.length) return done;
+      let results: (Error | undefined)[];
+      try {
+        results = await (this.target as Target & BatchPut).putMany(open.map((o) => ({ rel: targetPath(this.ctx.host, o.p), src: o.src })), { signal: this.ctx.signal, dirMode: this.dirMode });
+      } catch (err) { // the call as a whole: each file failed with it (a target-wide class stops the target)
+        for (const o of open) this.putFailed(o.p, o.rec, err);
+        return done;
+      }
+      for (const [k, o] of open.entries()) {
+        try {
+          if (results[k]) throw results[k];
+          this.settledAfter(o.p, o.rec, o.fd);
+          done.push([o.p, o.rec]);
+        } catch (err) {
+          this.putFailed(o.p, o.rec, err);
+        }
+      }
+      return done;
+    } finally {
+      for (const o of open) fs.closeSync(o.fd);
     }
   }
 
@@ -259,9 +315,17 @@ export class TargetCopier {
       const copied: [string, Rec, number][] = [];
       this.dirModes = new Map();
       const dirs = this.noteTempDirs(batch.map(([p]) => p));
-      await Promise.all(batch.map(([p, rec]) => this.queue.add(async () => {
-        if (this.down || this.ctx.signal.aborted) return;
+      const small = batch.filter(([, rec]) => this.batchable(rec));
+      const rest = small.length ? batch.filter(([, rec]) => !this.batchable(rec)) : batch;
+      const tasks = rest.map(([p, rec]) => async () => {
         if (await this.put(p, rec)) copied.push([p, rec, Date.now()]);
+      });
+      for (let k = 0; k < small.length; k += PUT_MANY) {
+        const part = small.slice(k, k + PUT_MANY);
+        tasks.push(async () => { for (const [p, rec] of await this.putBatch(part)) copied.push([p, rec, Date.now()]); });
+      }
+      await Promise.all(tasks.map((task) => this.queue.add(async () => {
+        if (!this.down && !this.ctx.signal.aborted) await task();
       })));
       if (!this.down && !this.ctx.signal.aborted) this.clearTempDirs(dirs); // else a temp may be left: swept next run
       if (this.down || this.ctx.signal.aborted || copied.length === 0) continue;

@@ -28,7 +28,7 @@ export async function hashSettled(paths: string[], store: Store, targets: string
       let st: fs.Stats;
       const opened = openSettled(p, identityOf(rec));
       try {
-        hash = (await hashFd(opened.fd, { signal })).hash;
+        hash = (await hashFd(opened.fd, { signal, size: opened.st.size })).hash;
         st = fs.fstatSync(opened.fd);
       } finally {
         fs.closeSync(opened.fd);

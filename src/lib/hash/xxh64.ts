@@ -53,21 +53,30 @@ export async function hashFile(file: string, opts: { signal?: AbortSignal } = {}
   }
 }
 
-/** Hash what an open descriptor holds, from its start (as hashFile); the caller closes `fd`. */
-export async function hashFd(fd: number, opts: { signal?: AbortSignal } = {}): Promise<FileHash> {
-  if (fs.fstatSync(fd).size <= SMALL_FILE) {
-    const data = readAllAt(fd);
-    if (data.length <= SMALL_FILE) return { hash: hashBytes(data), size: data.length };
-    // grew past the limit since fstat: hash what is there now, incrementally
-    const h = hasher().create64().update(data);
-    return finishHash(fd, h, data.length, opts.signal);
+/** One reused buffer for hashing small files (their bytes are not kept): no allocation per file. */
+let smallBuf: Buffer | undefined;
+
+/**
+ * Hash what an open descriptor holds, from its start (as hashFile); the caller closes `fd`. `size`: what the
+ * caller's fstat of it said (saves one here).
+ */
+export async function hashFd(fd: number, opts: { signal?: AbortSignal; size?: number } = {}): Promise<FileHash> {
+  if ((opts.size ?? fs.fstatSync(fd).size) <= SMALL_FILE) {
+    // synchronous from here to the hash: nothing else can use the shared buffer meanwhile
+    const b = (smallBuf ??= Buffer.allocUnsafeSlow(SMALL_FILE + 1));
+    let off = 0;
+    for (let n; off < b.length && (n = fs.readSync(fd, b, off, b.length - off, off)) > 0;) off += n;
+    if (off <= SMALL_FILE) return { hash: hashBytes(b.subarray(0, off)), size: off };
+    // grew past the limit since fstat: hash what is there now, incrementally (update() is done with `b` at once)
+    return finishHash(fd, hasher().create64().update(b), b.length, opts.signal);
   }
   return finishHash(fd, hasher().create64(), 0, opts.signal);
 }
 
 /** Every byte of `fd` from offset 0 (positioned reads: the descriptor's offset is not used). */
 export function readAllAt(fd: number, size = fs.fstatSync(fd).size): Buffer {
-  let buf = Buffer.allocUnsafe(Math.max(size, 1));
+  // one byte more than expected: the read that finds the end needs no second buffer
+  let buf = Buffer.allocUnsafe(size + 1);
   let off = 0;
   for (;;) {
     if (off === buf.length) { const b = Buffer.allocUnsafe(buf.length * 2); buf.copy(b); buf = b; }

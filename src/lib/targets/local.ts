@@ -5,17 +5,17 @@ import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { fdir } from 'fdir';
 import { TargetError, opOrigin, toTargetError } from '../errors.js';
-import { hashFileAsync } from '../hash/xxh64.js';
+import { SMALL_FILE, hashFileAsync } from '../hash/xxh64.js';
 import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
 import { STORE_DIR, checkRelPath, isReserved, sweepTemps, tempName, versionsIn } from './layout.js';
 import { LocalDirs, PRIVATE_DIR_MODE } from './localDirs.js';
-import { localIo } from './localIo.js';
+import { type PutItem, localIo } from './localIo.js';
 import { writeTemp } from './localWrite.js';
 import { isMountPoint } from './mountinfo.js';
-import type { PutSource } from './source.js';
+import { FdSource, type PutSource } from './source.js';
 import {
-  type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type TempFiles, type Versions, readBackEach,
+  type BatchPut, type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type TempFiles, type Versions, readBackEach,
 } from './target.js';
 
 const run = promisify(execFile);
@@ -48,7 +48,7 @@ const C = fs.constants;
  * path is a mount point, and nothing is created there. A sync after a few puts only (no directory made, no link, no
  * version) fsyncs those files and their directories instead (cheaper when other data is dirty on that filesystem).
  */
-export class LocalTarget implements Target, RandomRead, Links, RemoteHash, TempFiles, Versions {
+export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteHash, TempFiles, Versions {
   private readonly dirs: LocalDirs;
   private unsynced = false;
   /**
@@ -84,7 +84,8 @@ export class LocalTarget implements Target, RandomRead, Links, RemoteHash, TempF
     }
   }
 
-  async put(rel: string, src: PutSource, opts: PutOptions & { dirMode?: (relDir: string) => number | undefined } = {}): Promise<void> {
+  /** One file, through the thread pool (putMany takes small files to the LocalIo workers: worth it for many). */
+  async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
     const dest = this.abs(rel);
     let tmp: string | undefined;
     try {
@@ -96,13 +97,56 @@ export class LocalTarget implements Target, RandomRead, Links, RemoteHash, TempF
       opts.signal?.throwIfAborted();
       await fs.promises.rename(tmp, dest);
       tmp = undefined;
-      this.unsynced = true;
-      if (this.dirs.changed !== this.dirsChanged || (this.putOnly?.length ?? Infinity) >= FSYNC_FILES_MAX) this.putOnly = undefined;
-      else this.putOnly?.push(dest);
+      this.published(dest);
     } catch (err) {
       if (tmp) await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
       throw this.err(err, 'put', rel);
     }
+  }
+
+  /**
+   * Small files read from open descriptors (FdSource) are put by one LocalIo job: read, proven, written to a
+   * temp file and renamed in a worker thread with synchronous calls; any other item goes through put(). Their
+   * directories are made first, here, as put() makes them.
+   */
+  async putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
+    opts.signal?.throwIfAborted();
+    const out: (Error | undefined)[] = items.map(() => undefined);
+    const jobs: PutItem[] = [];
+    const at: number[] = [];
+    for (const [i, { rel, src }] of items.entries()) {
+      try {
+        if (!(src instanceof FdSource) || src.size > SMALL_FILE || items.length === 1) { await this.put(rel, src, opts); continue; }
+        const dest = this.abs(rel);
+        const relDir = path.dirname(rel);
+        await this.dirs.prepare(relDir, opts.dirMode);
+        jobs.push({ fd: src.fd, label: src.label, size: src.size, hash: src.hash, mode: src.mode, mtimeMs: src.mtimeMs, dir: path.join(this.base, relDir), temp: tempName(), final: path.basename(dest) });
+        at.push(i);
+      } catch (err) {
+        out[i] = this.err(err, 'put', rel);
+      }
+    }
+    if (!jobs.length) return out;
+    opts.signal?.throwIfAborted();
+    let results: (Error | undefined)[];
+    try {
+      results = await localIo().putMany(this.name, jobs, this.opts.copyTimeoutMs ?? 30 * 60_000);
+    } catch (err) {
+      throw this.err(err, 'put', `${jobs.length} files`);
+    }
+    results.forEach((err, k) => {
+      const { rel } = items[at[k]];
+      if (err) out[at[k]] = this.err(err, 'put', rel);
+      else this.published(this.abs(rel));
+    });
+    return out;
+  }
+
+  /** A file was renamed into place at `dest`: durable at the next sync (by its own fsync while few and nothing else changed). */
+  private published(dest: string): void {
+    this.unsynced = true;
+    if (this.dirs.changed !== this.dirsChanged || (this.putOnly?.length ?? Infinity) >= FSYNC_FILES_MAX) this.putOnly = undefined;
+    else this.putOnly?.push(dest);
   }
 
   async sync(opts: { signal?: AbortSignal } = {}): Promise<void> {

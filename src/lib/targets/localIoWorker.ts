@@ -8,9 +8,10 @@ import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { hashBytes, initHasher, toHex } from '../hash/xxh64.js';
-import type { FetchJob, HashJob, IoJob, IoReply } from './localIo.js';
+import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob } from './localIo.js';
 
 const C = fs.constants;
+const UMASK = process.umask();
 const CHUNK = 4 << 20;
 const api = initHasher();
 let buf: Buffer | undefined;
@@ -91,6 +92,54 @@ async function fetch(job: FetchJob): Promise<IoReply> {
   }
 }
 
+/**
+ * A small file's put (PutItem): the source descriptor read whole from byte 0 (one byte more than its settled
+ * size, so a file that grew is seen), proven against the settled size and hash before anything is created, then
+ * written to a new temp file and renamed into place. A failed write leaves no temp file.
+ */
+function putOne(job: PutItem): FileReply {
+  const b = buffer();
+  if (job.size >= b.length) return { error: `${job.label}: ${job.size} bytes is not a small file`, code: 'EINVAL' };
+  const n = fill(job.fd, b.subarray(0, job.size + 1), 0);
+  const data = b.subarray(0, n);
+  if (n !== job.size) return { mismatch: `${job.label}: read ${n} bytes, settled size ${job.size}` };
+  if (job.hash !== undefined) {
+    const got = hashBytes(data);
+    if (got !== job.hash) return { mismatch: `${job.label}: the bytes read hash to ${got}, settled ${job.hash}` };
+  }
+  const temp = `${job.dir}/${job.temp}`;
+  const out = fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, job.mode);
+  let open = true;
+  try {
+    writeAllSync(out, data, 0);
+    if (job.mode & UMASK) fs.fchmodSync(out, job.mode); // open's mode was cut by the umask
+    if (job.mtimeMs !== undefined) fs.futimesSync(out, Date.now() / 1000, job.mtimeMs / 1000);
+    open = false; // closed even when close() fails: never closed twice (the number may be another thread's by then)
+    fs.closeSync(out);
+    fs.renameSync(temp, `${job.dir}/${job.final}`);
+  } catch (err) {
+    if (open) { open = false; fs.closeSync(out); }
+    fs.rmSync(temp, { force: true });
+    throw err;
+  }
+  return { bytes: n };
+}
+
+async function put(job: PutJob): Promise<IoReply> {
+  await api; // hashBytes needs the wasm instance
+  return {
+    id: job.id,
+    puts: job.items.map((item) => {
+      try {
+        return putOne(item);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        return { error: e.message, code: e.code ?? 'EIO' };
+      }
+    }),
+  };
+}
+
 /** xxh64 of one file, opened without following a symlink; null when it cannot be read as a regular file. */
 function hashOne(file: string, xx: XXHashAPI): string | null {
   let fd: number;
@@ -116,7 +165,7 @@ async function hash(job: HashJob): Promise<IoReply> {
 parentPort!.on('message', async (job: IoJob) => {
   let reply: IoReply;
   try {
-    reply = job.op === 'hash' ? await hash(job) : await fetch(job);
+    reply = job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : await fetch(job);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { write?: true };
     reply = { id: job.id, error: e.message, code: e.code ?? 'EIO', ...(e.write ? { write: true as const } : {}) };

@@ -44,6 +44,21 @@ export class MemoryTarget implements Target, RandomRead, Links, RemoteHash, Vers
     this.files.set(rel, { data: Buffer.concat(chunks), mtimeMs: src.mtimeMs, mode: src.mode });
   }
 
+  /** Batch put, as a local target offers it: each item through put(), its error its answer. */
+  async putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
+    const out: (Error | undefined)[] = [];
+    for (const { rel, src } of items) {
+      opts.signal?.throwIfAborted(); // stopped: the call as a whole
+      try {
+        await this.put(rel, src, opts);
+        out.push(undefined);
+      } catch (err) {
+        out.push(err as Error);
+      }
+    }
+    return out;
+  }
+
   async sync(): Promise<void> {
     this.fault('sync', '.');
     this.syncs++;

@@ -97,6 +97,19 @@ export interface Links {
   readLink(relPath: string): Promise<string | undefined>;
 }
 
+/**
+ * Capability: put many small files in one call (a local target: one job in a worker thread instead of six
+ * thread-pool round trips per file). Each item is put exactly as put() would (atomic, proven before published).
+ */
+export interface BatchPut {
+  /**
+   * Put each item; resolves to one entry per item: undefined when it is on the target, else its error (as put()
+   * would throw it). Throws only when the call as a whole failed (a timeout, an aborted signal): then any item
+   * may or may not be there, each as a whole or not at all.
+   */
+  putMany(items: { rel: string; src: PutSource }[], opts?: PutOptions): Promise<(Error | undefined)[]>;
+}
+
 /** Capability: hash many stored copies where they are (one remote command instead of a read-back each). */
 export interface RemoteHash {
   /**
@@ -144,12 +157,13 @@ export interface Archive {
 }
 
 /** Every method of the target contract: the core and each capability's (lazy.ts stands in for exactly these). */
-export const CONTRACT_METHODS = ['put', 'sync', 'readBack', 'check', 'close', 'hash', 'stat', 'list', 'get', 'putLink', 'readLink', 'hashMany',
+export const CONTRACT_METHODS = ['put', 'putMany', 'sync', 'readBack', 'check', 'close', 'hash', 'stat', 'list', 'get', 'putLink', 'readLink', 'hashMany',
   'removeTemps', 'keepAside', 'listVersions', 'removeVersion'] as const;
 
 const offers = (t: object, method: string): boolean => typeof (t as Record<string, unknown>)[method] === 'function';
 export const hasRandomRead = <T extends Target>(t: T): t is T & RandomRead => offers(t, 'hash') && offers(t, 'list');
 export const hasLinks = <T extends Target>(t: T): t is T & Links => offers(t, 'putLink');
+export const hasBatchPut = <T extends Target>(t: T): t is T & BatchPut => offers(t, 'putMany');
 export const hasRemoteHash = <T extends Target>(t: T): t is T & RemoteHash => offers(t, 'hashMany');
 export const hasVersions = <T extends Target>(t: T): t is T & Versions => offers(t, 'keepAside');
 export const hasArchive = <T extends Target>(t: T): t is T & Archive => offers(t, 'extract');

@@ -5,8 +5,8 @@ import { SMALL_FILE } from '../hash/xxh64.js';
 import { withDeadline } from '../queue/deadline.js';
 import type { PutSource } from './source.js';
 import {
-  type Archive, type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type TempFiles,
-  type Versions, hasArchive, hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles, hasVersions, readBackEach,
+  type Archive, type BatchPut, type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type TempFiles,
+  type Versions, hasArchive, hasBatchPut, hasLinks, hasRandomRead, hasRemoteHash, hasTempFiles, hasVersions, readBackEach,
 } from './target.js';
 
 /**
@@ -22,7 +22,8 @@ type Signal = { signal?: AbortSignal };
  * Delegates every call to `inner` through around(); subclasses decide what happens around each call. It offers
  * exactly the capabilities the inner target offers (target.ts guards see the same kind through the wrapper).
  */
-abstract class TargetWrapper implements Target, Partial<RandomRead & Links & RemoteHash & TempFiles & Versions> {
+abstract class TargetWrapper implements Target, Partial<RandomRead & Links & RemoteHash & TempFiles & Versions & BatchPut> {
+  readonly putMany?: BatchPut['putMany'];
   readonly hash?: RandomRead['hash'];
   readonly stat?: RandomRead['stat'];
   readonly get?: RandomRead['get'];
@@ -47,6 +48,12 @@ abstract class TargetWrapper implements Target, Partial<RandomRead & Links & Rem
       this.closeTape = (label) => t.closeTape(label);
       this.extract = (rel, hash) => this.around('get', rel, undefined, true, () => t.extract(rel, hash));
       this.locate = (rel, hash) => t.locate(rel, hash);
+    }
+    if (hasBatchPut(t)) {
+      // one operation (timed and retried as a whole: each item's put can be made again); each item's own error is
+      // its answer, not retried here (the store's backoff takes it, as a failed put's)
+      this.putMany = (items, o: PutOptions = {}) => this.around('put', `${items.length} files`, o.signal, true,
+        async (signal) => { await this.beforePutMany(items, signal); return t.putMany(items, { ...o, signal }); });
     }
     if (hasRandomRead(t)) {
       this.hash = (rel, o: Signal = {}) => this.around('hash', rel, o.signal, true, (signal) => t.hash(rel, { signal }));
@@ -79,6 +86,11 @@ abstract class TargetWrapper implements Target, Partial<RandomRead & Links & Rem
 
   /** Run `fn` (the inner call) for operation `op`; `repeatable` is false when it consumed a one-shot stream. */
   protected abstract around<T>(op: Op, rel: string, signal: AbortSignal | undefined, repeatable: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T>;
+
+  /** Before a putMany reaches the inner target (a bandwidth limit takes the items' bytes here). */
+  protected beforePutMany(_items: { src: PutSource }[], _signal?: AbortSignal): Promise<void> {
+    return Promise.resolve();
+  }
 
   put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
     // a PutSource reads from byte 0 every time: a put can always be called again
@@ -225,6 +237,11 @@ export class BwlimitTarget extends TargetWrapper {
 
   protected around<T>(_op: Op, _rel: string, signal: AbortSignal | undefined, _r: boolean, fn: (signal?: AbortSignal) => Promise<T>): Promise<T> {
     return fn(signal);
+  }
+
+  /** A batch takes all its bytes at once, as one small file does (the copier batches small files only). */
+  protected override async beforePutMany(items: { src: PutSource }[], signal?: AbortSignal): Promise<void> {
+    await this.throttle.take(items.reduce((a, i) => a + i.src.size, 0), signal);
   }
 
   override async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {

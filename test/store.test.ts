@@ -32,6 +32,46 @@ describe('store', () => {
     rmTree(dir);
   });
 
+  it('a store starts with one shard and re-shards as it grows (10k records: 4 shards); the old files go, every record stays', async () => {
+    const dir = tmpDir();
+    const s = await Store.open(dir, opts);
+    s.set('/one', rec(1));
+    await s.flush();
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'files')), ['00-of-1.json']);
+    for (let i = 0; i < 10_000; i++) s.set(`/data/f${i}`, rec(i));
+    await s.flush();
+    assert.equal(s.meta.shards, 4);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'files')).sort(), ['00-of-4.json', '01-of-4.json', '02-of-4.json', '03-of-4.json']);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')).shards, 4);
+    await s.close();
+    const again = await Store.open(dir, { ...opts, readOnly: true });
+    assert.equal(again.size, 10_001);
+    assert.deepEqual(again.get('/data/f9999'), rec(9999));
+    assert.deepEqual(again.get('/one'), rec(1));
+    rmTree(dir);
+  });
+
+  it('a re-shard cut short before meta.json (a crash) leaves the old layout as the store, and its leftovers are removed; a lost meta.json finds the layout on disk', async () => {
+    const dir = tmpDir();
+    const s = await Store.open(dir, { ...opts, snapshots: 0 });
+    for (let i = 0; i < 5000; i++) s.set(`/data/f${i}`, rec(i));
+    await s.close(); // 5000 records: 2 shards
+    assert.equal(s.meta.shards, 2);
+    // the files a re-shard to 4 writes before its commit (meta.json still says 2), as a crash would leave them
+    for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(dir, 'files', `0${i}-of-4.json`), JSON.stringify({ formatVersion: 1, files: {} }));
+    const s2 = await Store.open(dir, { ...opts, snapshots: 0 });
+    assert.equal(s2.size, 5000);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'files')).sort(), ['00-of-2.json', '01-of-2.json']);
+    await s2.close();
+    // meta.json lost, no snapshot: the shard files there are read (2), not an empty one-shard store
+    fs.rmSync(path.join(dir, 'meta.json'));
+    const s3 = await Store.open(dir, { ...opts, snapshots: 0 });
+    assert.equal(s3.meta.shards, 2);
+    assert.equal(s3.size, 5000);
+    await s3.close();
+    rmTree(dir);
+  });
+
   it('snapshots rotate, share no inode with live files, and a missing or damaged meta.json falls back', async () => {
     const dir = tmpDir();
     const s = await Store.open(dir, opts);

@@ -212,7 +212,7 @@ export function testTarget(opts: ConformanceOptions): void {
     it('random read: replica\'s own files (.replica, .replica-versions, temp names) are never listed as user files', async (ctx) => {
       if (!needs(ctx, 'random read', hasRandomRead(core))) return;
       const x = Buffer.from('x');
-      for (const rel of ['.replica/h/meta.json', '.replica/h/files/00.json', 'h/.replica-versions/opt/a@20260101T000000Z', 'h/res/user.txt']) {
+      for (const rel of ['.replica/h/meta.json', '.replica/h/files/00-of-1.json', 'h/.replica-versions/opt/a@20260101T000000Z', 'h/res/user.txt']) {
         await t.put(rel, file('res', x));
       }
       await t.sync();

@@ -59,7 +59,9 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
   const workers = opts.local?.size ? localIo() : undefined;
   const fast = workers && { workers, bases: opts.local!, publish: !opts.durable };
   const results: RestoreResult[] = [];
-  const queue = new PQueue({ concurrency: opts.concurrency ?? 8 });
+  // from local targets the reads are jobs for the worker threads, posted together per turn of the loop: more
+  // in flight means fewer, fuller messages (remote targets: 8 streams at a time)
+  const queue = new PQueue({ concurrency: opts.concurrency ?? (fast ? 64 : 8) });
   try {
     for (let i = 0; i < jobs.length;) {
       const batch: RestoreJob[] = [];

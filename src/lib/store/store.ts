@@ -12,8 +12,21 @@ import type { TapeCatalog } from '../targets/tapeCatalog.js';
 /** Where the tape catalog of target `name` is kept, relative to the store directory. */
 const catalogRel = (name: string): string => path.join(FILES_DIR, `tape-${encodeURIComponent(name)}.json`);
 
-/** Shard count of new stores; existing stores keep the count in their meta.json. */
+/**
+ * The most shards a store has (the 1M-record store is 256 shards of ~4k records: a flush rewrites ~1 MB per
+ * changed shard). A new store has one; a flush that finds more than RECORDS_PER_SHARD records per shard
+ * re-shards to the smallest power of two that gives at most that many each (docs/store-format.md); a store
+ * never shrinks. 10k records: 4 shards; 100k: 32; 1M: 256.
+ */
 export const SHARDS = 256;
+const RECORDS_PER_SHARD = 4096;
+
+/** Shards for `records` records: a power of two, 1..SHARDS. */
+export function shardCountFor(records: number): number {
+  let n = 1;
+  while (n < SHARDS && records > n * RECORDS_PER_SHARD) n *= 2;
+  return n;
+}
 
 interface ShardData { formatVersion: number; files: Record<string, Rec> }
 
@@ -31,7 +44,12 @@ export interface StoreOptions {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const shardName = (i: number) => `${i.toString(16).padStart(2, '0')}.json`;
+/**
+ * Shard `i` of `n`: `00.json`..`ff.json` for 256 (the first layout), `<i>-of-<n>.json` for fewer. A re-shard
+ * writes files of new names and then meta.json (the commit): a crash on the way leaves the old layout whole.
+ */
+export const shardName = (i: number, n: number): string => `${i.toString(16).padStart(2, '0')}${n === SHARDS ? '' : `-of-${n}`}.json`;
+const SHARD_FILE = /^[0-9a-f]{2}(-of-\d+)?\.json$/;
 
 /**
  * The state of one machine: Meta plus one record per source file, sharded over `SHARDS` lowdb JSON files
@@ -42,6 +60,8 @@ const shardName = (i: number) => `${i.toString(16).padStart(2, '0')}.json`;
 export class Store {
   meta!: Meta;
   private shards: Low<ShardData>[] = [];
+  /** records in all shards (set() only ever adds) */
+  private count = 0;
   private dirty = new Set<number>();
   private metaDirty = false;
   private timer?: NodeJS.Timeout;
@@ -120,21 +140,22 @@ export class Store {
       throw new StoreError(`store: ${this.dir} has format ${meta.formatVersion}, newer than this replica understands (${FORMAT_VERSION}); upgrade replica`);
     }
     const now = new Date().toISOString();
-    this.meta = meta ?? { formatVersion: FORMAT_VERSION, host: this.opts.host, agentVersion: this.opts.agentVersion, shards: SHARDS, createdAt: now, targets: {}, sources: [] };
+    this.meta = meta ?? { formatVersion: FORMAT_VERSION, host: this.opts.host, agentVersion: this.opts.agentVersion, shards: this.layoutOnDisk(), createdAt: now, targets: {}, sources: [] };
     this.metaDirty = !meta || !!fromSnapshot;
     const n = this.meta.shards;
     // One shard at a time: peak memory is the parsed records plus one shard's text, not all texts at once.
     this.shards = [];
     for (let i = 0; i < n; i++) {
-      const rel = path.join(FILES_DIR, shardName(i));
-      const db = new Low<ShardData>(new AtomicJsonFile(path.join(this.dir, rel), { staged: true }), { formatVersion: FORMAT_VERSION, files: {} });
+      const rel = path.join(FILES_DIR, shardName(i, n));
+      const db = this.shardDb(i, n);
       const { data, fromSnapshot: snap } = await this.readWithFallback(rel, isShard);
-      if (data) db.data = data;
+      if (data) { db.data = data; this.count += Object.keys(data.files).length; }
       else if (meta) this.warn(`store: shard ${rel} is missing; records in it will be rebuilt by the next scan`);
       if (!data || snap) this.dirty.add(i);
       this.shards.push(db);
     }
     await this.loadCatalogs();
+    if (!this.opts.readOnly) this.removeStaleShards();
     if (this.meta.host !== this.opts.host && !this.opts.readOnly) {
       this.warn(`store: was written for host "${this.meta.host}", config says "${this.opts.host}"; using "${this.opts.host}"`);
       this.meta.host = this.opts.host;
@@ -143,6 +164,59 @@ export class Store {
       this.meta.agentVersion = this.opts.agentVersion;
       await this.flush();
     }
+  }
+
+  private shardDb(i: number, n: number): Low<ShardData> {
+    return new Low<ShardData>(new AtomicJsonFile(path.join(this.dir, FILES_DIR, shardName(i, n)), { staged: true }), { formatVersion: FORMAT_VERSION, files: {} });
+  }
+
+  /** With no meta.json: the shard count whose files are there (the largest; 1 for a new store). */
+  private layoutOnDisk(): number {
+    let n = 1;
+    try {
+      for (const f of fs.readdirSync(path.join(this.dir, FILES_DIR))) {
+        const m = /^00(?:-of-(\d+))?\.json$/.exec(f);
+        if (m) n = Math.max(n, m[1] === undefined ? SHARDS : Number(m[1]));
+      }
+    } catch { /* no files yet */ }
+    return n;
+  }
+
+  /** Shard files of another layout (a re-shard that was cut short, or done and not yet cleaned up): removed. */
+  private removeStaleShards(): void {
+    const n = this.shards.length;
+    let names: string[];
+    try { names = fs.readdirSync(path.join(this.dir, FILES_DIR)); } catch { return; }
+    for (const f of names) {
+      const m = SHARD_FILE.exec(f);
+      if (m && f !== shardName(parseInt(f.slice(0, 2), 16), n)) fs.rmSync(path.join(this.dir, FILES_DIR, f), { force: true });
+    }
+  }
+
+  /**
+   * Re-shard to `n` shards: every record written to the files of the new layout (durable), then meta.json with
+   * the new count (the commit), then the old files removed. Until meta.json is replaced the old layout is the
+   * store; a crash between the two steps leaves old files that the next open removes.
+   */
+  private async reshard(n: number): Promise<void> {
+    const shards = Array.from({ length: n }, (_, i) => this.shardDb(i, n));
+    for (const [p, rec] of this.entries()) shards[this.h32(p) % n].data.files[p] = rec;
+    const adapters = shards.map((db) => db.adapter as AtomicJsonFile<ShardData>);
+    try {
+      for (const db of shards) await db.write();
+      makeDurable(adapters.map((a) => a.staged!));
+      for (const a of adapters) a.commit();
+      fsyncDir(path.join(this.dir, FILES_DIR));
+    } catch (err) {
+      for (const a of adapters) a.discard();
+      throw err;
+    }
+    this.opts.log.info(`store: ${this.count} records: now ${n} shards (was ${this.shards.length})`);
+    this.shards = shards;
+    this.meta.shards = n;
+    this.dirty.clear();
+    writeFileAtomicSync(path.join(this.dir, 'meta.json'), this.metaText());
+    this.removeStaleShards();
   }
 
   /**
@@ -201,7 +275,9 @@ export class Store {
   /** Store (or replace) the record of `p`; it is written by the next flush. */
   set(p: string, rec: Rec): void {
     const i = this.shardOf(p);
-    this.shards[i].data.files[p] = rec;
+    const files = this.shards[i].data.files;
+    if (!(p in files)) this.count++;
+    files[p] = rec;
     this.dirty.add(i);
     this.schedule();
   }
@@ -222,9 +298,7 @@ export class Store {
 
   /** Number of records. */
   get size(): number {
-    let n = 0;
-    for (const s of this.shards) n += Object.keys(s.data.files).length;
-    return n;
+    return this.count;
   }
 
   private schedule(): void {
@@ -259,6 +333,17 @@ export class Store {
   private async flushNow(): Promise<void> {
     if (!this.dirty.size && !this.metaDirty) return;
     const t0 = performance.now();
+    const want = shardCountFor(this.count);
+    if (want > this.shards.length) {
+      try {
+        await this.reshard(want);
+        this.metaDirty = false;
+        this.lastFlushMs = performance.now() - t0;
+        return;
+      } catch (err) {
+        throw new StoreError(`store: cannot write ${this.dir}: ${messageOf(err)}`, { cause: err });
+      }
+    }
     const dirty = [...this.dirty];
     this.dirty.clear();
     try {
@@ -289,7 +374,7 @@ export class Store {
     await this.flush();
     if (this.opts.snapshots <= 0) return undefined;
     const catalogs = Object.keys(this.meta.tape ?? {}).map(catalogRel);
-    return takeSnapshot(this.dir, ['meta.json', ...this.shards.map((_, i) => path.join(FILES_DIR, shardName(i))), ...catalogs], this.opts.snapshots);
+    return takeSnapshot(this.dir, ['meta.json', ...this.shards.map((_, i) => path.join(FILES_DIR, shardName(i, this.shards.length))), ...catalogs], this.opts.snapshots);
   }
 
   /** Flush and stop the background timer. */

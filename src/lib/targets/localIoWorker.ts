@@ -162,13 +162,18 @@ async function hash(job: HashJob): Promise<IoReply> {
   return { id: job.id, hashes: job.files.map((f) => hashOne(f, xx)) };
 }
 
-parentPort!.on('message', async (job: IoJob) => {
-  let reply: IoReply;
+async function run(job: IoJob): Promise<IoReply> {
   try {
-    reply = job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : await fetch(job);
+    return job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : await fetch(job);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { write?: true };
-    reply = { id: job.id, error: e.message, code: e.code ?? 'EIO', ...(e.write ? { write: true as const } : {}) };
+    return { id: job.id, error: e.message, code: e.code ?? 'EIO', ...(e.write ? { write: true as const } : {}) };
   }
-  parentPort!.postMessage(reply);
+}
+
+// the jobs posted in one turn of the main thread's loop, answered in one message, in order
+parentPort!.on('message', async (jobs: IoJob[]) => {
+  const replies: IoReply[] = [];
+  for (const job of jobs) replies.push(await run(job));
+  parentPort!.postMessage(replies);
 });

@@ -90,24 +90,40 @@ class Blocker implements TapeWriter {
 class EmulatedWriter implements TapeWriter {
   bytes = 0;
   private open = true;
+  /** tar-stream hands over a few hundred bytes at a time (headers, padding): gathered into 1 MiB writes */
+  private readonly buf = Buffer.allocUnsafe(1 << 20);
+  private held = 0;
   constructor(private readonly fd: number, private free: number, private readonly blockSize: number, private readonly eot: () => TargetError) {}
 
   async write(chunk: Buffer): Promise<void> {
-    if (chunk.length > this.free) {
-      fs.writeSync(this.fd, chunk, 0, this.free);
+    if (chunk.length > this.free) { // the end of the tape: what fits is written, as a drive writes it
+      this.flush();
+      this.writeAll(chunk.subarray(0, this.free));
       this.bytes += this.free;
       this.free = 0;
       this.abort();
       throw this.eot();
     }
-    fs.writeSync(this.fd, chunk);
     this.bytes += chunk.length;
     this.free -= chunk.length;
+    if (this.held + chunk.length > this.buf.length) this.flush();
+    if (chunk.length >= this.buf.length) this.writeAll(chunk);
+    else this.held += chunk.copy(this.buf, this.held);
+  }
+
+  private flush(): void {
+    this.writeAll(this.buf.subarray(0, this.held));
+    this.held = 0;
+  }
+
+  private writeAll(data: Buffer): void {
+    for (let off = 0; off < data.length;) off += fs.writeSync(this.fd, data, off, data.length - off);
   }
 
   async close(): Promise<void> {
     const pad = (this.blockSize - (this.bytes % this.blockSize)) % this.blockSize;
     if (pad) await this.write(Buffer.alloc(pad));
+    this.flush();
     fs.fsyncSync(this.fd);
     this.abort();
   }

@@ -96,6 +96,41 @@ if (want('rerun')) {
   row('no-change re-run, 100k files', ours, peer, 'rsync -a', 1.0);
 }
 
+// A real system tree (docs, time zones, Python: text, binaries, many small files, symlinks), copied once from
+// this machine's /usr, to one target, to two (replica reads the source once per target today), and its
+// no-change re-run.
+if (want('tree')) {
+  const src = path.join(W, 'tree');
+  if (!fs.existsSync(path.join(src, '.complete'))) {
+    rm(src);
+    fs.mkdirSync(src, { recursive: true });
+    const from = ['/usr/share/doc', '/usr/share/zoneinfo', ...fs.readdirSync('/usr/lib').filter((d) => /^python3/.test(d)).map((d) => `/usr/lib/${d}`)].filter((d) => fs.existsSync(d));
+    // settled for replica at once: every file and link an hour old
+    sh(`cp -a --parents ${from.map(q).join(' ')} ${q(src)}/ && find ${q(src)} \\( -type f -o -type l \\) -exec touch -h -d '-1 hour' {} +`);
+    fs.writeFileSync(path.join(src, '.complete'), '');
+  }
+  const files = Number(execFileSync('bash', ['-c', `find ${q(src)} -type f -o -type l | wc -l`], { encoding: 'utf8' }).trim());
+  const mb = Math.round(Number(execFileSync('du', ['-sm', src], { encoding: 'utf8' }).split('\t')[0]));
+  const label = `${files.toLocaleString('en')} files, ${mb} MB`;
+  const two = (name, dsts) => {
+    const file = path.join(W, `${name}.json`);
+    garbage.push(path.join(W, `${name}.store`), ...dsts);
+    fs.writeFileSync(file, JSON.stringify({ host: 'bench', store: path.join(W, `${name}.store`), sources: [{ path: src, exclude: ['.complete'] }], targets: dsts.map((d, i) => ({ name: `t${i}`, url: d })), snapshots: 2, log: { level: 'warn' } }));
+    return file;
+  };
+  const out = (n) => { const d = path.join(W, n); garbage.push(d); return d; };
+  let [ours, peer] = pair((i) => `rsync -a ${q(src)}/ ${q(out(`tree.rsync${i}`))}/ && sync`, (i) => replica(`run --config ${q(two(`tree1.${i}`, [out(`tree.dst${i}`)]))}`));
+  row(`real tree (${label}) to one target`, ours, peer, 'rsync -a && sync', 1.0);
+  [ours, peer] = pair((i) => `rsync -a ${q(src)}/ ${q(out(`tree.rsA${i}`))}/ && rsync -a ${q(src)}/ ${q(out(`tree.rsB${i}`))}/ && sync`,
+    (i) => replica(`run --config ${q(two(`tree2.${i}`, [out(`tree.dA${i}`), out(`tree.dB${i}`)]))}`));
+  row(`real tree (${label}) to two targets`, ours, peer, 'two rsync -a + sync', 1.0);
+  const cfg = two('tree1.0', [out('tree.dst0')]);
+  sh(replica(`run --config ${q(cfg)}`));
+  sh(`rsync -a ${q(src)}/ ${q(out('tree.rsync0'))}/`);
+  [ours, peer] = pair(() => `rsync -a ${q(src)}/ ${q(out('tree.rsync0'))}/`, () => replica(`run --config ${q(cfg)}`));
+  row(`real tree (${label}): no-change re-run`, ours, peer, 'rsync -a', 1.0);
+}
+
 if (want('noop')) {
   // the cron job's common case: nothing changed; replica still saves, snapshots and ships its store
   const src = path.join(W, 'ten'); const dst = path.join(W, 'ten.dst');

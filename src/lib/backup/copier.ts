@@ -49,6 +49,11 @@ const PUT_MANY = 64;
  */
 export class TargetCopier {
   readonly queue: PQueue;
+  /**
+   * putMany calls in flight: more than `concurrency`, since each is one job for the kind's own workers (a local
+   * target's LocalIo threads) and the next one's directories are made while the workers write the last.
+   */
+  private readonly batches: PQueue;
   /** set when the target failed as a whole */
   down?: TargetError;
   /** symlinks that could not be recreated because a directory (with older copies) is in the way */
@@ -58,6 +63,7 @@ export class TargetCopier {
 
   constructor(readonly target: Target, readonly concurrency: number, readonly ctx: CopyContext) {
     this.queue = new PQueue({ concurrency: Math.max(1, concurrency) });
+    this.batches = new PQueue({ concurrency: Math.max(4, 2 * concurrency) });
   }
 
   private fail(p: string, rec: Rec, err: TargetError): void {
@@ -317,16 +323,17 @@ export class TargetCopier {
       const dirs = this.noteTempDirs(batch.map(([p]) => p));
       const small = batch.filter(([, rec]) => this.batchable(rec));
       const rest = small.length ? batch.filter(([, rec]) => !this.batchable(rec)) : batch;
-      const tasks = rest.map(([p, rec]) => async () => {
-        if (await this.put(p, rec)) copied.push([p, rec, Date.now()]);
-      });
+      const live = () => !this.down && !this.ctx.signal.aborted;
+      const tasks = rest.map(([p, rec]) => this.queue.add(async () => {
+        if (live() && await this.put(p, rec)) copied.push([p, rec, Date.now()]);
+      }));
       for (let k = 0; k < small.length; k += PUT_MANY) {
         const part = small.slice(k, k + PUT_MANY);
-        tasks.push(async () => { for (const [p, rec] of await this.putBatch(part)) copied.push([p, rec, Date.now()]); });
+        tasks.push(this.batches.add(async () => {
+          if (live()) for (const [p, rec] of await this.putBatch(part)) copied.push([p, rec, Date.now()]);
+        }));
       }
-      await Promise.all(tasks.map((task) => this.queue.add(async () => {
-        if (!this.down && !this.ctx.signal.aborted) await task();
-      })));
+      await Promise.all(tasks);
       if (!this.down && !this.ctx.signal.aborted) this.clearTempDirs(dirs); // else a temp may be left: swept next run
       if (this.down || this.ctx.signal.aborted || copied.length === 0) continue;
       try {

@@ -14,14 +14,15 @@ export abstract class CheckedDirs {
   }
 
   /**
-   * Run `make` for `dir` unless it ran since forget(); then, on its first use in this process, `sweep` it. A
+   * Run `make` for `dir` unless it ran since forget(); then, on its first use in this process, `sweep` it (not
+   * when `make` resolved true: it created the directory, so no temp file of an earlier run can be there). A
    * failed sweep fails the preparation, or with `sweepMayFail` is tried again on the next use.
    */
-  protected once(dir: string, make: () => Promise<void>, sweep: () => Promise<unknown>, sweepMayFail = false): Promise<void> {
+  protected once(dir: string, make: () => Promise<boolean | void>, sweep: () => Promise<unknown>, sweepMayFail = false): Promise<void> {
     let p = this.checked.get(dir);
     if (!p) {
       p = (async () => {
-        await make();
+        if ((await make()) === true) this.swept.add(dir);
         if (!this.swept.has(dir)) {
           try {
             await sweep();

@@ -112,6 +112,9 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
   async putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
     opts.signal?.throwIfAborted();
     const out: (Error | undefined)[] = items.map(() => undefined);
+    // the directories first, all at once (each a few thread-pool calls: made, checked, swept on first use);
+    // a directory that fails is made again for its item below, and its error is that item's
+    await Promise.all([...new Set(items.map((x) => path.dirname(x.rel)))].map((d) => this.dirs.prepare(d, opts.dirMode).catch(() => undefined)));
     const jobs: PutItem[] = [];
     const at: number[] = [];
     for (const [i, { rel, src }] of items.entries()) {

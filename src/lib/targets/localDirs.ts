@@ -4,6 +4,8 @@ import { TargetError } from '../errors.js';
 import { CheckedDirs } from './checkedDirs.js';
 import { STORE_DIR } from './layout.js';
 
+const UMASK = process.umask();
+
 /** Mode of directories replica creates when the caller does not know the source directory's. */
 export const PRIVATE_DIR_MODE = 0o700;
 
@@ -25,17 +27,20 @@ export class LocalDirs extends CheckedDirs {
       const parent = relDir.includes('/') ? relDir.slice(0, relDir.lastIndexOf('/')) : undefined;
       if (parent !== undefined) await this.prepare(parent, dirMode);
       else if (await fs.promises.mkdir(this.base, { recursive: true, mode: PRIVATE_DIR_MODE }) !== undefined) this.changed++;
-      await this.ensureDir(relDir, parent === undefined || (parent === STORE_DIR), dirMode?.(relDir));
+      return this.ensureDir(relDir, parent === undefined || (parent === STORE_DIR), dirMode?.(relDir));
     }, () => this.sweep(relDir));
   }
 
-  /** One component: a directory stays, a missing one is made, a symlink is replaced (or refused at the top). */
-  private async ensureDir(relDir: string, top: boolean, mode: number | undefined): Promise<void> {
+  /**
+   * One component: a directory stays, a missing one is made, a symlink is replaced (or refused at the top).
+   * True when this call made it (empty: nothing to sweep).
+   */
+  private async ensureDir(relDir: string, top: boolean, mode: number | undefined): Promise<boolean> {
     const dir = path.join(this.base, relDir);
     for (let attempt = 0; ; attempt++) {
       let st: fs.Stats | undefined;
       try { st = await fs.promises.lstat(dir); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
-      if (st?.isDirectory()) return;
+      if (st?.isDirectory()) return false;
       if (st?.isSymbolicLink()) {
         if (top) {
           throw new TargetError(`[${this.target}] ${dir} is a symlink: refusing to write through it (make it a real directory)`, { target: this.target, errorClass: 'EACCES', permanent: true });
@@ -49,8 +54,8 @@ export class LocalDirs extends CheckedDirs {
       try {
         await fs.promises.mkdir(dir, { mode: mode ?? PRIVATE_DIR_MODE });
         this.changed++;
-        if (mode !== undefined) await fs.promises.chmod(dir, mode); // mkdir's mode is cut by the umask
-        return;
+        if (mode !== undefined && (mode & UMASK)) await fs.promises.chmod(dir, mode); // mkdir's mode was cut by the umask
+        return true;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw err;
       }

@@ -106,7 +106,7 @@ if (want('tree')) {
     fs.mkdirSync(src, { recursive: true });
     const from = ['/usr/share/doc', '/usr/share/zoneinfo', ...fs.readdirSync('/usr/lib').filter((d) => /^python3/.test(d)).map((d) => `/usr/lib/${d}`)].filter((d) => fs.existsSync(d));
     // settled for replica at once: every file and link an hour old
-    sh(`cp -a --parents ${from.map(q).join(' ')} ${q(src)}/ && find ${q(src)} \\( -type f -o -type l \\) -exec touch -h -d '-1 hour' {} +`);
+    sh(`rsync -aR ${from.map(q).join(' ')} ${q(src)}/ && find ${q(src)} \\( -type f -o -type l \\) -exec touch -h -d '-1 hour' {} +`);
     fs.writeFileSync(path.join(src, '.complete'), '');
   }
   const files = Number(execFileSync('bash', ['-c', `find ${q(src)} -type f -o -type l | wc -l`], { encoding: 'utf8' }).trim());

@@ -49,7 +49,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * writes files of new names and then meta.json (the commit): a crash on the way leaves the old layout whole.
  */
 export const shardName = (i: number, n: number): string => `${i.toString(16).padStart(2, '0')}${n === SHARDS ? '' : `-of-${n}`}.json`;
-const SHARD_FILE = /^[0-9a-f]{2}(-of-\d+)?\.json$/;
+/** A shard file of any layout: its number (hex) and, but for 256, its layout's count. */
+const SHARD_FILE = /^([0-9a-f]{2})(?:-of-(\d+))?\.json$/;
 
 /**
  * The state of one machine: Meta plus one record per source file, sharded over `SHARDS` lowdb JSON files
@@ -175,8 +176,8 @@ export class Store {
     let n = 1;
     try {
       for (const f of fs.readdirSync(path.join(this.dir, FILES_DIR))) {
-        const m = /^00(?:-of-(\d+))?\.json$/.exec(f);
-        if (m) n = Math.max(n, m[1] === undefined ? SHARDS : Number(m[1]));
+        const m = SHARD_FILE.exec(f);
+        if (m?.[1] === '00') n = Math.max(n, m[2] === undefined ? SHARDS : Number(m[2]));
       }
     } catch { /* no files yet */ }
     return n;
@@ -189,21 +190,19 @@ export class Store {
     try { names = fs.readdirSync(path.join(this.dir, FILES_DIR)); } catch { return; }
     for (const f of names) {
       const m = SHARD_FILE.exec(f);
-      if (m && f !== shardName(parseInt(f.slice(0, 2), 16), n)) fs.rmSync(path.join(this.dir, FILES_DIR, f), { force: true });
+      if (m && f !== shardName(parseInt(m[1], 16), n)) fs.rmSync(path.join(this.dir, FILES_DIR, f), { force: true });
     }
   }
 
   /**
-   * Re-shard to `n` shards: every record written to the files of the new layout (durable), then meta.json with
-   * the new count (the commit), then the old files removed. Until meta.json is replaced the old layout is the
-   * store; a crash between the two steps leaves old files that the next open removes.
+   * Stage each shard of `dbs`, make them durable at once (one syncfs, or an fsync each when few), then rename
+   * them into place and fsync the directory. A failure leaves no temp file.
    */
-  private async reshard(n: number): Promise<void> {
-    const shards = Array.from({ length: n }, (_, i) => this.shardDb(i, n));
-    for (const [p, rec] of this.entries()) shards[this.h32(p) % n].data.files[p] = rec;
-    const adapters = shards.map((db) => db.adapter as AtomicJsonFile<ShardData>);
+  private async writeShards(dbs: Low<ShardData>[]): Promise<void> {
+    if (!dbs.length) return;
+    const adapters = dbs.map((db) => db.adapter as AtomicJsonFile<ShardData>);
     try {
-      for (const db of shards) await db.write();
+      for (const db of dbs) await db.write();
       makeDurable(adapters.map((a) => a.staged!));
       for (const a of adapters) a.commit();
       fsyncDir(path.join(this.dir, FILES_DIR));
@@ -211,12 +210,21 @@ export class Store {
       for (const a of adapters) a.discard();
       throw err;
     }
+  }
+
+  /**
+   * Re-shard to `n` shards: every record written to the files of the new layout (durable), which becomes this
+   * store's. The caller then writes meta.json with the new count (the commit) and removes the old files: until
+   * meta.json is replaced the old layout is the store on disk; a crash between the two leaves files of the other
+   * layout, which the next open removes.
+   */
+  private async reshard(n: number): Promise<void> {
+    const shards = Array.from({ length: n }, (_, i) => this.shardDb(i, n));
+    for (const [p, rec] of this.entries()) shards[this.h32(p) % n].data.files[p] = rec;
+    await this.writeShards(shards);
     this.opts.log.info(`store: ${this.count} records: now ${n} shards (was ${this.shards.length})`);
     this.shards = shards;
     this.meta.shards = n;
-    this.dirty.clear();
-    writeFileAtomicSync(path.join(this.dir, 'meta.json'), this.metaText());
-    this.removeStaleShards();
   }
 
   /**
@@ -333,36 +341,22 @@ export class Store {
   private async flushNow(): Promise<void> {
     if (!this.dirty.size && !this.metaDirty) return;
     const t0 = performance.now();
-    const want = shardCountFor(this.count);
-    if (want > this.shards.length) {
-      try {
-        await this.reshard(want);
-        this.metaDirty = false;
-        this.lastFlushMs = performance.now() - t0;
-        return;
-      } catch (err) {
-        throw new StoreError(`store: cannot write ${this.dir}: ${messageOf(err)}`, { cause: err });
-      }
-    }
+    const reshard = shardCountFor(this.count) > this.shards.length;
     const dirty = [...this.dirty];
     this.dirty.clear();
     try {
-      // Stage every dirty shard, make the batch durable at once (one syncfs), then rename them into place.
-      for (const i of dirty) await this.shards[i].write();
-      const adapters = dirty.map((i) => this.shards[i].adapter as AtomicJsonFile<ShardData>);
-      if (adapters.length) {
-        makeDurable(adapters.map((a) => a.staged!));
-        for (const a of adapters) a.commit();
-        fsyncDir(path.join(this.dir, FILES_DIR));
-      }
+      // every record into the files of a bigger layout, or only the dirty shards
+      if (reshard) await this.reshard(shardCountFor(this.count));
+      else await this.writeShards(dirty.map((i) => this.shards[i]));
       this.metaDirty = false;
       writeFileAtomicSync(path.join(this.dir, 'meta.json'), this.metaText());
     } catch (err) {
       // no temp file outlives a failed flush (a full disk): the next flush writes them all again
-      for (const i of dirty) { (this.shards[i].adapter as AtomicJsonFile<ShardData>).discard(); this.dirty.add(i); }
+      for (const i of dirty) this.dirty.add(i);
       this.metaDirty = true;
       throw new StoreError(`store: cannot write ${this.dir}: ${messageOf(err)}`, { cause: err });
     }
+    if (reshard) this.removeStaleShards();
     this.lastFlushMs = performance.now() - t0;
   }
 

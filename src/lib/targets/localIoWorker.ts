@@ -61,6 +61,21 @@ function destination<T>(fn: () => T): T {
   }
 }
 
+/**
+ * Finish a new file open as `fd` (its bytes written): its mode (unless undefined), its mtime (the access time
+ * now), closed (once, even when something failed: the number may be another thread's right after), then
+ * renamed from `dir/temp` to `dir/final` when `final` is given. The caller no longer owns `fd`.
+ */
+function finishTemp(fd: number, dir: string, temp: string, final: string | undefined, mode: number | undefined, mtimeMs: number | undefined): void {
+  try {
+    if (mode !== undefined) fs.fchmodSync(fd, mode);
+    if (mtimeMs !== undefined) fs.futimesSync(fd, Date.now() / 1000, mtimeMs / 1000);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (final !== undefined) fs.renameSync(`${dir}/${temp}`, `${dir}/${final}`);
+}
+
 async function fetch(job: FetchJob): Promise<IoReply> {
   const xx = await api;
   const src = fs.openSync(job.src, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
@@ -77,11 +92,9 @@ async function fetch(job: FetchJob): Promise<IoReply> {
     if (r.hash !== job.hash) return { id: job.id, mismatch: r.hash };
     destination(() => {
       if (r.whole) writeAllSync(out = create(), r.whole, 0);
-      fs.fchmodSync(out!, st.mode & 0o777);
-      fs.futimesSync(out!, Date.now() / 1000, (job.mtimeMs ?? st.mtimeMs) / 1000);
-      fs.closeSync(out!);
-      out = undefined;
-      if (job.final !== undefined) fs.renameSync(temp, `${job.dir}/${job.final}`);
+      const fd = out!;
+      out = undefined; // finishTemp closes it
+      finishTemp(fd, job.dir, job.temp, job.final, st.mode & 0o777, job.mtimeMs ?? st.mtimeMs);
     });
     done = true;
     return { id: job.id, bytes: r.size };
@@ -109,16 +122,16 @@ function putOne(job: PutItem): FileReply {
   }
   const temp = `${job.dir}/${job.temp}`;
   const out = fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, job.mode);
-  let open = true;
   try {
-    writeAllSync(out, data, 0);
-    if (job.mode & UMASK) fs.fchmodSync(out, job.mode); // open's mode was cut by the umask
-    if (job.mtimeMs !== undefined) fs.futimesSync(out, Date.now() / 1000, job.mtimeMs / 1000);
-    open = false; // closed even when close() fails: never closed twice (the number may be another thread's by then)
-    fs.closeSync(out);
-    fs.renameSync(temp, `${job.dir}/${job.final}`);
+    try {
+      writeAllSync(out, data, 0);
+    } catch (err) {
+      fs.closeSync(out);
+      throw err;
+    }
+    // open's mode was cut by the umask: set again
+    finishTemp(out, job.dir, job.temp, job.final, job.mode & UMASK ? job.mode : undefined, job.mtimeMs);
   } catch (err) {
-    if (open) { open = false; fs.closeSync(out); }
     fs.rmSync(temp, { force: true });
     throw err;
   }

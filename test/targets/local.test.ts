@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
 import { LocalTarget } from '../../dist/lib/targets/local.js';
-import { TargetError } from '../../dist/lib/errors.js';
+import { SourceError, TargetError } from '../../dist/lib/errors.js';
+import { SettledFile } from '../../dist/lib/targets/source.js';
+import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
 import { isMountPoint } from '../../dist/lib/targets/mountinfo.js';
 import { mountTmpfs, rmTree, tmpDir, srcOf } from '../helpers.js';
 import { testTarget } from './conformance.js';
@@ -80,5 +82,61 @@ it('local target: putMany answers per file; a file whose rename fails (a directo
   assert.deepEqual(fs.readdirSync(path.join(base, 'h', 'd')).sort(), ['a', 'busy', 'c']);
   assert.equal(fs.readFileSync(path.join(base, 'h', 'd', 'c'), 'utf8'), 'content c');
   assert.deepEqual(fs.readdirSync(path.join(base, 'h', 'd', 'busy')), ['inside']);
+  rmTree(dir);
+});
+
+it('local target: putMany of SettledFile sources: the worker opens each as openSettled does; a file swapped for a symlink or not the settled one is not published', async () => {
+  const dir = tmpDir();
+  const base = path.join(dir, 'base');
+  const secret = path.join(dir, 'secret');
+  fs.writeFileSync(secret, 'not for the backup');
+  const make = (n: string, body: string, mode = 0o640) => { const p = path.join(dir, n); fs.writeFileSync(p, body); fs.chmodSync(p, mode); return p; };
+  const good = make('good', 'good bytes', 0o751);
+  const swapped = make('swapped', 'settled bytes');
+  const grown = make('grown', 'settled');
+  const gone = make('gone', 'here once');
+  await initHasher();
+  const settled = (p: string) => {
+    const st = fs.statSync(p);
+    return new SettledFile(p, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, hashBytes(fs.readFileSync(p)));
+  };
+  const srcs = [good, swapped, grown, gone].map(settled);
+  fs.rmSync(swapped);
+  fs.symlinkSync(secret, swapped); // swapped for a link to a secret after it settled
+  fs.appendFileSync(grown, ' and more'); // written again after it settled
+  fs.rmSync(gone);
+  const t = new LocalTarget('l', base);
+  const res = await t.putMany(srcs.map((src) => ({ rel: `h/d/${path.basename(src.path)}`, src })));
+  assert.ok(srcs.every((s) => !s.isOpen), 'opened by the worker, not here');
+  assert.equal(res[0], undefined);
+  assert.equal(fs.readFileSync(path.join(base, 'h/d/good'), 'utf8'), 'good bytes');
+  assert.equal(fs.statSync(path.join(base, 'h/d/good')).mode & 0o777, 0o751);
+  assert.ok(Math.abs(fs.statSync(path.join(base, 'h/d/good')).mtimeMs - srcs[0].mtimeMs!) < 1, 'the settled mtime');
+  for (const [k, cls] of [[1, 'changed'], [2, 'changed'], [3, 'vanished']] as const) {
+    assert.ok(res[k] instanceof TargetError && res[k].errorClass === cls, `${srcs[k].path}: ${String(res[k])}`);
+  }
+  assert.deepEqual(fs.readdirSync(path.join(base, 'h/d')), ['good'], 'nothing else published, no temp file left');
+  rmTree(dir);
+});
+
+it('SettledFile read in this thread: opened by openSettled rules, checkUnchanged() sees a change after the read, close() closes', async () => {
+  const dir = tmpDir();
+  const p = path.join(dir, 'f');
+  fs.writeFileSync(p, 'abc');
+  const st = fs.statSync(p);
+  await initHasher();
+  const src = new SettledFile(p, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, hashBytes(Buffer.from('abc')));
+  assert.equal(src.isOpen, false);
+  assert.equal(src.readAll().toString(), 'abc');
+  assert.equal(src.mode, st.mode & 0o777);
+  src.checkUnchanged();
+  fs.appendFileSync(p, 'd');
+  assert.throws(() => src.checkUnchanged(), (e: unknown) => e instanceof SourceError && e.errorClass === 'changed');
+  src.close();
+  assert.equal(src.isOpen, false);
+  const link = path.join(dir, 'l');
+  fs.symlinkSync(p, link);
+  const viaLink = new SettledFile(link, { size: 4, mtimeMs: 0 }, undefined, undefined);
+  assert.throws(() => viaLink.readAll(), (e: unknown) => e instanceof SourceError && e.errorClass === 'changed');
   rmTree(dir);
 });

@@ -6,7 +6,7 @@ import type { Store } from '../store/store.js';
 import type { Rec, RunCounts } from '../store/model.js';
 import { identityOf, observationChanged, observationOf, observe } from '../scan/settle.js';
 import { lstatUnder, openSettled, rootOf } from '../scan/sourceFs.js';
-import { FdSource, peerSource } from '../targets/source.js';
+import { FdSource, SettledFile, peerSource } from '../targets/source.js';
 import { SMALL_FILE } from '../hash/xxh64.js';
 import type { ArchiveBatching } from '../targets/kind.js';
 import { targetPath } from '../targets/layout.js';
@@ -140,8 +140,7 @@ export class TargetCopier {
       }
       if (isSourceGone(rec)) { // the source is gone: the scrub found this copy bad; another target's copy serves
         await this.putFromPeer(p, rec, rel, opts);
-        this.ctx.counts.copied++;
-        this.ctx.counts.bytesCopied += rec.z;
+        this.counted(rec);
         return true;
       }
       // The descriptor of the very file that settled (no symlink followed, same inode/size/mtime/ctime): the
@@ -165,6 +164,10 @@ export class TargetCopier {
    */
   private settledAfter(p: string, rec: Rec, fd: number): void {
     if (observationChanged(rec, fs.fstatSync(fd))) throw new SourceError(`source changed while copying: ${p}`, 'changed');
+    this.counted(rec);
+  }
+
+  private counted(rec: Rec): void {
     this.ctx.counts.copied++;
     this.ctx.counts.bytesCopied += rec.z;
   }
@@ -185,20 +188,14 @@ export class TargetCopier {
     return hasBatchPut(this.target) && rec.l === undefined && !isSourceGone(rec) && !previousCopyOn(rec, this.target.name) && rec.z <= SMALL_FILE;
   }
 
-  /** Put `items` (each batchable) with one putMany; the ones now on the target. */
+  /**
+   * Put `items` (each batchable) with one putMany; the ones now on the target. Each source is the very file
+   * that settled (SettledFile: opened by openSettled's rules, here or in the kind's worker), as put() reads it.
+   */
   private async putBatch(items: [string, Rec][]): Promise<[string, Rec][]> {
-    const open: { p: string; rec: Rec; fd: number; src: FdSource }[] = [];
+    const open = items.map(([p, rec]) => ({ p, rec, src: new SettledFile(p, identityOf(rec), rec.m, rec.h) }));
     const done: [string, Rec][] = [];
     try {
-      for (const [p, rec] of items) {
-        try {
-          const { fd, st } = openSettled(p, identityOf(rec)); // as put(): the very file that settled
-          open.push({ p, rec, fd, src: new FdSource(fd, rec.z, st.mode, rec.m, rec.h, p) });
-        } catch (err) {
-          this.putFailed(p, rec, err);
-        }
-      }
-      if (!open.length) return done;
       let results: (Error | undefined)[];
       try {
         results = await (this.target as Target & BatchPut).putMany(open.map((o) => ({ rel: targetPath(this.ctx.host, o.p), src: o.src })), { signal: this.ctx.signal, dirMode: this.dirMode });
@@ -209,7 +206,8 @@ export class TargetCopier {
       for (const [k, o] of open.entries()) {
         try {
           if (results[k]) throw results[k];
-          this.settledAfter(o.p, o.rec, o.fd);
+          o.src.checkUnchanged();
+          this.counted(o.rec);
           done.push([o.p, o.rec]);
         } catch (err) {
           this.putFailed(o.p, o.rec, err);
@@ -217,7 +215,7 @@ export class TargetCopier {
       }
       return done;
     } finally {
-      for (const o of open) fs.closeSync(o.fd);
+      for (const o of open) o.src.close();
     }
   }
 

@@ -13,7 +13,7 @@ import { LocalDirs, PRIVATE_DIR_MODE } from './localDirs.js';
 import { type PutItem, localIo } from './localIo.js';
 import { writeTemp } from './localWrite.js';
 import { isMountPoint } from './mountinfo.js';
-import { FdSource, type PutSource } from './source.js';
+import { FdSource, type PutSource, SettledFile } from './source.js';
 import {
   type BatchPut, type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type TempFiles, type Versions, readBackEach,
 } from './target.js';
@@ -105,9 +105,9 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
   }
 
   /**
-   * Small files read from open descriptors (FdSource) are put by one LocalIo job: read, proven, written to a
-   * temp file and renamed in a worker thread with synchronous calls; any other item goes through put(). Their
-   * directories are made first, here, as put() makes them.
+   * Small files (an FdSource, or a SettledFile not opened yet: the worker opens it) are put by one LocalIo job:
+   * read, proven, written to a temp file and renamed in a worker thread with synchronous calls; any other item
+   * goes through put(). Their directories are made first, here, as put() makes them.
    */
   async putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
     opts.signal?.throwIfAborted();
@@ -119,11 +119,13 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
     const at: number[] = [];
     for (const [i, { rel, src }] of items.entries()) {
       try {
-        if (!(src instanceof FdSource) || src.size > SMALL_FILE || items.length === 1) { await this.put(rel, src, opts); continue; }
+        const settled = src instanceof SettledFile && !src.isOpen;
+        if (!(src instanceof FdSource || settled) || src.size > SMALL_FILE || items.length === 1) { await this.put(rel, src, opts); continue; }
         const dest = this.abs(rel);
         const relDir = path.dirname(rel);
         await this.dirs.prepare(relDir, opts.dirMode);
-        jobs.push({ fd: src.fd, label: src.label, size: src.size, hash: src.hash, mode: src.mode, mtimeMs: src.mtimeMs, dir: path.join(this.base, relDir), temp: tempName(), final: path.basename(dest) });
+        const job = { size: src.size, hash: src.hash, mtimeMs: src.mtimeMs, dir: path.join(this.base, relDir), temp: tempName(), final: path.basename(dest) };
+        jobs.push(settled ? { ...job, label: src.path, path: src.path, identity: src.identity } : { ...job, label: (src as FdSource).label, fd: (src as FdSource).fd, mode: src.mode });
         at.push(i);
       } catch (err) {
         out[i] = this.err(err, 'put', rel);
@@ -131,16 +133,16 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
     }
     if (!jobs.length) return out;
     opts.signal?.throwIfAborted();
-    let results: (Error | undefined)[];
+    let results: { placed: boolean; err?: Error }[];
     try {
       results = await localIo().putMany(this.name, jobs, this.opts.copyTimeoutMs ?? 30 * 60_000);
     } catch (err) {
       throw this.err(err, 'put', `${jobs.length} files`);
     }
-    results.forEach((err, k) => {
+    results.forEach(({ placed, err }, k) => {
       const { rel } = items[at[k]];
+      if (placed) this.published(this.abs(rel));
       if (err) out[at[k]] = this.err(err, 'put', rel);
-      else this.published(this.abs(rel));
     });
     return out;
   }

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { SourceError, TargetError, classifyErrno } from '../errors.js';
+import { type ErrorClass, SourceError, TargetError, classifyErrno } from '../errors.js';
+import type { Identity } from '../scan/sourceFs.js';
 
 /**
  * A copy to fetch: read `src`, check it hashes to `hash`, write it as `dir/temp` with its mode and `mtimeMs`
@@ -10,16 +11,24 @@ export interface FetchJob { op: 'fetch'; id: number; src: string; dir: string; t
 /** Files to hash (a batch of a read-back): each opened without following a symlink. */
 export interface HashJob { op: 'hash'; id: number; files: string[] }
 /**
- * A small file to put: read all of the open descriptor `fd` (the source file the main thread opened and holds
- * open until the reply), check it holds `size` bytes hashing to `hash`, then write it as the new file `dir/temp`
- * (O_EXCL, no symlink followed) with `mode` and `mtimeMs`, and rename that to `dir/final`.
+ * A small file to put: read all of its source, check it holds `size` bytes hashing to `hash`, then write it as
+ * the new file `dir/temp` (O_EXCL, no symlink followed) with `mode` and `mtimeMs`, and rename that to
+ * `dir/final`. The source is `fd`, a descriptor the main thread opened (and holds open until the reply), or the
+ * settled file `path` with its `identity`, opened by the worker as sourceFs.openSettled does (then `mode` is
+ * the opened file's, and the file is looked at again once its copy is in place: a change is reported).
  */
-export interface PutItem { fd: number; label: string; size: number; hash?: string; mode: number; mtimeMs?: number; dir: string; temp: string; final: string }
+export type PutItem = { label: string; size: number; hash?: string; mtimeMs?: number; dir: string; temp: string; final: string }
+  & ({ fd: number; mode: number } | { path: string; identity: Identity });
 /** Small files to put, one after the other (PutItem). */
 export interface PutJob { op: 'put'; id: number; items: PutItem[] }
 export type IoJob = FetchJob | HashJob | PutJob;
-/** One file's outcome: its bytes, the source's bytes were not the settled content, or the errno error. */
-export type FileReply = { bytes: number } | { mismatch: string } | { error: string; code: string; write?: true };
+/**
+ * One file's outcome: its bytes (`changed`: the copy is in place, but the source no longer shows its identity
+ * since), the source's bytes were not the settled content, the source is not the file that settled (`source`:
+ * openSettled's SourceError, nothing written), or the errno error.
+ */
+export type FileReply = { bytes: number; changed?: true } | { mismatch: string } | { source: string; errorClass: ErrorClass }
+  | { error: string; code: string; write?: true };
 export type IoReply = { id: number } & (FileReply | { hashes: (string | null)[] } | { puts: FileReply[] });
 
 /** A worker, its jobs in flight, and the jobs not posted yet (posted together at the next turn of the loop). */
@@ -70,6 +79,14 @@ export class LocalIo {
     this.workers[i] = undefined; // a new one on its next job
   }
 
+  /**
+   * Start the workers not started yet (each costs ~90 ms of CPU to start: a command that knows it will read
+   * or write many files starts them while it still loads the store, instead of after).
+   */
+  warm(): void {
+    for (let i = 0; i < this.size; i++) this.workers[i] ??= this.spawn();
+  }
+
   private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'>, timeoutMs: number, what: string): Promise<IoReply> {
     const i = this.next++ % this.size;
     const slot = (this.workers[i] ??= this.spawn());
@@ -106,15 +123,19 @@ export class LocalIo {
   /**
    * Put small files of target `target` (PutItems) in one worker job within `timeoutMs`: each file's read, hash
    * check, write and rename are synchronous calls there (~3 us each) instead of six thread-pool round trips.
-   * One entry per item: undefined when it is in place, SourceError(changed) when its bytes were not the settled
-   * content (nothing written), or the errno error of a failed write (no temp file left). Throws
-   * TargetError(timeout) when the job as a whole took too long.
+   * One entry per item: `placed` when the copy is in place, and `err`: SourceError(changed) when its bytes were
+   * not the settled content (nothing written) or the source changed after its copy was placed, openSettled's
+   * SourceError when the source is not the file that settled, or the errno error of a failed write (no temp
+   * file left). Throws TargetError(timeout) when the job as a whole took too long.
    */
-  async putMany(target: string, items: PutItem[], timeoutMs: number): Promise<(Error | undefined)[]> {
+  async putMany(target: string, items: PutItem[], timeoutMs: number): Promise<{ placed: boolean; err?: Error }[]> {
     const r = await this.run(target, { op: 'put', items }, timeoutMs, `writing ${items.length} files`);
     if (!('puts' in r)) throw new Error(`LocalIo: unexpected reply to a put job: ${JSON.stringify(r)}`);
-    return r.puts.map((p) => ('mismatch' in p ? new SourceError(`source changed while copying: ${p.mismatch}: not published`, 'changed')
-      : 'error' in p ? Object.assign(new Error(p.error), { code: p.code }) : undefined));
+    return r.puts.map((p, k) => ('mismatch' in p ? { placed: false, err: new SourceError(`source changed while copying: ${p.mismatch}: not published`, 'changed') }
+      : 'source' in p ? { placed: false, err: new SourceError(p.source, p.errorClass) }
+      : 'error' in p ? { placed: false, err: Object.assign(new Error(p.error), { code: p.code }) }
+      : p.changed ? { placed: true, err: new SourceError(`source changed while copying: ${items[k].label}`, 'changed') }
+      : { placed: true }));
   }
 
   /**

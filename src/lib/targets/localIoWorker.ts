@@ -7,7 +7,9 @@
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import type { XXHashAPI } from 'xxhash-wasm';
+import { SourceError } from '../errors.js';
 import { hashBytes, initHasher, toHex } from '../hash/xxh64.js';
+import { openSettled, sameFile } from '../scan/sourceFs.js';
 import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob } from './localIo.js';
 
 const C = fs.constants;
@@ -106,14 +108,35 @@ async function fetch(job: FetchJob): Promise<IoReply> {
 }
 
 /**
- * A small file's put (PutItem): the source descriptor read whole from byte 0 (one byte more than its settled
- * size, so a file that grew is seen), proven against the settled size and hash before anything is created, then
- * written to a new temp file and renamed into place. A failed write leaves no temp file.
+ * A small file's put (PutItem): the source (the descriptor given, or the settled file opened here as
+ * openSettled does) read whole from byte 0 (one byte more than its settled size, so a file that grew is seen),
+ * proven against the settled size and hash before anything is created, then written to a new temp file and
+ * renamed into place. A failed write leaves no temp file.
  */
 function putOne(job: PutItem): FileReply {
+  if (job.size >= CHUNK) return { error: `${job.label}: ${job.size} bytes is not a small file`, code: 'EINVAL' };
+  if ('fd' in job) return putFrom(job.fd, job, job.mode);
+  let opened: { fd: number; st: fs.Stats };
+  try {
+    opened = openSettled(job.path, job.identity);
+  } catch (err) {
+    if (err instanceof SourceError) return { source: err.message, errorClass: err.errorClass };
+    throw err;
+  }
+  try {
+    const r = putFrom(opened.fd, job, opened.st.mode & 0o777);
+    // in place: does the source still show the identity it settled with? (a change means a new content is coming)
+    if ('bytes' in r && !sameFile(fs.fstatSync(opened.fd), job.identity)) r.changed = true;
+    return r;
+  } finally {
+    fs.closeSync(opened.fd);
+  }
+}
+
+/** putOne from the source descriptor `fd`; the copy gets `mode`. */
+function putFrom(fd: number, job: PutItem, mode: number): FileReply {
   const b = buffer();
-  if (job.size >= b.length) return { error: `${job.label}: ${job.size} bytes is not a small file`, code: 'EINVAL' };
-  const n = fill(job.fd, b.subarray(0, job.size + 1), 0);
+  const n = fill(fd, b.subarray(0, job.size + 1), 0);
   const data = b.subarray(0, n);
   if (n !== job.size) return { mismatch: `${job.label}: read ${n} bytes, settled size ${job.size}` };
   if (job.hash !== undefined) {
@@ -121,7 +144,7 @@ function putOne(job: PutItem): FileReply {
     if (got !== job.hash) return { mismatch: `${job.label}: the bytes read hash to ${got}, settled ${job.hash}` };
   }
   const temp = `${job.dir}/${job.temp}`;
-  const out = fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, job.mode);
+  const out = fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);
   try {
     try {
       writeAllSync(out, data, 0);
@@ -130,7 +153,7 @@ function putOne(job: PutItem): FileReply {
       throw err;
     }
     // open's mode was cut by the umask: set again
-    finishTemp(out, job.dir, job.temp, job.final, job.mode & UMASK ? job.mode : undefined, job.mtimeMs);
+    finishTemp(out, job.dir, job.temp, job.final, mode & UMASK ? mode : undefined, job.mtimeMs);
   } catch (err) {
     fs.rmSync(temp, { force: true });
     throw err;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { SourceError } from '../errors.js';
 import { hashBytes, initHasher, readAllAt, toHex } from '../hash/xxh64.js';
+import { type Identity, openSettled, sameFile } from '../scan/sourceFs.js';
 
 /**
  * What put() copies: the bytes of one opened file (never a path a target would open again), with the
@@ -86,6 +87,51 @@ async function* provenChunks(chunks: AsyncIterable<Buffer>, check: (hash: string
   }
   check(toHex(h.digest()), bytes);
   if (held) yield held;
+}
+
+/**
+ * A settled source file named by its path and the identity it settled with (inode, size, mtime, ctime), opened
+ * only when first read, by sourceFs.openSettled's rules (no symlink followed, the recorded identity or
+ * SourceError). A kind that reads sources in another thread (a local target's LocalIo workers) takes `path`
+ * and `identity` and applies the same rules there, and reports a source that changed after its copy was
+ * published as SourceError(changed); anything else reads it here, through an FdSource of the opened file, and
+ * the caller's `checkUnchanged()` after the put says whether the file still shows its identity. The owner
+ * calls close().
+ */
+export class SettledFile implements PutSource {
+  private opened?: FdSource;
+  constructor(readonly path: string, readonly identity: Identity, readonly mtimeMs: number | undefined, readonly hash: string | undefined) {}
+
+  get size(): number { return this.identity.size; }
+
+  /** Opened here (by a read or `mode`)? Else nothing read it in this thread. */
+  get isOpen(): boolean { return this.opened !== undefined; }
+
+  private open(): FdSource {
+    if (!this.opened) {
+      const { fd, st } = openSettled(this.path, this.identity);
+      this.opened = new FdSource(fd, this.size, st.mode, this.mtimeMs, this.hash, this.path);
+    }
+    return this.opened;
+  }
+
+  get mode(): number { return this.open().mode; }
+  readAll(): Buffer { return this.open().readAll(); }
+  stream(): Readable { return this.open().stream(); }
+
+  /**
+   * After the put: throws SourceError(changed) when the file read here no longer shows its identity (the bytes
+   * published were the settled content, but a new one is coming). A file not opened here was checked where it
+   * was read.
+   */
+  checkUnchanged(): void {
+    if (this.opened && !sameFile(fs.fstatSync(this.opened.fd), this.identity)) throw new SourceError(`source changed while copying: ${this.path}`, 'changed');
+  }
+
+  close(): void {
+    if (this.opened) fs.closeSync(this.opened.fd);
+    this.opened = undefined;
+  }
 }
 
 /** A PutSource from bytes in memory (tests, and small generated files). */

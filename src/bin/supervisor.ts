@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
+import { EXTRA_CA_ENV } from '../lib/extraCa.js';
 
 /** Set in the worker process, so it does not supervise itself again. */
 export const SUPERVISED_ENV = 'REPLICA_SUPERVISED';
@@ -27,7 +28,7 @@ export function supervise(script: string, argv: string[]): void {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => (ready ? child.kill(sig) : held.push(sig)));
   const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
     stdio: ['ignore', out(process.stdout), out(process.stderr), 'ipc'],
-    env: { ...process.env, [SUPERVISED_ENV]: '1', UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? POOL_THREADS },
+    env: workerEnv(process.env),
   });
   // a reader that went away (`| head`) is not an error of ours: what is left is dropped, as any filter does
   for (const s of [process.stdout, process.stderr]) s.on('error', () => undefined);
@@ -57,6 +58,20 @@ export function supervise(script: string, argv: string[]): void {
     process.stderr.write(`replica: cannot start: ${err.message}\n`);
     process.exit(1);
   });
+}
+
+/**
+ * The worker's environment: supervised, a big thread pool, and NODE_EXTRA_CA_CERTS handed over as
+ * EXTRA_CA_ENV: Node parses that bundle at every start (~40 ms for Debian's ca-certificates.crt here) and a
+ * command that talks no TLS never needs it; the one client that does (S3, s3.ts) adds it to its own agent.
+ */
+export function workerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, [SUPERVISED_ENV]: '1', UV_THREADPOOL_SIZE: env.UV_THREADPOOL_SIZE ?? POOL_THREADS };
+  if (env.NODE_EXTRA_CA_CERTS) {
+    out[EXTRA_CA_ENV] = env.NODE_EXTRA_CA_CERTS;
+    delete out.NODE_EXTRA_CA_CERTS;
+  }
+  return out;
 }
 
 /** In the worker: its signal handlers are installed; the supervisor may pass signals on now. */

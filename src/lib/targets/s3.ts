@@ -5,6 +5,10 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import fs from 'node:fs';
+import https from 'node:https';
+import tls from 'node:tls';
+import { EXTRA_CA_ENV } from '../extraCa.js';
 import { SourceError, TargetError, opOrigin, toTargetError } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
 import { type AwsError, s3Error } from './s3Errors.js';
@@ -47,6 +51,25 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
 }
 
 
+
+/**
+ * The agent for https endpoints when the supervisor handed NODE_EXTRA_CA_CERTS over as EXTRA_CA_ENV (extraCa.ts):
+ * Node's default roots plus that bundle, as Node itself would have trusted them; keep-alive and 50 sockets as
+ * the SDK's own agent. Undefined (the SDK's agent) otherwise; a bundle that cannot be read is left out, as Node
+ * leaves it out (the TLS error then names the certificate it could not verify).
+ */
+function extraCaAgent(): https.Agent | undefined {
+  const file = process.env[EXTRA_CA_ENV];
+  if (!file) return undefined;
+  let extra: string;
+  try {
+    extra = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return new https.Agent({ keepAlive: true, maxSockets: 50, ca: [...tls.rootCertificates, extra] });
+}
+
 /**
  * A bucket (and key prefix) on an S3 service: AWS, Ceph radosgw, MinIO. Keys are `<prefix>/<host>/<abs path>`
  * (the store's vocabulary). A PUT is atomic (readers see the old object or the new one), and durable once the service
@@ -72,7 +95,7 @@ export class S3Target implements Target, RandomRead, Versions {
       // retries are replica's (the retry wrapper, then the store's backoff): one attempt per call here
       maxAttempts: 1,
       // throwOnRequestTimeout: without it requestTimeout only logs, and a stopped server hangs a request forever
-      requestHandler: new NodeHttpHandler({ connectionTimeout: opts.commandTimeoutMs, requestTimeout: opts.commandTimeoutMs, throwOnRequestTimeout: true }),
+      requestHandler: new NodeHttpHandler({ connectionTimeout: opts.commandTimeoutMs, requestTimeout: opts.commandTimeoutMs, throwOnRequestTimeout: true, httpsAgent: extraCaAgent() }),
     });
   }
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { PACKAGE_ROOT } from '../packageRoot.js';
 /** The resolved configuration (README: Configuration): every duration in ms, every size in bytes, every path absolute. */
 export interface Config {
   /** the config file this came from */
@@ -109,7 +110,7 @@ export const DEFAULTS = {
  * per kind, nesting) by validate.ts. Editors complete and check a config with it (`"$schema"`); `replica
  * config schema` prints it; a test checks that its defaults are DEFAULTS and its target keys the kinds' options.
  */
-export const CONFIG_SCHEMA_FILE = fileURLToPath(new URL('../../../docs/schemas/config.schema.json', import.meta.url));
+export const CONFIG_SCHEMA_FILE = path.join(PACKAGE_ROOT, 'docs/schemas/config.schema.json');
 /** A node of the config's JSON Schema, as far as replica walks it. */
 export interface SchemaNode { properties?: Record<string, SchemaNode>; items?: SchemaNode; anyOf?: SchemaNode[]; $ref?: string; $defs?: Record<string, SchemaNode> }
 export const CONFIG_SCHEMA = JSON.parse(fs.readFileSync(CONFIG_SCHEMA_FILE, 'utf8')) as SchemaNode & { $defs: Record<string, SchemaNode> };

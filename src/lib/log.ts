@@ -1,6 +1,42 @@
-import winston from 'winston';
+import { createRequire } from 'node:module';
+import type winston from 'winston';
 
-export type Logger = winston.Logger;
+/** What replica logs through: winston's level methods, each a message and its fields (JSON lines). */
+export interface Logger {
+  readonly level: string;
+  error(message: string, meta?: object): void;
+  warn(message: string, meta?: object): void;
+  info(message: string, meta?: object): void;
+  verbose(message: string, meta?: object): void;
+  debug(message: string, meta?: object): void;
+  isInfoEnabled(): boolean;
+}
+
+/** npm's levels, as winston numbers them (lower: more severe). */
+const LEVELS: Record<string, number> = { error: 0, warn: 1, info: 2, http: 3, verbose: 4, debug: 5, silly: 6 };
+
+/**
+ * A Logger that loads winston with its first message at or above the level: winston and its ~100 files cost
+ * ~60 ms of a command's start, and a command at level `warn` that has nothing to say never needs them.
+ */
+class LazyLogger implements Logger {
+  private w?: winston.Logger;
+  /** `make`: the winston logger, given winston; undefined: a silent logger (drops everything) */
+  constructor(readonly level: string, private readonly make?: (w: typeof winston) => winston.Logger) {}
+
+  private log(level: string, message: string, meta?: object): void {
+    if (!this.make || LEVELS[level] > (LEVELS[this.level] ?? LEVELS.info)) return;
+    this.w ??= this.make(createRequire(import.meta.url)('winston') as typeof winston);
+    this.w.log(level, message, meta);
+  }
+
+  error(message: string, meta?: object): void { this.log('error', message, meta); }
+  warn(message: string, meta?: object): void { this.log('warn', message, meta); }
+  info(message: string, meta?: object): void { this.log('info', message, meta); }
+  verbose(message: string, meta?: object): void { this.log('verbose', message, meta); }
+  debug(message: string, meta?: object): void { this.log('debug', message, meta); }
+  isInfoEnabled(): boolean { return this.make !== undefined && LEVELS.info <= (LEVELS[this.level] ?? LEVELS.info); }
+}
 
 /**
  * The process logger: always on stderr (stdout carries only command output); JSON lines when stderr is not
@@ -8,22 +44,21 @@ export type Logger = winston.Logger;
  */
 export function createLogger(level: string, opts: { tty?: boolean } = {}): Logger {
   const tty = opts.tty ?? process.stderr.isTTY === true;
-  // on a terminal the message says it all (its fields are for the JSON lines); colours unless NO_COLOR is set
-  const format = tty
-    ? winston.format.combine(
-      ...(colorEnabled(true) ? [winston.format.colorize()] : []),
-      winston.format.printf(({ level: l, message }) => `${l}: ${String(message)}`))
-    : winston.format.combine(winston.format.timestamp(), winston.format.json());
-  return winston.createLogger({
+  return new LazyLogger(level, (w) => w.createLogger({
     level,
-    format,
-    transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] })],
-  });
+    // on a terminal the message says it all (its fields are for the JSON lines); colours unless NO_COLOR is set
+    format: tty
+      ? w.format.combine(
+        ...(colorEnabled(true) ? [w.format.colorize()] : []),
+        w.format.printf(({ level: l, message }) => `${l}: ${String(message)}`))
+      : w.format.combine(w.format.timestamp(), w.format.json()),
+    transports: [new w.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] })],
+  }));
 }
 
 /** A logger that drops everything (library callers and tests that do not care). */
 export function silentLogger(): Logger {
-  return winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
+  return new LazyLogger('error');
 }
 
 /**

@@ -207,9 +207,20 @@ async function run(job: IoJob): Promise<IoReply> {
   }
 }
 
-// the jobs posted in one turn of the main thread's loop, answered in one message, in order
+/** Replies are sent together for at most this long: many quick jobs cost one message, a long one is not held back. */
+const REPLY_EVERY_MS = 5;
+
+// the jobs posted in one turn of the main thread's loop, answered in order, in as few messages as that allows
 parentPort!.on('message', async (jobs: IoJob[]) => {
-  const replies: IoReply[] = [];
-  for (const job of jobs) replies.push(await run(job));
-  parentPort!.postMessage(replies);
+  let replies: IoReply[] = [];
+  let since = performance.now();
+  for (const job of jobs) {
+    replies.push(await run(job));
+    if (performance.now() - since >= REPLY_EVERY_MS) {
+      parentPort!.postMessage(replies);
+      replies = [];
+      since = performance.now();
+    }
+  }
+  if (replies.length) parentPort!.postMessage(replies);
 });

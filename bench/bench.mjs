@@ -278,14 +278,16 @@ if (want('s3')) {
     const purge = (i) => { sh(`${rcl} purge ${q(rclone(bucket, `small.rclone${i}`))} 2>/dev/null || true; ${rcl} purge ${q(rclone(bucket, `small${i}`))} 2>/dev/null || true`); };
     const src = path.join(W, 'small');
     tree(src, 10_000, 100, 4096);
-    let [ours, peer] = pair((i) => `${rcl} copy --transfers 16 ${q(src)} ${q(rclone(bucket, `small.rclone${i}`))}`,
+    // the peer does the same verification: rclone check --download reads every object back and compares it
+    const copyCheck = (from, to, flags = '') => `${rcl} copy ${flags} ${q(from)} ${q(to)} && ${rcl} check --download ${flags} ${q(from)} ${q(to)}`;
+    let [ours, peer] = pair((i) => copyCheck(src, rclone(bucket, `small.rclone${i}`), '--transfers 16 --checkers 16'),
       (i) => replica(`run --config ${q(config(`s3small${i}`, src, `s3://${bucket}/small${i}`, target))}`), purge);
-    row('S3 (Ceph): first backup, 10k x 4 KiB, verified', ours, peer, 'rclone copy --transfers 16', 1.2);
+    row('S3 (Ceph): first backup, 10k x 4 KiB, verified', ours, peer, 'rclone copy + check --download', 1.0);
     const big = gibFile();
     const purgeBig = (i) => { sh(`${rcl} purge ${q(rclone(bucket, `big.rclone${i}`))} 2>/dev/null || true; ${rcl} purge ${q(rclone(bucket, `big${i}`))} 2>/dev/null || true`); };
-    [ours, peer] = pair((i) => `${rcl} copy ${q(big)} ${q(rclone(bucket, `big.rclone${i}`))}`,
+    [ours, peer] = pair((i) => copyCheck(path.dirname(big), rclone(bucket, `big.rclone${i}`)),
       (i) => replica(`run --config ${q(config(`s3big${i}`, path.dirname(big), `s3://${bucket}/big${i}`, target))}`), purgeBig);
-    row('S3 (Ceph): 1 GiB upload, verified', ours, peer, 'rclone copy', 1.2);
+    row('S3 (Ceph): 1 GiB upload, verified', ours, peer, 'rclone copy + check --download', 1.0);
   } finally {
     ceph.stop();
   }

@@ -21,12 +21,16 @@ const LEVELS: Record<string, number> = { error: 0, warn: 1, info: 2, http: 3, ve
  */
 class LazyLogger implements Logger {
   private w?: winston.Logger;
+  /** the most verbose level written (-1: none) */
+  private readonly max: number;
   /** `make`: the winston logger, given winston; undefined: a silent logger (drops everything) */
-  constructor(readonly level: string, private readonly make?: (w: typeof winston) => winston.Logger) {}
+  constructor(readonly level: string, private readonly make?: (w: typeof winston) => winston.Logger) {
+    this.max = make ? LEVELS[level] ?? LEVELS.info : -1;
+  }
 
   private log(level: string, message: string, meta?: object): void {
-    if (!this.make || LEVELS[level] > (LEVELS[this.level] ?? LEVELS.info)) return;
-    this.w ??= this.make(createRequire(import.meta.url)('winston') as typeof winston);
+    if (LEVELS[level] > this.max) return;
+    this.w ??= this.make!(createRequire(import.meta.url)('winston') as typeof winston);
     this.w.log(level, message, meta);
   }
 
@@ -35,7 +39,7 @@ class LazyLogger implements Logger {
   info(message: string, meta?: object): void { this.log('info', message, meta); }
   verbose(message: string, meta?: object): void { this.log('verbose', message, meta); }
   debug(message: string, meta?: object): void { this.log('debug', message, meta); }
-  isInfoEnabled(): boolean { return this.make !== undefined && LEVELS.info <= (LEVELS[this.level] ?? LEVELS.info); }
+  isInfoEnabled(): boolean { return LEVELS.info <= this.max; }
 }
 
 /**
@@ -52,7 +56,7 @@ export function createLogger(level: string, opts: { tty?: boolean } = {}): Logge
         ...(colorEnabled(true) ? [w.format.colorize()] : []),
         w.format.printf(({ level: l, message }) => `${l}: ${String(message)}`))
       : w.format.combine(w.format.timestamp(), w.format.json()),
-    transports: [new w.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] })],
+    transports: [new w.transports.Console({ stderrLevels: Object.keys(LEVELS) })],
   }));
 }
 

@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import PQueue from 'p-queue';
-import { SourceError, TargetError, messageOf, opOrigin, toTargetError } from '../errors.js';
+import { TargetError, messageOf, opOrigin, toTargetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Rec, RunCounts } from '../store/model.js';
 import { identityOf, observationChanged, observationOf, observe } from '../scan/settle.js';
-import { lstatUnder, openSettled, rootOf } from '../scan/sourceFs.js';
-import { FdSource, SettledFile, peerSource } from '../targets/source.js';
+import { lstatUnder, rootOf } from '../scan/sourceFs.js';
+import { SettledFile, peerSource } from '../targets/source.js';
 import { SMALL_FILE } from '../hash/xxh64.js';
 import type { ArchiveBatching } from '../targets/kind.js';
 import { targetPath } from '../targets/layout.js';
@@ -143,14 +143,17 @@ export class TargetCopier {
         this.counted(rec);
         return true;
       }
-      // The descriptor of the very file that settled (no symlink followed, same inode/size/mtime/ctime): the
-      // copy reads only from it, and its bytes must hash to the settled hash before they are published.
-      const { fd, st } = openSettled(p, identityOf(rec));
+      // The very file that settled (no symlink followed, same inode/size/mtime/ctime), opened before anything on
+      // the target is touched: the copy reads only from it, and its bytes must hash to the settled hash before
+      // they are published; a change after that means a new version is coming (checkUnchanged throws).
+      const src = new SettledFile(p, identityOf(rec), rec.m, rec.h);
       try {
-        await this.withVersion(p, rec, () => this.target.put(rel, new FdSource(fd, rec.z, st.mode, rec.m, rec.h, p), opts));
-        this.settledAfter(p, rec, fd);
+        src.open();
+        await this.withVersion(p, rec, () => this.target.put(rel, src, opts));
+        src.checkUnchanged();
+        this.counted(rec);
       } finally {
-        fs.closeSync(fd);
+        src.close();
       }
       return true;
     } catch (err) {
@@ -158,15 +161,7 @@ export class TargetCopier {
     }
   }
 
-  /**
-   * The copy of `p` read from `fd` is on the target: count it, unless the source changed meanwhile (the bytes
-   * published were the settled content, but a change after that means a new version is coming: throws).
-   */
-  private settledAfter(p: string, rec: Rec, fd: number): void {
-    if (observationChanged(rec, fs.fstatSync(fd))) throw new SourceError(`source changed while copying: ${p}`, 'changed');
-    this.counted(rec);
-  }
-
+  /** A copy of `rec` is on the target: counted. */
   private counted(rec: Rec): void {
     this.ctx.counts.copied++;
     this.ctx.counts.bytesCopied += rec.z;

@@ -19,8 +19,9 @@ export interface ScrubResult {
 }
 
 /**
- * Copies read back per verifyCopies call, at most (progress and the store's updates are per slice; the readers
- * wait for the slowest at the end of each: 256 files left them idle ~1/3 of a scrub of 1 MiB files).
+ * Copies read back per verifyCopies call, at most (progress and the store's updates are per part). READ_AHEAD
+ * parts are read at once: with one, the readers waited for the slowest share and the main thread at the end
+ * of each part (idle ~1/3 of a scrub of 1 MiB files).
  */
 const SLICE_FILES = 256;
 const SLICE_BYTES = 256 << 20;

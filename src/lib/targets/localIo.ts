@@ -79,14 +79,6 @@ export class LocalIo {
     this.workers[i] = undefined; // a new one on its next job
   }
 
-  /**
-   * Start the workers not started yet (each costs ~90 ms of CPU to start: a command that knows it will read
-   * or write many files starts them while it still loads the store, instead of after).
-   */
-  warm(): void {
-    for (let i = 0; i < this.size; i++) this.workers[i] ??= this.spawn();
-  }
-
   private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'>, timeoutMs: number, what: string): Promise<IoReply> {
     const i = this.next++ % this.size;
     const slot = (this.workers[i] ??= this.spawn());

@@ -107,7 +107,10 @@ export class SettledFile implements PutSource {
   /** Opened here (by a read or `mode`)? Else nothing read it in this thread. */
   get isOpen(): boolean { return this.opened !== undefined; }
 
-  private open(): FdSource {
+  /** Open it now (openSettled's SourceError when it is not the file that settled); every read uses this descriptor. */
+  open(): void { this.source(); }
+
+  private source(): FdSource {
     if (!this.opened) {
       const { fd, st } = openSettled(this.path, this.identity);
       this.opened = new FdSource(fd, this.size, st.mode, this.mtimeMs, this.hash, this.path);
@@ -115,9 +118,9 @@ export class SettledFile implements PutSource {
     return this.opened;
   }
 
-  get mode(): number { return this.open().mode; }
-  readAll(): Buffer { return this.open().readAll(); }
-  stream(): Readable { return this.open().stream(); }
+  get mode(): number { return this.source().mode; }
+  readAll(): Buffer { return this.source().readAll(); }
+  stream(): Readable { return this.source().stream(); }
 
   /**
    * After the put: throws SourceError(changed) when the file read here no longer shows its identity (the bytes

@@ -61,7 +61,7 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
   const results: RestoreResult[] = [];
   // from local targets the reads are jobs for the worker threads, posted together per turn of the loop: more
   // in flight means fewer, fuller messages (remote targets: 8 streams at a time)
-  const queue = new PQueue({ concurrency: opts.concurrency ?? (fast ? 64 : 8) });
+  const queue = new PQueue({ concurrency: opts.concurrency ?? (fast ? 512 : 8) });
   try {
     for (let i = 0; i < jobs.length;) {
       const batch: RestoreJob[] = [];

@@ -88,10 +88,8 @@ export async function restoreCommand(ctx: Context, args: string[], opts: Restore
   const order = new Map(matches.map(([p], i) => [p, i]));
   results.sort((a, b) => order.get(a.path)! - order.get(b.path)!);
   if (ctx.opts.json) ctx.out.write(`${JSON.stringify(results, null, 2)}\n`);
-  else {
-    for (const r of results) {
-      ctx.out.write(r.ok ? `restored ${r.path} -> ${r.to} (from ${r.from}${r.version ? `, version ${r.version}` : ''})\n` : `NOT restored ${r.path}: ${r.errors.join('; ')}\n`);
-    }
+  else { // one write: a write per line of 10k lines cost ~80 ms
+    ctx.out.write(results.map((r) => (r.ok ? `restored ${r.path} -> ${r.to} (from ${r.from}${r.version ? `, version ${r.version}` : ''})\n` : `NOT restored ${r.path}: ${r.errors.join('; ')}\n`)).join(''));
   }
   return results;
 }

@@ -46,6 +46,12 @@ export class LocalIo {
   private readonly workers: (Slot | undefined)[];
   private next = 0;
   private ids = 0;
+  /**
+   * The worker that writes into each directory (assigned in turn on first sight): two threads creating and
+   * renaming files in one directory at once contend for its lock in the kernel (restore of 10k x 4 KiB, both
+   * workers on every directory: 1.67 s of `open` per worker under the profiler, against 0.18 s one each).
+   */
+  private readonly byDir = new Map<string, number>();
 
   constructor(readonly size = Math.max(2, Math.min(8, os.availableParallelism()))) {
     this.workers = Array.from({ length: size }, () => undefined);
@@ -79,8 +85,19 @@ export class LocalIo {
     this.workers[i] = undefined; // a new one on its next job
   }
 
+  /** The worker for a job: the one of the directory it writes into (`dir`), else the next in turn. */
+  private pick(dir: string | undefined): number {
+    if (dir === undefined) return this.next++ % this.size;
+    let i = this.byDir.get(dir);
+    if (i === undefined) {
+      if (this.byDir.size >= 4096) this.byDir.clear(); // bounded: only directories written together matter
+      this.byDir.set(dir, (i = this.next++ % this.size));
+    }
+    return i;
+  }
+
   private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'>, timeoutMs: number, what: string): Promise<IoReply> {
-    const i = this.next++ % this.size;
+    const i = this.pick(job.op === 'fetch' ? job.dir : job.op === 'put' ? job.items[0]?.dir : undefined);
     const slot = (this.workers[i] ??= this.spawn());
     const id = ++this.ids;
     return new Promise<IoReply>((resolve, reject) => {

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, it } from 'node:test';
+import { LocalIo } from '../../dist/lib/targets/localIo.js';
+import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
+import { rmTree, tmpDir } from '../helpers.js';
+
+const dir = tmpDir('localio');
+after(() => rmTree(dir));
+
+/** Copies of every shape a hash job meets: big ones (read ahead when cold), one bigger than a read buffer, small ones, and what is not a regular file. */
+function copies(): { files: string[]; want: Map<string, string> } {
+  const want = new Map<string, string>();
+  const files: string[] = [];
+  const add = (name: string, size: number) => {
+    const f = path.join(dir, name);
+    const data = crypto.randomBytes(size);
+    fs.writeFileSync(f, data);
+    want.set(f, hashBytes(data));
+    files.push(f);
+  };
+  for (let i = 0; i < 6; i++) add(`big${i}`, (1 << 20) + i);
+  add('huge', (5 << 20) + 3); // past one 4 MiB chunk: hashed on from the first chunk
+  add('mid', 300 << 10);
+  add('small', 4096);
+  add('empty', 0);
+  fs.symlinkSync(path.join(dir, 'big0'), path.join(dir, 'link'));
+  execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+  fs.mkdirSync(path.join(dir, 'sub'));
+  // not regular files, or gone: left out, between the others so the read-ahead window spans them
+  files.splice(2, 0, path.join(dir, 'link'), path.join(dir, 'fifo'));
+  files.splice(7, 0, path.join(dir, 'missing'), path.join(dir, 'sub'));
+  add('big-last', (1 << 20) + 77);
+  return { files, want };
+}
+
+for (const [label, ahead] of [['synchronous reads', undefined], ['read ahead from the first copy (REPLICA_READ_AHEAD=1)', '1']] as const) {
+  it(`hashMany: ${label}: every regular file hashed right, the rest left out`, async () => {
+    await initHasher();
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    const { files, want } = copies();
+    if (ahead) process.env.REPLICA_READ_AHEAD = ahead; // read by each worker as it starts
+    const io = new LocalIo(2);
+    try {
+      const got = await io.hashMany('t', files, 10_000);
+      assert.deepEqual(new Map([...got].sort()), new Map([...want].sort()));
+      // a flipped byte in a big copy is seen on the next job
+      const f = path.join(dir, 'big3');
+      const b = fs.readFileSync(f);
+      b[1000] ^= 1;
+      fs.writeFileSync(f, b);
+      const again = await io.hashMany('t', files, 10_000);
+      assert.equal(again.get(f), hashBytes(b));
+      assert.notEqual(again.get(f), want.get(f));
+    } finally {
+      delete process.env.REPLICA_READ_AHEAD;
+      await io.close();
+    }
+  });
+}

@@ -60,7 +60,8 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
   const fast = workers && { workers, bases: opts.local!, publish: !opts.durable };
   const results: RestoreResult[] = [];
   // from local targets the reads are jobs for the worker threads, posted together per turn of the loop: more
-  // in flight means fewer, fuller messages (remote targets: 8 streams at a time)
+  // in flight means fewer, fuller messages (with 64 the main thread and the workers each waited on the other
+  // half the time; 512: 0.91x for 10k x 4 KiB) (remote targets: 8 streams at a time)
   const queue = new PQueue({ concurrency: opts.concurrency ?? (fast ? 512 : 8) });
   try {
     for (let i = 0; i < jobs.length;) {

@@ -99,8 +99,9 @@ export async function hashFileAsync(file: string, opts: { signal?: AbortSignal }
   }
 }
 
-const readAt = (fd: number, buf: Buffer, pos: number): Promise<number> =>
-  new Promise((resolve, reject) => fs.read(fd, buf, 0, CHUNK, pos, (err, n) => (err ? reject(err) : resolve(n))));
+/** One read of up to `buf.length` bytes of `fd` at `pos` into `buf`, on the thread pool. */
+export const readAt = (fd: number, buf: Buffer, pos: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.read(fd, buf, 0, buf.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
 
 /** Hash from `start` to the end of `fd`: the next chunk is read (thread pool) while this one is hashed. */
 async function finishHash(fd: number, h: ReturnType<XXHashAPI['create64']>, start: number, signal?: AbortSignal): Promise<FileHash> {

@@ -48,8 +48,8 @@ export class LocalIo {
   private ids = 0;
   /**
    * The worker that writes into each directory (assigned in turn on first sight): two threads creating and
-   * renaming files in one directory at once contend for its lock in the kernel (restore of 10k x 4 KiB, both
-   * workers on every directory: 1.67 s of `open` per worker under the profiler, against 0.18 s one each).
+   * renaming files in one directory at once contend for its lock in the kernel (restore of 10k x 4 KiB in 100
+   * directories: 0.92x, 4 pairs; first backup of the same: 0.98x, within the noise).
    */
   private readonly byDir = new Map<string, number>();
 

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { SourceError } from '../errors.js';
-import { hashBytes, initHasher, toHex } from '../hash/xxh64.js';
+import { hashBytes, initHasher, readAt, toHex } from '../hash/xxh64.js';
 import { openSettled, sameFile } from '../scan/sourceFs.js';
 import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob } from './localIo.js';
 
@@ -37,13 +37,12 @@ function writeAllSync(fd: number, data: Buffer, pos: number): void {
 }
 
 /**
- * Hash `fd` from byte 0 through the reused buffer. A file that fits in one buffer comes back whole (`whole`: its
- * bytes, valid until the next read); a bigger one is handed to `each(chunk, pos)` as it is read.
+ * Hash `fd` from byte 0 through the reused buffer (or through `b`, whose first `first` bytes were read already).
+ * A file that fits in one buffer comes back whole (`whole`: its bytes, valid until the next read); a bigger one
+ * is handed to `each(chunk, pos)` as it is read.
  */
-function hashThrough(fd: number, xx: XXHashAPI, each?: (chunk: Buffer, pos: number) => void): { hash: string; size: number; whole?: Buffer } {
-  const b = buffer();
-  const first = fill(fd, b, 0);
-  if (first < CHUNK) return { hash: hashBytes(b.subarray(0, first)), size: first, whole: b.subarray(0, first) };
+function hashThrough(fd: number, xx: XXHashAPI, each?: (chunk: Buffer, pos: number) => void, b = buffer(), first = fill(fd, b, 0)): { hash: string; size: number; whole?: Buffer } {
+  if (first < b.length) return { hash: hashBytes(b.subarray(0, first)), size: first, whole: b.subarray(0, first) };
   const h = xx.create64();
   let size = 0;
   for (let n = first; n > 0; size += n, n = fill(fd, b, size)) {
@@ -205,17 +204,6 @@ const ALWAYS_AHEAD = process.env.REPLICA_READ_AHEAD === '1';
 /** A copy opened ahead: its first chunk being read into `buf` when it is big. */
 interface Ahead { fd: number; size: number; read?: Promise<number>; buf?: Buffer }
 
-const readAt = (fd: number, b: Buffer, pos: number): Promise<number> =>
-  new Promise((resolve, reject) => fs.read(fd, b, 0, b.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
-
-/** The rest of a copy whose first `first` bytes are in `b` (a whole buffer): hashed chunk by chunk from there. */
-function hashOn(fd: number, xx: XXHashAPI, b: Buffer, first: number): string {
-  if (first < b.length) return hashBytes(b.subarray(0, first));
-  const h = xx.create64();
-  for (let n = first, size = 0; n > 0; size += n, n = fill(fd, b, size)) h.update(b.subarray(0, n));
-  return toHex(h.digest());
-}
-
 /**
  * xxh64 of each file (null when it cannot be read as a regular file), in order. A scrub of a cold disk waits on
  * reads: once two big copies in a row took longer than the disk-free rate (COLD_BYTES_PER_MS) to read and hash, the copies
@@ -229,26 +217,26 @@ async function hash(job: HashJob): Promise<IoReply> {
   const files = job.files;
   const hashes: (string | null)[] = [];
   const ahead: (Ahead | null)[] = [];
-  let cold = ALWAYS_AHEAD;
   let slow = 0; // big copies in a row that came slower than the page cache gives (the first read of a fresh buffer is slow too)
+  const cold = () => ALWAYS_AHEAD || slow >= 2;
   const open = (j: number) => {
     const o = openCopy(files[j]);
-    if (o && cold && o.size >= PREFETCH_MIN) {
+    if (o && cold() && o.size >= PREFETCH_MIN) {
       const b = spares.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
       ahead[j] = { ...o, buf: b, read: readAt(o.fd, b, 0) };
     } else ahead[j] = o;
   };
   for (let i = 0, opened = 0; i < files.length; i++) {
-    for (; opened < files.length && opened <= i + (cold ? AHEAD : 0); opened++) open(opened);
+    for (; opened < files.length && opened <= i + (cold() ? AHEAD : 0); opened++) open(opened);
     const a = ahead[i];
     ahead[i] = null;
     if (!a) { hashes.push(null); continue; }
     try {
-      if (a.read) hashes.push(hashOn(a.fd, xx, a.buf!, await a.read));
+      if (a.read) hashes.push(hashThrough(a.fd, xx, undefined, a.buf, await a.read).hash);
       else {
         const t0 = performance.now();
         hashes.push(hashThrough(a.fd, xx).hash);
-        if (a.size >= PREFETCH_MIN) cold = (slow = performance.now() - t0 > a.size / COLD_BYTES_PER_MS ? slow + 1 : 0) >= 2;
+        if (a.size >= PREFETCH_MIN) slow = performance.now() - t0 > a.size / COLD_BYTES_PER_MS ? slow + 1 : 0;
       }
     } catch {
       hashes.push(null);

@@ -62,3 +62,27 @@ for (const [label, ahead] of [['synchronous reads', undefined], ['read ahead fro
     }
   });
 }
+
+it('warm() starts every worker before the first job, and the local kind warms them only for a pass with many files', async () => {
+  const io = new LocalIo(2);
+  try {
+    assert.equal(io.started, 0);
+    io.warm();
+    assert.equal(io.started, 2);
+    io.warm(); // none started twice
+    assert.equal(io.started, 2);
+    const f = path.join(dir, 'warm');
+    fs.writeFileSync(f, 'warm');
+    await initHasher();
+    assert.deepEqual([...(await io.hashMany('t', [f], 10_000))], [[f, hashBytes(Buffer.from('warm'))]]);
+  } finally {
+    await io.close();
+  }
+  const { localKind } = await import('../../dist/lib/targets/local.js');
+  const { localIo } = await import('../../dist/lib/targets/localIo.js');
+  const before = localIo().started;
+  localKind.warm!(10);
+  assert.equal(localIo().started, before, 'a pass of 10 files starts no worker');
+  localKind.warm!(10_000);
+  assert.equal(localIo().started, localIo().size);
+});

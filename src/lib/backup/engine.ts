@@ -144,6 +144,7 @@ export class Engine {
 
   /** Hash settled files; returns those whose content is now settled (due on every target). */
   hash(paths: string[]): Promise<string[]> {
+    if (paths.length) for (const t of this.config.targets) kindModule(t).warm?.(paths.length);
     return hashSettled(paths, this.store, this.names, this.config.retry, this.counts, this.log, this.signal, this.config.versions);
   }
 

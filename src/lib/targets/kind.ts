@@ -34,6 +34,11 @@ export interface TargetKindModule {
    * batch once a file has waited `maxWaitMs` (backup/archive.ts)
    */
   batching?(cfg: TargetConfig): ArchiveBatching;
+  /**
+   * A pass is about to hash `files` settled files, each then copied to this kind: start what the copies will
+   * need (the local kind's worker threads), so that it is ready when they start rather than after.
+   */
+  warm?(files: number): void;
   /** make the target (throws ConfigError where its options are incomplete) */
   create(cfg: TargetConfig, index: number): Target;
 }

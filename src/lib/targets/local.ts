@@ -22,6 +22,8 @@ const run = promisify(execFile);
 
 /** Up to this many files put since the last sync are made durable one by one (fsync), more by one syncfs. */
 const FSYNC_FILES_MAX = 16;
+/** Files a pass must hash before the LocalIo workers are started ahead of its copies (localKind.warm). */
+const WARM_FILES = 256;
 
 /** fsync each file, then each directory holding one (the renames): the durable write of a few files. */
 async function fsyncEach(files: string[], signal?: AbortSignal): Promise<void> {
@@ -334,5 +336,8 @@ export const localKind: TargetKindModule = {
   kind: 'local', schemes: ['', 'file'], urlForm: 'a local path', options: {},
   concurrency: 2, maxConnections: 4,
   localBase: (url) => url.replace(/^file:\/\//, ''),
+  // the LocalIo workers take ~100 ms to start: while the main thread hashes, not after (first backup of
+  // 10k x 4 KiB: 0.97x); a pass with few files puts them one by one and needs none
+  warm: (files) => { if (files >= WARM_FILES) localIo().warm(); },
   create: (cfg: TargetConfig) => new LocalTarget(cfg.name, cfg.path!, { mount: cfg.mount, commandTimeoutMs: cfg.timeouts.commandMs, copyTimeoutMs: cfg.timeouts.copyMs }),
 };

@@ -96,6 +96,16 @@ export class LocalIo {
     return i;
   }
 
+  /** Workers running now. */
+  get started(): number {
+    return this.workers.filter((w) => w !== undefined).length;
+  }
+
+  /** Start every worker not started yet (a command about to read or write many files, while it still does other work). */
+  warm(): void {
+    for (let i = 0; i < this.size; i++) this.workers[i] ??= this.spawn();
+  }
+
   private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'>, timeoutMs: number, what: string): Promise<IoReply> {
     const i = this.pick(job.op === 'fetch' ? job.dir : job.op === 'put' ? job.items[0]?.dir : undefined);
     const slot = (this.workers[i] ??= this.spawn());

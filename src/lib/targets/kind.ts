@@ -35,8 +35,8 @@ export interface TargetKindModule {
    */
   batching?(cfg: TargetConfig): ArchiveBatching;
   /**
-   * A pass is about to hash `files` settled files, each then copied to this kind: start what the copies will
-   * need (the local kind's worker threads), so that it is ready when they start rather than after.
+   * A command is about to copy `files` files to or from a target of this kind (a pass that hashes them first, a
+   * restore that plans them first): start what that will need (the local kind's worker threads) meanwhile.
    */
   warm?(files: number): void;
   /** make the target (throws ConfigError where its options are incomplete) */

@@ -336,8 +336,8 @@ export const localKind: TargetKindModule = {
   kind: 'local', schemes: ['', 'file'], urlForm: 'a local path', options: {},
   concurrency: 2, maxConnections: 4,
   localBase: (url) => url.replace(/^file:\/\//, ''),
-  // the LocalIo workers take ~100 ms to start: while the main thread hashes, not after (first backup of
-  // 10k x 4 KiB: 0.97x); a pass with few files puts them one by one and needs none
+  // the LocalIo workers take ~100 ms to start: while the main thread hashes or plans, not after (first backup
+  // and restore of 10k x 4 KiB: 0.97x each); a few files go one by one and need none
   warm: (files) => { if (files >= WARM_FILES) localIo().warm(); },
   create: (cfg: TargetConfig) => new LocalTarget(cfg.name, cfg.path!, { mount: cfg.mount, commandTimeoutMs: cfg.timeouts.commandMs, copyTimeoutMs: cfg.timeouts.copyMs }),
 };

@@ -96,10 +96,10 @@ export async function runPass(engine: Engine, opts: Omit<BackupOptions, 'signal'
 
   await engine.openTargets();
   t0 = performance.now();
-  await engine.hash(scan.toHash);
-  phase('hash', t0);
-  t0 = performance.now();
-  await engine.copy();
+  await engine.hashAndCopy(scan.toHash, () => {
+    phase('hash', t0);
+    t0 = performance.now();
+  });
   phase('copy', t0);
   if (opts.waitForSettle !== false && scan.waiting.length && !signal.aborted) {
     // Wait (at most `settle` from the start) for files seen changing, then take those that settled.

@@ -33,6 +33,8 @@ export interface CopyContext {
   peers?: Target[];
   /** an archive kind (tape): a batch (one sync and read-back each) is one tape file of `volumeSize` bytes */
   batching?: ArchiveBatching;
+  /** a new file hashed by its put here (copyAll's `fresh`) was published with the content hashing to `hash`: record it settled */
+  settledByPut?: (p: string, rec: Rec, hash: string) => void;
 }
 
 /** Files and bytes per durability batch: one sync (syncfs) and then read-back for each batch. */
@@ -172,8 +174,14 @@ export class TargetCopier {
     if (this.ctx.signal.aborted) return false;
     let e = toTargetError(err, this.target.name, opOrigin(this.target.name, 'put', targetPath(this.ctx.host, p)));
     if (isSourceGone(rec)) { this.fail(p, rec, e); return false; } // a repair from another target: no source to look at
+    if (e.errorClass === 'missing' || e.errorClass === 'EACCES' || e.errorClass === 'other') e = this.diagnose(p, rec, e);
+    // a new file not hashed yet (copyAll's `fresh`) that is still there, unchanged: not recorded here; hashSettled
+    // looks at it next (and records an unreadable file on every target), then it is copied as any settled file
+    if (rec.h === undefined && e.errorClass !== 'changed' && e.errorClass !== 'vanished') {
+      if (e.targetWide) this.down ??= e;
+      return false;
+    }
     if (e.errorClass === 'changed') this.unsettle(p, rec);
-    else if (e.errorClass === 'missing' || e.errorClass === 'EACCES' || e.errorClass === 'other') e = this.diagnose(p, rec, e);
     this.fail(p, rec, e);
     return false;
   }
@@ -202,6 +210,10 @@ export class TargetCopier {
         try {
           if (results[k]) throw results[k];
           o.src.checkUnchanged();
+          if (o.rec.h === undefined) {
+            if (o.src.hashed === undefined || !this.ctx.settledByPut) continue; // not hashed by this kind: hashSettled will
+            this.ctx.settledByPut(o.p, o.rec, o.src.hashed);
+          }
           this.counted(o.rec);
           done.push([o.p, o.rec]);
         } catch (err) {
@@ -301,8 +313,15 @@ export class TargetCopier {
     this.ctx.store.touchMeta();
   }
 
-  /** Copy, make durable and verify every path in `paths` (records from the store). */
-  async copyAll(paths: string[]): Promise<void> {
+  /**
+   * Copy, make durable and verify every path in `paths` (records from the store). `fresh`: new small files not
+   * hashed yet (sorted), put among them through putMany by a kind that hashes what it publishes: each one put
+   * is recorded settled with that hash (ctx.settledByPut) and verified against it like any other; the ones not
+   * put (a source problem, the target down) are left unhashed, for hashSettled.
+   */
+  async copyAll(sorted: string[], fresh: string[] = []): Promise<void> {
+    const paths = fresh.length ? mergeSorted(sorted, fresh) : sorted;
+    const isFresh = new Set(fresh);
     for (let i = 0; i < paths.length && !this.down && !this.ctx.signal.aborted;) {
       const batch: [string, Rec][] = [];
       let bytes = 0;
@@ -315,7 +334,8 @@ export class TargetCopier {
       this.dirModes = new Map();
       const dirs = this.noteTempDirs(batch.map(([p]) => p));
       const small = batch.filter(([, rec]) => this.batchable(rec));
-      const rest = small.length ? batch.filter(([, rec]) => !this.batchable(rec)) : batch;
+      // (a fresh file that cannot go through putMany is left to hashSettled)
+      const rest = batch.filter(([p, rec]) => !this.batchable(rec) && !isFresh.has(p));
       const live = () => !this.down && !this.ctx.signal.aborted;
       const tasks = rest.map(([p, rec]) => this.queue.add(async () => {
         if (live() && await this.put(p, rec)) copied.push([p, rec, Date.now()]);
@@ -338,4 +358,15 @@ export class TargetCopier {
       await this.verify(copied);
     }
   }
+}
+
+/** Two lists, each sorted by Array.prototype.sort's default order, merged into one in that order. */
+function mergeSorted(a: string[], b: string[]): string[] {
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) out.push(a[i] <= b[j] ? a[i++] : b[j++]);
+  while (i < a.length) out.push(a[i++]);
+  while (j < b.length) out.push(b[j++]);
+  return out;
 }

@@ -4,12 +4,12 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { emptyCounts, type Rec, type RunCounts } from '../store/model.js';
 import { kindModule } from '../targets/registry.js';
-import { type Target, hasArchive, hasTempFiles } from '../targets/target.js';
+import { type Target, hasArchive, hasBatchPut, hasTempFiles } from '../targets/target.js';
 import { archiveDue, attachCatalogs } from './archive.js';
 import { withDeadline } from '../queue/deadline.js';
 import { TargetCopier } from './copier.js';
 import { MarkerScan, allVerifiedOn, manifestHash, markerFor } from './markers.js';
-import { initHasher } from '../hash/xxh64.js';
+import { SMALL_FILE, initHasher } from '../hash/xxh64.js';
 import { bufferSource } from '../targets/source.js';
 import { targetPath } from '../targets/layout.js';
 import { VERSION } from '../version.js';
@@ -17,7 +17,7 @@ import { type RemovalResult, removalDue, removeLocal } from './deleteLocal.js';
 import { hashSettled } from './hashing.js';
 import { reconcile, recheck, type ReconcileResult } from './reconcile.js';
 import { shipStore } from './shipStore.js';
-import { codeOn, isCurrent, isDoneOn, isDue, isRepairDue } from '../store/records.js';
+import { codeOn, isCurrent, isDoneOn, isDue, isRepairDue, settle } from '../store/records.js';
 
 /**
  * The backup work of one process, in steps: `run` is one full pass of it (backup.ts runPass); `watch` keeps
@@ -109,7 +109,7 @@ export class Engine {
       this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? kind.concurrency, kind.maxConnections), {
         host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts, roots: this.roots,
         signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs, versions: this.config.versions, peers: this.targets,
-        batching: kind.batching?.(cfg),
+        batching: kind.batching?.(cfg), settledByPut: this.settledByPut,
       }));
     }
   }
@@ -142,20 +142,65 @@ export class Engine {
     return waiting;
   }
 
+  /** A new file's first copy (hashAndCopy) published content hashing to `hash`: it is settled with it, as hashSettled records it. */
+  private readonly settledByPut = (p: string, rec: Rec, hash: string): void => {
+    settle(rec, hash, Date.now(), this.names, this.config.versions);
+    this.counts.hashed++;
+    this.counts.settled++;
+    this.store.set(p, rec);
+  };
+
   /** Hash settled files; returns those whose content is now settled (due on every target). */
   hash(paths: string[]): Promise<string[]> {
     if (paths.length) for (const t of this.config.targets) kindModule(t).warm?.(paths.length);
     return hashSettled(paths, this.store, this.names, this.config.retry, this.counts, this.log, this.signal, this.config.versions);
   }
 
-  /** Copy and verify: `paths` if given (those due), else every due record in the store. */
-  async copy(paths?: string[]): Promise<void> {
+  /**
+   * Hash the settled files `paths` and copy every due file (a pass's main step). New small files (never hashed)
+   * are hashed by their first copy where a target of the pass puts many at once and hashes what it publishes
+   * (the first such in config order: a local target's worker reads each file once, for its hash and its copy,
+   * instead of once here and once there); the rest first, here (hashSettled). Files the put could not take
+   * are hashed here after it, and whatever settled on the way is then copied to the other targets.
+   */
+  async hashAndCopy(paths: string[], hashed?: () => void): Promise<void> {
+    if (paths.length) for (const t of this.config.targets) kindModule(t).warm?.(paths.length);
+    const first = this.copiers.find((c) => !c.down && hasBatchPut(c.target) && !hasArchive(c.target));
+    const fresh = new Set(first ? paths.filter((p) => {
+      const r = this.store.get(p);
+      return r !== undefined && r.h === undefined && r.l === undefined && r.z <= SMALL_FILE && !this.missingRoots.some((m) => p.startsWith(m + '/'));
+    }) : []);
+    await hashSettled(paths.filter((p) => !fresh.has(p)), this.store, this.names, this.config.retry, this.counts, this.log, this.signal, this.config.versions);
+    hashed?.();
+    // a tape file is cut once, when every file is settled: archive targets wait for the second round
+    await this.copy(undefined, [...fresh].sort(), first, !fresh.size);
+    if (!fresh.size) return;
+    // not put by the first (its target down or stopped, the put failed on the target's side): hashed here; a
+    // file that changed or vanished under its put is recorded as failed there, and not hashed now (it settles again)
+    const byPut: string[] = [];
+    const left: string[] = [];
+    for (const p of fresh) {
+      const r = this.store.get(p);
+      if (r?.h !== undefined) byPut.push(p);
+      else if (r && codeOn(r, first!.target.name) !== 'f') left.push(p);
+    }
+    if (this.signal.aborted) return; // the rest waits for the next pass, not settled yet (as files still to be hashed do)
+    const settled = await hashSettled(left, this.store, this.names, this.config.retry, this.counts, this.log, this.signal, this.config.versions);
+    await this.copy([...byPut, ...settled], [], undefined, true, { copier: first!, paths: new Set(byPut) });
+  }
+
+  /**
+   * Copy and verify: `paths` if given (those due), else every due record in the store; `fresh` (new files, not
+   * hashed) to copier `first` (hashAndCopy); archive targets (tape) only with `archives`.
+   */
+  async copy(paths?: string[], fresh: string[] = [], first?: TargetCopier, archives = true, except?: { copier: TargetCopier; paths: Set<string> }): Promise<void> {
     const now = Date.now();
     const due = new Map<TargetCopier, string[]>(this.copiers.map((c) => [c, []]));
     const consider = (p: string, r: Rec | undefined) => {
       if (!r || this.missingRoots.some((m) => p.startsWith(m + '/'))) return;
       for (const c of this.copiers) {
-        if (c.down || !(isDue(r, c.target.name, now, this.config.retry) || isRepairDue(r, c.target.name, now, this.config.retry))) continue;
+        if (c.down || (!archives && hasArchive(c.target)) || (c === except?.copier && except.paths.has(p))) continue;
+        if (!(isDue(r, c.target.name, now, this.config.retry) || isRepairDue(r, c.target.name, now, this.config.retry))) continue;
         due.get(c)!.push(p);
         this.due.files++;
         this.due.bytes += r.z;
@@ -163,9 +208,14 @@ export class Engine {
     };
     if (paths) for (const p of paths) consider(p, this.store.get(p));
     else for (const [p, r] of this.store.entries()) consider(p, r);
+    if (first && fresh.length) {
+      this.due.files += fresh.length;
+      for (const p of fresh) this.due.bytes += this.store.get(p)?.z ?? 0;
+    }
     await Promise.all(this.copiers.map((c) => {
       c.ctx.counts = this.counts;
-      return c.copyAll(hasArchive(c.target) ? this.archiveDue(c, now) : due.get(c)!.sort());
+      if (hasArchive(c.target)) return archives ? c.copyAll(this.archiveDue(c, now)) : undefined;
+      return c.copyAll(due.get(c)!.sort(), c === first ? fresh : []);
     }));
     for (const c of this.copiers) if (c.down && !this.targetsDown[c.target.name]) this.recordDown(c.target.name, c.down);
   }

@@ -135,16 +135,17 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
     }
     if (!jobs.length) return out;
     opts.signal?.throwIfAborted();
-    let results: { placed: boolean; err?: Error }[];
+    let results: { placed: boolean; err?: Error; hash?: string }[];
     try {
       results = await localIo().putMany(this.name, jobs, this.opts.copyTimeoutMs ?? 30 * 60_000);
     } catch (err) {
       throw this.err(err, 'put', `${jobs.length} files`);
     }
-    results.forEach(({ placed, err }, k) => {
-      const { rel } = items[at[k]];
+    results.forEach(({ placed, err, hash }, k) => {
+      const { rel, src } = items[at[k]];
       if (placed) this.published(this.abs(rel));
       if (err) out[at[k]] = this.err(err, 'put', rel);
+      else if (hash !== undefined && src instanceof SettledFile) src.hashed = hash;
     });
     return out;
   }

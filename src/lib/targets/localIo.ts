@@ -27,7 +27,7 @@ export type IoJob = FetchJob | HashJob | PutJob;
  * since), the source's bytes were not the settled content, the source is not the file that settled (`source`:
  * openSettled's SourceError, nothing written), or the errno error.
  */
-export type FileReply = { bytes: number; changed?: true } | { mismatch: string } | { source: string; errorClass: ErrorClass }
+export type FileReply = { bytes: number; changed?: true; hash?: string } | { mismatch: string } | { source: string; errorClass: ErrorClass }
   | { error: string; code: string; write?: true };
 export type IoReply = { id: number } & (FileReply | { hashes: (string | null)[] } | { puts: FileReply[] });
 
@@ -147,14 +147,15 @@ export class LocalIo {
    * SourceError when the source is not the file that settled, or the errno error of a failed write (no temp
    * file left). Throws TargetError(timeout) when the job as a whole took too long.
    */
-  async putMany(target: string, items: PutItem[], timeoutMs: number): Promise<{ placed: boolean; err?: Error }[]> {
+  /** Put small files (PutItem); each placed or not, with its error, and the hash of the bytes placed where the item gave none. */
+  async putMany(target: string, items: PutItem[], timeoutMs: number): Promise<{ placed: boolean; err?: Error; hash?: string }[]> {
     const r = await this.run(target, { op: 'put', items }, timeoutMs, `writing ${items.length} files`);
     if (!('puts' in r)) throw new Error(`LocalIo: unexpected reply to a put job: ${JSON.stringify(r)}`);
     return r.puts.map((p, k) => ('mismatch' in p ? { placed: false, err: new SourceError(`source changed while copying: ${p.mismatch}: not published`, 'changed') }
       : 'source' in p ? { placed: false, err: new SourceError(p.source, p.errorClass) }
       : 'error' in p ? { placed: false, err: Object.assign(new Error(p.error), { code: p.code }) }
       : p.changed ? { placed: true, err: new SourceError(`source changed while copying: ${items[k].label}`, 'changed') }
-      : { placed: true }));
+      : { placed: true, hash: p.hash }));
   }
 
   /**

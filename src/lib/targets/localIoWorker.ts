@@ -138,10 +138,8 @@ function putFrom(fd: number, job: PutItem, mode: number): FileReply {
   const n = fill(fd, b.subarray(0, job.size + 1), 0);
   const data = b.subarray(0, n);
   if (n !== job.size) return { mismatch: `${job.label}: read ${n} bytes, settled size ${job.size}` };
-  if (job.hash !== undefined) {
-    const got = hashBytes(data);
-    if (got !== job.hash) return { mismatch: `${job.label}: the bytes read hash to ${got}, settled ${job.hash}` };
-  }
+  const got = hashBytes(data);
+  if (job.hash !== undefined && got !== job.hash) return { mismatch: `${job.label}: the bytes read hash to ${got}, settled ${job.hash}` };
   const temp = `${job.dir}/${job.temp}`;
   const out = fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);
   try {
@@ -157,7 +155,7 @@ function putFrom(fd: number, job: PutItem, mode: number): FileReply {
     fs.rmSync(temp, { force: true });
     throw err;
   }
-  return { bytes: n };
+  return job.hash === undefined ? { bytes: n, hash: got } : { bytes: n };
 }
 
 async function put(job: PutJob): Promise<IoReply> {

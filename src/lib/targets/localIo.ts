@@ -11,7 +11,8 @@ export interface FetchJob { op: 'fetch'; id: number; src: string; dir: string; t
 /** Files to hash (a batch of a read-back): each opened without following a symlink. */
 export interface HashJob { op: 'hash'; id: number; files: string[] }
 /**
- * A small file to put: read all of its source, check it holds `size` bytes hashing to `hash`, then write it as
+ * A small file to put: read all of its source, check it holds `size` bytes hashing to `hash` (none given: the
+ * reply says what they hash to), then write it as
  * the new file `dir/temp` (O_EXCL, no symlink followed) with `mode` and `mtimeMs`, and rename that to
  * `dir/final`. The source is `fd`, a descriptor the main thread opened (and holds open until the reply), or the
  * settled file `path` with its `identity`, opened by the worker as sourceFs.openSettled does (then `mode` is
@@ -145,9 +146,9 @@ export class LocalIo {
    * One entry per item: `placed` when the copy is in place, and `err`: SourceError(changed) when its bytes were
    * not the settled content (nothing written) or the source changed after its copy was placed, openSettled's
    * SourceError when the source is not the file that settled, or the errno error of a failed write (no temp
-   * file left). Throws TargetError(timeout) when the job as a whole took too long.
+   * file left); `hash`: the xxh64 of the bytes placed, for an item that gave no settled hash (a new file
+   * hashed by its first copy). Throws TargetError(timeout) when the job as a whole took too long.
    */
-  /** Put small files (PutItem); each placed or not, with its error, and the hash of the bytes placed where the item gave none. */
   async putMany(target: string, items: PutItem[], timeoutMs: number): Promise<{ placed: boolean; err?: Error; hash?: string }[]> {
     const r = await this.run(target, { op: 'put', items }, timeoutMs, `writing ${items.length} files`);
     if (!('puts' in r)) throw new Error(`LocalIo: unexpected reply to a put job: ${JSON.stringify(r)}`);

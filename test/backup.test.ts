@@ -78,6 +78,35 @@ describe('backup() with memory targets and injected faults', () => {
     }
   });
 
+  it('with a tape as the only target, a new small file is hashed by the write of its member: one tape file, every member verified with the file\'s hash', async () => {
+    const { TapeTarget } = await import('../dist/lib/targets/tape.js');
+    const { EmulatedDrive } = await import('../dist/lib/targets/tapeDrive.js');
+    const { attachCatalogs } = await import('../dist/lib/backup/archive.js');
+    const { hashBytes } = await import('../dist/lib/hash/xxh64.js');
+    const files = Array.from({ length: 4 }, (_, i) => file(`t${i}`, `to tape ${i}`));
+    const seen: (string | undefined)[] = [];
+    class Watched extends TapeTarget {
+      override async put(r: string, src: PutSource, opts?: PutOptions): Promise<void> {
+        seen.push(store.get(r.slice(3))?.h);
+        return super.put(r, src, opts);
+      }
+    }
+    const emu = path.join(dir, 'emu');
+    fs.mkdirSync(emu);
+    const t = new Watched('tp', new EmulatedDrive(emu, 1 << 30, 512));
+    attachCatalogs(store, [t], 'mem');
+    await t.openTape('T1');
+    const r = await backup(config({ targets: [{ name: 'tp', url: `tape://${emu}`, capacity: '1GiB' }] }), store, [t], log, { flush: true });
+    assert.equal(r.ok, true);
+    assert.deepEqual(seen, files.map(() => undefined), 'no hash was recorded before each member was written');
+    assert.equal(r.counts.hashed, 4);
+    assert.deepEqual(fs.readdirSync(path.join(emu, 'T1')), ['file00001.tar']);
+    for (const f of files) {
+      assert.equal(store.get(f)!.h, hashBytes(fs.readFileSync(f)));
+      assert.equal(decodeState(store.get(f)!.t.tp).s, 'v');
+    }
+  });
+
   it('a new file whose first copy fails on the target\'s side is hashed anyway: the other target gets it in the same pass, the failed one records one attempt', async () => {
     const f = file('n', 'no room on a');
     const a = new MemoryTarget('a'); const b = new MemoryTarget('b');

@@ -153,6 +153,10 @@ export class TargetCopier {
         src.open();
         await this.withVersion(p, rec, () => this.target.put(rel, src, opts));
         src.checkUnchanged();
+        if (rec.h === undefined) { // a new file hashed by this copy (copyAll's `fresh`)
+          if (src.hashed === undefined || !this.ctx.settledByPut) return false;
+          this.ctx.settledByPut(p, rec, src.hashed);
+        }
         this.counted(rec);
       } finally {
         src.close();
@@ -314,14 +318,13 @@ export class TargetCopier {
   }
 
   /**
-   * Copy, make durable and verify every path in `paths` (records from the store). `fresh`: new small files not
-   * hashed yet (sorted), put among them through putMany by a kind that hashes what it publishes: each one put
-   * is recorded settled with that hash (ctx.settledByPut) and verified against it like any other; the ones not
-   * put (a source problem, the target down) are left unhashed, for hashSettled.
+   * Copy, make durable and verify every path in `sorted` (records from the store), and `fresh` (sorted) among
+   * them: new small files not hashed yet (a tape's are in `sorted` already), each read once by its put, which
+   * records it settled with the hash of what it published (ctx.settledByPut); it is then verified against that
+   * hash like any other. The ones not put (a source problem, the target down) are left unhashed, for hashSettled.
    */
   async copyAll(sorted: string[], fresh: string[] = []): Promise<void> {
     const paths = fresh.length ? mergeSorted(sorted, fresh) : sorted;
-    const isFresh = new Set(fresh);
     for (let i = 0; i < paths.length && !this.down && !this.ctx.signal.aborted;) {
       const batch: [string, Rec][] = [];
       let bytes = 0;
@@ -334,8 +337,7 @@ export class TargetCopier {
       this.dirModes = new Map();
       const dirs = this.noteTempDirs(batch.map(([p]) => p));
       const small = batch.filter(([, rec]) => this.batchable(rec));
-      // (a fresh file that cannot go through putMany is left to hashSettled)
-      const rest = batch.filter(([p, rec]) => !this.batchable(rec) && !isFresh.has(p));
+      const rest = small.length ? batch.filter(([, rec]) => !this.batchable(rec)) : batch;
       const live = () => !this.down && !this.ctx.signal.aborted;
       const tasks = rest.map(([p, rec]) => this.queue.add(async () => {
         if (live() && await this.put(p, rec)) copied.push([p, rec, Date.now()]);

@@ -165,14 +165,15 @@ export class Engine {
    */
   async hashAndCopy(paths: string[], hashed?: () => void): Promise<void> {
     if (paths.length) for (const t of this.config.targets) kindModule(t).warm?.(paths.length);
-    const first = this.copiers.find((c) => !c.down && hasBatchPut(c.target) && !hasArchive(c.target));
+    // a target that puts many at once (local: its worker threads), else a tape (it hashes each member it writes)
+    const first = this.copiers.find((c) => !c.down && hasBatchPut(c.target) && !hasArchive(c.target)) ?? this.copiers.find((c) => !c.down && hasArchive(c.target));
     const fresh = new Set(first ? paths.filter((p) => {
       const r = this.store.get(p);
       return r !== undefined && r.h === undefined && r.l === undefined && r.z <= SMALL_FILE && !this.missingRoots.some((m) => p.startsWith(m + '/'));
     }) : []);
     await hashSettled(paths.filter((p) => !fresh.has(p)), this.store, this.names, this.config.retry, this.counts, this.log, this.signal, this.config.versions);
     hashed?.();
-    // a tape file is cut once, when every file is settled: archive targets wait for the second round
+    // a tape file is cut once per pass: a tape that is not the first waits for the second round
     await this.copy(undefined, [...fresh].sort(), first, !fresh.size);
     if (!fresh.size) return;
     // not put by the first (its target down or stopped, the put failed on the target's side): hashed here; a
@@ -186,20 +187,21 @@ export class Engine {
     }
     if (this.signal.aborted) return; // the rest waits for the next pass, not settled yet (as files still to be hashed do)
     const settled = await hashSettled(left, this.store, this.names, this.config.retry, this.counts, this.log, this.signal, this.config.versions);
-    await this.copy([...byPut, ...settled], [], undefined, true, { copier: first!, paths: new Set(byPut) });
+    // the first copies what it could not put now; a tape that was first wrote its tape file (the rest waits, as its batching says)
+    await this.copy([...byPut, ...settled], [], undefined, true, { copier: first!, paths: hasArchive(first!.target) ? undefined : new Set(byPut) });
   }
 
   /**
    * Copy and verify: `paths` if given (those due), else every due record in the store; `fresh` (new files, not
    * hashed) to copier `first` (hashAndCopy); archive targets (tape) only with `archives`.
    */
-  async copy(paths?: string[], fresh: string[] = [], first?: TargetCopier, archives = true, except?: { copier: TargetCopier; paths: Set<string> }): Promise<void> {
+  async copy(paths?: string[], fresh: string[] = [], first?: TargetCopier, archives = true, except?: { copier: TargetCopier; paths?: Set<string> }): Promise<void> {
     const now = Date.now();
     const due = new Map<TargetCopier, string[]>(this.copiers.map((c) => [c, []]));
     const consider = (p: string, r: Rec | undefined) => {
       if (!r || this.missingRoots.some((m) => p.startsWith(m + '/'))) return;
       for (const c of this.copiers) {
-        if (c.down || (!archives && hasArchive(c.target)) || (c === except?.copier && except.paths.has(p))) continue;
+        if (c.down || (!archives && hasArchive(c.target) && c !== first) || (c === except?.copier && (!except.paths || except.paths.has(p)))) continue;
         if (!(isDue(r, c.target.name, now, this.config.retry) || isRepairDue(r, c.target.name, now, this.config.retry))) continue;
         due.get(c)!.push(p);
         this.due.files++;
@@ -214,7 +216,8 @@ export class Engine {
     }
     await Promise.all(this.copiers.map((c) => {
       c.ctx.counts = this.counts;
-      if (hasArchive(c.target)) return archives ? c.copyAll(this.archiveDue(c, now)) : undefined;
+      if (c === except?.copier && !except.paths) return undefined;
+      if (hasArchive(c.target)) return archives || c === first ? c.copyAll(this.archiveDue(c, now, c === first ? fresh : [])) : undefined;
       return c.copyAll(due.get(c)!.sort(), c === first ? fresh : []);
     }));
     for (const c of this.copiers) if (c.down && !this.targetsDown[c.target.name]) this.recordDown(c.target.name, c.down);
@@ -225,9 +228,9 @@ export class Engine {
    * gathers them), cut into tape files of `volumeSize`; the last, smaller one only with --flush or once a file
    * waited `maxWait` (archive.ts).
    */
-  private archiveDue(c: TargetCopier, now: number): string[] {
+  private archiveDue(c: TargetCopier, now: number, fresh: string[] = []): string[] {
     const name = c.target.name;
-    const all: string[] = [];
+    const all: string[] = [...fresh]; // new files hashed by their member's write (hashAndCopy)
     for (const [p, r] of this.store.entries()) {
       if (this.missingRoots.some((m) => p.startsWith(m + '/'))) continue;
       if (isDue(r, name, now, this.config.retry) || isRepairDue(r, name, now, this.config.retry)) all.push(p);

@@ -107,6 +107,30 @@ describe('backup() with memory targets and injected faults', () => {
     }
   });
 
+  it('a new file hashed by its tape member waits for the tape\'s batching from when it settled, not from when it was first seen', async () => {
+    const { TapeTarget } = await import('../dist/lib/targets/tape.js');
+    const { EmulatedDrive } = await import('../dist/lib/targets/tapeDrive.js');
+    const { attachCatalogs } = await import('../dist/lib/backup/archive.js');
+    const emu = path.join(dir, 'emu');
+    fs.mkdirSync(emu);
+    const t = new TapeTarget('tp', new EmulatedDrive(emu, 1 << 30, 512));
+    attachCatalogs(store, [t], 'mem');
+    await t.openTape('T1');
+    const cfg = config({ targets: [{ name: 'tp', url: `tape://${emu}`, capacity: '1GiB', maxWait: '1h' }] });
+    const f = path.join(src, 'long.dat');
+    fs.writeFileSync(f, 'written for hours'); // just written: seen, not settled
+    await backup(cfg, store, [t], log, { waitForSettle: false });
+    const rec = store.get(f)!;
+    assert.equal(rec.h, undefined);
+    rec.f = Date.now() - 2 * 3_600_000; // first seen two hours ago (maxWait is one)
+    store.set(f, rec);
+    age(f); // closed long enough ago: it settles in the next pass
+    await backup(cfg, store, [t], log, { waitForSettle: false });
+    assert.notEqual(store.get(f)!.h, undefined, 'settled in that pass');
+    assert.equal(decodeState(store.get(f)!.t.tp).s, 'p', 'pending: it waits up to maxWait from now');
+    assert.deepEqual(fs.readdirSync(path.join(emu, 'T1')).filter((n) => n.endsWith('.tar')), []);
+  });
+
   it('a new file whose first copy fails on the target\'s side is hashed anyway: the other target gets it in the same pass, the failed one records one attempt', async () => {
     const f = file('n', 'no room on a');
     const a = new MemoryTarget('a'); const b = new MemoryTarget('b');

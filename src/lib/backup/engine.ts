@@ -231,6 +231,7 @@ export class Engine {
   private archiveDue(c: TargetCopier, now: number, fresh: string[] = []): string[] {
     const name = c.target.name;
     const all: string[] = [...fresh]; // new files hashed by their member's write (hashAndCopy)
+    const isFresh = new Set(fresh);
     for (const [p, r] of this.store.entries()) {
       if (this.missingRoots.some((m) => p.startsWith(m + '/'))) continue;
       if (isDue(r, name, now, this.config.retry) || isRepairDue(r, name, now, this.config.retry)) all.push(p);
@@ -238,7 +239,7 @@ export class Engine {
     const rec = (p: string) => this.store.get(p)!;
     const cutShort = new Set((this.store.meta.tape?.[name]?.files ?? []).filter((f) => f.state === 'unusable').flatMap((f) => f.members.map((m) => m[0])));
     return archiveDue(all.sort(), {
-      sizeOf: (p) => rec(p).z, settledAt: (p) => rec(p).s ?? rec(p).f,
+      sizeOf: (p) => rec(p).z, settledAt: (p) => rec(p).s ?? (isFresh.has(p) ? now : rec(p).f), // a new file settles now
       retried: (p) => codeOn(rec(p), name) === 'f' || cutShort.has(targetPath(this.config.host, p)),
     }, c.ctx.batching!, now, this.flushArchives);
   }

@@ -193,7 +193,8 @@ export class Engine {
 
   /**
    * Copy and verify: `paths` if given (those due), else every due record in the store; `fresh` (new files, not
-   * hashed) to copier `first` (hashAndCopy); archive targets (tape) only with `archives`.
+   * hashed) to copier `first` (hashAndCopy); archive targets (tape) only with `archives` or when first;
+   * `except`: that copier leaves these paths alone (all of them, and its tape file, when none are named).
    */
   async copy(paths?: string[], fresh: string[] = [], first?: TargetCopier, archives = true, except?: { copier: TargetCopier; paths?: Set<string> }): Promise<void> {
     const now = Date.now();

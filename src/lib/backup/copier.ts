@@ -33,7 +33,7 @@ export interface CopyContext {
   peers?: Target[];
   /** an archive kind (tape): a batch (one sync and read-back each) is one tape file of `volumeSize` bytes */
   batching?: ArchiveBatching;
-  /** a new file hashed by its put here (copyAll's `fresh`) was published with the content hashing to `hash`: record it settled */
+  /** a new file hashed by its put here (Engine.hashAndCopy) was published with the content hashing to `hash`: record it settled */
   settledByPut?: (p: string, rec: Rec, hash: string) => void;
 }
 
@@ -153,10 +153,7 @@ export class TargetCopier {
         src.open();
         await this.withVersion(p, rec, () => this.target.put(rel, src, opts));
         src.checkUnchanged();
-        if (rec.h === undefined) { // a new file hashed by this copy (copyAll's `fresh`)
-          if (src.hashed === undefined || !this.ctx.settledByPut) return false;
-          this.ctx.settledByPut(p, rec, src.hashed);
-        }
+        if (!this.settledBy(p, rec, src)) return false;
         this.counted(rec);
       } finally {
         src.close();
@@ -165,6 +162,17 @@ export class TargetCopier {
     } catch (err) {
       return this.putFailed(p, rec, err);
     }
+  }
+
+  /**
+   * A put of `p` from `src` succeeded: true, after recording a new file (not hashed before: Engine.hashAndCopy)
+   * settled with the hash of the bytes it published; false when the kind said no hash (hashSettled will hash it).
+   */
+  private settledBy(p: string, rec: Rec, src: SettledFile): boolean {
+    if (rec.h !== undefined) return true;
+    if (src.hashed === undefined || !this.ctx.settledByPut) return false;
+    this.ctx.settledByPut(p, rec, src.hashed);
+    return true;
   }
 
   /** A copy of `rec` is on the target: counted. */
@@ -179,7 +187,7 @@ export class TargetCopier {
     let e = toTargetError(err, this.target.name, opOrigin(this.target.name, 'put', targetPath(this.ctx.host, p)));
     if (isSourceGone(rec)) { this.fail(p, rec, e); return false; } // a repair from another target: no source to look at
     if (e.errorClass === 'missing' || e.errorClass === 'EACCES' || e.errorClass === 'other') e = this.diagnose(p, rec, e);
-    // a new file not hashed yet (copyAll's `fresh`) that is still there, unchanged: not recorded here; hashSettled
+    // a new file not hashed yet (Engine.hashAndCopy) that is still there, unchanged: not recorded here; hashSettled
     // looks at it next (and records an unreadable file on every target), then it is copied as any settled file
     if (rec.h === undefined && e.errorClass !== 'changed' && e.errorClass !== 'vanished') {
       if (e.targetWide) this.down ??= e;
@@ -214,10 +222,7 @@ export class TargetCopier {
         try {
           if (results[k]) throw results[k];
           o.src.checkUnchanged();
-          if (o.rec.h === undefined) {
-            if (o.src.hashed === undefined || !this.ctx.settledByPut) continue; // not hashed by this kind: hashSettled will
-            this.ctx.settledByPut(o.p, o.rec, o.src.hashed);
-          }
+          if (!this.settledBy(o.p, o.rec, o.src)) continue;
           this.counted(o.rec);
           done.push([o.p, o.rec]);
         } catch (err) {
@@ -318,13 +323,12 @@ export class TargetCopier {
   }
 
   /**
-   * Copy, make durable and verify every path in `sorted` (records from the store), and `fresh` (sorted) among
-   * them: new small files not hashed yet (a tape's are in `sorted` already), each read once by its put, which
-   * records it settled with the hash of what it published (ctx.settledByPut); it is then verified against that
-   * hash like any other. The ones not put (a source problem, the target down) are left unhashed, for hashSettled.
+   * Copy, make durable and verify every path in `paths` (records from the store). A new file not hashed yet
+   * (Engine.hashAndCopy) is read once by its put, which records it settled with the hash of what it published
+   * (settledBy); it is then verified against that hash like any other. One not put (a source problem, the
+   * target down) is left unhashed, for hashSettled.
    */
-  async copyAll(sorted: string[], fresh: string[] = []): Promise<void> {
-    const paths = fresh.length ? mergeSorted(sorted, fresh) : sorted;
+  async copyAll(paths: string[]): Promise<void> {
     for (let i = 0; i < paths.length && !this.down && !this.ctx.signal.aborted;) {
       const batch: [string, Rec][] = [];
       let bytes = 0;
@@ -360,15 +364,4 @@ export class TargetCopier {
       await this.verify(copied);
     }
   }
-}
-
-/** Two lists, each sorted by Array.prototype.sort's default order, merged into one in that order. */
-function mergeSorted(a: string[], b: string[]): string[] {
-  const out: string[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length && j < b.length) out.push(a[i] <= b[j] ? a[i++] : b[j++]);
-  while (i < a.length) out.push(a[i++]);
-  while (j < b.length) out.push(b[j++]);
-  return out;
 }

@@ -152,8 +152,18 @@ export class Engine {
 
   /** Hash settled files; returns those whose content is now settled (due on every target). */
   hash(paths: string[]): Promise<string[]> {
-    if (paths.length) for (const t of this.config.targets) kindModule(t).warm?.(paths.length);
+    this.warm(paths.length);
+    return this.hashHere(paths);
+  }
+
+  /** hashSettled on the main thread, with this engine's store, targets, policy and counts. */
+  private hashHere(paths: string[]): Promise<string[]> {
     return hashSettled(paths, this.store, this.names, this.config.retry, this.counts, this.log, this.signal, this.config.versions);
+  }
+
+  /** A step is about to copy `files` files: each kind starts what it will need meanwhile (kind.warm). */
+  private warm(files: number): void {
+    if (files) for (const t of this.config.targets) kindModule(t).warm?.(files);
   }
 
   /**
@@ -164,17 +174,16 @@ export class Engine {
    * are hashed here after it, and whatever settled on the way is then copied to the other targets.
    */
   async hashAndCopy(paths: string[], hashed?: () => void): Promise<void> {
-    if (paths.length) for (const t of this.config.targets) kindModule(t).warm?.(paths.length);
+    this.warm(paths.length);
     // a target that puts many at once (local: its worker threads), else a tape (it hashes each member it writes)
     const first = this.copiers.find((c) => !c.down && hasBatchPut(c.target) && !hasArchive(c.target)) ?? this.copiers.find((c) => !c.down && hasArchive(c.target));
     const fresh = new Set(first ? paths.filter((p) => {
       const r = this.store.get(p);
       return r !== undefined && r.h === undefined && r.l === undefined && r.z <= SMALL_FILE && !this.missingRoots.some((m) => p.startsWith(m + '/'));
     }) : []);
-    await hashSettled(paths.filter((p) => !fresh.has(p)), this.store, this.names, this.config.retry, this.counts, this.log, this.signal, this.config.versions);
+    await this.hashHere(paths.filter((p) => !fresh.has(p)));
     hashed?.();
-    // a tape file is cut once per pass: a tape that is not the first waits for the second round
-    await this.copy(undefined, [...fresh].sort(), first, !fresh.size);
+    await this.copy(undefined, [...fresh], first);
     if (!fresh.size) return;
     // not put by the first (its target down or stopped, the put failed on the target's side): hashed here; a
     // file that changed or vanished under its put is recorded as failed there, and not hashed now (it settles again)
@@ -186,17 +195,19 @@ export class Engine {
       else if (r && codeOn(r, first!.target.name) !== 'f') left.push(p);
     }
     if (this.signal.aborted) return; // the rest waits for the next pass, not settled yet (as files still to be hashed do)
-    const settled = await hashSettled(left, this.store, this.names, this.config.retry, this.counts, this.log, this.signal, this.config.versions);
+    const settled = await this.hashHere(left);
     // the first copies what it could not put now; a tape that was first wrote its tape file (the rest waits, as its batching says)
-    await this.copy([...byPut, ...settled], [], undefined, true, { copier: first!, paths: hasArchive(first!.target) ? undefined : new Set(byPut) });
+    await this.copy([...byPut, ...settled], [], undefined, { copier: first!, paths: hasArchive(first!.target) ? undefined : new Set(byPut) });
   }
 
   /**
    * Copy and verify: `paths` if given (those due), else every due record in the store; `fresh` (new files, not
-   * hashed) to copier `first` (hashAndCopy); archive targets (tape) only with `archives` or when first;
-   * `except`: that copier leaves these paths alone (all of them, and its tape file, when none are named).
+   * hashed) to copier `first` as well (hashAndCopy: then no other archive target writes, so that a pass cuts one
+   * tape file per tape); `except`: that copier leaves these paths alone (all of them, and its tape file, when
+   * none are named).
    */
-  async copy(paths?: string[], fresh: string[] = [], first?: TargetCopier, archives = true, except?: { copier: TargetCopier; paths?: Set<string> }): Promise<void> {
+  async copy(paths?: string[], fresh: string[] = [], first?: TargetCopier, except?: { copier: TargetCopier; paths?: Set<string> }): Promise<void> {
+    const archives = fresh.length === 0;
     const now = Date.now();
     const due = new Map<TargetCopier, string[]>(this.copiers.map((c) => [c, []]));
     const consider = (p: string, r: Rec | undefined) => {
@@ -219,7 +230,7 @@ export class Engine {
       c.ctx.counts = this.counts;
       if (c === except?.copier && !except.paths) return undefined;
       if (hasArchive(c.target)) return archives || c === first ? c.copyAll(this.archiveDue(c, now, c === first ? fresh : [])) : undefined;
-      return c.copyAll(due.get(c)!.sort(), c === first ? fresh : []);
+      return c.copyAll((c === first ? [...due.get(c)!, ...fresh] : due.get(c)!).sort());
     }));
     for (const c of this.copiers) if (c.down && !this.targetsDown[c.target.name]) this.recordDown(c.target.name, c.down);
   }

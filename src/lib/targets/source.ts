@@ -105,7 +105,7 @@ async function* provenChunks(chunks: AsyncIterable<Buffer>, check: (hash: string
 export class SettledFile implements PutSource {
   private opened?: FdSource;
   /**
-   * Without a settled `hash` (a new file hashed by its first copy: backup/engine.ts hashOnPut), the xxh64 of the
+   * Without a settled `hash` (a new file hashed by its first copy: Engine.hashAndCopy), the xxh64 of the
    * bytes the put published: set by the read that handed them out, here or in the kind's worker.
    */
   hashed?: string;

@@ -105,6 +105,25 @@ it('tape: a write past the capacity fails like the end of a tape: the tape is fu
   rmTree(dir);
 });
 
+it('tape: putMany writes its members in order into one tape file; once the tape is full, the items after it get that error without being tried', async () => {
+  await initHasher();
+  const { t, dir, cat } = await emulated(1 << 20, 10240);
+  const small = [crypto.randomBytes(3000), crypto.randomBytes(5000)];
+  // no settled hash given: each member is hashed as it is written (a new file hashed by its first copy)
+  assert.deepEqual(await t.putMany(small.map((d, i) => ({ rel: `h/s${i}`, src: bufferSource(d) }))), [undefined, undefined]);
+  await t.sync();
+  assert.deepEqual(cat.catalog.files[0].members.map((m) => [m[0], m[1]]), [['h/s0', hashBytes(small[0])], ['h/s1', hashBytes(small[1])]]);
+  // a member bigger than what may wait in memory for the drive (16 MiB) meets the end of the tape before the call ends
+  const big = crypto.randomBytes(17 << 20);
+  const res = await t.putMany([{ rel: 'h/big', src: bufferSource(big) }, { rel: 'h/after1', src: bufferSource(small[0]) }, { rel: 'h/after2', src: bufferSource(small[1]) }]);
+  assert.ok(res[0] instanceof TargetError && res[0].targetWide && /tape T001 full/.test(res[0].message), String(res[0]));
+  assert.equal(res[1], res[0]);
+  assert.equal(res[2], res[0]);
+  assert.deepEqual(cat.catalog.files.map((f) => [f.number, f.state, f.members.length]), [[1, 'written', 2], [2, 'unusable', 0]], 'the items after it never started a tape file');
+  assert.deepEqual(cat.catalog.tapes.map((x) => [x.label, x.state]), [['T001', 'full']]);
+  rmTree(dir);
+});
+
 it('tape: a tape file left writing or unconfirmed by another process is unusable once a catalog is attached; labels are checked', async () => {
   const dir = tmpDir('replica-tape-');
   const cat = memCatalog();

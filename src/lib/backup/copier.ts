@@ -10,7 +10,7 @@ import { SettledFile, peerSource } from '../targets/source.js';
 import { SMALL_FILE } from '../hash/xxh64.js';
 import type { ArchiveBatching } from '../targets/kind.js';
 import { targetPath } from '../targets/layout.js';
-import { type BatchPut, type PutOptions, type RandomRead, type Target, hasBatchPut, hasLinks, hasRandomRead, hasTempFiles, hasVersions } from '../targets/target.js';
+import { type BatchPut, type PutOptions, type RandomRead, type Target, hasArchive, hasBatchPut, hasLinks, hasRandomRead, hasTempFiles, hasVersions } from '../targets/target.js';
 import { keepPreviousVersion, pruneVersions } from './versions.js';
 import { verifyCopies } from './verify.js';
 import { isSourceGone, isVerifiedOn, markFailed, markVerified, previousCopyGone, previousCopyOn, unsettle, type RetryPolicy } from '../store/records.js';
@@ -65,7 +65,8 @@ export class TargetCopier {
 
   constructor(readonly target: Target, readonly concurrency: number, readonly ctx: CopyContext) {
     this.queue = new PQueue({ concurrency: Math.max(1, concurrency) });
-    this.batches = new PQueue({ concurrency: Math.max(4, 2 * concurrency) });
+    // an archive (tape) writes one member after the other into one tape file: its putMany calls wait in the one queue
+    this.batches = hasArchive(target) ? this.queue : new PQueue({ concurrency: Math.max(4, 2 * concurrency) });
   }
 
   private fail(p: string, rec: Rec, err: TargetError): void {

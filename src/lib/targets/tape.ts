@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type tar from 'tar-stream';
 import type { TargetConfig } from '../config/schema.js';
 import { ConfigError, SourceError, TargetError, messageOf, missingError, toTargetError } from '../errors.js';
-import { SMALL_FILE, initHasher, toHex } from '../hash/xxh64.js';
+import { SMALL_FILE, hashBytes, initHasher, toHex } from '../hash/xxh64.js';
 import type { TargetKindModule } from './kind.js';
 import { checkRelPath, manifestLine } from './layout.js';
 import type { PutSource } from './source.js';
@@ -112,6 +112,7 @@ export class TapeTarget implements Target, Archive {
   /** The open tape file, started (durably in the catalog, before its first byte) when none is. */
   private async start(): Promise<Writing> {
     if (this.writing) return this.writing;
+    await initHasher(); // put hashes members with hashBytes once a tape file is being written
     const tape = activeTape(this.catalog);
     if (!tape) throw this.error(tapeProblem(this.catalog)!);
     const c = this.catalog;
@@ -178,7 +179,7 @@ export class TapeTarget implements Target, Archive {
     opts.signal?.throwIfAborted();
     // the member's hash for the catalog and the manifest: the settled hash where the source proves its bytes
     // against it (it fails before its last chunk otherwise); else hashed here on the way
-    const hasher = src.hash === undefined ? (await initHasher()).create64() : undefined;
+    let hash = src.hash;
     // small and medium files are proven (hashed to the settled hash) before anything goes to tape
     let data: Buffer | undefined;
     try {
@@ -193,20 +194,22 @@ export class TapeTarget implements Target, Archive {
     } catch (err) {
       throw toTargetError(err, this.name, `[${this.name}] put ${rel}`);
     }
-    const w = await this.start();
+    const w = this.writing ?? await this.start();
     const header: Partial<tar.Header> & { name: string } = { name: rel, size: src.size, mode: src.mode, mtime: new Date(src.mtimeMs ?? Date.now()), type: 'file', pax: {} };
     try {
       if (data) {
-        hasher?.update(data);
+        hash ??= hashBytes(data);
         w.pack.entry(header, data);
         w.pushed += data.length + 1536; // its pax header, header and padding: about
-        await this.keepUp(w);
+        if (w.failed || w.pushed - w.written > BUFFERED) await this.keepUp(w);
       } else {
         const entry = w.pack.entry(header) as unknown as Writable;
-        if (hasher) {
+        if (hash === undefined) {
+          const hasher = (await initHasher()).create64();
           await pipeline(src.stream(), async function* (chunks) {
             for await (const c of chunks) { hasher.update(c as Buffer); yield c; }
           }, entry);
+          hash = toHex(hasher.digest());
         } else {
           await pipeline(src.stream(), entry);
         }
@@ -219,8 +222,28 @@ export class TapeTarget implements Target, Archive {
       }
       throw this.abandon(w, w.failed ?? err);
     }
-    w.file.members.push([rel, hasher ? toHex(hasher.digest()) : src.hash!, src.size, src.mode]);
+    w.file.members.push([rel, hash!, src.size, src.mode]);
     this.index.added(w.file, w.file.members.length - 1);
+  }
+
+  /**
+   * Put each item as put() does, in order, into the open tape file (one call for many small members: the wrappers'
+   * deadline and the copier's queue once per batch, not per member); after a target-wide failure (the tape full,
+   * the drive gone) the rest get that error without being tried.
+   */
+  async putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
+    const out: (Error | undefined)[] = [];
+    for (const { rel, src } of items) {
+      opts.signal?.throwIfAborted(); // stopped: the call as a whole
+      try {
+        await this.put(rel, src, opts);
+        out.push(undefined);
+      } catch (err) {
+        out.push(err as Error);
+        if (err instanceof TargetError && err.targetWide) return [...out, ...items.slice(out.length).map(() => err)];
+      }
+    }
+    return out;
   }
 
   /** End the open tape file: the manifest member, the last block, durable; then `written` (not verified: readBack confirms). */

@@ -3,7 +3,7 @@ import { missingError, opOrigin, toTargetError } from '../errors.js';
 import { hashBytes } from '../hash/xxh64.js';
 import { byVersionAge, checkRelPath, isReserved, versionPrefix } from './layout.js';
 import type { PutSource } from './source.js';
-import { type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type Versions, readBackEach } from './target.js';
+import { type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target, type Versions, putEach, readBackEach } from './target.js';
 
 /** A fault to inject: return an error to throw for this operation and path, or undefined to proceed. */
 export type Injector = (op: 'put' | 'hash' | 'sync' | 'check' | 'get' | 'putLink' | 'stat', relPath: string) => Error | undefined;
@@ -44,19 +44,9 @@ export class MemoryTarget implements Target, RandomRead, Links, RemoteHash, Vers
     this.files.set(rel, { data: Buffer.concat(chunks), mtimeMs: src.mtimeMs, mode: src.mode });
   }
 
-  /** Batch put, as a local target offers it: each item through put(), its error its answer. */
-  async putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
-    const out: (Error | undefined)[] = [];
-    for (const { rel, src } of items) {
-      opts.signal?.throwIfAborted(); // stopped: the call as a whole
-      try {
-        await this.put(rel, src, opts);
-        out.push(undefined);
-      } catch (err) {
-        out.push(err as Error);
-      }
-    }
-    return out;
+  /** Batch put, as a local target offers it: each item through put() (putEach). */
+  putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
+    return putEach((rel, src, o) => this.put(rel, src, o), items, opts);
   }
 
   async sync(): Promise<void> {

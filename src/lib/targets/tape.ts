@@ -7,7 +7,7 @@ import { SMALL_FILE, hashBytes, initHasher, toHex } from '../hash/xxh64.js';
 import type { TargetKindModule } from './kind.js';
 import { checkRelPath, manifestLine } from './layout.js';
 import type { PutSource } from './source.js';
-import type { Archive, CheckReport, PutOptions, ReadBack, ReadBackOptions, Target } from './target.js';
+import { type Archive, type CheckReport, type PutOptions, type ReadBack, type ReadBackOptions, type Target, putEach } from './target.js';
 import { type CatalogHost, MemberIndex, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
 import { EmulatedDrive, MtDrive, type TapeDrive, type TapeWriter } from './tapeDrive.js';
 
@@ -231,19 +231,8 @@ export class TapeTarget implements Target, Archive {
    * deadline and the copier's queue once per batch, not per member); after a target-wide failure (the tape full,
    * the drive gone) the rest get that error without being tried.
    */
-  async putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
-    const out: (Error | undefined)[] = [];
-    for (const { rel, src } of items) {
-      opts.signal?.throwIfAborted(); // stopped: the call as a whole
-      try {
-        await this.put(rel, src, opts);
-        out.push(undefined);
-      } catch (err) {
-        out.push(err as Error);
-        if (err instanceof TargetError && err.targetWide) return [...out, ...items.slice(out.length).map(() => err)];
-      }
-    }
-    return out;
+  putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
+    return putEach((rel, src, o) => this.put(rel, src, o), items, opts);
   }
 
   /** End the open tape file: the manifest member, the last block, durable; then `written` (not verified: readBack confirms). */

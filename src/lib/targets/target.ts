@@ -110,6 +110,25 @@ export interface BatchPut {
   putMany(items: { rel: string; src: PutSource }[], opts?: PutOptions): Promise<(Error | undefined)[]>;
 }
 
+/**
+ * putMany for a kind that has no faster way: each item through `put`, in order, its error its answer; after a
+ * target-wide failure (the disk full, the tape full, the target gone) the rest get that error without being tried.
+ */
+export async function putEach(put: (rel: string, src: PutSource, opts: PutOptions) => Promise<void>, items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
+  const out: (Error | undefined)[] = [];
+  for (const { rel, src } of items) {
+    opts.signal?.throwIfAborted(); // stopped: the call as a whole
+    try {
+      await put(rel, src, opts);
+      out.push(undefined);
+    } catch (err) {
+      out.push(err as Error);
+      if (err instanceof TargetError && err.targetWide) return [...out, ...items.slice(out.length).map(() => err as Error)];
+    }
+  }
+  return out;
+}
+
 /** Capability: hash many stored copies where they are (one remote command instead of a read-back each). */
 export interface RemoteHash {
   /**

@@ -86,3 +86,33 @@ it('warm() starts every worker before the first job, and the local kind warms th
   localKind.warm!(10_000);
   assert.equal(localIo().started, localIo().size);
 });
+
+it('fetch: the copy lands with its own mode, also one the umask would strip (0o666, 0o604), and the given mtime; a copy that hashes wrong leaves nothing', async () => {
+  await initHasher();
+  const io = new LocalIo(2);
+  const src = path.join(dir, 'fsrc');
+  const out = path.join(dir, 'fout');
+  fs.mkdirSync(src, { recursive: true });
+  fs.mkdirSync(out, { recursive: true });
+  try {
+    for (const [i, mode] of [0o666, 0o604, 0o640, 0o400].entries()) {
+      for (const size of [4096, (1 << 20) + 5]) { // written whole once proven, and written as it is read
+        const name = `m${i}-${size}`;
+        const data = crypto.randomBytes(size);
+        fs.writeFileSync(path.join(src, name), data);
+        fs.chmodSync(path.join(src, name), mode);
+        const r = await io.fetch('t', { src: path.join(src, name), dir: out, temp: `.tmp-${name}`, final: name, hash: hashBytes(data), mtimeMs: 1_600_000_000_000 }, 10_000);
+        assert.equal(r.bytes, size);
+        const st = fs.statSync(path.join(out, name));
+        assert.equal(st.mode & 0o777, mode, `${name}: mode ${(st.mode & 0o777).toString(8)}`);
+        assert.equal(st.mtimeMs, 1_600_000_000_000);
+        assert.deepEqual(fs.readFileSync(path.join(out, name)), data);
+      }
+    }
+    fs.writeFileSync(path.join(src, 'bad'), crypto.randomBytes((1 << 20) + 9));
+    await assert.rejects(io.fetch('t', { src: path.join(src, 'bad'), dir: out, temp: '.tmp-bad', final: 'bad', hash: '0123456789abcdef' }, 10_000), /reads back as/);
+    assert.deepEqual(fs.readdirSync(out).filter((n) => n.includes('bad')), [], 'no temp file, nothing published');
+  } finally {
+    await io.close();
+  }
+});

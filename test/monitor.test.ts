@@ -64,6 +64,21 @@ describe('replica-monitor on three real hosts: healthy, full target, stale agent
     for (const [h, s] of [['alpha', 'OK'], ['beta', 'WARNING'], ['gamma', 'CRITICAL']]) assert.match(all.stdout, new RegExp(`^${h} +${s} `, 'm'));
   });
 
+  it('readHosts: worker threads give exactly the report one thread gives (hosts seen twice, a broken store, the order kept)', async () => {
+    const { readHosts } = await import('../dist/lib/monitor/discover.js');
+    const broken = path.join(dir, 'broken');
+    fs.mkdirSync(broken, { recursive: true });
+    fs.writeFileSync(path.join(broken, 'meta.json'), '{not json');
+    const shipped = fs.readdirSync(path.join(shared, '.replica')).sort().map((h) => path.join(shared, '.replica', h));
+    const stores = [store('alpha'), broken, ...shipped, store('beta'), store('gamma')];
+    const t = { staleMs: 3600_000, warnAgeMs: 3600_000, critAgeMs: 86400_000, scrubEveryMs: 30 * 86400_000 };
+    const now = Date.now();
+    const one = await readHosts(stores, t, now, 1);
+    assert.deepEqual(one.hosts.map((h) => h.host).sort(), ['alpha', 'beta', 'gamma']);
+    assert.deepEqual(one.unknown.map((u) => u.store), [broken]);
+    for (const threads of [2, 3]) assert.deepEqual(await readHosts(stores, t, now, threads), one, `${threads} threads`);
+  });
+
   it('thresholds: --stale wide enough makes gamma OK; --warn-age 0s flags unverified files', async () => {
     assert.equal((await monitor([store('gamma'), '--stale', '4h'])).code, 0);
     assert.equal((await monitor([store('beta'), '--warn-age', '0s', '--crit-age', '0s'])).code, 2);

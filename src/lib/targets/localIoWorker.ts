@@ -86,10 +86,11 @@ async function fetch(job: FetchJob): Promise<IoReply> {
   try {
     const st = fs.fstatSync(src);
     if (!st.isFile()) return { id: job.id, error: `${job.src} is not a regular file`, code: 'EINVAL' };
-    // made with the copy's mode (a descriptor that creates a file may write it whatever its mode): no fchmod
-    // unless the umask took bits away
+    // made with the copy's mode, less write for group and other while its bytes arrive (nobody else may write
+    // into it before it is proven); fchmod only where that or the umask took bits away
     const mode = st.mode & 0o777;
-    const create = () => fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);
+    const made = mode & 0o755 & ~UMASK;
+    const create = () => fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode & 0o755);
     // a big file is written as it is read (and removed if it does not hash right); a small one is written only
     // once its hash is right
     const r = hashThrough(src, xx, (chunk, pos) => destination(() => writeAllSync(out ??= create(), chunk, pos)));
@@ -98,7 +99,7 @@ async function fetch(job: FetchJob): Promise<IoReply> {
       if (r.whole) writeAllSync(out = create(), r.whole, 0);
       const fd = out!;
       out = undefined; // finishTemp closes it
-      finishTemp(fd, job.dir, job.temp, job.final, mode & UMASK ? mode : undefined, job.mtimeMs ?? st.mtimeMs);
+      finishTemp(fd, job.dir, job.temp, job.final, made !== mode ? mode : undefined, job.mtimeMs ?? st.mtimeMs);
     });
     done = true;
     return { id: job.id, bytes: r.size };

@@ -48,6 +48,12 @@ export async function readStores(stores: string[], t: Thresholds, now: number): 
 }
 
 /**
+ * Worker threads reading stores at most: each holds one parsed store at a time (~240 MB for 100k records: 20 x
+ * 100k read by 2 threads peaked at 515 MB, by one at 319 MB), so 3 stay under the monitor's 1 GiB on any machine.
+ */
+const MAX_THREADS = 3;
+
+/**
  * `stores` read by `threads` worker threads (hostWorker.ts), each given every threads-th store: parsing a store's
  * JSON is the work (20 hosts x 100k files: ~0.5 GB), so a core each reads ~1/threads of them (20 x 100k: 12.4-15.5 s
  * in one thread, see docs/architecture.md). A worker that fails (it cannot start, it runs out of memory) has its
@@ -81,7 +87,7 @@ async function readInWorkers(stores: string[], t: Thresholds, now: number, threa
  * heartbeat wins (the first given, on a tie).
  */
 export async function readHosts(stores: string[], t: Thresholds, now = Date.now(),
-  threads = Math.min(stores.length, os.availableParallelism(), 8)): Promise<{ hosts: HostReport[]; unknown: { store: string; error: string }[] }> {
+  threads = Math.min(stores.length, os.availableParallelism(), MAX_THREADS)): Promise<{ hosts: HostReport[]; unknown: { store: string; error: string }[] }> {
   const reads = threads >= 2 ? await readInWorkers(stores, t, now, threads) : await readStores(stores, t, now);
   const byHost = new Map<string, HostReport>();
   const unknown: { store: string; error: string }[] = [];

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
 import { LocalTarget } from '../../dist/lib/targets/local.js';
+import { localIo } from '../../dist/lib/targets/localIo.js';
 import { SourceError, TargetError } from '../../dist/lib/errors.js';
 import { SettledFile } from '../../dist/lib/targets/source.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
@@ -85,7 +86,12 @@ it('local target: putMany answers per file; a file whose rename fails (a directo
   rmTree(dir);
 });
 
-it('local target: putMany of SettledFile sources: the worker opens each as openSettled does; a file swapped for a symlink or not the settled one is not published', async () => {
+for (const workers of [true, false]) it(`local target: putMany of SettledFile sources, ${workers ? 'a worker ready: the worker opens each' : 'no worker ready: a few go through put() here'} as openSettled does; a file swapped for a symlink or not the settled one is not published`, async () => {
+  await localIo().close();
+  if (workers) {
+    localIo().warm();
+    while (!localIo().worth(1)) await new Promise((r) => setTimeout(r, 5));
+  } else assert.equal(localIo().worth(4), false, 'no worker ready: 4 files are not worth waiting for one');
   const dir = tmpDir();
   const base = path.join(dir, 'base');
   const secret = path.join(dir, 'secret');
@@ -107,7 +113,8 @@ it('local target: putMany of SettledFile sources: the worker opens each as openS
   fs.rmSync(gone);
   const t = new LocalTarget('l', base);
   const res = await t.putMany(srcs.map((src) => ({ rel: `h/d/${path.basename(src.path)}`, src })));
-  assert.ok(srcs.every((s) => !s.isOpen), 'opened by the worker, not here');
+  if (workers) assert.ok(srcs.every((s) => !s.isOpen), 'opened by the worker, not here');
+  else assert.equal(localIo().started, 0, 'no worker started for 4 files');
   assert.equal(res[0], undefined);
   assert.equal(fs.readFileSync(path.join(base, 'h/d/good'), 'utf8'), 'good bytes');
   assert.equal(fs.statSync(path.join(base, 'h/d/good')).mode & 0o777, 0o751);

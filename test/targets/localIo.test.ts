@@ -67,10 +67,16 @@ it('warm() starts every worker before the first job, and the local kind warms th
   const io = new LocalIo(2);
   try {
     assert.equal(io.started, 0);
+    // before a worker is ready a batch of up to 64 files is not worth waiting for one, a bigger one is
+    assert.deepEqual([io.worth(1), io.worth(64), io.worth(65)], [false, false, true]);
     io.warm();
     assert.equal(io.started, 2);
     io.warm(); // none started twice
     assert.equal(io.started, 2);
+    while (!io.worth(1)) await new Promise((r) => setTimeout(r, 5)); // ready: its first message came
+    await io.close();
+    assert.deepEqual([io.started, io.worth(1)], [0, false], 'close() ends every worker; a later job starts new ones');
+    io.warm();
     const f = path.join(dir, 'warm');
     fs.writeFileSync(f, 'warm');
     await initHasher();

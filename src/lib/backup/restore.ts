@@ -56,7 +56,8 @@ const BATCH_BYTES = 1024 * 1024 * 1024;
 export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: string, roots: string[],
   opts: { concurrency?: number; onDone?: (r: RestoreResult) => void; local?: LocalReads; durable?: boolean } = {}): Promise<RestoreResult[]> {
   const dirs = new DestDirs(roots);
-  const workers = opts.local?.size ? localIo() : undefined;
+  // a few files are fetched in the main thread unless a worker is ready already (LocalIo.worth)
+  const workers = opts.local?.size && localIo().worth(jobs.length) ? localIo() : undefined;
   const fast = workers && { workers, bases: opts.local!, publish: !opts.durable };
   const results: RestoreResult[] = [];
   // from local targets the reads are jobs for the worker threads, posted together per turn of the loop: more

@@ -2,6 +2,7 @@ import { UsageError } from '../errors.js';
 import { formatBytes, parseSize } from '../config/units.js';
 import { type ScrubResult, scrubSlice, scrubTarget } from '../backup/scrub.js';
 import type { Store } from '../store/store.js';
+import { kindModule } from '../targets/registry.js';
 import type { Target } from '../targets/target.js';
 import { type Context, createTargets, openStoreLocked, openStoreReadOnly } from './context.js';
 import { progressLine } from './progress.js';
@@ -41,8 +42,11 @@ export async function verifyCommand(ctx: Context, args: string[], opts: VerifyOp
     targets = createTargets(config, log, opts.target, store);
     const tests = args.map(matcher);
     const filter = tests.length ? (p: string) => tests.some((t) => t(p)) : undefined;
-    for (const t of targets) {
-      const slice = scrubSlice(store, t.name, budget, filter);
+    const slices = targets.map((t) => scrubSlice(store!, t.name, budget, filter));
+    // the local kind's worker threads, all at once, for a big slice (a few copies are read in the main thread)
+    config.targets.forEach((c) => { const k = targets.findIndex((t) => t.name === c.name); if (k >= 0) kindModule(c).warm?.(slices[k].length); });
+    for (const [k, t] of targets.entries()) {
+      const slice = slices[k];
       const r = await scrubTarget(store, t, config.host, slice, { update: !opts.noUpdate, onRead: (b) => { total.read++; total.bytes += b; } });
       results.push(r);
       for (const b of r.bad) log.error(`verify: ${b.path} on ${t.name}: [${b.class}] ${b.message}`, { path: b.path, target: t.name, class: b.class });

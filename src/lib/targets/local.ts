@@ -109,7 +109,8 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
   /**
    * Small files (an FdSource, or a SettledFile not opened yet: the worker opens it) are put by one LocalIo job:
    * read, proven, written to a temp file and renamed in a worker thread with synchronous calls; any other item
-   * goes through put(). Their directories are made first, here, as put() makes them.
+   * goes through put(), and so does every item of a batch too small to wait for a worker to start
+   * (LocalIo.worth). Their directories are made first, here, as put() makes them.
    */
   async putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
     opts.signal?.throwIfAborted();
@@ -119,10 +120,11 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
     await Promise.all([...new Set(items.map((x) => path.dirname(x.rel)))].map((d) => this.dirs.prepare(d, opts.dirMode).catch(() => undefined)));
     const jobs: PutItem[] = [];
     const at: number[] = [];
+    const direct = !localIo().worth(items.length);
     for (const [i, { rel, src }] of items.entries()) {
       try {
         const settled = src instanceof SettledFile && !src.isOpen;
-        if (!(src instanceof FdSource || settled) || src.size > SMALL_FILE || items.length === 1) { await this.put(rel, src, opts); continue; }
+        if (!(src instanceof FdSource || settled) || src.size > SMALL_FILE || direct || items.length === 1) { await this.put(rel, src, opts); continue; }
         const dest = this.abs(rel);
         const relDir = path.dirname(rel);
         await this.dirs.prepare(relDir, opts.dirMode);
@@ -195,6 +197,7 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
    */
   async hashMany(rels: string[], opts: { signal?: AbortSignal } = {}): Promise<Map<string, string>> {
     opts.signal?.throwIfAborted();
+    if (!localIo().worth(rels.length)) return new Map(); // a few: hashed one by one (readBack)
     const files = new Map(rels.map((r) => [this.abs(r), r]));
     const hashed = await localIo().hashMany(this.name, [...files.keys()], this.opts.copyTimeoutMs ?? 30 * 60_000);
     return new Map([...hashed].map(([f, h]) => [files.get(f)!, h]));

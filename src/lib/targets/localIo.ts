@@ -33,7 +33,13 @@ export type FileReply = { bytes: number; changed?: true; hash?: string } | { mis
 export type IoReply = { id: number } & (FileReply | { hashes: (string | null)[] } | { puts: FileReply[] });
 
 /** A worker, its jobs in flight, and the jobs not posted yet (posted together at the next turn of the loop). */
-interface Slot { w: Worker; pending: Map<number, { resolve: (r: IoReply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>; outbox: IoJob[] }
+interface Slot { w: Worker; pending: Map<number, { resolve: (r: IoReply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>; outbox: IoJob[]; ready?: true }
+
+/**
+ * A batch of up to this many files goes one by one in the main thread (the thread pool) while no worker is
+ * ready: a worker takes 50-110 ms to start here, the main thread ~0.1 ms per small file.
+ */
+const FEW_FILES = 64;
 
 /**
  * Worker threads (one per core, 2 to 8) that read and write files on this machine with synchronous I/O (localIoWorker.ts): an asynchronous fs
@@ -62,6 +68,7 @@ export class LocalIo {
     const w = new Worker(new URL('./localIoWorker.js', import.meta.url));
     const slot: Slot = { w, pending: new Map(), outbox: [] };
     w.on('message', (replies: IoReply[]) => {
+      slot.ready = true; // its first message says it is (localIoWorker.ts)
       for (const r of replies) {
         const p = slot.pending.get(r.id);
         if (!p) continue;
@@ -100,6 +107,14 @@ export class LocalIo {
   /** Workers running now. */
   get started(): number {
     return this.workers.filter((w) => w !== undefined).length;
+  }
+
+  /**
+   * Whether a batch of `files` is worth the workers: always once one is ready; before that (a worker not
+   * started, or still starting) only a batch of more than FEW_FILES, which waits for the start.
+   */
+  worth(files: number): boolean {
+    return files > FEW_FILES || this.workers.some((w) => w?.ready);
   }
 
   /** Start every worker not started yet (a command about to read or write many files, while it still does other work). */
@@ -176,8 +191,10 @@ export class LocalIo {
     return out;
   }
 
+  /** End every worker (a later job starts new ones). */
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((s) => s?.w.terminate().catch(() => undefined)));
+    const slots = this.workers.splice(0, this.size, ...Array.from({ length: this.size }, () => undefined));
+    await Promise.all(slots.map((s) => s?.w.terminate().catch(() => undefined)));
   }
 }
 

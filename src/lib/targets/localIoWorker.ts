@@ -262,6 +262,9 @@ async function run(job: IoJob): Promise<IoReply> {
 /** Replies are sent together for at most this long: many quick jobs cost one message, a long one is not held back. */
 const REPLY_EVERY_MS = 5;
 
+// ready (the hasher too): an empty message says so (LocalIo.ready)
+void api.then(() => parentPort!.postMessage([]));
+
 // the jobs posted in one turn of the main thread's loop, answered in order, in as few messages as that allows
 parentPort!.on('message', async (jobs: IoJob[]) => {
   let replies: IoReply[] = [];

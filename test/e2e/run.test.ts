@@ -118,3 +118,42 @@ describe('replica run: a tree with hostile names lands byte-identical on two loc
     assert.equal(fs.existsSync(onTarget(path.join(dir, 'ta'), 'h1', src, 'dry.dat')), false);
   });
 });
+
+describe('replica run with a big store: the sources are walked in a worker while the store loads', () => {
+  it('a change, a deletion and a new file are found as a walk in the main thread finds them', async () => {
+    const dir = tmpDir();
+    try {
+      const src = path.join(dir, 'src');
+      for (let d = 0; d < 70; d++) {
+        fs.mkdirSync(path.join(src, `d${d}`), { recursive: true });
+        for (let i = 0; i < 100; i++) {
+          const f = path.join(src, `d${d}`, `file-${i}.dat`);
+          fs.writeFileSync(f, `${d}/${i}`);
+          age(f);
+        }
+      }
+      const cfg = writeConfig(dir, { host: 'h', store: path.join(dir, 'store'), sources: [src], targets: [{ name: 'a', url: path.join(dir, 'ta') }], settle: '300ms', log: { level: 'debug' } });
+      const first = await cli(['run', '--json', '--config', cfg]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(json(first).counts.verified, 7000);
+      assert.doesNotMatch(first.stderr, /walked in a worker/, 'a new store: nothing to load meanwhile');
+      const storeBytes = fs.readdirSync(path.join(dir, 'store', 'files')).reduce((n, f) => n + fs.statSync(path.join(dir, 'store', 'files', f)).size, 0);
+      assert.ok(storeBytes >= 1 << 20, `${storeBytes} bytes of records: enough for the walk in a worker`);
+      const edited = path.join(src, 'd5', 'file-5.dat');
+      fs.writeFileSync(edited, 'edited, and longer');
+      age(edited);
+      fs.rmSync(path.join(src, 'd6', 'file-6.dat'));
+      const added = path.join(src, 'd7', 'new.dat');
+      fs.writeFileSync(added, 'new');
+      age(added);
+      const second = await cli(['run', '--json', '--config', cfg]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stderr, /walked in a worker/);
+      const c = json(second).counts;
+      assert.deepEqual([c.scanned, c.copied, c.deleted], [7000, 2, 1]);
+      for (const f of [edited, added]) assert.equal(fs.readFileSync(onTarget(path.join(dir, 'ta'), 'h', src, path.relative(src, f)), 'utf8'), fs.readFileSync(f, 'utf8'));
+    } finally {
+      rmTree(dir);
+    }
+  });
+});

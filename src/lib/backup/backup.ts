@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { RunCounts } from '../store/model.js';
 import type { WalkProblem } from '../scan/walk.js';
+import type { Prewalk } from '../scan/prewalk.js';
 import { settlesAt } from '../scan/settle.js';
 import type { Target } from '../targets/target.js';
 import { Engine } from './engine.js';
@@ -28,6 +29,8 @@ export interface BackupOptions {
   flush?: boolean;
   /** called with the pass's engine as it starts (progress display) */
   onStart?: (engine: Engine) => void;
+  /** the sources, being walked in a worker since before the store was loaded (the reconcile takes its result) */
+  prewalk?: Prewalk;
 }
 
 export interface BackupResult {
@@ -76,7 +79,7 @@ export async function runPass(engine: Engine, opts: Omit<BackupOptions, 'signal'
   opts.onStart?.(engine);
   const phase = (name: string, t0: number) => log.verbose(`${name} took ${Math.round(performance.now() - t0)} ms`, { phase: name });
   let t0 = performance.now();
-  const scan = engine.scan();
+  const scan = await engine.scan(opts.prewalk);
   phase('scan', t0);
   const result: BackupResult = { ok: false, counts: engine.counts, targetsDown: engine.targetsDown, missingSources: scan.missingSources, problems: scan.problems, shipFailed: [], waiting: scan.waiting };
 

@@ -15,7 +15,8 @@ import { targetPath } from '../targets/layout.js';
 import { VERSION } from '../version.js';
 import { type RemovalResult, removalDue, removeLocal } from './deleteLocal.js';
 import { hashSettled } from './hashing.js';
-import { reconcile, recheck, type ReconcileResult } from './reconcile.js';
+import { reconcile, reconcileWalked, recheck, type ReconcileResult } from './reconcile.js';
+import type { Prewalk } from '../scan/prewalk.js';
 import { shipStore } from './shipStore.js';
 import { codeOn, isCurrent, isDoneOn, isDue, isRepairDue, settle } from '../store/records.js';
 
@@ -128,9 +129,9 @@ export class Engine {
     }
   }
 
-  /** The full reconcile scan of every source. */
-  scan(): ReconcileResult {
-    const res = reconcile(this.config, this.store, this.counts, this.log);
+  /** The full reconcile scan of every source (walked already by `prewalk` where it could). */
+  async scan(prewalk?: Prewalk): Promise<ReconcileResult> {
+    const res = prewalk ? await reconcileWalked(this.config, this.store, this.counts, this.log, prewalk) : reconcile(this.config, this.store, this.counts, this.log);
     this.missingRoots = res.missingSources;
     return res;
   }

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { RunCounts } from '../store/model.js';
 import { PathFilter } from '../scan/filter.js';
+import { type Prewalk, entriesOf } from '../scan/prewalk.js';
 import { walk, type Entry, type WalkProblem } from '../scan/walk.js';
 import { observationChanged, observationOf, observe, settleRuleHolds } from '../scan/settle.js';
 import { lstatUnder, rootOf } from '../scan/sourceFs.js';
@@ -33,46 +34,90 @@ export function storeKnows(store: Store, root: string): boolean {
  */
 export function reconcile(config: Config, store: Store, counts: RunCounts, log: Logger, now = Date.now()): ReconcileResult {
   const res: ReconcileResult = { toHash: [], waiting: [], problems: [], missingSources: [] };
-  const targetNames = config.targets.map((t) => t.name);
-  const globalExclude = config.exclude;
   for (const src of config.sources) {
-    const seen = new Set<string>();
     const rootOk = fs.existsSync(src.path);
-    const filter = PathFilter.forSource(src, globalExclude);
-    const unreadable: string[] = [];
-    const before = counts.scanned;
-    // Entries are handled as the walk finds them. A source that turns out empty made no change to the store.
-    const onEntry = (e: Entry) => {
-      seen.add(e.path);
-      counts.scanned++;
-      const next = observeEntry(store, e, now, config.settleMs, targetNames, counts);
-      if (next === 'hash') res.toHash.push(e.path);
-      else if (next === 'wait') { res.waiting.push(e.path); counts.unsettled++; }
-    };
-    if (rootOk) {
-      walk(src.path, filter, onEntry, (p) => {
-        res.problems.push(p);
-        if (p.kind === 'unreadable') unreadable.push(p.path + '/');
-        if (p.kind === 'unsupported-name') counts.unsupportedNames++;
-        log.error(`scan: ${p.path}: ${p.message}`);
-      });
+    const s = new SourceScan(config, store, counts, log, now, res, src);
+    if (rootOk) walk(src.path, s.filter, s.onEntry, s.onProblem);
+    s.finish(rootOk);
+  }
+  return res;
+}
+
+/**
+ * reconcile(), with the sources walked by `prewalk` (in a worker, since before the store was loaded): each
+ * batch is taken as it arrives, so the main thread reconciles while the worker walks on. `now` is when the
+ * walk began (every entry was seen after it, as in reconcile). Should the worker fail, the rest of the source
+ * is walked here (what was taken already is not taken twice).
+ */
+export async function reconcileWalked(config: Config, store: Store, counts: RunCounts, log: Logger, prewalk: Prewalk): Promise<ReconcileResult> {
+  const res: ReconcileResult = { toHash: [], waiting: [], problems: [], missingSources: [] };
+  for (const [i, src] of config.sources.entries()) {
+    const s = new SourceScan(config, store, counts, log, prewalk.startedAt, res, src);
+    let rootOk: boolean | undefined;
+    for await (const ev of prewalk.events(i)) {
+      if ('rootOk' in ev) rootOk = ev.rootOk;
+      else if ('problem' in ev) s.onProblem(ev.problem);
+      else for (const e of entriesOf(ev)) s.onEntry(e);
     }
-    if (counts.scanned === before && !hasAnyEntry(src) && storeKnows(store, src.path)) {
-      res.missingSources.push(src.path);
-      log.error(`scan: source ${src.path} is ${rootOk ? 'empty' : 'missing'} but the store knows files under it: source-missing (is the disk mounted?); nothing of it changes`);
-      continue;
+    if (rootOk === undefined) { // the worker failed
+      log.warn(`scan: the walk worker failed; walking ${src.path} here`);
+      rootOk = fs.existsSync(src.path);
+      if (rootOk) walk(src.path, s.filter, (e) => { if (!s.seen.has(e.path)) s.onEntry(e); }, s.onProblem);
+    }
+    s.finish(rootOk);
+  }
+  return res;
+}
+
+/** One source's part of a reconcile: the walk's entries and problems go to onEntry and onProblem, then finish(). */
+class SourceScan {
+  readonly seen = new Set<string>();
+  readonly filter: PathFilter;
+  private readonly unreadable: string[] = [];
+  private readonly before: number;
+  private readonly targetNames: string[];
+
+  constructor(private readonly config: Config, private readonly store: Store, private readonly counts: RunCounts, private readonly log: Logger,
+    private readonly now: number, private readonly res: ReconcileResult, private readonly src: SourceConfig) {
+    this.filter = PathFilter.forSource(src, config.exclude);
+    this.before = counts.scanned;
+    this.targetNames = config.targets.map((t) => t.name);
+  }
+
+  // Entries are handled as the walk finds them. A source that turns out empty made no change to the store.
+  readonly onEntry = (e: Entry): void => {
+    this.seen.add(e.path);
+    this.counts.scanned++;
+    const next = observeEntry(this.store, e, this.now, this.config.settleMs, this.targetNames, this.counts);
+    if (next === 'hash') this.res.toHash.push(e.path);
+    else if (next === 'wait') { this.res.waiting.push(e.path); this.counts.unsettled++; }
+  };
+
+  readonly onProblem = (p: WalkProblem): void => {
+    this.res.problems.push(p);
+    if (p.kind === 'unreadable') this.unreadable.push(p.path + '/');
+    if (p.kind === 'unsupported-name') this.counts.unsupportedNames++;
+    this.log.error(`scan: ${p.path}: ${p.message}`);
+  };
+
+  /** The walk is over (`rootOk`: the root existed): a missing or empty source, or the deletions. */
+  finish(rootOk: boolean): void {
+    const { store, src, counts } = this;
+    if (counts.scanned === this.before && !hasAnyEntry(src) && storeKnows(store, src.path)) {
+      this.res.missingSources.push(src.path);
+      this.log.error(`scan: source ${src.path} is ${rootOk ? 'empty' : 'missing'} but the store knows files under it: source-missing (is the disk mounted?); nothing of it changes`);
+      return;
     }
     for (const [p, r] of store.entries()) {
       // Not seen: deleted, unless it is now excluded or under a directory that could not be read.
-      if (!isSourceGone(r) && p.startsWith(src.path + '/') && !seen.has(p) && filter.file(p.slice(src.path.length + 1))
-        && !unreadable.some((u) => p.startsWith(u))) {
-        markDeleted(r, now);
+      if (!isSourceGone(r) && p.startsWith(src.path + '/') && !this.seen.has(p) && this.filter.file(p.slice(src.path.length + 1))
+        && !this.unreadable.some((u) => p.startsWith(u))) {
+        markDeleted(r, this.now);
         store.set(p, r);
         counts.deleted++;
       }
     }
   }
-  return res;
 }
 
 /**

@@ -36,7 +36,7 @@ export async function adoptCommand(ctx: Context, opts: AdoptOptions): Promise<Ad
     checkMissingSources(config, store);
     // adopt compares copies with settled, hashed content: the sources first, as a pass would see them
     engine = new Engine(config, store, targets, log, opts.signal ?? new AbortController().signal);
-    const scan = engine.scan();
+    const scan = await engine.scan();
     await engine.hash(scan.toHash);
     await targets[0].check({ signal: opts.signal });
     result = await adopt({

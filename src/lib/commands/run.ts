@@ -2,6 +2,9 @@ import { backup, type BackupResult } from '../backup/backup.js';
 import { formatBytes } from '../config/units.js';
 import { InterruptedError } from '../errors.js';
 import { showProgress } from './progress.js';
+import { prewalkFor } from '../scan/prewalk.js';
+import type { Store } from '../store/store.js';
+import type { Target } from '../targets/target.js';
 import { type Context, checkMissingSources, createTargets, openStoreLocked, openStoreReadOnly } from './context.js';
 
 export interface RunOptions {
@@ -20,15 +23,27 @@ export interface RunOptions {
  */
 export async function runCommand(ctx: Context, opts: RunOptions): Promise<BackupResult> {
   const { config, log } = ctx;
-  const locked = opts.dryRun ? undefined : await openStoreLocked(ctx, 'run');
-  const store = locked?.store ?? await openStoreReadOnly(ctx);
-  const targets = createTargets(config, log, opts.target);
+  // a big store takes a while to load: the sources are walked meanwhile, in a worker
+  const prewalk = prewalkFor(config);
+  if (prewalk) log.debug('scan: the sources are walked in a worker thread while the store loads');
+  let locked: Awaited<ReturnType<typeof openStoreLocked>> | undefined;
+  let store: Store;
+  let targets: Target[];
+  try {
+    locked = opts.dryRun ? undefined : await openStoreLocked(ctx, 'run');
+    store = locked?.store ?? await openStoreReadOnly(ctx);
+    targets = createTargets(config, log, opts.target);
+  } catch (err) {
+    prewalk?.stop();
+    locked?.lock.release();
+    throw err;
+  }
   let result: BackupResult;
   // Progress only for a person at a terminal: never in logs, pipes or cron mail.
   const progress = process.stderr.isTTY && !ctx.opts.json ? showProgress(process.stderr) : undefined;
   try {
     checkMissingSources(config, store);
-    result = await backup(config, store, targets, log, { target: opts.target, dryRun: opts.dryRun, maxDelete: opts.maxDelete, flush: opts.flush, signal: opts.signal, command: 'run', onStart: progress?.attach });
+    result = await backup(config, store, targets, log, { target: opts.target, dryRun: opts.dryRun, maxDelete: opts.maxDelete, flush: opts.flush, signal: opts.signal, command: 'run', onStart: progress?.attach, prewalk });
     await store.close();
   } finally {
     progress?.stop();

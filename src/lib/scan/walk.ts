@@ -26,6 +26,18 @@ export interface WalkProblem {
   raw?: Buffer;
 }
 
+/** What the walk worker is given (prewalk.ts, walkWorker.ts): each source's root and filter. */
+export interface WalkRequest { sources: { path: string; include: string[]; exclude: string[] }[]; globalExclude: string[] }
+
+/**
+ * What it posts, in order: batches of entries of source `src` (paths, and NUMS numbers per entry: its kind's
+ * index in KIND_CODES, size, mtimeMs, ino, ctimeMs, mode), a problem met there, and when a source is done
+ * whether its root existed.
+ */
+export type WalkMessage = { src: number; paths: string[]; nums: Float64Array } | { src: number; problem: WalkProblem } | { src: number; rootOk: boolean };
+export const KIND_CODES: EntryKind[] = ['file', 'symlink', 'special'];
+export const NUMS = 6;
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**

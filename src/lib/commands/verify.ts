@@ -44,7 +44,7 @@ export async function verifyCommand(ctx: Context, args: string[], opts: VerifyOp
     const filter = tests.length ? (p: string) => tests.some((t) => t(p)) : undefined;
     const slices = targets.map((t) => scrubSlice(store!, t.name, budget, filter));
     // the local kind's worker threads, all at once, for a big slice (a few copies are read in the main thread)
-    config.targets.forEach((c) => { const k = targets.findIndex((t) => t.name === c.name); if (k >= 0) kindModule(c).warm?.(slices[k].length); });
+    targets.forEach((t, k) => kindModule(config.targets.find((c) => c.name === t.name)!).warm?.(slices[k].length));
     for (const [k, t] of targets.entries()) {
       const slice = slices[k];
       const r = await scrubTarget(store, t, config.host, slice, { update: !opts.noUpdate, onRead: (b) => { total.read++; total.bytes += b; } });

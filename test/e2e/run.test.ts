@@ -149,6 +149,7 @@ describe('replica run with a big store: the sources are walked in a worker while
       const second = await cli(['run', '--json', '--config', cfg]);
       assert.equal(second.code, 0, second.stderr);
       assert.match(second.stderr, /walked in a worker/);
+      assert.doesNotMatch(second.stderr, /walk worker failed/, 'the worker of the bundle ran');
       const c = json(second).counts;
       assert.deepEqual([c.scanned, c.copied, c.deleted], [7000, 2, 1]);
       for (const f of [edited, added]) assert.equal(fs.readFileSync(onTarget(path.join(dir, 'ta'), 'h', src, path.relative(src, f)), 'utf8'), fs.readFileSync(f, 'utf8'));

@@ -36,7 +36,11 @@ it('reconcileWalked (the walk in a worker, taken as it arrives) gives what recon
   // a name that is not valid UTF-8: a problem with its raw bytes, between entries
   fs.writeFileSync(Buffer.concat([Buffer.from(`${a}/d3/bad-`), Buffer.from([0xff, 0xfe]), Buffer.from('.dat')]), 'x');
   f(path.join(b, 'one'));
-  const config = validateConfig({ host: 'h', sources: [{ path: a, exclude: ['*.tmp', 'cache'] }, b], targets: [{ name: 't', url: path.join(dir, 't') }], settle: '1s' }, path.join(dir, 'c.json'));
+  // a source whose first event is a problem: a walk broken off after it must not say it twice
+  const c = path.join(dir, 'c');
+  fs.mkdirSync(c);
+  fs.writeFileSync(Buffer.concat([Buffer.from(`${c}/only-`), Buffer.from([0xc3, 0x28])]), 'x');
+  const config = validateConfig({ host: 'h', sources: [c, { path: a, exclude: ['*.tmp', 'cache'] }, b], targets: [{ name: 't', url: path.join(dir, 't') }], settle: '1s' }, path.join(dir, 'c.json'));
 
   /** A walk that breaks off after its first batch, as a worker that died then would (what was taken is not taken again) */
   class BrokenOff extends Prewalk {
@@ -71,8 +75,8 @@ it('reconcileWalked (the walk in a worker, taken as it arrives) gives what recon
   const first = await pass();
   const got = JSON.parse(first[0].res);
   assert.equal(got.toHash.length, 9000 + 1, 'every file, nothing excluded, the link is settled at once, the fifo skipped');
-  assert.equal(got.problems.length, 1);
-  assert.equal(Buffer.from(got.problems[0].raw.data).includes(0xff), true, 'the raw name bytes');
+  assert.equal(got.problems.length, 2, 'each name that is not UTF-8, once');
+  assert.equal(Buffer.from(got.problems[1].raw.data).includes(0xff), true, 'the raw name bytes');
   assert.deepEqual(first[1], first[0]);
   assert.deepEqual(first[2], first[0]);
   assert.deepEqual(first[3], first[0]);

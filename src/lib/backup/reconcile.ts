@@ -47,7 +47,7 @@ export function reconcile(config: Config, store: Store, counts: RunCounts, log: 
  * reconcile(), with the sources walked by `prewalk` (in a worker, since before the store was loaded): each
  * batch is taken as it arrives, so the main thread reconciles while the worker walks on. `now` is when the
  * walk began (every entry was seen after it, as in reconcile). Should the worker fail, the rest of the source
- * is walked here (what was taken already is not taken twice).
+ * is walked here (an entry or a problem taken already is not taken twice).
  */
 export async function reconcileWalked(config: Config, store: Store, counts: RunCounts, log: Logger, prewalk: Prewalk): Promise<ReconcileResult> {
   const res: ReconcileResult = { toHash: [], waiting: [], problems: [], missingSources: [] };
@@ -62,7 +62,8 @@ export async function reconcileWalked(config: Config, store: Store, counts: RunC
     if (rootOk === undefined) { // the worker failed
       log.warn(`scan: the walk worker failed; walking ${src.path} here`);
       rootOk = fs.existsSync(src.path);
-      if (rootOk) walk(src.path, s.filter, (e) => { if (!s.seen.has(e.path)) s.onEntry(e); }, s.onProblem);
+      const said = new Set(res.problems.map((p) => `${p.kind}\0${p.path}`));
+      if (rootOk) walk(src.path, s.filter, (e) => { if (!s.seen.has(e.path)) s.onEntry(e); }, (p) => { if (!said.has(`${p.kind}\0${p.path}`)) s.onProblem(p); });
     }
     s.finish(rootOk);
   }

@@ -97,3 +97,24 @@ it('reconcileWalked (the walk in a worker, taken as it arrives) gives what recon
   assert.deepEqual(second[3], second[0]);
   await Promise.all(stores.map((s) => s.close()));
 });
+
+it('the worker posts at most `ahead` batches more than the main thread has taken (memory while a big store loads), and the walk is whole all the same', async () => {
+  const src = path.join(dir, 'ahead');
+  for (let i = 0; i < 8500; i++) { // three batches of at most 4096
+    if (i % 500 === 0) fs.mkdirSync(path.join(src, `d${i / 500}`), { recursive: true });
+    fs.writeFileSync(path.join(src, `d${Math.floor(i / 500)}`, `f${i}`), '');
+  }
+  const config = validateConfig({ host: 'h', sources: [src], targets: [{ name: 't', url: path.join(dir, 't2') }] }, path.join(dir, 'c2.json'));
+  const free = new Prewalk(config);
+  const held = new Prewalk(config, 1);
+  await new Promise((r) => setTimeout(r, 1500)); // long enough for the whole walk, nothing taken
+  assert.equal(free.waiting, 3, 'unbounded: every batch arrived');
+  assert.equal(held.waiting, 1, 'one ahead: the worker waits for the main thread');
+  const store = await Store.open(path.join(dir, 'store-ahead'), { host: 'h', agentVersion: 't', snapshots: 1, log: keeper() });
+  const counts = emptyCounts();
+  const res = await reconcileWalked(config, store, counts, keeper(), held);
+  assert.equal(counts.scanned, 8500);
+  assert.equal(res.toHash.length + res.waiting.length, 8500);
+  free.stop();
+  await store.close();
+});

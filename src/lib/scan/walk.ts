@@ -27,7 +27,11 @@ export interface WalkProblem {
 }
 
 /** What the walk worker is given (prewalk.ts, walkWorker.ts): each source's root and filter. */
-export interface WalkRequest { sources: { path: string; include: string[]; exclude: string[] }[]; globalExclude: string[] }
+export interface WalkRequest {
+  sources: { path: string; include: string[]; exclude: string[] }[]; globalExclude: string[];
+  /** batches the main thread has taken (Atomics), and how many more than that may be posted */
+  taken: Int32Array; ahead: number;
+}
 
 /**
  * What it posts, in order: batches of entries of source `src` (paths, and NUMS numbers per entry: its kind's

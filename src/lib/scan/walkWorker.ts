@@ -12,11 +12,20 @@ const BATCH = 4096;
 
 const req = workerData as WalkRequest;
 const post = (m: WalkMessage) => parentPort!.postMessage(m);
+let posted = 0;
+/** Wait while `ahead` batches are not taken yet (in steps of 100 ms: a terminate() is seen between them). */
+function credit(): void {
+  for (let taken; posted - (taken = Atomics.load(req.taken, 0)) >= req.ahead;) Atomics.wait(req.taken, 0, taken, 100);
+}
 for (const [src, s] of req.sources.entries()) {
   let paths: string[] = [];
   let nums: number[] = [];
   const flush = () => {
-    if (paths.length) post({ src, paths, nums: Float64Array.from(nums) });
+    if (paths.length) {
+      credit();
+      post({ src, paths, nums: Float64Array.from(nums) });
+      posted++;
+    }
     paths = [];
     nums = [];
   };

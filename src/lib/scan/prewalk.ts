@@ -1,8 +1,6 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
-import { FILES_DIR } from '../store/snapshots.js';
+import { storeFileBytes } from '../store/store.js';
 import { type Entry, KIND_CODES, NUMS, type WalkMessage, type WalkProblem, type WalkRequest } from './walk.js';
 
 /** What the worker found in one source, in walk order; the last event of a source says whether its root existed. */
@@ -93,12 +91,6 @@ export class Prewalk {
 
 /** A Prewalk of `config`'s sources when its store is big enough to be worth one (PREWALK_STORE_BYTES), else undefined. */
 export function prewalkFor(config: Config): Prewalk | undefined {
-  let bytes = 0;
-  try {
-    const dir = path.join(config.store, FILES_DIR);
-    for (const f of fs.readdirSync(dir)) if (f.endsWith('.json')) bytes += fs.statSync(path.join(dir, f)).size;
-  } catch {
-    return undefined; // a new store: nothing to load meanwhile
-  }
-  return bytes >= PREWALK_STORE_BYTES && config.sources.length ? new Prewalk(config) : undefined;
+  // a new store: nothing to load meanwhile
+  return (storeFileBytes(config.store) ?? 0) >= PREWALK_STORE_BYTES && config.sources.length ? new Prewalk(config) : undefined;
 }

@@ -53,6 +53,19 @@ export const shardName = (i: number, n: number): string => `${i.toString(16).pad
 const SHARD_FILE = /^([0-9a-f]{2})(?:-of-(\d+))?\.json$/;
 
 /**
+ * Bytes of the JSON files (records, tape catalogs) that opening the store in `dir` reads, from their sizes
+ * alone: how long the load will take. Undefined when the store has no files yet.
+ */
+export function storeFileBytes(dir: string): number | undefined {
+  try {
+    const files = path.join(dir, FILES_DIR);
+    return fs.readdirSync(files).filter((f) => f.endsWith('.json')).reduce((n, f) => n + fs.statSync(path.join(files, f)).size, 0);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The state of one machine: Meta plus one record per source file, sharded over `SHARDS` lowdb JSON files
  * by a hash of the path (docs/store-format.md). Writes are debounced; only dirty shards are written, each
  * atomically (temp + fsync + rename) with one directory fsync per flush. A shard or meta.json that fails to

@@ -262,7 +262,7 @@ async function run(job: IoJob): Promise<IoReply> {
 /** Replies are sent together for at most this long: many quick jobs cost one message, a long one is not held back. */
 const REPLY_EVERY_MS = 5;
 
-// ready (the hasher too): an empty message says so (LocalIo.ready)
+// ready (the hasher too): an empty message says so (LocalIo.worth)
 void api.then(() => parentPort!.postMessage([]));
 
 // the jobs posted in one turn of the main thread's loop, answered in order, in as few messages as that allows

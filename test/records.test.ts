@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { decodeState, type Rec } from '../dist/lib/store/model.js';
 import {
   backoffMs, codeOn, failureOn, isCurrent, isDeleted, isDoneOn, isDue, isSettled, isVerifiedOn, markDeleted, markFailed,
-  contentAt, contentChanging, markPresent, markVerified, owedSince, previousContents, settle, stateNameOn, unsettle, verifiedAtOn,
+  contentAt, contentChanging, localRemovalDueAt, markPresent, markVerified, owedSince, previousContents, settle, stateNameOn, unsettle, verifiedAtOn,
 } from '../dist/lib/store/records.js';
 
 const fresh = (): Rec => ({ z: 1, m: 1, o: 1, f: 7, t: {} });
@@ -62,6 +62,36 @@ describe('record lifecycle (store/records)', () => {
     assert.deepEqual(previousContents(r).map((c) => c.hash), ['B', 'C']);
     assert.equal(contentAt(r, 100), undefined, 'older than the history kept');
     assert.equal(contentAt({ ...fresh(), h: undefined }, 100), undefined, 'never hashed');
+  });
+
+  it('the settled content again with its mtime in a file created since (a restore in place) keeps every target state; the same file chmod-ed, another mtime, or no birth time known is copied again; deleteLocalAfter counts from the settle', () => {
+    const observe = (r: Rec, m: number) => { contentChanging(r); r.m = m; unsettle(r); };
+    const r: Rec = { z: 1, m: 1000.123456, o: 1, f: 7, t: {} };
+    settle(r, 'A', 100, ['a', 'b']);
+    markVerified(r, 'a', 150, 160);
+    r.t.b = 'i';
+    observe(r, 1000.1234561); // restored: its mtime as utimes sets it (to the microsecond)
+    assert.equal(r.k, 100, 'when the settled content settled is kept until the new content settles');
+    settle(r, 'A', 500, ['a', 'b'], 1, 400); // a file born at 400, after the content settled at 100
+    assert.deepEqual([stateNameOn(r, 'a'), verifiedAtOn(r, 'a'), stateNameOn(r, 'b')], ['verified', 160, 'ignored'], 'the copies are still this content');
+    assert.deepEqual([r.s, r.q, r.k, r.e], [500, undefined, undefined, undefined]);
+    assert.equal(localRemovalDueAt(r, ['a'], 1000), 1500, 'removed deleteLocalAfter after it settled back, not at once');
+    observe(r, 1000.1234561); // chmod: the same file, born before the content settled
+    settle(r, 'A', 600, ['a', 'b'], 1, 400);
+    assert.equal(stateNameOn(r, 'a'), 'pending', 'the same file: copied again (its mode)');
+    markVerified(r, 'a', 700, 710);
+    observe(r, 2000); // another mtime, in a new file
+    settle(r, 'A', 800, ['a', 'b'], 1, 750);
+    assert.equal(stateNameOn(r, 'a'), 'pending', 'another mtime: copied again');
+    markVerified(r, 'a', 900, 910);
+    assert.equal(localRemovalDueAt(r, ['a'], 1000), 1900, 'from the copy when it came after the settle');
+    observe(r, 2000);
+    settle(r, 'A', 1000, ['a'], 1, 0); // a file system without birth times
+    assert.equal(stateNameOn(r, 'a'), 'pending', 'no birth time: copied again');
+    markVerified(r, 'a', 1100, 1110);
+    observe(r, 2000);
+    settle(r, 'A', 1200, ['a']);
+    assert.equal(stateNameOn(r, 'a'), 'pending', 'no birth time given: copied again');
   });
 
   it('backoff doubles up to the cap; after maxAttempts nothing is due until retry', () => {

@@ -247,4 +247,30 @@ describe('tape targets (the emulator): archive, confirm, tapes', () => {
     assert.equal(fs.existsSync(path.join(src, 'old.dat')), false, 'removed in the pass that confirmed it on tape');
     rmTree(dir);
   });
+  it('a file restored in place (same bytes, its mtime to the microsecond, a new inode) is not copied again: its copies stay verified on disk and tape; a chmod of the file is copied', async () => {
+    const { dir, src, emu, run } = setup({}, { 'run/a.fits': crypto.randomBytes(3000), 'run/b.fits': crypto.randomBytes(5000) });
+    const a = path.join(src, 'run', 'a.fits');
+    // an mtime whose seconds as a double fall just below the exact microsecond (utimes of ms / 1000 set it 1 us early)
+    fs.utimesSync(a, 1, 1790000000.123463);
+    const mtime = fs.statSync(a).mtimeMs;
+    assert.equal((await run('tape', 'open', 'T001')).code, 0);
+    assert.equal((await run('run', '--flush')).code, 0);
+    const before = json<{ targets: Record<string, { verifiedAt: string }> }[]>(await run('where-is', a, '--json'))[0];
+    fs.rmSync(a);
+    const r = await run('restore', a);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.statSync(a).mtimeMs, mtime, 'the recorded mtime, to the microsecond');
+    const again = json<{ counts: { hashed: number; copied: number } }>(await run('run', '--flush', '--json'));
+    assert.deepEqual([again.counts.hashed, again.counts.copied], [1, 0], 'hashed again (a new inode), copied nowhere');
+    const after = json<{ targets: Record<string, { state: string; verifiedAt: string }> }[]>(await run('where-is', a, '--json'))[0];
+    assert.deepEqual(Object.values(after.targets).map((t) => t.state), ['verified', 'verified']);
+    assert.deepEqual([after.targets.disk.verifiedAt, after.targets.lto.verifiedAt], [before.targets.disk.verifiedAt, before.targets.lto.verifiedAt], 'the same copies');
+    assert.deepEqual(fs.readdirSync(path.join(emu, 'T001')).filter((f) => f.endsWith('.tar')), ['file00001.tar'], 'no new tape file');
+    // the same file chmod'ed (its inode, a new ctime): copied again, so the copies follow
+    fs.chmodSync(a, 0o600);
+    const chmoded = json<{ counts: { copied: number } }>(await run('run', '--flush', '--json'));
+    assert.equal(chmoded.counts.copied, 2);
+    assert.equal(fs.statSync(onTarget(path.join(dir, 'disk'), 'obs', src, 'run/a.fits')).mode & 0o777, 0o600);
+    rmTree(dir);
+  });
 });

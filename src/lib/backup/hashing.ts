@@ -38,7 +38,7 @@ export async function hashSettled(paths: string[], store: Store, targets: string
         observe(rec, observationOf(st), now);
         counts.unsettled++;
       } else {
-        settle(rec, hash, now, targets, versions);
+        settle(rec, hash, now, targets, versions, st.birthtimeMs);
         settled.push(p);
         counts.hashed++;
         counts.settled++;

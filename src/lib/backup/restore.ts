@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import PQueue from 'p-queue';
 import { TargetError, messageOf } from '../errors.js';
 import { createHasher } from '../hash/xxh64.js';
-import { DIR_FLAGS, at } from '../scan/sourceFs.js';
+import { DIR_FLAGS, at, utimeSeconds } from '../scan/sourceFs.js';
 import type { Rec } from '../store/model.js';
 import { type ContentAt, isVerifiedOn, isSettled, previousContents, previousCopyOn } from '../store/records.js';
 import { checkRelPath, tempName, targetPath, versionStamp, versionTime } from '../targets/layout.js';
@@ -254,7 +254,7 @@ async function writeChecked(target: string, rel: string, data: Readable, hash: s
     if (got !== hash) throw new TargetError(`[${target}] ${rel} reads back as ${got}, expected ${hash}`, { target, errorClass: 'mismatch' });
     await fh.chmod(mode & 0o777);
     // seconds as a number keep the sub-millisecond part of the recorded mtime
-    await fh.utimes(Date.now() / 1000, (mtimeMs ?? Date.now()) / 1000);
+    await fh.utimes(Date.now() / 1000, utimeSeconds(mtimeMs ?? Date.now()));
     ok = true;
   } finally {
     await fh.close();

@@ -17,6 +17,13 @@ export const FILE_FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
  */
 export const at = (dirFd: number, name: string): string => `/proc/self/fd/${dirFd}/${name}`;
 
+/**
+ * An mtime in epoch ms (fs.Stats.mtimeMs) as the seconds fs.utimes takes, so that the file gets that mtime to
+ * the microsecond: libuv keeps whole microseconds and truncates, and the nearest double below the exact value
+ * (a seconds count near 1.8e9 is exact to ~0.24 us) would lose one. A `Date` would keep milliseconds only.
+ */
+export const utimeSeconds = (ms: number): number => (Math.round(ms * 1000) + 0.5) / 1e6;
+
 /** The identity of the file that settled: what an opened descriptor must still show. */
 export interface Identity { readonly size: number; readonly mtimeMs: number; readonly ino?: number; readonly ctimeMs?: number }
 

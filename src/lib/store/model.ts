@@ -88,6 +88,8 @@ export interface Rec {
   e?: [string, number, number, number?][];
   /** the mtime of the settled content, kept from its first change until the new content settles (for `e`) */
   q?: number;
+  /** when the settled content settled (`s`), kept with `q`: a file created since that holds the same bytes and mtime is no new content */
+  k?: number;
   /** deleteLocalAfter could not remove the source file: [at, message] (reported once; `replica retry` clears it) */
   u?: [number, string];
   /** target name -> encoded TState */

@@ -82,10 +82,13 @@ export function markPresent(r: Rec): void {
 
 /**
  * The file is seen with a new size, mtime, inode or ctime: when its settled content had been hashed, keep that
- * content's mtime until the new content settles (it then goes into the previous contents, for restore --at).
+ * content's mtime until the new content settles (it then goes into the previous contents, for restore --at),
+ * and when it settled (settle: the same bytes and mtime in a file created since are not copied again).
  */
 export function contentChanging(r: Rec): void {
-  if (r.s !== undefined && r.h !== undefined && r.q === undefined) r.q = r.m;
+  if (r.s === undefined || r.h === undefined || r.q !== undefined) return;
+  r.q = r.m;
+  r.k = r.s;
 }
 
 /** The content is not (or no longer) known to be settled: it must settle and be hashed again. */
@@ -98,8 +101,14 @@ export function unsettle(r: Rec): void {
  * verified before, the targets holding that verified copy keep it as a previous version when it is replaced
  * (previousCopyOn), and the file counts as changed after verified. The previous content is remembered (hash and
  * when it was current; the last 2 x `versions`) so that `restore --at` can tell which version to read.
+ * One exception: the settled content again, with its mtime, in a file created after that content settled
+ * (`bornMs`, the hashed file's birth time: a restore in place, `cp -p` back from a copy) keeps every target's
+ * state: the copies there are still these bytes, and nothing is copied again (as rsync skips a file of the
+ * same size and mtime). The same file touched back or chmod-ed (born before) is copied again, so the copies
+ * get its mode; so is every file where the file system keeps no birth time (`bornMs` 0 or absent).
  */
-export function settle(r: Rec, hash: string, now: number, targets: string[], versions = 1): void {
+export function settle(r: Rec, hash: string, now: number, targets: string[], versions = 1, bornMs?: number): void {
+  const sameAgain = r.h === hash && r.q !== undefined && sameMtime(r.q, r.m) && r.k !== undefined && !!bornMs && bornMs > r.k;
   if (r.h !== undefined && r.h !== hash) {
     const held = targets.filter((t) => codeOn(r, t) === 'v' || r.p?.includes(t));
     if (held.length) {
@@ -112,11 +121,18 @@ export function settle(r: Rec, hash: string, now: number, targets: string[], ver
     r.e = e.slice(-Math.max(1, 2 * versions));
   }
   delete r.q;
+  delete r.k;
   r.h = hash;
   r.s = now;
   delete r.o; // only unsettled records need their observation time
-  resetTargets(r, targets);
+  if (!sameAgain) resetTargets(r, targets);
 }
+
+/**
+ * Two mtimes (epoch ms) equal as far as a copy or a restore can set one: to the microsecond (libuv sets
+ * whole microseconds, sourceFs.utimeSeconds; a nanosecond mtime comes back rounded).
+ */
+const sameMtime = (a: number, b: number): boolean => Math.abs(a - b) < 0.001;
 
 /** Since when the settled content has been current: when it replaced the previous one, else first seen. */
 const currentSince = (r: Rec): number => r.e?.at(-1)?.[2] ?? r.f;
@@ -189,7 +205,9 @@ export function isDoneOn(r: Rec, target: string): boolean {
 export function localRemovalDueAt(r: Rec, targets: string[], afterMs: number): number | undefined {
   if (!isCurrent(r) || r.r !== undefined || r.l !== undefined || r.u !== undefined) return undefined;
   const since = heldEverywhereSince(r, targets);
-  return since === undefined ? undefined : since + afterMs;
+  // counted from the later of the copies and the settle: a file restored in place (its copies kept, settle)
+  // stays `afterMs` from its return, not removed again at once
+  return since === undefined ? undefined : Math.max(since, r.s ?? 0) + afterMs;
 }
 
 /** Backoff before attempt `attempts + 1`: backoff * 2^(attempts-1), capped. */

@@ -9,7 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { SourceError } from '../errors.js';
 import { hashBytes, initHasher, readAt, toHex } from '../hash/xxh64.js';
-import { openSettled, sameFile } from '../scan/sourceFs.js';
+import { openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
 import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob } from './localIo.js';
 
 const C = fs.constants;
@@ -70,7 +70,7 @@ function destination<T>(fn: () => T): T {
 function finishTemp(fd: number, dir: string, temp: string, final: string | undefined, mode: number | undefined, mtimeMs: number | undefined): void {
   try {
     if (mode !== undefined) fs.fchmodSync(fd, mode);
-    if (mtimeMs !== undefined) fs.futimesSync(fd, Date.now() / 1000, mtimeMs / 1000);
+    if (mtimeMs !== undefined) fs.futimesSync(fd, Date.now() / 1000, utimeSeconds(mtimeMs));
   } finally {
     fs.closeSync(fd);
   }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { SMALL_FILE } from '../hash/xxh64.js';
+import { utimeSeconds } from '../scan/sourceFs.js';
 import type { PutSource } from './source.js';
 
 const C = fs.constants;
@@ -17,7 +18,7 @@ export async function writeTemp(tmp: string, src: PutSource, signal?: AbortSigna
     if (src.size <= SMALL_FILE) await writeAll(fh, src.readAll());
     else await writeStream(fh, src.stream(), signal);
     if (src.mode & UMASK) await fh.chmod(src.mode); // open's mode was cut by the umask
-    if (src.mtimeMs !== undefined) await fh.utimes(new Date(), new Date(src.mtimeMs));
+    if (src.mtimeMs !== undefined) await fh.utimes(Date.now() / 1000, utimeSeconds(src.mtimeMs));
   } finally {
     await fh.close();
   }

@@ -6,7 +6,7 @@ import { ConfigError, SourceError, TargetError, messageOf, missingError, toTarge
 import { SMALL_FILE, hashBytes, initHasher, toHex } from '../hash/xxh64.js';
 import type { TargetKindModule } from './kind.js';
 import { checkRelPath, manifestLine } from './layout.js';
-import type { PutSource } from './source.js';
+import { type PutSource, SettledFile } from './source.js';
 import { type Archive, type CheckReport, type PutOptions, type ReadBack, type ReadBackOptions, type Target, putEach } from './target.js';
 import { type CatalogHost, MemberIndex, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
 import { EmulatedDrive, MtDrive, type TapeDrive, type TapeWriter } from './tapeDrive.js';
@@ -198,7 +198,8 @@ export class TapeTarget implements Target, Archive {
     const header: Partial<tar.Header> & { name: string } = { name: rel, size: src.size, mode: src.mode, mtime: new Date(src.mtimeMs ?? Date.now()), type: 'file', pax: {} };
     try {
       if (data) {
-        hash ??= hashBytes(data);
+        // a new file (no settled hash) was hashed by the read that handed its bytes out (SettledFile.hashed)
+        hash ??= (src instanceof SettledFile ? src.hashed : undefined) ?? hashBytes(data);
         w.pack.entry(header, data);
         w.pushed += data.length + 1536; // its pax header, header and padding: about
         if (w.failed || w.pushed - w.written > BUFFERED) await this.keepUp(w);

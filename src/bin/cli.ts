@@ -86,12 +86,12 @@ export const COMMANDS: CmdSpec[] = [
   },
   {
     name: 'retry', args: '[path|glob|name...]', summary: 'failed copies get their attempts back; ignored ones are pending again',
-    details: 'Failed copies (all, or those matching) get their attempts back and are due at once; ignored copies are pending again; a source file deleteLocalAfter could not remove is tried again. Prints how many files changed.',
+    details: 'Failed copies (all, or those matching) get their attempts back and are due at once; ignored copies are pending again; a source file deleteLocalAfter could not remove is tried again. Prints how many files changed. A PATH, GLOB or NAME that matches nothing the store knows is said on stderr and makes the exit 1 (as where-is).',
     options: [TARGET], examples: [['replica retry', 'everything failed'], ['replica retry --target popeye', 'after the server is fixed']],
   },
   {
     name: 'ignore', args: MATCH, summary: 'copies not owed any more (listed with the reason) until the file changes',
-    details: 'Copies not verified yet are set to ignored, recording when and why: they no longer count against exit 0 or the monitor, and status and the monitor list them. A new content of the file makes it pending again.',
+    details: 'Copies not verified yet are set to ignored, recording when and why: they no longer count against exit 0 or the monitor, and status and the monitor list them. A new content of the file makes it pending again. A PATH, GLOB or NAME that matches nothing the store knows is said on stderr and makes the exit 1 (as where-is).',
     options: [TARGET, { flags: '--reason <text>', help: 'why (shown by status and the monitor)' }],
     examples: [['replica ignore /data/bad.fits --reason "sector lost at the source"', 'stop retrying one file']],
   },

@@ -128,8 +128,8 @@ async function runNamed(command: string, args: string[], o: Record<string, unkno
       const r = await (await import('../lib/commands/adopt.js')).adoptCommand(ctx, { target: v.target, host: v.host, dryRun: v.dryRun });
       return r.unreadable.length ? EXIT.problems : EXIT.ok;
     }
-    case 'retry': await (await import('../lib/commands/retry.js')).retryCommand(ctx, args, { target: v.target }); return EXIT.ok;
-    case 'ignore': await (await import('../lib/commands/retry.js')).ignoreCommand(ctx, args, { target: v.target, reason: v.reason }); return EXIT.ok;
+    case 'retry': return (await (await import('../lib/commands/retry.js')).retryCommand(ctx, args, { target: v.target })).unmatched.length ? EXIT.problems : EXIT.ok;
+    case 'ignore': return (await (await import('../lib/commands/retry.js')).ignoreCommand(ctx, args, { target: v.target, reason: v.reason })).unmatched.length ? EXIT.problems : EXIT.ok;
     case 'tape': await (await import('../lib/commands/tape.js')).tapeCommand(ctx, args, { target: v.target, serial: v.serial }); return EXIT.ok;
     case 'manifest': await (await import('../lib/commands/manifest.js')).manifestCommand(ctx, { target: v.target }); return EXIT.ok;
     case 'check': {

@@ -192,6 +192,15 @@ describe('replica retry and ignore', () => {
     assert.equal((await cli(['run', '--config', cfg])).code, 1, 'changed: pending again, and failing again');
     assert.equal((await cli(['ignore', '--config', cfg])).code, 2);
     assert.equal((await cli(['retry', '--target', 'zz', '--config', cfg])).code, 2);
+    // a typo matches nothing the store knows: said, exit 1, nothing changed (the other argument still counts)
+    const typo = await cli(['retry', '--json', 'bad.dat', 'bda.dat', '--config', cfg]);
+    assert.equal(typo.code, 1);
+    assert.match(typo.stderr, /retry: nothing known matches bda\.dat/);
+    assert.equal(json(typo).files, 1);
+    const typo2 = await cli(['ignore', '/no/such/file', '--config', cfg]);
+    assert.equal(typo2.code, 1);
+    assert.match(typo2.stderr, /ignore: nothing known matches \/no\/such\/file/);
+    assert.match(typo2.stdout, /^0 copies ignored/);
     rmTree(dir);
   });
 });

@@ -82,6 +82,15 @@ describe('deleteLocalAfter (SupRsync --delete-local-after): the built CLI on rea
       assert.deepEqual(fs.readFileSync(one), data);
       const w = json(await cli(['where-is', '--json', path.basename([...files.keys()][1]), '--config', cfg]));
       assert.ok(w[0].removedLocallyAt);
+      // the file restored in place is the same content again: nothing is copied, and it is removed again only
+      // deleteLocalAfter after it settled back, not by the next pass
+      const again = json(await cli(['run', '--json', '--config', cfg]));
+      assert.deepEqual([again.counts.hashed, again.counts.copied, again.counts.removedLocally], [1, 0, 0]);
+      assert.ok(fs.existsSync(one), 'not removed again at once');
+      await sleep(AGE_MS + 300);
+      const later = json(await cli(['run', '--json', '--config', cfg]));
+      assert.equal(later.counts.removedLocally, 1);
+      assert.equal(fs.existsSync(one), false);
     } finally {
       spawnSync('umount', [usb]);
       rmTree(dir);

@@ -87,7 +87,17 @@ describe('store', () => {
     const s2 = await Store.open(dir, opts);
     assert.match(s2.warnings.join(), /meta\.json is unusable/);
     assert.equal(s2.get('/y3')?.z, 3);
+    assert.equal(s2.size, 5, 'every record counted');
     await s2.close();
+    // one record of the wrong shape (no target states) makes its shard unusable: the snapshot's copy is taken
+    const shard = path.join(dir, 'files', fs.readdirSync(path.join(dir, 'files')).find((n) => n.endsWith('.json') && !n.startsWith('tape-'))!);
+    const bad = JSON.parse(fs.readFileSync(shard, 'utf8'));
+    delete bad.files['/y1'].t;
+    fs.writeFileSync(shard, JSON.stringify(bad));
+    const s3 = await Store.open(dir, opts);
+    assert.match(s3.warnings.join(), /is unusable \(not a replica store file \(wrong shape\)\); using the copy from snapshot/);
+    assert.deepEqual([s3.size, typeof s3.get('/y1')?.t], [5, 'object']);
+    await s3.close();
     rmTree(dir);
   });
 

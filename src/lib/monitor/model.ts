@@ -66,14 +66,19 @@ export function hostReport(store: string, meta: Meta, records: () => Iterable<[s
   const heartbeatAgeMs = meta.heartbeatAt ? now - Date.parse(meta.heartbeatAt) : undefined;
   const stale = heartbeatAgeMs === undefined || heartbeatAgeMs > t.staleMs;
   if (stale) raise('CRITICAL', `agent heartbeat ${heartbeatAgeMs === undefined ? 'never recorded' : `is ${Math.round(heartbeatAgeMs / 60000)} min old`} (stale after ${Math.round(t.staleMs / 60000)} min)`);
-  const extra = new Map(names.map((n) => [n, { upTo: Infinity, final: 0, retrying: 0, lost: 0, worst: [] as TargetReport['worst'] }]));
+  // upTo: the oldest copy owed (what "verified up to" and the oldest unverified age say); lateFrom: when the
+  // first of them becomes late (the age warnings)
+  const extra = new Map(names.map((n) => [n, { upTo: Infinity, lateFrom: Infinity, final: 0, retrying: 0, lost: 0, worst: [] as TargetReport['worst'] }]));
   for (const [p, r] of records()) {
     if (!isCurrent(r)) continue;
     for (const [n, x] of extra) {
       const code = codeOn(r, n);
       if (code === 'v' || code === 'i') continue;
-      // a copy waiting for its tape file is late only once it waited longer than the tape target's maxWait
-      x.upTo = Math.min(x.upTo, owedSince(r) + (code === 'p' ? meta.targets[n].waitMs ?? 0 : 0));
+      // a copy waiting for its tape file is late only once it waited longer than the tape target's maxWait;
+      // it is unverified all the same (never an age below zero, never "verified up to" a time to come)
+      const since = owedSince(r);
+      x.upTo = Math.min(x.upTo, since);
+      x.lateFrom = Math.min(x.lateFrom, since + (code === 'p' ? meta.targets[n].waitMs ?? 0 : 0));
       if (code === 'f') {
         const { class: cls, message, at, attempts, retrying } = failureOn(r, n);
         if (cls === 'mismatch' || cls === 'missing') x.lost++;
@@ -95,8 +100,11 @@ export function hostReport(store: string, meta: Meta, records: () => Iterable<[s
     // a copy that was there and is not any more (read back wrong, or gone): the backup lost it until repaired
     if (x.lost) flag('CRITICAL', `${x.lost} copies read back wrong or missing (the scrub or a read-back found them): being repaired`);
     const age = x.upTo === Infinity ? undefined : now - x.upTo;
-    if (age !== undefined && age > t.critAgeMs) flag('CRITICAL', `a file has been unverified for ${Math.round(age / 3600000)} h`);
-    else if (age !== undefined && age > t.warnAgeMs) flag('WARNING', `a file has been unverified for ${Math.round(age / 60000)} min`);
+    const late = x.lateFrom === Infinity ? undefined : now - x.lateFrom;
+    // the thresholds apply to `late` (a tape copy counts from the end of its maxWait); the message says how long
+    // the file has been unverified in all
+    if (late !== undefined && late > t.critAgeMs) flag('CRITICAL', `a file has been unverified for ${Math.round(age! / 3600000)} h`);
+    else if (late !== undefined && late > t.warnAgeMs) flag('WARNING', `a file has been unverified for ${Math.round(age! / 60000)} min`);
     if (x.retrying) flag('WARNING', `${x.retrying} files failed and are being retried`);
     x.worst.sort((a, b) => b.attempts - a.attempts || a.at.localeCompare(b.at));
     return {

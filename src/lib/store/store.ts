@@ -147,7 +147,7 @@ export class Store {
     }
     const isMeta = (v: unknown): v is Meta => isObject(v) && v.formatVersion === FORMAT_VERSION && typeof v.host === 'string'
       && isObject(v.targets) && Number.isInteger(v.shards) && (v.shards as number) > 0;
-    // checks every record's shape and counts them in one pass (no array of 10^6 values or keys: ~0.3 s of a 1M load)
+    // checks every record's shape and counts them in one pass (no arrays of 10^6 values and keys: ~0.2 s of a 1M load)
     let records = 0;
     const isShard = (v: unknown): v is ShardData => {
       if (!isObject(v) || v.formatVersion !== FORMAT_VERSION || !isObject(v.files)) return false;

@@ -91,6 +91,6 @@ export class Prewalk {
 
 /** A Prewalk of `config`'s sources when its store is big enough to be worth one (PREWALK_STORE_BYTES), else undefined. */
 export function prewalkFor(config: Config): Prewalk | undefined {
-  // a new store: nothing to load meanwhile
-  return (storeFileBytes(config.store) ?? 0) >= PREWALK_STORE_BYTES && config.sources.length ? new Prewalk(config) : undefined;
+  // a new store (0 bytes): nothing to load meanwhile
+  return storeFileBytes(config.store) >= PREWALK_STORE_BYTES && config.sources.length ? new Prewalk(config) : undefined;
 }

@@ -54,14 +54,14 @@ const SHARD_FILE = /^([0-9a-f]{2})(?:-of-(\d+))?\.json$/;
 
 /**
  * Bytes of the JSON files (records, tape catalogs) that opening the store in `dir` reads, from their sizes
- * alone: how long the load will take. Undefined when the store has no files yet.
+ * alone: how long the load will take. 0 when the store has no files yet.
  */
-export function storeFileBytes(dir: string): number | undefined {
+export function storeFileBytes(dir: string): number {
   try {
     const files = path.join(dir, FILES_DIR);
     return fs.readdirSync(files).filter((f) => f.endsWith('.json')).reduce((n, f) => n + fs.statSync(path.join(files, f)).size, 0);
   } catch {
-    return undefined;
+    return 0;
   }
 }
 

@@ -135,6 +135,60 @@ describe('the ssh kind loads ssh2 lazily', () => {
   });
 });
 
+describe('ssh putMany: small files through one remote tar', () => {
+  it('hostile names land byte-identical with their mode and mtime, renamed into place (no temp file left); a changed source is not published', async () => {
+    const crypto = await import('node:crypto');
+    const { bufferSource } = await import('../../dist/lib/targets/source.js');
+    const { hashBytes, initHasher } = await import('../../dist/lib/hash/xxh64.js');
+    const { ODD_NAMES } = await import('../helpers.js');
+    await initHasher();
+    const base = path.join(remoteBase, `tar${Math.random().toString(36).slice(2)}`);
+    const t = make({ tarMinFiles: 1 }, base);
+    const names = [...ODD_NAMES, `${'d'.repeat(120)}/${'n'.repeat(120)}.dat`, 'empty.dat'];
+    const datas = names.map((n, i) => (n === 'empty.dat' ? Buffer.alloc(0) : crypto.randomBytes(1 + i * 7001)));
+    const items = names.map((n, i) => ({ rel: `h/odd/${i % 2 ? 'deeper/' : ''}${n}`, src: bufferSource(datas[i], { mode: i % 3 ? 0o640 : 0o604, mtimeMs: 1_650_000_000_000 + i * 1000, hash: hashBytes(datas[i]) }) }));
+    items.push({ rel: 'h/odd/changed.dat', src: bufferSource(Buffer.from('now'), { hash: '0123456789abcdef' }) });
+    const res = await t.putMany(items);
+    assert.equal(t.tarBatches.sent, 1);
+    assert.equal(t.tarBatches.failed, 0);
+    assert.ok(res[names.length] instanceof TargetError && res[names.length]!.message.includes('changed'), String(res[names.length]));
+    for (const [i, { rel }] of items.slice(0, names.length).entries()) {
+      assert.equal(res[i], undefined, `${rel}: ${String(res[i])}`);
+      const st = fs.statSync(path.join(base, rel));
+      assert.deepEqual(fs.readFileSync(path.join(base, rel)), datas[i], rel);
+      assert.equal(st.mode & 0o7777, i % 3 ? 0o640 : 0o604, rel);
+      assert.equal(Math.floor(st.mtimeMs / 1000), 1_650_000_000 + i, rel);
+    }
+    assert.equal(fs.existsSync(path.join(base, 'h/odd/changed.dat')), false);
+    const left = fs.readdirSync(path.join(base, 'h'), { recursive: true }).map(String).filter((n) => n.includes('.replica-'));
+    assert.deepEqual(left, [], 'no temp file left');
+    await t.close();
+  });
+
+  it('a tar that fails (the server disk fills) publishes nothing from it: each file is put again on its own and gets its own answer', async () => {
+    const crypto = await import('node:crypto');
+    const { bufferSource } = await import('../../dist/lib/targets/source.js');
+    const { mountTmpfs } = await import('../helpers.js');
+    const full = path.join(remoteBase, `tarfull${Math.random().toString(36).slice(2)}`);
+    mountTmpfs(full, '512k');
+    const t = make({ tarMinFiles: 1 }, full);
+    const datas = Array.from({ length: 24 }, () => crypto.randomBytes(40_000));
+    const res = await t.putMany(datas.map((d, i) => ({ rel: `h/f${i}`, src: bufferSource(d) })));
+    assert.deepEqual(t.tarBatches, { sent: 1, failed: 1 });
+    const ok = res.flatMap((r, i) => (r === undefined ? [i] : []));
+    assert.ok(ok.length > 0 && ok.length < 24, `some fit, some not: ${ok.length}`);
+    for (const i of ok) assert.deepEqual(fs.readFileSync(path.join(full, `h/f${i}`)), datas[i]);
+    for (const [i, r] of res.entries()) if (r) assert.ok(r instanceof TargetError && r.errorClass === 'ENOSPC', `f${i}: ${String(r)}`);
+    assert.deepEqual(fs.readdirSync(path.join(full, 'h')).filter((n) => n.startsWith('.replica-')), [], 'no temp file left');
+    // the failure was the disk, not the tar: the next batch goes through tar again
+    for (const i of ok) fs.rmSync(path.join(full, `h/f${i}`));
+    const again = await t.putMany([{ rel: 'h/after', src: bufferSource(Buffer.from('after')) }]);
+    assert.deepEqual(again, [undefined]);
+    assert.deepEqual(t.tarBatches, { sent: 2, failed: 1 });
+    await t.close();
+  });
+});
+
 describe('replica run to an ssh target', () => {
   it('hostile names land byte-identical over ssh; a stopped sshd is a target-wide failure and the local target completes', async () => {
     const { cli, json, makeTree, writeConfig, treeDigest, onTarget } = await import('../helpers.js');
@@ -163,6 +217,27 @@ describe('replica run to an ssh target', () => {
     }
     assert.equal((await cli(['run', '--config', cfg])).code, 0);
     assert.deepEqual(treeDigest(onTarget(base, 'exao1', src)), treeDigest(src));
+    rmTree(dir);
+  });
+});
+
+describe('replica run: a first backup of many small files over ssh', () => {
+  it('300 files (hostile names among them) go through the remote tar and are verified byte-identical with their modes', async () => {
+    const { cli, json, makeTree, writeConfig, treeDigest, onTarget } = await import('../helpers.js');
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    const files = makeTree(src, 300, { maxBytes: 6000 });
+    fs.chmodSync(files[20], 0o600);
+    fs.chmodSync(files[21], 0o755);
+    const base = path.join(remoteBase, 'many');
+    const cfg = writeConfig(dir, { host: 'exao3', sources: [src], targets: [
+      { name: 'popeye', url: `ssh://root@127.0.0.1:${sshd.port}${base}`, identity: sshd.clientKey, knownHosts: sshd.knownHosts }] });
+    const r = await cli(['run', '--json', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(json(r).counts.verified, 300);
+    // every file, no temp file beside them (treeDigest lists those too)
+    assert.deepEqual(treeDigest(onTarget(base, 'exao3', src)), treeDigest(src));
+    for (const f of files.slice(18, 24)) assert.equal(fs.statSync(onTarget(base, 'exao3', src, path.relative(src, f))).mode & 0o777, fs.statSync(f).mode & 0o777, f);
     rmTree(dir);
   });
 });

@@ -33,6 +33,8 @@ export interface CopyContext {
   peers?: Target[];
   /** an archive kind (tape): a batch (one sync and read-back each) is one tape file of `volumeSize` bytes */
   batching?: ArchiveBatching;
+  /** small files per putMany call (the kind's; default PUT_MANY) */
+  putManyFiles?: number;
   /** a new file hashed by its put here (Engine.hashAndCopy) was published with the content hashing to `hash`: record it settled */
   settledByPut?: (p: string, rec: Rec, hash: string) => void;
 }
@@ -40,7 +42,7 @@ export interface CopyContext {
 /** Files and bytes per durability batch: one sync (syncfs) and then read-back for each batch. */
 const BATCH_FILES = 10_000;
 const BATCH_BYTES = 1 << 30;
-/** Small files per putMany call (one worker job on a local target). */
+/** Small files per putMany call by default (one worker job on a local target). */
 const PUT_MANY = 64;
 
 /**
@@ -347,8 +349,9 @@ export class TargetCopier {
       const tasks = rest.map(([p, rec]) => this.queue.add(async () => {
         if (live() && await this.put(p, rec)) copied.push([p, rec, Date.now()]);
       }));
-      for (let k = 0; k < small.length; k += PUT_MANY) {
-        const part = small.slice(k, k + PUT_MANY);
+      const per = this.ctx.putManyFiles ?? PUT_MANY;
+      for (let k = 0; k < small.length; k += per) {
+        const part = small.slice(k, k + per);
         tasks.push(this.batches.add(async () => {
           if (live()) for (const [p, rec] of await this.putBatch(part)) copied.push([p, rec, Date.now()]);
         }));

@@ -110,7 +110,7 @@ export class Engine {
       this.copiers.push(new TargetCopier(t, Math.min(cfg.concurrency ?? kind.concurrency, kind.maxConnections), {
         host: this.config.host, store: this.store, log: this.log, policy: this.config.retry, counts: this.counts, roots: this.roots,
         signal: this.signal, copyTimeoutMs: cfg.timeouts.copyMs, versions: this.config.versions, peers: this.targets,
-        batching: kind.batching?.(cfg), settledByPut: this.settledByPut,
+        batching: kind.batching?.(cfg), putManyFiles: kind.putManyFiles, settledByPut: this.settledByPut,
       }));
     }
   }

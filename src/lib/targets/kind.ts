@@ -27,6 +27,8 @@ export interface TargetKindModule {
   readonly concurrency: number;
   /** most copies worth running in parallel (a configured concurrency is capped by this) */
   readonly maxConnections: number;
+  /** small files per putMany call (default 64: one LocalIo job); a kind whose batch costs a remote command takes more */
+  readonly putManyFiles?: number;
   /** the target base as a path on this machine, for kinds that have one (nesting checks, the monitor) */
   localBase?(url: string): string;
   /**

@@ -4,13 +4,15 @@ import { lazyTarget } from './lazy.js';
 import type { SshOptions } from './sshSession.js';
 
 /** What an ssh target offers (ssh.ts; its tests check this list against the class): every capability. */
-export const SSH_METHODS = ['put', 'sync', 'readBack', 'check', 'close', 'hash', 'stat', 'list', 'get', 'putLink', 'readLink', 'hashMany', 'removeTemps', 'keepAside', 'listVersions', 'removeVersion'] as const;
+export const SSH_METHODS = ['put', 'putMany', 'sync', 'readBack', 'check', 'close', 'hash', 'stat', 'list', 'get', 'putLink', 'readLink', 'hashMany', 'removeTemps', 'keepAside', 'listVersions', 'removeVersion'] as const;
 
 /** `ssh://[user@]host[:port]/path`: a directory on a server, over SFTP (remote `xxhsum` and `sync` where present). */
 export const sshKind: TargetKindModule = {
   kind: 'ssh', schemes: ['ssh'], urlForm: 'ssh://[user@]host[:port]/path', urlPattern: /^ssh:\/\/(?:[^@/]+@)?[^@/:]+(?::\d+)?\/./,
   options: { identity: 'path', knownHosts: 'path', hostKeyCheck: 'boolean' },
   concurrency: 8, maxConnections: 16,
+  // a batch of small files is one remote tar (ssh.ts putMany): a few big batches rather than many small ones
+  putManyFiles: 10_000,
   create: (cfg: TargetConfig) => {
     const opts: SshOptions = {
       identity: cfg.options.identity as string | undefined, knownHosts: cfg.options.knownHosts as string | undefined,

@@ -13,6 +13,8 @@ export interface SshOptions {
   hostKeyCheck?: boolean;
   /** connect and per-command timeout; keepalives detect a hung server within about this long too */
   commandTimeoutMs: number;
+  /** putMany sends this many files or more through one remote `tar -x` (default 256; tests lower it) */
+  tarMinFiles?: number;
 }
 
 export interface SshRemote { user: string; host: string; port: number; path: string }
@@ -123,8 +125,12 @@ export class SshSession {
     return Promise.race([dead, new Promise<T>((resolve, reject) => fn(sftp, (err, v) => (err ? reject(err) : resolve(v as T))))]);
   }
 
-  /** Run a fixed command (never built from a file name) with `stdin`; resolves to [exit code, stdout]. */
-  async exec(cmd: string, stdin: string, signal?: AbortSignal): Promise<[number, string]> {
+  /**
+   * Run a fixed command (never built from a file name) with `stdin`: a string, or a function that writes it
+   * (with the channel's flow control: `write` waits while the server is behind); the channel's input is ended
+   * when it returns, and closed when it throws (its error is the answer). Resolves to [exit code, stdout].
+   */
+  async exec(cmd: string, stdin: string | ((write: (chunk: Buffer) => Promise<void>) => Promise<void>), signal?: AbortSignal): Promise<[number, string]> {
     const { client, dead } = await this.connect();
     return Promise.race([dead, new Promise<[number, string]>((resolve, reject) => {
       client.exec(cmd, (err, ch) => {
@@ -133,10 +139,24 @@ export class SshSession {
         const onAbort = () => { ch.close(); reject(signal!.reason); };
         signal?.addEventListener('abort', onAbort, { once: true });
         const out: Buffer[] = [];
+        let closed = false;
+        let wake: (() => void) | undefined;
         ch.on('data', (d: Buffer) => out.push(d));
+        ch.on('drain', () => wake?.());
         ch.stderr.resume();
-        ch.on('close', (code: number) => { signal?.removeEventListener('abort', onAbort); resolve([code ?? 255, Buffer.concat(out).toString('utf8')]); });
-        ch.end(stdin);
+        ch.on('close', (code: number) => {
+          closed = true;
+          wake?.();
+          signal?.removeEventListener('abort', onAbort);
+          resolve([code ?? 255, Buffer.concat(out).toString('utf8')]);
+        });
+        if (typeof stdin === 'string') return void ch.end(stdin);
+        const write = async (chunk: Buffer) => {
+          // a channel closed early (the command exited) answers with its exit code: the rest goes nowhere
+          if (!closed && !ch.write(chunk)) await new Promise<void>((r) => { wake = r; });
+          wake = undefined;
+        };
+        stdin(write).then(() => ch.end(), (e: unknown) => { ch.close(); reject(e); });
       });
     })]);
   }

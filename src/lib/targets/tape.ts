@@ -10,10 +10,8 @@ import { type PutSource, SettledFile } from './source.js';
 import { type Archive, type CheckReport, type PutOptions, type ReadBack, type ReadBackOptions, type Target, putEach } from './target.js';
 import { type CatalogHost, MemberIndex, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
 import { EmulatedDrive, MtDrive, type TapeDrive, type TapeWriter } from './tapeDrive.js';
+import { loadTar } from './tarLib.js';
 
-/** tar-stream, imported on first use (every command loads the kinds; only a tape target needs it). */
-let tarLib: Promise<typeof tar> | undefined;
-const loadTar = (): Promise<typeof tar> => (tarLib ??= import('tar-stream').then((m) => (m as { default?: typeof tar }).default ?? (m as typeof tar)));
 
 /** Members up to this size are read (and proven) whole before their header goes to tape: a torn source never reaches it. */
 const PROVEN_IN_MEMORY = 64 << 20;

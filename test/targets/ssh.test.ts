@@ -149,8 +149,7 @@ describe('ssh putMany: small files through one remote tar', () => {
     const items = names.map((n, i) => ({ rel: `h/odd/${i % 2 ? 'deeper/' : ''}${n}`, src: bufferSource(datas[i], { mode: i % 3 ? 0o640 : 0o604, mtimeMs: 1_650_000_000_000 + i * 1000, hash: hashBytes(datas[i]) }) }));
     items.push({ rel: 'h/odd/changed.dat', src: bufferSource(Buffer.from('now'), { hash: '0123456789abcdef' }) });
     const res = await t.putMany(items);
-    assert.equal(t.tarBatches.sent, 1);
-    assert.equal(t.tarBatches.failed, 0);
+    assert.deepEqual([t.stats.tarSent, t.stats.tarFailed], [1, 0]);
     assert.ok(res[names.length] instanceof TargetError && res[names.length]!.message.includes('changed'), String(res[names.length]));
     for (const [i, { rel }] of items.slice(0, names.length).entries()) {
       assert.equal(res[i], undefined, `${rel}: ${String(res[i])}`);
@@ -174,7 +173,7 @@ describe('ssh putMany: small files through one remote tar', () => {
     const t = make({ tarMinFiles: 1 }, full);
     const datas = Array.from({ length: 24 }, () => crypto.randomBytes(40_000));
     const res = await t.putMany(datas.map((d, i) => ({ rel: `h/f${i}`, src: bufferSource(d) })));
-    assert.deepEqual(t.tarBatches, { sent: 1, failed: 1 });
+    assert.deepEqual([t.stats.tarSent, t.stats.tarFailed], [1, 1]);
     const ok = res.flatMap((r, i) => (r === undefined ? [i] : []));
     assert.ok(ok.length > 0 && ok.length < 24, `some fit, some not: ${ok.length}`);
     for (const i of ok) assert.deepEqual(fs.readFileSync(path.join(full, `h/f${i}`)), datas[i]);
@@ -184,7 +183,36 @@ describe('ssh putMany: small files through one remote tar', () => {
     for (const i of ok) fs.rmSync(path.join(full, `h/f${i}`));
     const again = await t.putMany([{ rel: 'h/after', src: bufferSource(Buffer.from('after')) }]);
     assert.deepEqual(again, [undefined]);
-    assert.deepEqual(t.tarBatches, { sent: 2, failed: 1 });
+    assert.deepEqual([t.stats.tarSent, t.stats.tarFailed], [2, 1]);
+    await t.close();
+  });
+});
+
+describe('ssh sync: a few files by fsync@openssh.com, a batch by the server\'s sync', () => {
+  it('up to 16 files and new directories are fsynced with their parents; more, a symlink or a version kept aside take the server\'s sync; nothing written: no sync at all', async () => {
+    const { bufferSource } = await import('../../dist/lib/targets/source.js');
+    const base = path.join(remoteBase, `fs${Math.random().toString(36).slice(2)}`);
+    const t = make({}, base);
+    const put = (rel: string) => t.put(rel, bufferSource(Buffer.from(rel)));
+    await put('h/new/dir/a');
+    await put('h/new/dir/b');
+    await t.sync();
+    assert.deepEqual([t.stats.fsyncs, t.stats.syncCommands], [1, 0]);
+    await t.sync(); // nothing written since
+    assert.deepEqual([t.stats.fsyncs, t.stats.syncCommands], [1, 0]);
+    for (let i = 0; i < 17; i++) await put(`h/new/dir/m${i}`);
+    await t.sync();
+    assert.deepEqual([t.stats.fsyncs, t.stats.syncCommands], [1, 1]);
+    await t.putLink('h/new/link', 'a');
+    await t.sync();
+    assert.deepEqual([t.stats.fsyncs, t.stats.syncCommands], [1, 2]);
+    assert.equal(await t.keepAside('h/new/dir/a', 'h/.replica-versions/new/dir/a@20260101T000000Z'), true);
+    await t.sync();
+    assert.deepEqual([t.stats.fsyncs, t.stats.syncCommands], [1, 3]);
+    await put('h/new/dir/c');
+    await t.sync();
+    assert.deepEqual([t.stats.fsyncs, t.stats.syncCommands], [2, 3]);
+    for (const n of ['a', 'b', 'c', 'm16']) assert.equal(fs.readFileSync(path.join(base, 'h/new/dir', n), 'utf8'), `h/new/dir/${n}`);
     await t.close();
   });
 });

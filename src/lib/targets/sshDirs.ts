@@ -9,6 +9,9 @@ import type { SshSession } from './sshSession.js';
  * them; forgotten at each sync() and when the connection drops.
  */
 export class RemoteDirs extends CheckedDirs {
+  /** directories made or replaced since the last sync (SshTarget.sync fsyncs them and their parents) */
+  readonly made = new Set<string>();
+
   constructor(private readonly session: SshSession, private readonly target: string, private readonly basePath: string) {
     super();
   }
@@ -38,7 +41,7 @@ export class RemoteDirs extends CheckedDirs {
     let mkdirErr: unknown;
     for (let i = 1; i <= parts.length; i++) {
       const d = `/${parts.slice(0, i).join('/')}`;
-      try { await this.session.sftp<void>((s, cb) => s.mkdir(d, cb)); } catch (err) { if ((err as { code?: number }).code !== 4) mkdirErr ??= err; }
+      try { await this.session.sftp<void>((s, cb) => s.mkdir(d, cb)); this.made.add(d); } catch (err) { if ((err as { code?: number }).code !== 4) mkdirErr ??= err; }
     }
     try {
       await this.session.sftp((s, cb) => s.stat(dir, cb));
@@ -62,11 +65,13 @@ export class RemoteDirs extends CheckedDirs {
       if (st?.isSymbolicLink()) {
         if (top) throw new TargetError(`[${this.target}] ${dir} is a symlink on the server: refusing to write through it (make it a real directory)`, { target: this.target, errorClass: 'EACCES', permanent: true });
         await sftp<void>((s, cb) => s.unlink(dir, cb)); // a link we recreated from a source that is now a directory
+        this.made.add(dir);
       } else if (st) {
         throw new TargetError(`[${this.target}] ${dir} exists on the server and is not a directory`, { target: this.target, errorClass: 'other', permanent: true });
       }
       try {
         await sftp<void>((s, cb) => s.mkdir(dir, { mode: mode ?? 0o700 }, cb));
+        this.made.add(dir);
         if (mode !== undefined) await sftp<void>((s, cb) => s.chmod(dir, mode, cb)); // the server's umask cuts mkdir's mode
         return;
       } catch (err) {

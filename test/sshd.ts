@@ -17,9 +17,9 @@ export async function freePort(): Promise<number> {
 
 /**
  * A real OpenSSH sshd on 127.0.0.1 for the tests: its own host key, key-only root login,
- * and a known_hosts file holding exactly its host key. Fails loudly when sshd is not installed.
+ * and a known_hosts file holding exactly its host key (plus `extraConfig` lines). Fails loudly when sshd is not installed.
  */
-export async function startSshd(): Promise<Sshd> {
+export async function startSshd(extraConfig: string[] = []): Promise<Sshd> {
   if (!fs.existsSync('/usr/sbin/sshd')) throw new Error('/usr/sbin/sshd is missing: install openssh-server (scripts/install-system-deps.sh)');
   const dir = tmpDir('replica-sshd-');
   const port = await freePort();
@@ -32,7 +32,7 @@ export async function startSshd(): Promise<Sshd> {
   fs.writeFileSync(path.join(dir, 'sshd_config'), [
     `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host_ed25519`, `PidFile ${dir}/sshd.pid`,
     `AuthorizedKeysFile ${dir}/authorized_keys`, 'PermitRootLogin prohibit-password', 'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', 'Subsystem sftp internal-sftp', '',
+    'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', 'Subsystem sftp internal-sftp', ...extraConfig, '',
   ].join('\n'));
   const pidFile = path.join(dir, 'sshd.pid');
   // sshd writes its pid file in place: read between its open and its write, it is empty, and Number('') is 0;

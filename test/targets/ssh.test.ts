@@ -188,6 +188,36 @@ describe('ssh putMany: small files through one remote tar', () => {
   });
 });
 
+describe('ssh: a server without tar, sync and xxhsum on its PATH', () => {
+  it('putMany falls back to file-by-file puts (and stops trying tar), a few files are made durable by fsync, copies are read back over SFTP', async () => {
+    const { bufferSource } = await import('../../dist/lib/targets/source.js');
+    const { hashBytes, initHasher } = await import('../../dist/lib/hash/xxh64.js');
+    await initHasher();
+    const bare = await startSshd(['SetEnv PATH=/nonexistent']);
+    const base = path.join(remoteBase, `bare${Math.random().toString(36).slice(2)}`);
+    const t = new SshTarget('bare', `ssh://root@127.0.0.1:${bare.port}${base}`, { identity: bare.clientKey, knownHosts: bare.knownHosts, commandTimeoutMs: 3000, tarMinFiles: 1 });
+    try {
+      const datas = Array.from({ length: 6 }, (_, i) => Buffer.from(`file ${i} `.repeat(i * 100 + 1)));
+      const first = await t.putMany(datas.slice(0, 3).map((d, i) => ({ rel: `h/a/f${i}`, src: bufferSource(d) })));
+      assert.deepEqual(first, [undefined, undefined, undefined]);
+      assert.deepEqual([t.stats.tarSent, t.stats.tarFailed], [1, 1], 'tar tried once, not found');
+      const second = await t.putMany(datas.slice(3).map((d, i) => ({ rel: `h/a/f${i + 3}`, src: bufferSource(d) })));
+      assert.deepEqual(second, [undefined, undefined, undefined]);
+      assert.equal(t.stats.tarSent, 1, 'not tried again');
+      await t.sync();
+      assert.deepEqual([t.stats.fsyncs, t.stats.syncCommands], [1, 0]);
+      const rels = datas.map((_, i) => `h/a/f${i}`);
+      assert.equal((await t.hashMany(rels, { always: true })).size, 0, 'no remote xxhsum');
+      const back = await t.readBack(rels);
+      for (const [i, rel] of rels.entries()) assert.equal(back.get(rel), hashBytes(datas[i]), rel);
+    } finally {
+      await t.close();
+      bare.stop();
+      rmTree(bare.dir);
+    }
+  });
+});
+
 describe('ssh sync: a few files by fsync@openssh.com, a batch by the server\'s sync', () => {
   it('up to 16 files and new directories are fsynced with their parents; more, a symlink or a version kept aside take the server\'s sync; nothing written: no sync at all', async () => {
     const { bufferSource } = await import('../../dist/lib/targets/source.js');

@@ -50,9 +50,11 @@ const HASH_MANY_MIN = 32;
 
 /**
  * A directory on another machine over SSH (ssh2: SFTP for data, one connection reused across files).
- * put() writes `.replica-<n>.tmp` and renames it into place with posix-rename@openssh.com; sync() runs
- * `sync` on the server once per batch; hash() runs `xxhsum -H1` there, with the path on stdin (never in a
- * shell string), or reads the copy back when the server has no xxhsum. Strict host-key checking.
+ * put() writes `.replica-<n>.tmp` and renames it into place with posix-rename@openssh.com; putMany() sends
+ * many small files through one remote `tar -x` of such temp files, then renames each; sync() fsyncs a few
+ * files and directories over SFTP, or runs `sync` on the server for a bigger batch; hash() runs `xxhsum -H1`
+ * there, with the path on stdin (never in a shell string), or reads the copy back when the server has no
+ * xxhsum. Strict host-key checking.
  */
 export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHash, TempFiles, Versions {
   private readonly remote: ReturnType<typeof parseSshUrl>;
@@ -282,8 +284,8 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
 
   /**
    * fsync@openssh.com of each file (or directory made) and then of each of their parent directories (opened
-   * read-only, as fsync needs no more), all requests at once; false when that failed (then the server's `sync`; never asked again when the
-   * server does not offer the extension).
+   * read-only, as fsync needs no more), all requests at once; false when that failed (then the server's
+   * `sync`; never asked again when the server does not offer the extension).
    */
   private async fsyncEach(files: string[], signal?: AbortSignal): Promise<boolean> {
     const one = async (p: string) => {

@@ -188,6 +188,44 @@ describe('ssh putMany: small files through one remote tar', () => {
   });
 });
 
+describe('ssh: a batch\'s read-back hashes come from its sync command (sync && xxhsum)', () => {
+  it('32+ files (or one over 16 MiB) are hashed by the sync\'s own command; a copy written since is hashed again', async () => {
+    const crypto = await import('node:crypto');
+    const { bufferSource } = await import('../../dist/lib/targets/source.js');
+    const { hashBytes, initHasher } = await import('../../dist/lib/hash/xxh64.js');
+    await initHasher();
+    const t = make();
+    const datas = Array.from({ length: 40 }, () => crypto.randomBytes(3000));
+    const rels = datas.map((_, i) => `h/s/f${i}`);
+    assert.deepEqual(await t.putMany(rels.map((rel, i) => ({ rel, src: bufferSource(datas[i]) }))), rels.map(() => undefined));
+    await t.sync();
+    assert.equal(t.stats.syncCommands, 1);
+    const got = await t.hashMany(rels);
+    assert.equal(t.stats.hashedAtSync, 40);
+    for (const [i, rel] of rels.entries()) assert.equal(got.get(rel), hashBytes(datas[i]), rel);
+    // rewritten after the sync: its old hash is not used
+    const changed = crypto.randomBytes(3000);
+    await t.put(rels[7], bufferSource(changed));
+    await t.sync();
+    const again = await t.hashMany(rels);
+    assert.equal(t.stats.hashedAtSync, 40, 'asked the server again');
+    assert.equal(again.get(rels[7]), hashBytes(changed));
+    // one big copy among 17 others (too many to fsync one by one): hash() takes the sync's hash
+    const big = crypto.randomBytes(17 << 20);
+    await t.put('h/s/big', bufferSource(big));
+    for (let i = 0; i < 17; i++) await t.put(`h/s/g${i}`, bufferSource(datas[i]));
+    await t.sync();
+    assert.equal(await t.hash('h/s/big'), hashBytes(big));
+    assert.equal(t.stats.hashedAtSync, 41);
+    // a few files are fsynced, not hashed at the sync: hash() asks the server
+    await t.put('h/s/big', bufferSource(datas[0]));
+    await t.sync();
+    assert.equal(await t.hash('h/s/big'), hashBytes(datas[0]));
+    assert.equal(t.stats.hashedAtSync, 41);
+    await t.close();
+  });
+});
+
 describe('ssh: a server without tar, sync and xxhsum on its PATH', () => {
   it('putMany falls back to file-by-file puts (and stops trying tar), a few files are made durable by fsync, copies are read back over SFTP', async () => {
     const { bufferSource } = await import('../../dist/lib/targets/source.js');

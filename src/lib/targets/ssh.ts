@@ -43,6 +43,9 @@ const TAR_UNUSABLE = /not found|unrecognized|invalid option|unknown option|usage
  */
 const FSYNC_FILES_MAX = 16;
 
+/** sync() hashes (`sync && xxhsum`) up to this many files published since the last sync, for the read-back. */
+const SYNC_HASH_MAX = 20_000;
+
 /** Copies larger than this are hashed on the server (xxhsum), smaller ones read back over SFTP. */
 const REMOTE_HASH_MIN = 16 << 20;
 /** hashMany() runs one remote xxhsum for at least this many files (one command costs ~100 ms). */
@@ -70,11 +73,22 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
   private putOnly: string[] | undefined = [];
   /** the server does not take fsync@openssh.com (or a directory opened for it): `sync` only */
   private noFsync = false;
+  /** every file published since the last sync (up to SYNC_HASH_MAX; else undefined): sync() hashes them too */
+  private sinceSync: string[] | undefined = [];
+  /** one of them is big enough to be hashed on the server even alone (REMOTE_HASH_MIN) */
+  private bigSinceSync = false;
+  /**
+   * Hashes of copies taken by the last sync's command right after the server's `sync` (by absolute path), for
+   * the read-back that follows (hashMany): one remote command instead of two. Dropped by the next write of
+   * the path and by the next sync.
+   */
+  private hashedAtSync = new Map<string, string>();
   /**
    * How the work went (tests and debugging): putMany calls sent through a remote tar, those whose tar failed
-   * (put again file by file); syncs made by fsync requests, and by the server's `sync`.
+   * (put again file by file); syncs made by fsync requests, and by the server's `sync`; copies whose read-back
+   * hash came from the sync's own `xxhsum`.
    */
-  readonly stats = { tarSent: 0, tarFailed: 0, fsyncs: 0, syncCommands: 0 };
+  readonly stats = { tarSent: 0, tarFailed: 0, fsyncs: 0, syncCommands: 0, hashedAtSync: 0 };
 
   constructor(readonly name: string, readonly url: string, readonly opts: SshOptions) {
     this.remote = parseSshUrl(url);
@@ -122,7 +136,7 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
         await writeTemp(this.session, tmp, src);
         opts.signal?.throwIfAborted();
         await this.sftp<void>((s, cb) => s.ext_openssh_rename(tmp, dest, cb));
-        this.published(dest);
+        this.published(dest, src.size);
       })();
       await raceSignal(Promise.race([work, dead]), opts.signal);
     } catch (err) {
@@ -240,7 +254,7 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
     await Promise.all(sent.map(async ({ i, tmp, dest }) => {
       try {
         await this.sftp<void>((s, cb) => s.ext_openssh_rename(tmp, dest, cb));
-        this.published(dest);
+        this.published(dest, items[i].src.size);
       } catch (err) {
         out[i] = this.fail(err, 'put', items[i].rel);
         await unlink(tmp);
@@ -250,8 +264,12 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
   }
 
   /** A file was renamed into place at `dest`: durable at the next sync (by its own fsync while few and nothing else changed). */
-  private published(dest: string): void {
+  private published(dest: string, size: number): void {
     this.unsynced = true;
+    if (size > REMOTE_HASH_MIN) this.bigSinceSync = true;
+    this.hashedAtSync.delete(dest);
+    if ((this.sinceSync?.length ?? Infinity) >= SYNC_HASH_MAX) this.sinceSync = undefined;
+    else this.sinceSync?.push(dest);
     if ((this.putOnly?.length ?? Infinity) + this.dirs.made.size >= FSYNC_FILES_MAX) this.putOnly = undefined;
     else this.putOnly?.push(dest);
   }
@@ -260,6 +278,7 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
   private changedMore(): void {
     this.unsynced = true;
     this.putOnly = undefined;
+    this.hashedAtSync.clear();
   }
 
   async sync(opts: { signal?: AbortSignal } = {}): Promise<void> {
@@ -267,12 +286,22 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
     if (!this.unsynced) return;
     const made = [...this.dirs.made];
     const files = this.noFsync || made.length + (this.putOnly?.length ?? Infinity) > FSYNC_FILES_MAX ? undefined : this.putOnly;
+    const toHash = this.sinceSync !== undefined && (this.sinceSync.length >= HASH_MANY_MIN || this.bigSinceSync) ? this.sinceSync : [];
     this.unsynced = false;
+    this.bigSinceSync = false;
     this.putOnly = [];
+    this.sinceSync = [];
+    this.hashedAtSync = new Map();
     this.dirs.made.clear();
     try {
       if (files && await this.fsyncEach([...files, ...made], opts.signal)) { this.stats.fsyncs++; return; }
       this.stats.syncCommands++;
+      // a batch worth a remote xxhsum: `sync && xxhsum` of its files in one command (the read-back asks next)
+      const hashes = toHash.length ? await this.session.xxhsum(toHash, opts.signal, 'sync') : undefined;
+      if (hashes) {
+        toHash.forEach((f, i) => this.hashedAtSync.set(f, hashes[i]));
+        return;
+      }
       const [code] = await this.session.exec('sync', '', opts.signal);
       if (code !== 0) throw new Error(`sync exited ${code}`);
     } catch (err) {
@@ -309,6 +338,11 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
 
   async hash(rel: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
     const file = this.abs(rel);
+    const atSync = this.hashedAtSync.get(file); // hashed right after the sync that made it durable, not written since
+    if (atSync !== undefined) {
+      this.stats.hashedAtSync++;
+      return atSync;
+    }
     try {
       // A remote command costs ~100 ms (sshd starts a session and a shell); reading a small copy back over
       // the open SFTP channel costs far less. Remote xxhsum only where moving the bytes would cost more.
@@ -324,6 +358,12 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
   /** Hash many copies with one remote `xxhsum` (SshSession.xxhsum); empty for few files or an untrusted answer. */
   async hashMany(rels: string[], opts: { signal?: AbortSignal; always?: boolean } = {}): Promise<Map<string, string>> {
     if (!rels.length || (rels.length < HASH_MANY_MIN && !opts.always)) return new Map();
+    // hashed on the server right after the sync that made them durable, and not written since
+    const atSync = rels.map((r) => this.hashedAtSync.get(this.abs(r)));
+    if (atSync.every((h) => h !== undefined)) {
+      this.stats.hashedAtSync += rels.length;
+      return new Map(rels.map((r, i) => [r, atSync[i]!]));
+    }
     try {
       return await this.xxhsum(rels, opts.signal);
     } catch (err) {

@@ -162,14 +162,15 @@ export class SshSession {
   }
 
   /**
-   * `xxhsum -H1` of `files` (absolute) on the server, the paths NUL-separated on stdin (no shell ever sees
-   * them). xxhsum prints `<hash>  <path>` in input order and does not escape names, so the output is matched
+   * `xxhsum -H1` of `files` (absolute) on the server (after `after` succeeded there), the paths NUL-separated
+   * on stdin (no shell ever sees them). xxhsum prints `<hash>  <path>` in input order and does not escape names, so the output is matched
    * path by path: the hashes in order, or undefined unless every file was hashed and every line matched (or
    * when the server has no xxhsum: then never asked again).
    */
-  async xxhsum(files: string[], signal?: AbortSignal): Promise<string[] | undefined> {
+  async xxhsum(files: string[], signal?: AbortSignal, after?: 'sync'): Promise<string[] | undefined> {
     if (this.noXxhsum) return undefined;
-    const [code, text] = await this.exec('xargs -0 -r xxhsum -H1 -q --', files.map((f) => `${f}\0`).join(''), signal);
+    // after `sync &&`: hashed only once the server's sync succeeded (the caller runs `sync` alone when this fails)
+    const [code, text] = await this.exec(`${after ? `${after} && ` : ''}xargs -0 -r xxhsum -H1 -q --`, files.map((f) => `${f}\0`).join(''), signal);
     if (code === 127) this.noXxhsum = true; // no xxhsum there: read back from now on
     if (code !== 0) return undefined;
     const out: string[] = [];

@@ -203,9 +203,10 @@ describe('ssh: a batch\'s read-back hashes come from its sync command (sync && x
     const got = await t.hashMany(rels);
     assert.equal(t.stats.hashedAtSync, 40);
     for (const [i, rel] of rels.entries()) assert.equal(got.get(rel), hashBytes(datas[i]), rel);
-    // rewritten after the sync: its old hash is not used
+    // rewritten after the sync: its old hash is not used (asked before the next sync, and after it)
     const changed = crypto.randomBytes(3000);
     await t.put(rels[7], bufferSource(changed));
+    assert.equal(await t.hash(rels[7]), hashBytes(changed));
     await t.sync();
     const again = await t.hashMany(rels);
     assert.equal(t.stats.hashedAtSync, 40, 'asked the server again');

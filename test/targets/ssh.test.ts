@@ -203,6 +203,9 @@ describe('ssh: a batch\'s read-back hashes come from its sync command (sync && x
     const got = await t.hashMany(rels);
     assert.equal(t.stats.hashedAtSync, 40);
     for (const [i, rel] of rels.entries()) assert.equal(got.get(rel), hashBytes(datas[i]), rel);
+    // each answers one read: a second one (a scrub) reads the copies again
+    assert.equal((await t.hashMany(rels)).size, 40);
+    assert.equal(t.stats.hashedAtSync, 40);
     // rewritten after the sync: its old hash is not used (asked before the next sync, and after it)
     const changed = crypto.randomBytes(3000);
     await t.put(rels[7], bufferSource(changed));

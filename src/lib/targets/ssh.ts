@@ -45,6 +45,8 @@ const FSYNC_FILES_MAX = 16;
 
 /** sync() hashes (`sync && xxhsum`) up to this many files published since the last sync, for the read-back. */
 const SYNC_HASH_MAX = 20_000;
+/** ...which may use those hashes this long after the sync (the copier reads back at once; a scrub reads again) */
+const HASHED_AT_SYNC_MS = 60_000;
 
 /** Copies larger than this are hashed on the server (xxhsum), smaller ones read back over SFTP. */
 const REMOTE_HASH_MIN = 16 << 20;
@@ -79,10 +81,12 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
   private bigSinceSync = false;
   /**
    * Hashes of copies taken by the last sync's command right after the server's `sync` (by absolute path), for
-   * the read-back that follows (hashMany): one remote command instead of two. Dropped by the next write of
-   * the path and by the next sync.
+   * the read-back that follows (hashMany): one remote command instead of two. Each answers one read, within
+   * HASHED_AT_SYNC_MS of the sync (a scrub later must read the copy again); dropped by the next write of the
+   * path and by the next sync.
    */
   private hashedAtSync = new Map<string, string>();
+  private hashedAtSyncUntil = 0;
   /**
    * How the work went (tests and debugging): putMany calls sent through a remote tar, those whose tar failed
    * (put again file by file); syncs made by fsync requests, and by the server's `sync`; copies whose read-back
@@ -300,6 +304,7 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
       const hashes = toHash.length ? await this.session.xxhsum(toHash, opts.signal, 'sync') : undefined;
       if (hashes) {
         toHash.forEach((f, i) => this.hashedAtSync.set(f, hashes[i]));
+        this.hashedAtSyncUntil = Date.now() + HASHED_AT_SYNC_MS;
         return;
       }
       const [code] = await this.session.exec('sync', '', opts.signal);
@@ -338,11 +343,8 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
 
   async hash(rel: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
     const file = this.abs(rel);
-    const atSync = this.hashedAtSync.get(file); // hashed right after the sync that made it durable, not written since
-    if (atSync !== undefined) {
-      this.stats.hashedAtSync++;
-      return atSync;
-    }
+    const atSync = this.takeHashedAtSync(file); // hashed right after the sync that made it durable, not written since
+    if (atSync !== undefined) return atSync;
     try {
       // A remote command costs ~100 ms (sshd starts a session and a shell); reading a small copy back over
       // the open SFTP channel costs far less. Remote xxhsum only where moving the bytes would cost more.
@@ -355,15 +357,20 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
     }
   }
 
+  /** The hash the last sync's command took of `file`, once, while it is fresh (hashedAtSync). */
+  private takeHashedAtSync(file: string): string | undefined {
+    const h = Date.now() <= this.hashedAtSyncUntil ? this.hashedAtSync.get(file) : undefined;
+    this.hashedAtSync.delete(file);
+    if (h !== undefined) this.stats.hashedAtSync++;
+    return h;
+  }
+
   /** Hash many copies with one remote `xxhsum` (SshSession.xxhsum); empty for few files or an untrusted answer. */
   async hashMany(rels: string[], opts: { signal?: AbortSignal; always?: boolean } = {}): Promise<Map<string, string>> {
     if (!rels.length || (rels.length < HASH_MANY_MIN && !opts.always)) return new Map();
     // hashed on the server right after the sync that made them durable, and not written since
-    const atSync = rels.map((r) => this.hashedAtSync.get(this.abs(r)));
-    if (atSync.every((h) => h !== undefined)) {
-      this.stats.hashedAtSync += rels.length;
-      return new Map(rels.map((r, i) => [r, atSync[i]!]));
-    }
+    const atSync = rels.map((r) => this.takeHashedAtSync(this.abs(r)));
+    if (atSync.every((h) => h !== undefined)) return new Map(rels.map((r, i) => [r, atSync[i]!]));
     try {
       return await this.xxhsum(rels, opts.signal);
     } catch (err) {

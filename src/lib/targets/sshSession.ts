@@ -163,9 +163,10 @@ export class SshSession {
 
   /**
    * `xxhsum -H1` of `files` (absolute) on the server (after `after` succeeded there), the paths NUL-separated
-   * on stdin (no shell ever sees them). xxhsum prints `<hash>  <path>` in input order and does not escape names, so the output is matched
-   * path by path: the hashes in order, or undefined unless every file was hashed and every line matched (or
-   * when the server has no xxhsum: then never asked again).
+   * on stdin (no shell ever sees them). xxhsum prints `<hash>  <path>` in input order and does not escape
+   * names, so the output is matched path by path: the hashes in order, or undefined unless every file was
+   * hashed and every line matched (or when the server has no xxhsum: then never asked again; with `after`, an
+   * exit 127 may also be a missing `sync`, which the caller's own `sync` then reports).
    */
   async xxhsum(files: string[], signal?: AbortSignal, after?: 'sync'): Promise<string[] | undefined> {
     if (this.noXxhsum) return undefined;

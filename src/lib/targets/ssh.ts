@@ -13,7 +13,7 @@ import type { PutSource } from './source.js';
 import { loadTar } from './tarLib.js';
 import {
   type BatchPut, type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target,
-  type TempFiles, type Versions, readBackEach,
+  type TempFiles, type Versions, putEach, readBackEach,
 } from './target.js';
 
 export { knownHostKey, parseSshUrl, type SshOptions } from './sshSession.js';
@@ -71,11 +71,11 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
   private noTar = false;
   /** something was written since the last sync */
   private unsynced = false;
-  /** the files written since the last sync, while they are few and nothing but files and directories was made (else undefined: `sync`) */
-  private putOnly: string[] | undefined = [];
+  /** nothing but files and directories was written since the last sync (else the next one is the server's `sync`) */
+  private onlyFiles = true;
   /** the server does not take fsync@openssh.com (or a directory opened for it): `sync` only */
   private noFsync = false;
-  /** every file published since the last sync (up to SYNC_HASH_MAX; else undefined): sync() hashes them too */
+  /** every file published since the last sync (up to SYNC_HASH_MAX; else undefined): sync() fsyncs a few, hashes many */
   private sinceSync: string[] | undefined = [];
   /** one of them is big enough to be hashed on the server even alone (REMOTE_HASH_MIN) */
   private bigSinceSync = false;
@@ -169,25 +169,9 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
     return this.putTar(items, opts);
   }
 
-  /** put() each item, PUTS_AT_ONCE at a time: putEach's answers (after a target-wide error the rest get it untried). */
-  private async putEach(items: { rel: string; src: PutSource }[], opts: PutOptions): Promise<(Error | undefined)[]> {
-    const out: (Error | undefined)[] = items.map(() => undefined);
-    let next = 0;
-    let wide: TargetError | undefined;
-    const worker = async () => {
-      for (let i = next++; i < items.length; i = next++) {
-        opts.signal?.throwIfAborted(); // stopped: the call as a whole
-        if (wide) { out[i] = wide; continue; }
-        try {
-          await this.put(items[i].rel, items[i].src, opts);
-        } catch (err) {
-          out[i] = err as Error;
-          if (err instanceof TargetError && err.targetWide) wide = err;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PUTS_AT_ONCE, items.length) }, worker));
-    return out;
+  /** put() each item, PUTS_AT_ONCE at a time (putEach's answers). */
+  private putEach(items: { rel: string; src: PutSource }[], opts: PutOptions): Promise<(Error | undefined)[]> {
+    return putEach((rel, src, o) => this.put(rel, src, o), items, opts, PUTS_AT_ONCE);
   }
 
   private async putTar(items: { rel: string; src: PutSource }[], opts: PutOptions): Promise<(Error | undefined)[]> {
@@ -274,14 +258,12 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
     this.hashedAtSync.delete(dest);
     if ((this.sinceSync?.length ?? Infinity) >= SYNC_HASH_MAX) this.sinceSync = undefined;
     else this.sinceSync?.push(dest);
-    if ((this.putOnly?.length ?? Infinity) + this.dirs.made.size >= FSYNC_FILES_MAX) this.putOnly = undefined;
-    else this.putOnly?.push(dest);
   }
 
   /** Something other than a file was written (a link, a version): the next sync is the server's `sync`. */
   private changedMore(): void {
     this.unsynced = true;
-    this.putOnly = undefined;
+    this.onlyFiles = false;
     this.hashedAtSync.clear();
   }
 
@@ -289,11 +271,12 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
     this.dirs.forget(); // the next batch checks its directories again
     if (!this.unsynced) return;
     const made = [...this.dirs.made];
-    const files = this.noFsync || made.length + (this.putOnly?.length ?? Infinity) > FSYNC_FILES_MAX ? undefined : this.putOnly;
-    const toHash = this.sinceSync !== undefined && (this.sinceSync.length >= HASH_MANY_MIN || this.bigSinceSync) ? this.sinceSync : [];
+    const since = this.sinceSync;
+    const files = this.onlyFiles && !this.noFsync && since !== undefined && made.length + since.length <= FSYNC_FILES_MAX ? since : undefined;
+    const toHash = since !== undefined && (since.length >= HASH_MANY_MIN || this.bigSinceSync) ? since : [];
     this.unsynced = false;
     this.bigSinceSync = false;
-    this.putOnly = [];
+    this.onlyFiles = true;
     this.sinceSync = [];
     this.hashedAtSync = new Map();
     this.dirs.made.clear();
@@ -311,7 +294,7 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
       if (code !== 0) throw new Error(`sync exited ${code}`);
     } catch (err) {
       this.unsynced = true;
-      this.putOnly = undefined;
+      this.onlyFiles = false;
       throw this.fail(err, 'sync', '.');
     }
   }

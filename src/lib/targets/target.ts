@@ -111,21 +111,27 @@ export interface BatchPut {
 }
 
 /**
- * putMany for a kind that has no faster way: each item through `put`, in order, its error its answer; after a
- * target-wide failure (the disk full, the tape full, the target gone) the rest get that error without being tried.
+ * putMany for a kind that has no faster way: each item through `put`, in order (`atOnce` at a time: default
+ * one), its error its answer; after a target-wide failure (the disk full, the tape full, the target gone) the
+ * rest get that error without being tried.
  */
-export async function putEach(put: (rel: string, src: PutSource, opts: PutOptions) => Promise<void>, items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
-  const out: (Error | undefined)[] = [];
-  for (const { rel, src } of items) {
-    opts.signal?.throwIfAborted(); // stopped: the call as a whole
-    try {
-      await put(rel, src, opts);
-      out.push(undefined);
-    } catch (err) {
-      out.push(err as Error);
-      if (err instanceof TargetError && err.targetWide) return [...out, ...items.slice(out.length).map(() => err as Error)];
+export async function putEach(put: (rel: string, src: PutSource, opts: PutOptions) => Promise<void>, items: { rel: string; src: PutSource }[], opts: PutOptions = {}, atOnce = 1): Promise<(Error | undefined)[]> {
+  const out: (Error | undefined)[] = items.map(() => undefined);
+  let next = 0;
+  let wide: TargetError | undefined;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) {
+      opts.signal?.throwIfAborted(); // stopped: the call as a whole
+      if (wide) { out[i] = wide; continue; }
+      try {
+        await put(items[i].rel, items[i].src, opts);
+      } catch (err) {
+        out[i] = err as Error;
+        if (err instanceof TargetError && err.targetWide) wide = err;
+      }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(atOnce, items.length) }, worker));
   return out;
 }
 

@@ -67,8 +67,10 @@ it('warm() starts every worker before the first job, and the local kind warms th
   const io = new LocalIo(2);
   try {
     assert.equal(io.started, 0);
-    // before a worker is ready a batch of up to 64 files is not worth waiting for one, a bigger one is
+    // before a worker is ready a batch of up to 64 files is not worth waiting for one, a bigger one is, and so
+    // is one of 64 MiB or more (a big file is copied with its read, write and hash overlapped)
     assert.deepEqual([io.worth(1), io.worth(64), io.worth(65)], [false, false, true]);
+    assert.deepEqual([io.worth(1, (64 << 20) - 1), io.worth(1, 64 << 20)], [false, true]);
     io.warm();
     assert.equal(io.started, 2);
     io.warm(); // none started twice
@@ -102,7 +104,8 @@ it('fetch: the copy lands with its own mode, also one the umask would strip (0o6
   fs.mkdirSync(out, { recursive: true });
   try {
     for (const [i, mode] of [0o666, 0o604, 0o640, 0o400].entries()) {
-      for (const size of [4096, (1 << 20) + 5]) { // written whole once proven, and written as it is read
+      // written whole once proven; written as it is read (a whole chunk and nothing after it; chunks and a tail)
+      for (const size of [4096, 4 << 20, (8 << 20) + 5]) {
         const name = `m${i}-${size}`;
         const data = crypto.randomBytes(size);
         fs.writeFileSync(path.join(src, name), data);
@@ -115,9 +118,31 @@ it('fetch: the copy lands with its own mode, also one the umask would strip (0o6
         assert.deepEqual(fs.readFileSync(path.join(out, name)), data);
       }
     }
-    fs.writeFileSync(path.join(src, 'bad'), crypto.randomBytes((1 << 20) + 9));
+    fs.writeFileSync(path.join(src, 'bad'), crypto.randomBytes((9 << 20) + 9));
     await assert.rejects(io.fetch('t', { src: path.join(src, 'bad'), dir: out, temp: '.tmp-bad', final: 'bad', hash: '0123456789abcdef' }, 10_000), /reads back as/);
     assert.deepEqual(fs.readdirSync(out).filter((n) => n.includes('bad')), [], 'no temp file, nothing published');
+  } finally {
+    await io.close();
+  }
+});
+
+it('fetch: big copies fetched at once by one worker (each awaits its reads and writes) keep their own bytes', async () => {
+  const io = new LocalIo(1);
+  const src = path.join(dir, 'psrc');
+  const out = path.join(dir, 'pout');
+  fs.mkdirSync(src, { recursive: true });
+  fs.mkdirSync(out, { recursive: true });
+  try {
+    const datas = [0, 1, 2, 3].map((i) => crypto.randomBytes((12 << 20) + i * 4099));
+    datas.forEach((d, i) => fs.writeFileSync(path.join(src, `p${i}`), d));
+    // posted in turn, each in its own message, so the worker takes the next while the first awaits its I/O
+    const rs = [];
+    for (const [i, d] of datas.entries()) {
+      rs.push(io.fetch('t', { src: path.join(src, `p${i}`), dir: out, temp: `.tmp-p${i}`, final: `p${i}`, hash: hashBytes(d) }, 10_000));
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.deepEqual((await Promise.all(rs)).map((r) => r.bytes), datas.map((d) => d.length));
+    datas.forEach((d, i) => assert.ok(fs.readFileSync(path.join(out, `p${i}`)).equals(d), `p${i} byte-identical`));
   } finally {
     await io.close();
   }

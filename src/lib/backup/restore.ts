@@ -57,7 +57,7 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
   opts: { concurrency?: number; onDone?: (r: RestoreResult) => void; local?: LocalReads; durable?: boolean } = {}): Promise<RestoreResult[]> {
   const dirs = new DestDirs(roots);
   // a few files are fetched in the main thread unless a worker is ready already (LocalIo.worth)
-  const workers = opts.local?.size && localIo().worth(jobs.length) ? localIo() : undefined;
+  const workers = opts.local?.size && localIo().worth(jobs.length, jobs.reduce((n, j) => n + j.rec.z, 0)) ? localIo() : undefined;
   const fast = workers && { workers, bases: opts.local!, publish: !opts.durable };
   const results: RestoreResult[] = [];
   // from local targets the reads are jobs for the worker threads, posted together per turn of the loop: more

@@ -40,6 +40,11 @@ interface Slot { w: Worker; pending: Map<number, { resolve: (r: IoReply) => void
  * ready: a worker takes 50-110 ms to start here, the main thread ~0.1 ms per small file.
  */
 const FEW_FILES = 64;
+/**
+ * ...or this many bytes: a worker copies a big file with its read, write and hash overlapped (restore of
+ * 1 GiB: see fetch in localIoWorker.ts), worth far more than its start (~40 ms).
+ */
+const FEW_BYTES = 64 << 20;
 
 /**
  * Worker threads (one per core, 2 to 8) that read and write files on this machine with synchronous I/O (localIoWorker.ts): an asynchronous fs
@@ -111,10 +116,11 @@ export class LocalIo {
 
   /**
    * Whether a batch of `files` is worth the workers: always once one is ready; before that (a worker not
-   * started, or still starting) only a batch of more than FEW_FILES, which waits for the start.
+   * started, or still starting) only a batch of more than FEW_FILES or of at least FEW_BYTES (`bytes`), which
+   * waits for the start.
    */
-  worth(files: number): boolean {
-    return files > FEW_FILES || this.workers.some((w) => w?.ready);
+  worth(files: number, bytes = 0): boolean {
+    return files > FEW_FILES || bytes >= FEW_BYTES || this.workers.some((w) => w?.ready);
   }
 
   /** Start every worker not started yet (a command about to read or write many files, while it still does other work). */

@@ -17,6 +17,8 @@ const UMASK = process.umask();
 const CHUNK = 4 << 20;
 const api = initHasher();
 let buf: Buffer | undefined;
+/** Buffers of CHUNK bytes for reads that cross an await (read-ahead, big copies), reused. */
+const spares: Buffer[] = [];
 
 /**
  * One read buffer per worker, reused: a fresh 1 MiB buffer per file (allocation, page faults, GC) made hashing
@@ -36,20 +38,12 @@ function writeAllSync(fd: number, data: Buffer, pos: number): void {
   for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off, pos + off);
 }
 
-/**
- * Hash `fd` from byte 0 through the reused buffer (or through `b`, whose first `first` bytes were read already).
- * A file that fits in one buffer comes back whole (`whole`: its bytes, valid until the next read); a bigger one
- * is handed to `each(chunk, pos)` as it is read.
- */
-function hashThrough(fd: number, xx: XXHashAPI, each?: (chunk: Buffer, pos: number) => void, b = buffer(), first = fill(fd, b, 0)): { hash: string; size: number; whole?: Buffer } {
-  if (first < b.length) return { hash: hashBytes(b.subarray(0, first)), size: first, whole: b.subarray(0, first) };
+/** Hash `fd` from byte 0 through the reused buffer (or through `b`, whose first `first` bytes were read already). */
+function hashThrough(fd: number, xx: XXHashAPI, b = buffer(), first = fill(fd, b, 0)): { hash: string; size: number } {
+  if (first < b.length) return { hash: hashBytes(b.subarray(0, first)), size: first };
   const h = xx.create64();
   let size = 0;
-  for (let n = first; n > 0; size += n, n = fill(fd, b, size)) {
-    const chunk = b.subarray(0, n);
-    h.update(chunk);
-    each?.(chunk, size);
-  }
+  for (let n = first; n > 0; size += n, n = fill(fd, b, size)) h.update(b.subarray(0, n));
   return { hash: toHex(h.digest()), size };
 }
 
@@ -83,6 +77,8 @@ async function fetch(job: FetchJob): Promise<IoReply> {
   const temp = `${job.dir}/${job.temp}`;
   let out: number | undefined;
   let done = false;
+  // its own buffers, not the shared one: the copy of a big file awaits, and another message's jobs run meanwhile
+  const b = spares.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
   try {
     const st = fs.fstatSync(src);
     if (!st.isFile()) return { id: job.id, error: `${job.src} is not a regular file`, code: 'EINVAL' };
@@ -90,13 +86,21 @@ async function fetch(job: FetchJob): Promise<IoReply> {
     // into it before it is proven); fchmod only where that or the umask took bits away
     const mode = st.mode & 0o777;
     const made = mode & 0o755 & ~UMASK;
-    const create = () => fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode & 0o755);
-    // a big file is written as it is read (and removed if it does not hash right); a small one is written only
-    // once its hash is right
-    const r = hashThrough(src, xx, (chunk, pos) => destination(() => writeAllSync(out ??= create(), chunk, pos)));
-    if (r.hash !== job.hash) return { id: job.id, mismatch: r.hash };
+    const create = () => destination(() => fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode & 0o755));
+    const first = fill(src, b, 0);
+    let r: { hash: string; size: number };
+    if (first < CHUNK) { // a small file is written only once its hash is right
+      r = { hash: hashBytes(b.subarray(0, first)), size: first };
+      if (r.hash !== job.hash) return { id: job.id, mismatch: r.hash };
+      out = create();
+      const fd = out;
+      destination(() => writeAllSync(fd, b.subarray(0, first), 0));
+    } else { // a big one is written as it is read (and removed if it does not hash right)
+      out = create();
+      r = await copyHashing(src, out, xx, b, first);
+      if (r.hash !== job.hash) return { id: job.id, mismatch: r.hash };
+    }
     destination(() => {
-      if (r.whole) writeAllSync(out = create(), r.whole, 0);
       const fd = out!;
       out = undefined; // finishTemp closes it
       finishTemp(fd, job.dir, job.temp, job.final, made !== mode ? mode : undefined, job.mtimeMs ?? st.mtimeMs);
@@ -104,9 +108,59 @@ async function fetch(job: FetchJob): Promise<IoReply> {
     done = true;
     return { id: job.id, bytes: r.size };
   } finally {
+    spares.push(b);
     fs.closeSync(src);
     if (out !== undefined) fs.closeSync(out);
     if (!done) fs.rmSync(temp, { force: true });
+  }
+}
+
+/** Read from `fd` at `pos` until `b` is full or the file ends (thread pool); the bytes read. */
+async function fillAsync(fd: number, b: Buffer, pos: number): Promise<number> {
+  let off = 0;
+  for (let n; off < b.length && (n = await readAt(fd, off ? b.subarray(off) : b, pos + off)) > 0;) off += n;
+  return off;
+}
+
+/** Write all of `data` to `fd` at `pos` (thread pool); an error is the destination's. */
+async function writeAllAsync(fd: number, data: Buffer, pos: number): Promise<void> {
+  try {
+    for (let off = 0; off < data.length;) off += await writeAt(fd, off ? data.subarray(off) : data, pos + off);
+  } catch (err) {
+    throw Object.assign(err as Error, { write: true });
+  }
+}
+
+const writeAt = (fd: number, data: Buffer, pos: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.write(fd, data, 0, data.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
+
+/**
+ * Copy `src` (its first chunk, `first` bytes, already in `b`) to `out` at the same offsets, hashing what is
+ * written: each chunk is written and the next one read by the thread pool while this thread hashes it, so the
+ * read, the write and the hash of a big file overlap instead of taking turns (a restore of 1 GiB from the page
+ * cache took 0.44x the time of the main thread's stream copy, farm-bench, 8 pairs). A buffer is reused only once
+ * no call still uses it.
+ */
+async function copyHashing(src: number, out: number, xx: XXHashAPI, b: Buffer, first: number): Promise<{ hash: string; size: number }> {
+  const bufs = [b, spares.pop() ?? Buffer.allocUnsafeSlow(CHUNK)];
+  const h = xx.create64();
+  let reading: Promise<number> | undefined;
+  let writing: Promise<void> | undefined;
+  let size = 0;
+  try {
+    for (let n = first, cur = 0; n > 0; cur ^= 1) {
+      const chunk = n === CHUNK ? bufs[cur] : bufs[cur].subarray(0, n);
+      writing = writeAllAsync(out, chunk, size);
+      reading = n === CHUNK ? fillAsync(src, bufs[cur ^ 1], size + n) : Promise.resolve(0);
+      h.update(chunk);
+      await writing;
+      size += n;
+      n = await reading;
+    }
+    return { hash: toHex(h.digest()), size };
+  } finally {
+    await Promise.allSettled([reading, writing]);
+    spares.push(bufs[1]);
   }
 }
 
@@ -197,7 +251,6 @@ function openCopy(file: string): { fd: number; size: number } | null {
 const PREFETCH_MIN = 256 << 10;
 /** Copies opened ahead of the one being hashed (each big one with a read in flight, into its own buffer). */
 const AHEAD = 4;
-const spares: Buffer[] = [];
 /** Read and hashed slower than this (bytes per ms: 1 GB/s; the page cache gives ~5 GB/s here), a copy came from the disk. */
 const COLD_BYTES_PER_MS = 1e6;
 /** REPLICA_READ_AHEAD=1: read ahead from the first copy (disks known to be cold; the tests of this path). */
@@ -234,7 +287,7 @@ async function hash(job: HashJob): Promise<IoReply> {
     ahead[i] = null;
     if (!a) { hashes.push(null); continue; }
     try {
-      if (a.read) hashes.push(hashThrough(a.fd, xx, undefined, a.buf, await a.read).hash);
+      if (a.read) hashes.push(hashThrough(a.fd, xx, a.buf, await a.read).hash);
       else {
         const t0 = performance.now();
         hashes.push(hashThrough(a.fd, xx).hash);

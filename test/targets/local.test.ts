@@ -147,3 +147,46 @@ it('SettledFile read in this thread: opened by openSettled rules, checkUnchanged
   assert.throws(() => viaLink.readAll(), (e: unknown) => e instanceof SourceError && e.errorClass === 'changed');
   rmTree(dir);
 });
+
+it('local target: a big file (64 MiB or more) is put by a LocalIo worker, opened here or not, with no settled hash too; one that grew or changed after it settled is not published', async () => {
+  await localIo().close();
+  const dir = tmpDir();
+  const base = path.join(dir, 'base');
+  await initHasher();
+  const big = (n: string, fill: number) => { const p = path.join(dir, n); fs.writeFileSync(p, Buffer.alloc((65 << 20) + 12_345, fill)); fs.chmodSync(p, 0o604); return p; };
+  const settled = (p: string, hashed = true) => {
+    const st = fs.statSync(p);
+    return new SettledFile(p, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, hashed ? hashBytes(fs.readFileSync(p)) : undefined);
+  };
+  const t = new LocalTarget('l', base);
+  // opened here first, as the copier does: the worker reads it through the descriptor
+  const a = settled(big('a', 1));
+  a.open();
+  assert.equal(localIo().started, 0);
+  await t.put('h/a', a);
+  assert.ok(localIo().started > 0, 'a worker did the copy');
+  a.checkUnchanged();
+  a.close();
+  assert.ok(fs.readFileSync(path.join(base, 'h/a')).equals(fs.readFileSync(a.path)));
+  assert.equal(fs.statSync(path.join(base, 'h/a')).mode & 0o777, 0o604);
+  assert.ok(Math.abs(fs.statSync(path.join(base, 'h/a')).mtimeMs - a.mtimeMs!) < 0.001, 'the settled mtime, to the microsecond');
+  // not opened here, no settled hash (hashed by its first copy): the worker opens it and says its hash
+  const b = settled(big('b', 2), false);
+  const [errB] = await t.putMany([{ rel: 'h/b', src: b }]);
+  assert.equal(errB, undefined);
+  assert.equal(b.isOpen, false);
+  assert.equal(b.hashed, hashBytes(fs.readFileSync(b.path)));
+  // grew after it settled; one byte changed in the middle (same size): neither is published, no temp left
+  const grown = settled(big('grown', 3));
+  fs.appendFileSync(grown.path, 'more');
+  const flipped = settled(big('flipped', 4));
+  flipped.open(); // opened here, then written to: the worker reads the new bytes through the descriptor
+  const fd = fs.openSync(flipped.path, 'r+');
+  fs.writeSync(fd, Buffer.from([9]), 0, 1, 40 << 20);
+  fs.closeSync(fd);
+  const res = await t.putMany([{ rel: 'h/grown', src: grown }, { rel: 'h/flipped', src: flipped }]);
+  flipped.close();
+  for (const e of res) assert.ok(e instanceof TargetError && e.errorClass === 'changed', String(e));
+  assert.deepEqual(fs.readdirSync(path.join(base, 'h')).sort(), ['a', 'b'], 'nothing else published, no temp file left');
+  rmTree(dir);
+});

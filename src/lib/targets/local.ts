@@ -86,8 +86,16 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
     }
   }
 
-  /** One file, through the thread pool (putMany takes small files to the LocalIo workers: worth it for many). */
+  /**
+   * One file, through the thread pool (putMany takes small files to the LocalIo workers: worth it for many),
+   * or a big one through a LocalIo worker (viaWorker).
+   */
   async put(rel: string, src: PutSource, opts: PutOptions = {}): Promise<void> {
+    if (viaWorker(src) === 'big') {
+      const [err] = await this.putByWorker([{ rel, src: src as FdSource | SettledFile }], opts);
+      if (err) throw err;
+      return;
+    }
     const dest = this.abs(rel);
     let tmp: string | undefined;
     try {
@@ -108,9 +116,9 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
 
   /**
    * Small files (an FdSource, or a SettledFile not opened yet: the worker opens it) are put by one LocalIo job:
-   * read, proven, written to a temp file and renamed in a worker thread with synchronous calls; any other item
-   * goes through put(), and so does every item of a batch too small to wait for a worker to start
-   * (LocalIo.worth). Their directories are made first, here, as put() makes them.
+   * read, proven, written to a temp file and renamed in a worker thread with synchronous calls; and so are big
+   * ones (viaWorker). Any other item goes through put(), and so does every small item of a batch too small to
+   * wait for a worker to start (LocalIo.worth). Their directories are made first, here, as put() makes them.
    */
   async putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
     opts.signal?.throwIfAborted();
@@ -118,18 +126,41 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
     // the directories first, all at once (each a few thread-pool calls: made, checked, swept on first use);
     // a directory that fails is made again for its item below, and its error is that item's
     await Promise.all([...new Set(items.map((x) => path.dirname(x.rel)))].map((d) => this.dirs.prepare(d, opts.dirMode).catch(() => undefined)));
-    const jobs: PutItem[] = [];
+    const byWorker: { rel: string; src: FdSource | SettledFile }[] = [];
     const at: number[] = [];
     const direct = !localIo().worth(items.length);
     for (const [i, { rel, src }] of items.entries()) {
+      const via = viaWorker(src);
+      if (via === 'big' || (via === 'small' && !direct && items.length > 1)) {
+        byWorker.push({ rel, src: src as FdSource | SettledFile });
+        at.push(i);
+        continue;
+      }
       try {
-        const settled = src instanceof SettledFile && !src.isOpen;
-        if (!(src instanceof FdSource || settled) || src.size > SMALL_FILE || direct || items.length === 1) { await this.put(rel, src, opts); continue; }
+        await this.put(rel, src, opts);
+      } catch (err) {
+        out[i] = this.err(err, 'put', rel);
+      }
+    }
+    (await this.putByWorker(byWorker, opts)).forEach((err, k) => { out[at[k]] = err; });
+    return out;
+  }
+
+  /** Put these through one LocalIo job (the worker reads each source itself); an error per item. */
+  private async putByWorker(items: { rel: string; src: FdSource | SettledFile }[], opts: PutOptions): Promise<(Error | undefined)[]> {
+    const out: (Error | undefined)[] = items.map(() => undefined);
+    const jobs: PutItem[] = [];
+    const at: number[] = [];
+    for (const [i, { rel, src }] of items.entries()) {
+      try {
         const dest = this.abs(rel);
         const relDir = path.dirname(rel);
         await this.dirs.prepare(relDir, opts.dirMode);
         const job = { size: src.size, hash: src.hash, mtimeMs: src.mtimeMs, dir: path.join(this.base, relDir), temp: tempName(), final: path.basename(dest) };
-        jobs.push(settled ? { ...job, label: src.path, path: src.path, identity: src.identity } : { ...job, label: (src as FdSource).label, fd: (src as FdSource).fd, mode: src.mode });
+        // a file opened here is read through its descriptor (the caller checks its identity after the put)
+        const fd = src.fd;
+        const label = src instanceof SettledFile ? src.path : src.label;
+        jobs.push(fd === undefined ? { ...job, label, path: label, identity: (src as SettledFile).identity } : { ...job, label, fd, mode: src.mode });
         at.push(i);
       } catch (err) {
         out[i] = this.err(err, 'put', rel);
@@ -336,6 +367,18 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
 }
 
 /** `/path` or `file:///path` (relative to the config file's directory): a directory on this machine. */
+/**
+ * Whether a LocalIo worker puts `src`: 'small' for a small FdSource or SettledFile not opened here (the worker
+ * opens it; worth it in a batch), 'big' for a bigger FdSource or SettledFile (read through its descriptor
+ * when opened here) once a worker is worth waiting for (LocalIo.worth: 64 MiB, or a worker ready), which the
+ * worker copies with its read, write and hash overlapped; else undefined (the thread pool, here).
+ */
+function viaWorker(src: PutSource): 'small' | 'big' | undefined {
+  if (!(src instanceof FdSource || src instanceof SettledFile)) return undefined;
+  if (src.size <= SMALL_FILE) return src instanceof SettledFile && src.isOpen ? undefined : 'small';
+  return localIo().worth(1, src.size) ? 'big' : undefined;
+}
+
 export const localKind: TargetKindModule = {
   kind: 'local', schemes: ['', 'file'], urlForm: 'a local path', options: {},
   concurrency: 2, maxConnections: 4,

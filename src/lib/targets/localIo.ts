@@ -20,7 +20,7 @@ export interface HashJob { op: 'hash'; id: number; files: string[] }
  */
 export type PutItem = { label: string; size: number; hash?: string; mtimeMs?: number; dir: string; temp: string; final: string }
   & ({ fd: number; mode: number } | { path: string; identity: Identity });
-/** Small files to put, one after the other (PutItem). */
+/** Files to put, one after the other (PutItem): many small ones, or a big one. */
 export interface PutJob { op: 'put'; id: number; items: PutItem[] }
 export type IoJob = FetchJob | HashJob | PutJob;
 /**

@@ -136,26 +136,28 @@ const writeAt = (fd: number, data: Buffer, pos: number): Promise<number> =>
 
 /**
  * Copy `src` (its first chunk, `first` bytes, already in `b`) to `out` at the same offsets, hashing what is
- * written: each chunk is written and the next one read by the thread pool while this thread hashes it, so the
- * read, the write and the hash of a big file overlap instead of taking turns (a restore of 1 GiB from the page
- * cache took 0.44x the time of the main thread's stream copy, farm-bench, 8 pairs). A buffer is reused only once
- * no call still uses it.
+ * written, reading no more than `limit` bytes: each chunk is written and the next one read by the thread pool
+ * while this thread hashes it, so the read, the write and the hash of a big file overlap instead of taking turns
+ * (a restore of 1 GiB from the page cache took 0.44x the time of the main thread's stream copy, farm-bench, 8
+ * pairs). A buffer is reused only once no call still uses it.
  */
-async function copyHashing(src: number, out: number, xx: XXHashAPI, b: Buffer, first: number): Promise<{ hash: string; size: number }> {
+async function copyHashing(src: number, out: number, xx: XXHashAPI, b: Buffer, first: number, limit = Infinity): Promise<{ hash: string; size: number }> {
   const bufs = [b, spares.pop() ?? Buffer.allocUnsafeSlow(CHUNK)];
   const h = xx.create64();
   let reading: Promise<number> | undefined;
   let writing: Promise<void> | undefined;
   let size = 0;
   try {
-    for (let n = first, cur = 0; n > 0; cur ^= 1) {
-      const chunk = n === CHUNK ? bufs[cur] : bufs[cur].subarray(0, n);
+    for (let n = first, more = first === b.length, cur = 0; n > 0; cur ^= 1) {
+      const chunk = n === bufs[cur].length ? bufs[cur] : bufs[cur].subarray(0, n);
       writing = writeAllAsync(out, chunk, size);
-      reading = n === CHUNK ? fillAsync(src, bufs[cur ^ 1], size + n) : Promise.resolve(0);
+      const want = more ? Math.min(CHUNK, limit - size - n) : 0;
+      reading = want > 0 ? fillAsync(src, bufs[cur ^ 1].subarray(0, want), size + n) : Promise.resolve(0);
       h.update(chunk);
       await writing;
       size += n;
       n = await reading;
+      more = n === want;
     }
     return { hash: toHex(h.digest()), size };
   } finally {
@@ -165,13 +167,13 @@ async function copyHashing(src: number, out: number, xx: XXHashAPI, b: Buffer, f
 }
 
 /**
- * A small file's put (PutItem): the source (the descriptor given, or the settled file opened here as
- * openSettled does) read whole from byte 0 (one byte more than its settled size, so a file that grew is seen),
- * proven against the settled size and hash before anything is created, then written to a new temp file and
- * renamed into place. A failed write leaves no temp file.
+ * A file's put (PutItem): the source (the descriptor given, or the settled file opened here as openSettled
+ * does) read from byte 0 (one byte more than its settled size, so a file that grew is seen). A small one is read
+ * whole and proven against the settled size and hash before anything is created, then written to a new temp
+ * file and renamed into place; a big one (CHUNK or more) is written as it is read (putBig). A failed write
+ * leaves no temp file.
  */
-function putOne(job: PutItem): FileReply {
-  if (job.size >= CHUNK) return { error: `${job.label}: ${job.size} bytes is not a small file`, code: 'EINVAL' };
+async function putOne(job: PutItem): Promise<FileReply> {
   if ('fd' in job) return putFrom(job.fd, job, job.mode);
   let opened: { fd: number; st: fs.Stats };
   try {
@@ -181,7 +183,7 @@ function putOne(job: PutItem): FileReply {
     throw err;
   }
   try {
-    const r = putFrom(opened.fd, job, opened.st.mode & 0o777);
+    const r = await putFrom(opened.fd, job, opened.st.mode & 0o777);
     // in place: does the source still show the identity it settled with? (a change means a new content is coming)
     if ('bytes' in r && !sameFile(fs.fstatSync(opened.fd), job.identity)) r.changed = true;
     return r;
@@ -190,8 +192,9 @@ function putOne(job: PutItem): FileReply {
   }
 }
 
-/** putOne from the source descriptor `fd`; the copy gets `mode`. */
-function putFrom(fd: number, job: PutItem, mode: number): FileReply {
+/** putOne from the source descriptor `fd`; the copy gets `mode`. A big file: putBig. */
+function putFrom(fd: number, job: PutItem, mode: number): FileReply | Promise<FileReply> {
+  if (job.size >= CHUNK) return putBig(fd, job, mode);
   const b = buffer();
   const n = fill(fd, b.subarray(0, job.size + 1), 0);
   const data = b.subarray(0, n);
@@ -216,19 +219,47 @@ function putFrom(fd: number, job: PutItem, mode: number): FileReply {
   return job.hash === undefined ? { bytes: n, hash: got } : { bytes: n };
 }
 
+/**
+ * A big file's put: written to the temp file as it is read (read, write and hash overlapped: copyHashing), at
+ * most one byte past its settled size (a file that grew is seen), and renamed into place only once the bytes
+ * are proven against the settled size and hash; else the temp file is removed.
+ */
+async function putBig(fd: number, job: PutItem, mode: number): Promise<FileReply> {
+  const xx = await api;
+  const b = spares.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+  const temp = `${job.dir}/${job.temp}`;
+  let out: number | undefined;
+  let done = false;
+  try {
+    const first = fill(fd, b, 0);
+    out = fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);
+    const r = await copyHashing(fd, out, xx, b, first, job.size + 1);
+    if (r.size !== job.size) return { mismatch: `${job.label}: read ${r.size} bytes, settled size ${job.size}` };
+    if (job.hash !== undefined && r.hash !== job.hash) return { mismatch: `${job.label}: the bytes read hash to ${r.hash}, settled ${job.hash}` };
+    const o = out;
+    out = undefined; // finishTemp closes it
+    finishTemp(o, job.dir, job.temp, job.final, mode & UMASK ? mode : undefined, job.mtimeMs);
+    done = true;
+    return job.hash === undefined ? { bytes: r.size, hash: r.hash } : { bytes: r.size };
+  } finally {
+    spares.push(b);
+    if (out !== undefined) fs.closeSync(out);
+    if (!done) fs.rmSync(temp, { force: true });
+  }
+}
+
 async function put(job: PutJob): Promise<IoReply> {
   await api; // hashBytes needs the wasm instance
-  return {
-    id: job.id,
-    puts: job.items.map((item) => {
-      try {
-        return putOne(item);
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        return { error: e.message, code: e.code ?? 'EIO' };
-      }
-    }),
-  };
+  const puts: FileReply[] = [];
+  for (const item of job.items) {
+    try {
+      puts.push(await putOne(item));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      puts.push({ error: e.message, code: e.code ?? 'EIO' });
+    }
+  }
+  return { id: job.id, puts };
 }
 
 /** A copy opened for hashing without following a symlink: its descriptor and size, or null when it is not a regular file we can read. */

@@ -116,6 +116,9 @@ export class SettledFile implements PutSource {
   /** Opened here (by a read or `mode`)? Else nothing read it in this thread. */
   get isOpen(): boolean { return this.opened !== undefined; }
 
+  /** Its descriptor once opened here (a kind's worker thread may read it there: positioned reads). */
+  get fd(): number | undefined { return this.opened?.fd; }
+
   /** Open it now (openSettled's SourceError when it is not the file that settled); every read uses this descriptor. */
   open(): void { this.source(); }
 

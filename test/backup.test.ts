@@ -78,6 +78,24 @@ describe('backup() with memory targets and injected faults', () => {
     }
   });
 
+  it('with one target, a new big file is hashed by its copy too (one read); the recorded hash is the bytes\'', async () => {
+    const big = file('only.bin', Buffer.alloc((3 << 20) + 5, 9));
+    const a = new MemoryTarget('a');
+    const atPut: (string | undefined)[] = [];
+    a.inject = (op, r) => {
+      if (op === 'put' && r === rel(big)) atPut.push(store.get(big)?.h);
+      return undefined;
+    };
+    const r = await backup(config({ targets: [{ name: 'a', url: '/unused/a' }] }), store, [a], log);
+    assert.equal(r.ok, true);
+    assert.deepEqual(atPut, [undefined], 'not hashed before its copy');
+    const { hashBytes } = await import('../dist/lib/hash/xxh64.js');
+    assert.equal(store.get(big)!.h, hashBytes(fs.readFileSync(big)));
+    assert.equal(r.counts.hashed, 1);
+    assert.equal(decodeState(store.get(big)!.t.a).s, 'v');
+    assert.deepEqual(a.files.get(rel(big))?.data, fs.readFileSync(big));
+  });
+
   it('with a tape as the only target, a new small file is hashed by the write of its member: one tape file, every member verified with the file\'s hash', async () => {
     const { TapeTarget } = await import('../dist/lib/targets/tape.js');
     const { EmulatedDrive } = await import('../dist/lib/targets/tapeDrive.js');

@@ -171,16 +171,20 @@ export class Engine {
    * Hash the settled files `paths` and copy every due file (a pass's main step). New small files (never hashed)
    * are hashed by their first copy where a target of the pass puts many at once and hashes what it publishes
    * (the first such in config order: a local target's worker reads each file once, for its hash and its copy,
-   * instead of once here and once there); the rest first, here (hashSettled). Files the put could not take
-   * are hashed here after it, and whatever settled on the way is then copied to the other targets.
+   * instead of once here and once there); so are new big files when that target is the only one up (else the
+   * others would wait for its copy of a big file before starting theirs); the rest first, here (hashSettled).
+   * Files the put could not take are hashed here after it, and whatever settled on the way is then copied to
+   * the other targets.
    */
   async hashAndCopy(paths: string[], hashed?: () => void): Promise<void> {
     this.warm(paths.length);
     // a target that puts many at once (local: its worker threads), else a tape (it hashes each member it writes)
     const first = this.copiers.find((c) => !c.down && hasBatchPut(c.target) && !hasArchive(c.target)) ?? this.copiers.find((c) => !c.down && hasArchive(c.target));
+    // a big file too when the first is the only target up and no tape: no other target waits for its copy
+    const anySize = first !== undefined && !hasArchive(first.target) && this.copiers.every((c) => c === first || c.down);
     const fresh = new Set(first ? paths.filter((p) => {
       const r = this.store.get(p);
-      return r !== undefined && r.h === undefined && r.l === undefined && r.z <= SMALL_FILE && !this.missingRoots.some((m) => p.startsWith(m + '/'));
+      return r !== undefined && r.h === undefined && r.l === undefined && (r.z <= SMALL_FILE || anySize) && !this.missingRoots.some((m) => p.startsWith(m + '/'));
     }) : []);
     await this.hashHere(paths.filter((p) => !fresh.has(p)));
     hashed?.();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import crypto from 'node:crypto';
 import path from 'node:path';
 import { it } from 'node:test';
 import { LocalTarget } from '../../dist/lib/targets/local.js';
@@ -188,5 +189,27 @@ it('local target: a big file (64 MiB or more) is put by a LocalIo worker, opened
   flipped.close();
   for (const e of res) assert.ok(e instanceof TargetError && e.errorClass === 'changed', String(e));
   assert.deepEqual(fs.readdirSync(path.join(base, 'h')).sort(), ['a', 'b'], 'nothing else published, no temp file left');
+  rmTree(dir);
+});
+
+it('local target: a big put stops when its signal aborts mid-copy (the worker is replaced): nothing published, the next put works', async () => {
+  const dir = tmpDir();
+  const base = path.join(dir, 'base');
+  await initHasher();
+  const p = path.join(dir, 'huge');
+  fs.writeFileSync(p, crypto.randomBytes(256 << 20));
+  const st = fs.statSync(p);
+  const src = new SettledFile(p, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, hashBytes(fs.readFileSync(p)));
+  const t = new LocalTarget('l', base);
+  const ac = new AbortController();
+  const put = t.put('h/huge', src, { signal: ac.signal });
+  // abort once the copy is under way: its temp file exists
+  const temps = () => (fs.existsSync(path.join(base, 'h')) ? fs.readdirSync(path.join(base, 'h')) : []);
+  while (!temps().length) await new Promise((r) => setTimeout(r, 1));
+  ac.abort(new Error('stopping'));
+  await assert.rejects(put, /stopping/);
+  assert.equal(fs.existsSync(path.join(base, 'h/huge')), false, 'not published');
+  await t.put('h/again', src);
+  assert.ok(fs.readFileSync(path.join(base, 'h/again')).equals(fs.readFileSync(p)));
   rmTree(dir);
 });

@@ -170,7 +170,9 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
     opts.signal?.throwIfAborted();
     let results: { placed: boolean; err?: Error; hash?: string }[];
     try {
-      results = await localIo().putMany(this.name, jobs, this.opts.copyTimeoutMs ?? 30 * 60_000);
+      // a big copy stops with the pass (SIGTERM) instead of running to its end; a batch of small ones ends first
+      const big = jobs.some((j) => j.size > SMALL_FILE);
+      results = await localIo().putMany(this.name, jobs, this.opts.copyTimeoutMs ?? 30 * 60_000, big ? opts.signal : undefined);
     } catch (err) {
       throw this.err(err, 'put', `${jobs.length} files`);
     }
@@ -366,7 +368,6 @@ export class LocalTarget implements Target, BatchPut, RandomRead, Links, RemoteH
   }
 }
 
-/** `/path` or `file:///path` (relative to the config file's directory): a directory on this machine. */
 /**
  * Whether a LocalIo worker puts `src`: 'small' for a small FdSource or SettledFile not opened here (the worker
  * opens it; worth it in a batch), 'big' for a bigger FdSource or SettledFile (read through its descriptor
@@ -379,6 +380,7 @@ function viaWorker(src: PutSource): 'small' | 'big' | undefined {
   return localIo().worth(1, src.size) ? 'big' : undefined;
 }
 
+/** `/path` or `file:///path` (relative to the config file's directory): a directory on this machine. */
 export const localKind: TargetKindModule = {
   kind: 'local', schemes: ['', 'file'], urlForm: 'a local path', options: {},
   concurrency: 2, maxConnections: 4,

@@ -128,13 +128,21 @@ export class LocalIo {
     for (let i = 0; i < this.size; i++) this.workers[i] ??= this.spawn();
   }
 
-  private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'>, timeoutMs: number, what: string): Promise<IoReply> {
+  /**
+   * Run `job` on its worker within `timeoutMs`; past it, or once `signal` aborts (a pass stopped during a big
+   * copy), the worker's jobs fail and it is replaced (what it left half done is a temp file, swept later).
+   */
+  private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<IoReply> {
+    signal?.throwIfAborted();
     const i = this.pick(job.op === 'fetch' ? job.dir : job.op === 'put' ? job.items[0]?.dir : undefined);
     const slot = (this.workers[i] ??= this.spawn());
     const id = ++this.ids;
     return new Promise<IoReply>((resolve, reject) => {
+      const onAbort = () => this.fail(slot, signal!.reason instanceof Error ? signal!.reason : new Error(String(signal!.reason)));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = <T>(fn: (v: T) => void) => (v: T) => { signal?.removeEventListener('abort', onAbort); fn(v); };
       const timer = setTimeout(() => this.fail(slot, new TargetError(`[${target}] ${what} took longer than ${timeoutMs} ms`, { target, errorClass: 'timeout' })), timeoutMs);
-      slot.pending.set(id, { resolve, reject, timer });
+      slot.pending.set(id, { resolve: done(resolve), reject: done(reject), timer });
       // one message per worker and turn of the event loop: posting costs ~40 us here, whatever it carries
       if (slot.outbox.push({ ...job, id } as IoJob) === 1) {
         setImmediate(() => {
@@ -168,10 +176,11 @@ export class LocalIo {
    * not the settled content (nothing written) or the source changed after its copy was placed, openSettled's
    * SourceError when the source is not the file that settled, or the errno error of a failed write (no temp
    * file left); `hash`: the xxh64 of the bytes placed, for an item that gave no settled hash (a new file
-   * hashed by its first copy). Throws TargetError(timeout) when the job as a whole took too long.
+   * hashed by its first copy). Throws TargetError(timeout) when the job as a whole took too long, and the
+   * signal's reason once `signal` aborts.
    */
-  async putMany(target: string, items: PutItem[], timeoutMs: number): Promise<{ placed: boolean; err?: Error; hash?: string }[]> {
-    const r = await this.run(target, { op: 'put', items }, timeoutMs, `writing ${items.length} files`);
+  async putMany(target: string, items: PutItem[], timeoutMs: number, signal?: AbortSignal): Promise<{ placed: boolean; err?: Error; hash?: string }[]> {
+    const r = await this.run(target, { op: 'put', items }, timeoutMs, `writing ${items.length} files`, signal);
     if (!('puts' in r)) throw new Error(`LocalIo: unexpected reply to a put job: ${JSON.stringify(r)}`);
     return r.puts.map((p, k) => ('mismatch' in p ? { placed: false, err: new SourceError(`source changed while copying: ${p.mismatch}: not published`, 'changed') }
       : 'source' in p ? { placed: false, err: new SourceError(p.source, p.errorClass) }

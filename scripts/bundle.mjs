@@ -1,11 +1,8 @@
 // The CLI as a few ES module files (dist/bundle/): the entry (dist/bin/replica.js) loads main.js from here in
 // the process that runs the command. Loading the ~90 modules of dist/lib one by one (resolve, read, compile,
-// link each) cost ~60 ms of every command's start (no-op run: 0.83x with the bundle). The small packages
-// every command loads (winston, cosmiconfig, commander, micromatch, lowdb, p-queue, fdir, xxhash-wasm: ~200
-// files to resolve and read) are bundled too (no-op run: 0.95x, farm-bench, 10 pairs); the big ones and those
-// only some commands load stay in node_modules (bundling all of them made the start slower: 12 MB to parse),
-// and so do the modules imported on demand (the ssh and S3 kinds: chunks loaded when used). The bundled CommonJS
-// packages get a `require` of their own (the banner). The LocalIo and walk workers are entries of their own,
+// link each) cost ~60 ms of every command's start (no-op run: 0.83x with the bundle); node_modules stay
+// separate (bundling them made the start slower: 12 MB to parse) and so do the modules imported on demand
+// (the ssh and S3 kinds: chunks loaded when used). The LocalIo and walk workers are entries of their own,
 // beside the chunk that starts each (new URL('./localIoWorker.js', import.meta.url)). Source maps chain to
 // src/ (through tsc's), so stack traces and coverage name the TypeScript.
 import path from 'node:path';
@@ -22,8 +19,7 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['@aws-sdk/*', '@smithy/*', 'ssh2', '@parcel/watcher', 'nodemailer', 'chokidar', 'tar-stream', 'typescript'], // (cosmiconfig's loader of TS configs, on demand),
-  banner: { js: "import { createRequire as __replicaRequire } from 'node:module'; const require = __replicaRequire(import.meta.url);" },
+  packages: 'external',
   sourcemap: 'linked',
   logLevel: 'warning',
 });

@@ -20,7 +20,7 @@ export interface HashJob { op: 'hash'; id: number; files: string[] }
  */
 export type PutItem = { label: string; size: number; hash?: string; mtimeMs?: number; dir: string; temp: string; final: string }
   & ({ fd: number; mode: number } | { path: string; identity: Identity });
-/** Files to put, one after the other (PutItem): many small ones, or a big one. */
+/** Files to put, one after the other (PutItem): small ones, and big ones (written as they are read: putBig in the worker). */
 export interface PutJob { op: 'put'; id: number; items: PutItem[] }
 export type IoJob = FetchJob | HashJob | PutJob;
 /**
@@ -41,8 +41,8 @@ interface Slot { w: Worker; pending: Map<number, { resolve: (r: IoReply) => void
  */
 const FEW_FILES = 64;
 /**
- * ...or this many bytes: a worker copies a big file with its read, write and hash overlapped (restore of
- * 1 GiB: see fetch in localIoWorker.ts), worth far more than its start (~40 ms).
+ * ...or this many bytes: a worker copies a big file with its read, write and hash overlapped (copyHashing in
+ * localIoWorker.ts, with its figure), worth far more than its start (~40 ms).
  */
 const FEW_BYTES = 64 << 20;
 

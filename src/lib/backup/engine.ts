@@ -180,8 +180,9 @@ export class Engine {
     this.warm(paths.length);
     // a target that puts many at once (local: its worker threads), else a tape (it hashes each member it writes)
     const first = this.copiers.find((c) => !c.down && hasBatchPut(c.target) && !hasArchive(c.target)) ?? this.copiers.find((c) => !c.down && hasArchive(c.target));
-    // a big file too when the first is the only target up and no tape: no other target waits for its copy
-    const anySize = first !== undefined && !hasArchive(first.target) && this.copiers.every((c) => c === first || c.down);
+    // a big file too when the first is the only target up: no other target waits for its copy (a tape hashes
+    // the member it streams; a file that changed under the read is caught as a small one is: size, identity)
+    const anySize = first !== undefined && this.copiers.every((c) => c === first || c.down);
     const fresh = new Set(first ? paths.filter((p) => {
       const r = this.store.get(p);
       return r !== undefined && r.h === undefined && r.l === undefined && (r.z <= SMALL_FILE || anySize) && !this.missingRoots.some((m) => p.startsWith(m + '/'));

@@ -29,7 +29,7 @@ export interface PutSource {
 /** Permission bits a copy may carry: rwx for user, group, other; never setuid/setgid/sticky. */
 export const COPY_MODE_MASK = 0o777;
 
-const CHUNK = 1 << 20;
+const CHUNK = 256 << 10;
 
 /**
  * A PutSource reading an open descriptor with positioned reads (the descriptor's offset is never used, so
@@ -60,15 +60,29 @@ export class FdSource implements PutSource {
     return data;
   }
 
+  /**
+   * One chunk read ahead: the thread pool reads the next chunk while the consumer hashes and writes this one
+   * (a big file to a tape: the main thread waited on each read in turn, 25% of the copy). A read still in
+   * flight when the consumer stops is waited for, so the owner never closes the descriptor under it.
+   */
   stream(): Readable {
     const fd = this.fd;
+    const readAt = (pos: number): Promise<Buffer> => new Promise((resolve, reject) => {
+      const buf = Buffer.allocUnsafe(CHUNK);
+      fs.read(fd, buf, 0, CHUNK, pos, (e, n) => (e ? reject(e) : resolve(n === CHUNK ? buf : buf.subarray(0, n))));
+    });
     async function* chunks(): AsyncGenerator<Buffer> {
-      for (let pos = 0; ;) {
-        const buf = Buffer.allocUnsafe(CHUNK);
-        const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, CHUNK, pos, (e, k) => (e ? reject(e) : resolve(k))));
-        if (n === 0) return;
-        yield n === CHUNK ? buf : buf.subarray(0, n);
-        pos += n;
+      let next = readAt(0);
+      try {
+        for (let pos = 0; ;) {
+          const buf = await next;
+          if (buf.length === 0) return;
+          pos += buf.length;
+          next = readAt(pos);
+          yield buf;
+        }
+      } finally {
+        await next.catch(() => undefined);
       }
     }
     return Readable.from(provenChunks(chunks(), (hash, bytes) => this.check(hash, bytes)), { objectMode: false });

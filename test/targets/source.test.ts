@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, it } from 'node:test';
+import { SourceError } from '../../dist/lib/errors.js';
+import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
+import { FdSource } from '../../dist/lib/targets/source.js';
+import { rmTree, tmpDir } from '../helpers.js';
+
+const dir = tmpDir('replica-source-');
+after(() => rmTree(dir));
+
+function fileOf(name: string, data: Buffer): { fd: number; file: string } {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, data);
+  return { fd: fs.openSync(file, 'r'), file };
+}
+
+async function drain(s: NodeJS.ReadableStream): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for await (const c of s) out.push(c as Buffer);
+  return out;
+}
+
+it('stream() hands out the bytes in order, in chunks of at most 256 KiB, and proves them against the settled hash', async () => {
+  await initHasher();
+  const data = crypto.randomBytes((5 << 20) / 2 + 3); // 2.5 MiB + 3: ten whole chunks and a short one
+  const { fd, file } = fileOf('whole.bin', data);
+  try {
+    const chunks = await drain(new FdSource(fd, data.length, 0o644, undefined, hashBytes(data), file).stream());
+    assert.ok(chunks.every((c) => c.length <= 256 << 10), `chunk sizes ${chunks.map((c) => c.length).join(',')}`);
+    assert.equal(chunks.length, 11);
+    assert.deepEqual(Buffer.concat(chunks), data);
+    // the same source read again: from byte 0 (a put may be retried)
+    assert.deepEqual(Buffer.concat(await drain(new FdSource(fd, data.length, 0o644, undefined, hashBytes(data), file).stream())), data);
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
+it('stream() of a file that grew after it settled errors (changed) before its last chunk is handed out', async () => {
+  await initHasher();
+  const settled = crypto.randomBytes(600 << 10);
+  const { fd, file } = fileOf('grew.bin', settled);
+  fs.appendFileSync(file, 'more'); // written to after it settled: the read sees 4 bytes more than the settled size
+  try {
+    const got: Buffer[] = [];
+    const s = new FdSource(fd, settled.length, 0o644, undefined, hashBytes(settled), file).stream();
+    await assert.rejects((async () => { for await (const c of s) got.push(c as Buffer); })(), (e: unknown) => e instanceof SourceError && e.errorClass === 'changed');
+    assert.ok(Buffer.concat(got).length < settled.length, 'the last chunk was held back');
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
+it('a consumer that stops after the first chunk ends the stream cleanly: the read already in flight is waited for, never left to fail on a closed descriptor', async () => {
+  await initHasher();
+  const data = crypto.randomBytes(4 << 20);
+  const { fd, file } = fileOf('stop.bin', data);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    for (let round = 0; round < 20; round++) {
+      const s = new FdSource(fd, data.length, 0o644, undefined, hashBytes(data), file).stream();
+      for await (const c of s) {
+        assert.deepEqual(c, data.subarray(0, (c as Buffer).length));
+        break; // destroys the stream: the generator's finally runs
+      }
+      await new Promise((r) => setImmediate(r));
+      assert.equal(s.destroyed, true);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    fs.closeSync(fd);
+  }
+});

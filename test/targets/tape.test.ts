@@ -165,6 +165,31 @@ it('tape: a big member (streamed, past 64 MiB) whose source changes mid-write en
   rmTree(src);
 });
 
+it('tape: a big member (streamed) of a new file, with no settled hash, gets the hash of the bytes its read streamed: the catalog, the confirm and the file agree', async () => {
+  await initHasher();
+  const { SettledFile } = await import('../../dist/lib/targets/source.js');
+  const { t, dir, cat } = await emulated();
+  const src = tmpDir('replica-tape-src-');
+  const data = crypto.randomBytes((64 << 20) + 4097); // past 64 MiB: streamed, not proven in memory first
+  const file = path.join(src, 'new.bin');
+  fs.writeFileSync(file, data);
+  const st = fs.statSync(file);
+  const settled = new SettledFile(file, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, undefined);
+  try {
+    await t.put('h/new.bin', settled);
+  } finally {
+    settled.close();
+  }
+  await t.sync();
+  const want = hashBytes(data);
+  assert.equal(settled.hashed, want, 'the read that streamed it hashed it');
+  assert.equal(cat.catalog.files[0].members[0][1], want, 'the catalog holds the hash of the bytes written');
+  assert.equal((await t.readBack(['h/new.bin'])).get('h/new.bin'), want);
+  assert.equal(cat.catalog.files[0].state, 'confirmed');
+  rmTree(dir);
+  rmTree(src);
+});
+
 it('tape drive (mt): a drive that is not there is the whole target not mounted, saying what mt said; nothing is labelled', async () => {
   const { MtDrive } = await import('../../dist/lib/targets/tapeDrive.js');
   const drive = new MtDrive('/dev/replica-no-such-drive', 512);

@@ -203,7 +203,7 @@ export class TapeTarget implements Target, Archive {
         if (w.failed || w.pushed - w.written > BUFFERED) await this.keepUp(w);
       } else {
         const entry = w.pack.entry(header) as unknown as Writable;
-        if (hash === undefined) {
+        if (hash === undefined && !(src instanceof SettledFile)) {
           const hasher = (await initHasher()).create64();
           await pipeline(src.stream(), async function* (chunks) {
             for await (const c of chunks) { hasher.update(c as Buffer); yield c; }
@@ -211,6 +211,8 @@ export class TapeTarget implements Target, Archive {
           hash = toHex(hasher.digest());
         } else {
           await pipeline(src.stream(), entry);
+          // a new file (no settled hash) was hashed by the read that streamed it (SettledFile.hashed): once, not twice
+          hash ??= (src as SettledFile).hashed;
         }
         w.pushed += src.size;
       }

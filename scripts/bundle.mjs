@@ -31,8 +31,14 @@ for (const name of VENDORED) {
     outfile: path.join(vendorDir, `${name}.js`),
     // cosmiconfig requires typescript only to load a .ts config: from node_modules then, as before
     external: ['typescript'],
-    // CommonJS code inside an ES module: its require() of Node's modules (and of typescript) needs one
-    banner: { js: "import { createRequire as __vendorRequire } from 'node:module';\nconst require = __vendorRequire(import.meta.url);" },
+    // CommonJS code inside an ES module: its require() of Node's modules (and of typescript) needs one, and
+    // __filename and __dirname (cosmiconfig's import-fresh loads a CommonJS config that import() could not: without
+    // them a config with a syntax error was reported as "__filename is not defined", not as its own error)
+    banner: {
+      js: ["import { createRequire as __vendorRequire } from 'node:module';", "import { fileURLToPath as __vendorPath } from 'node:url';",
+        'const require = __vendorRequire(import.meta.url);', 'const __filename = __vendorPath(import.meta.url);',
+        "const __dirname = __filename.slice(0, __filename.lastIndexOf('/'));"].join('\n'),
+    },
   });
 }
 

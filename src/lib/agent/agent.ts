@@ -5,7 +5,7 @@ import { messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import { runPass } from '../backup/backup.js';
 import { Engine } from '../backup/engine.js';
-import { createWatcher, type SourceWatcher } from '../scan/watch.js';
+import { type Backend, type EarlyWatcher, type SourceWatcher, type WatchHandlers, backendFor, createWatcher } from '../scan/watch.js';
 import { type LongTimer, setLongInterval } from '../queue/timers.js';
 import { applyRequest } from '../backup/tapeRequests.js';
 import { FileEvents } from './events.js';
@@ -21,6 +21,8 @@ export interface AgentDeps {
   /** builds the targets of a config (again on reload) */
   makeTargets: (config: Config) => Target[];
   log: Logger;
+  /** a parcel watch `watch` started before loading the store: the first start uses it */
+  early?: EarlyWatcher;
 }
 
 /** Retries due and targets that were down are looked at this often. */
@@ -37,7 +39,7 @@ const SHIP_MS = 10_000;
 export class Agent {
   private engine!: Engine;
   private targets: Target[] = [];
-  private watcher?: SourceWatcher & { backend: string };
+  private watcher?: SourceWatcher & { backend: Backend };
   private readonly events: FileEvents;
   /** the scrub (scrubber.ts): reads copies again off the work chain; bad ones go to a retry round at once */
   private readonly scrubber: Scrubber;
@@ -48,6 +50,8 @@ export class Agent {
   private readonly abort = new AbortController();
   private stopping = false;
   private polling = false;
+  /** outgrowChokidar() ran (parcel is tried once per agent) */
+  private triedParcel = false;
   /** resolves when stop() has finished */
   readonly stopped: Promise<void>;
   private resolveStopped!: () => void;
@@ -117,20 +121,48 @@ export class Agent {
     const r = await runPass(this.engine, { command: 'watch', waitForSettle: false });
     for (const p of r.waiting) this.events.arm(p);
     this.releaseDone(this.watcher?.watchedFiles() ?? []);
+    await this.outgrowChokidar();
     this.engine.newCounts(); // events count from here; the targets stay open from the pass
     this.lastShip = Date.now();
     this.log.info(`watch: pass done: ${r.counts.scanned} scanned, ${r.counts.verified} verified, ${r.counts.failed} failed, ${r.waiting.length} settling`, { counts: r.counts });
   }
 
-  private async startWatching(): Promise<void> {
-    this.watcher = await createWatcher(this.config, {
+  private handlers(): WatchHandlers {
+    return {
       onChange: (p) => this.events.changed(p),
       onUnlink: (p) => this.events.unlinked(p),
       onError: (e) => this.watchFailed(e),
       isDone: (p) => this.isDone(p),
-    });
+    };
+  }
+
+  /**
+   * `watcher: "auto"` on a store that has grown to parcel's size (a new agent on a big tree starts with an
+   * empty store, so with chokidar): watch with parcel from now on. parcel is subscribed before chokidar is
+   * closed, so no change falls between them. Tried once: where parcel cannot load, chokidar stays.
+   */
+  private async outgrowChokidar(): Promise<void> {
+    if (this.triedParcel || this.watcher?.backend !== 'chokidar' || backendFor(this.config, this.store.size) !== 'parcel') return;
+    this.triedParcel = true;
+    const next = await createWatcher(this.config, this.handlers(), 'parcel');
+    if (next.backend !== 'parcel') { await next.close(); return; } // createWatcher said why
+    const old = this.watcher;
+    this.watcher = next;
+    await old.close();
+    this.log.info(`watch: ${this.store.size} files: watching with @parcel/watcher from now on (watcher "auto"), ${processWatches()} inotify watches`);
+  }
+
+  private async startWatching(): Promise<void> {
+    const handlers = this.handlers();
+    const early = this.deps.early;
+    this.deps.early = undefined;
+    // the early parcel watch when there is one (if it failed to start, createWatcher says why and uses chokidar)
+    this.watcher = (early && await early.attach(handlers).catch(() => undefined))
+      ?? await createWatcher(this.config, handlers, early ? 'parcel' : backendFor(this.config, this.store.size));
     await this.watcher.ready;
-    this.log.info(`watch: watcher ready ${Math.round(process.uptime() * 1000)} ms after start, ${processWatches()} inotify watches`, { readyMs: Math.round(process.uptime() * 1000) });
+    // an early watch caught changes from the moment it was subscribed (they were held until now)
+    const readyMs = this.watcher.readyAtMs ?? Math.round(process.uptime() * 1000);
+    this.log.info(`watch: watcher ready ${readyMs} ms after start, ${processWatches()} inotify watches (${this.watcher.backend})`, { readyMs, backend: this.watcher.backend });
     this.heartbeat();
   }
 

@@ -1,4 +1,6 @@
 import { Agent } from '../agent/agent.js';
+import { EarlyWatcher, backendFor } from '../scan/watch.js';
+import { storeFileCount } from '../store/store.js';
 import { type Context, checkMissingSources, createTargets, openStoreLocked } from './context.js';
 import { statusLine } from './progress.js';
 
@@ -10,10 +12,20 @@ import { statusLine } from './progress.js';
 export async function watchCommand(ctx: Context, opts: { graceMs?: number; signal?: AbortSignal; hup?: EventTarget } = {}): Promise<void> {
   const { config, log } = ctx;
   if (opts.signal?.aborted) { log.info(`watch: ${String(opts.signal.reason)}: stopped before starting`); return; }
-  const { store, lock } = await openStoreLocked(ctx, 'watch');
+  // parcel's crawl of the tree runs in its own thread: started before the store loads, the two overlap
+  let early: EarlyWatcher | undefined;
+  const startEarly = () => { if (backendFor(config, storeFileCount(config.store)) === 'parcel') early = new EarlyWatcher(config); };
+  let opened: Awaited<ReturnType<typeof openStoreLocked>>;
+  try {
+    opened = await openStoreLocked(ctx, 'watch', startEarly);
+  } catch (err) {
+    await early?.close();
+    throw err;
+  }
+  const { store, lock } = opened;
   try {
     checkMissingSources(config, store);
-    const agent = new Agent(config, { store, log, makeTargets: (c) => createTargets(c, log) });
+    const agent = new Agent(config, { store, log, early, makeTargets: (c) => createTargets(c, log) });
     const grace = opts.graceMs ?? Math.min(config.timeouts.copyMs, 30_000);
     const stop = () => { log.info(`watch: ${String(opts.signal?.reason)}: stopping`); void agent.stop(grace); };
     const hup = () => { log.info('watch: SIGHUP: reloading the config'); void agent.reload(config.file); };
@@ -34,6 +46,7 @@ export async function watchCommand(ctx: Context, opts: { graceMs?: number; signa
       opts.hup?.removeEventListener('tape', tape);
     }
   } finally {
+    await early?.close();
     lock.release();
   }
 }

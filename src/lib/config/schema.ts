@@ -18,7 +18,7 @@ export interface Config {
   /** a file is settled when size and mtime are unchanged for this long */
   settleMs: number;
   /** watch backend for `replica watch` */
-  watcher: 'chokidar' | 'parcel';
+  watcher: 'auto' | 'chokidar' | 'parcel';
   /** how often `watch` records that it is alive */
   heartbeatMs: number;
   /** full reconcile scan interval in `watch` */
@@ -95,7 +95,7 @@ export interface TargetConfig {
 }
 
 export const DEFAULTS = {
-  settle: '10s', watcher: 'chokidar', heartbeat: '1m', rescan: '1h', snapshots: 5, concurrency: 2,
+  settle: '10s', watcher: 'auto', heartbeat: '1m', rescan: '1h', snapshots: 5, concurrency: 2,
   retry: { maxAttempts: 10, backoff: '30s', maxBackoff: '1h' },
   timeouts: { copy: '30m', command: '30s' },
   versions: 1, deleteLocalAfter: null, deleteLocalMax: 1000, verify: { every: '30d', budget: '20GiB' }, log: { level: 'info' },

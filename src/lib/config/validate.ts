@@ -219,7 +219,7 @@ export function validateConfig(raw: unknown, file: string): Config {
     });
   }
   const watcher = c.watcher ?? DEFAULTS.watcher;
-  if (watcher !== 'chokidar' && watcher !== 'parcel') r.fail('watcher', `expected "chokidar" or "parcel", got ${show(watcher)}`);
+  if (watcher !== 'auto' && watcher !== 'chokidar' && watcher !== 'parcel') r.fail('watcher', `expected "auto", "chokidar" or "parcel", got ${show(watcher)}`);
   const retry = r.object(c.retry, 'retry') ?? {};
   const verify = r.object(c.verify, 'verify') ?? {};
   const log = r.object(c.log, 'log') ?? {};

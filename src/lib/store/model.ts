@@ -142,6 +142,8 @@ export interface Meta {
   host: string;
   agentVersion: string;
   shards: number;
+  /** records at the last save (for a reader that needs the size without loading the shards: `watcher: "auto"`) */
+  files?: number;
   createdAt: string;
   heartbeatAt?: string;
   lastRun?: { command: string; startedAt: string; endedAt?: string; ok: boolean; counts: RunCounts };

@@ -65,6 +65,16 @@ export function storeFileBytes(dir: string): number {
   }
 }
 
+/** Files the store in `dir` held at its last save (meta.json's `files`), without loading it: 0 when unknown. */
+export function storeFileCount(dir: string): number {
+  try {
+    const n = (JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as { files?: unknown }).files;
+    return typeof n === 'number' && Number.isFinite(n) ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * The state of one machine: Meta plus one record per source file, sharded over `SHARDS` lowdb JSON files
  * by a hash of the path (docs/store-format.md). Writes are debounced; only dirty shards are written, each
@@ -293,7 +303,7 @@ export class Store {
 
   /** meta.json's text: the meta without the tape catalogs (their own files). */
   private metaText(): string {
-    return JSON.stringify({ ...this.meta, tape: undefined }, null, 1);
+    return JSON.stringify({ ...this.meta, files: this.count, tape: undefined }, null, 1);
   }
 
   private shardOf(p: string): number {

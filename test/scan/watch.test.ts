@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, it } from 'node:test';
+import { validateConfig } from '../../dist/lib/config/validate.js';
+import { AUTO_PARCEL_FILES, EarlyWatcher, backendFor, createWatcher, type WatchHandlers } from '../../dist/lib/scan/watch.js';
+import { Store, storeFileCount } from '../../dist/lib/store/store.js';
+import { silentLogger } from '../../dist/lib/log.js';
+import { rmTree, tmpDir, until } from '../helpers.js';
+
+const dir = tmpDir();
+after(() => rmTree(dir));
+
+const config = (src: string, watcher?: string) => validateConfig({ host: 'h', store: path.join(dir, 'store'), sources: [{ path: src, exclude: ['**/*.tmp'] }], targets: [{ name: 't', url: path.join(dir, 't') }], ...(watcher ? { watcher } : {}) }, path.join(dir, 'c.json'));
+
+/** Handlers that keep what they are told, in order. */
+function keeper(): WatchHandlers & { seen: string[] } {
+  const seen: string[] = [];
+  return { seen, onChange: (p) => seen.push(`change ${p}`), onUnlink: (p) => seen.push(`unlink ${p}`), onError: (e) => seen.push(`error ${e.message}`), isDone: () => false };
+}
+
+it('watcher "auto" (the default) takes parcel from AUTO_PARCEL_FILES files on, chokidar below; a named backend is kept whatever the size', () => {
+  const src = path.join(dir, 'src0');
+  assert.equal(config(src).watcher, 'auto');
+  assert.equal(backendFor(config(src), 0), 'chokidar');
+  assert.equal(backendFor(config(src), AUTO_PARCEL_FILES - 1), 'chokidar');
+  assert.equal(backendFor(config(src), AUTO_PARCEL_FILES), 'parcel');
+  assert.equal(backendFor(config(src, 'chokidar'), 10 * AUTO_PARCEL_FILES), 'chokidar');
+  assert.equal(backendFor(config(src, 'parcel'), 0), 'parcel');
+});
+
+it('storeFileCount reads the record count of the last save from meta.json, without the shards; 0 when there is none', async () => {
+  const storeDir = path.join(dir, 'countstore');
+  assert.equal(storeFileCount(storeDir), 0);
+  const store = await Store.open(storeDir, { host: 'h', agentVersion: 't', snapshots: 0, log: silentLogger() });
+  for (let i = 0; i < 5; i++) store.set(`/data/f${i}`, { z: i, m: 1, f: 1, t: {} });
+  await store.close();
+  assert.equal(storeFileCount(storeDir), 5);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(storeDir, 'meta.json'), 'utf8')).files, 5);
+  fs.writeFileSync(path.join(storeDir, 'meta.json'), '{"files": "many"}');
+  assert.equal(storeFileCount(storeDir), 0);
+});
+
+it('EarlyWatcher: changes made before attach() are held and handed over in order (excludes applied), then events flow straight through', async () => {
+  const src = path.join(dir, 'early');
+  fs.mkdirSync(path.join(src, 'night'), { recursive: true });
+  const early = new EarlyWatcher(config(src, 'parcel'));
+  await new Promise((r) => setTimeout(r, 300)); // subscribed by now (a few files)
+  fs.writeFileSync(path.join(src, 'night', 'a.dat'), 'a');
+  fs.writeFileSync(path.join(src, 'night', 'skip.tmp'), 'excluded');
+  fs.writeFileSync(path.join(src, 'b.dat'), 'b');
+  await new Promise((r) => setTimeout(r, 500)); // parcel has reported them, to nobody
+  const k = keeper();
+  const watcher = await early.attach(k);
+  try {
+    assert.equal(watcher.backend, 'parcel');
+    assert.ok(typeof watcher.readyAtMs === 'number' && watcher.readyAtMs > 0);
+    assert.ok(k.seen.includes(`change ${path.join(src, 'night', 'a.dat')}`), k.seen.join('\n'));
+    assert.ok(k.seen.includes(`change ${path.join(src, 'b.dat')}`), k.seen.join('\n'));
+    assert.ok(!k.seen.some((s) => s.endsWith('skip.tmp')), k.seen.join('\n'));
+    const held = k.seen.length;
+    fs.rmSync(path.join(src, 'b.dat'));
+    await until(() => k.seen.slice(held).includes(`unlink ${path.join(src, 'b.dat')}`), 10_000, 20);
+    await early.close(); // attached: close() leaves it to its owner
+    fs.writeFileSync(path.join(src, 'c.dat'), 'c');
+    await until(() => k.seen.includes(`change ${path.join(src, 'c.dat')}`), 10_000, 20);
+  } finally {
+    await watcher.close();
+  }
+});
+
+it('EarlyWatcher never attached is closed by close(); one whose source is missing rejects attach() and close() is quiet', async () => {
+  const src = path.join(dir, 'unused');
+  fs.mkdirSync(src);
+  const early = new EarlyWatcher(config(src, 'parcel'));
+  await early.close();
+  const gone = new EarlyWatcher(config(path.join(dir, 'no-such-source'), 'parcel'));
+  await assert.rejects(gone.attach(keeper()));
+  await gone.close();
+  // createWatcher with parcel where it cannot subscribe says why and falls back to chokidar
+  const k = keeper();
+  const w = await createWatcher(config(path.join(dir, 'no-such-source'), 'parcel'), k, 'parcel');
+  try {
+    assert.equal(w.backend, 'chokidar');
+    assert.match(k.seen.join('\n'), /^error @parcel\/watcher unavailable .*: using chokidar$/m);
+  } finally {
+    await w.close();
+  }
+});

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Config } from '../config/schema.js';
 import { PathFilter } from './filter.js';
@@ -135,13 +136,30 @@ async function watchWithParcel(config: Config, h: WatchHandlers): Promise<Source
     if (!isDir) { if (filter.file(rel)) h.onChange(ev.path); return; }
     if (filter.dir(rel)) watchNewDir(ev.path, root, filter);
   };
-  await Promise.all(filters.map(({ root, filter }) => subscribe(root, root, filter)));
+  // A source that is not there (an unmounted disk, a directory not made yet; the store knows its files): parcel
+  // cannot subscribe it, so its parent is watched (not recursively, as chokidar does) until it appears; then it
+  // is subscribed and walked like a new directory. Where the parent is missing too, the rescans find it.
+  const parents: fs.FSWatcher[] = [];
+  const isDir = (p: string) => { try { return fs.statSync(p).isDirectory(); } catch { return false; } };
+  const awaitRoot = (root: string, filter: PathFilter) => {
+    let seen = false;
+    const appeared = () => { if (!seen && isDir(root)) { seen = true; w?.close(); watchNewDir(root, root, filter); } };
+    let w: fs.FSWatcher | undefined;
+    try {
+      w = fs.watch(path.dirname(root), { persistent: false }, appeared);
+      w.on('error', () => w?.close());
+      parents.push(w);
+    } catch { return; }
+    appeared(); // made between the check and the watch
+  };
+  await Promise.all(filters.map(({ root, filter }) => (isDir(root) ? subscribe(root, root, filter) : awaitRoot(root, filter))));
   return {
     ready: Promise.resolve(),
     release: () => undefined, // parcel never watches single files
     watchedFiles: () => [],
     close: async () => {
       closed = true;
+      for (const w of parents) w.close();
       await Promise.all([...subs.values()].map((x) => x.unsubscribe()));
     },
   };

@@ -46,7 +46,7 @@ export function backendFor(config: Config, files: number): Backend {
 }
 
 /** Watch every source with `backend` (parcel falls back to chokidar, saying so, where it cannot load). */
-export async function createWatcher(config: Config, h: WatchHandlers, backend: Backend = backendFor(config, 0)): Promise<SourceWatcher & { backend: Backend }> {
+export async function createWatcher(config: Config, h: WatchHandlers, backend: Backend): Promise<SourceWatcher & { backend: Backend }> {
   if (backend === 'parcel') {
     try {
       return { backend: 'parcel', ...(await watchWithParcel(config, h)) };
@@ -140,10 +140,10 @@ async function watchWithParcel(config: Config, h: WatchHandlers): Promise<Source
   // cannot subscribe it, so its parent is watched (not recursively, as chokidar does) until it appears; then it
   // is subscribed and walked like a new directory. Where the parent is missing too, the rescans find it.
   const parents: fs.FSWatcher[] = [];
-  const isDir = (p: string) => { try { return fs.statSync(p).isDirectory(); } catch { return false; } };
+  const isDirectory = (p: string) => { try { return fs.statSync(p).isDirectory(); } catch { return false; } };
   const awaitRoot = (root: string, filter: PathFilter) => {
     let seen = false;
-    const appeared = () => { if (!seen && isDir(root)) { seen = true; w?.close(); watchNewDir(root, root, filter); } };
+    const appeared = () => { if (!seen && isDirectory(root)) { seen = true; w?.close(); watchNewDir(root, root, filter); } };
     let w: fs.FSWatcher | undefined;
     try {
       w = fs.watch(path.dirname(root), { persistent: false }, appeared);
@@ -152,7 +152,7 @@ async function watchWithParcel(config: Config, h: WatchHandlers): Promise<Source
     } catch { return; }
     appeared(); // made between the check and the watch
   };
-  await Promise.all(filters.map(({ root, filter }) => (isDir(root) ? subscribe(root, root, filter) : awaitRoot(root, filter))));
+  await Promise.all(filters.map(({ root, filter }) => (isDirectory(root) ? subscribe(root, root, filter) : awaitRoot(root, filter))));
   return {
     ready: Promise.resolve(),
     release: () => undefined, // parcel never watches single files

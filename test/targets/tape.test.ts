@@ -219,3 +219,48 @@ it('tape: a tape file whose tar cannot be read back (a damaged header) fails its
   assert.match(cat.catalog.files[0].reason!, /^confirm failed: /);
   rmTree(dir);
 });
+
+it('tape: putMany of many small settled files reads them in the LocalIo workers: members in order and byte-identical, new files hashed by that read, a changed, grown, replaced or vanished source fails alone with nothing of it on tape', async () => {
+  await initHasher();
+  const { SettledFile } = await import('../../dist/lib/targets/source.js');
+  const { SourceError } = await import('../../dist/lib/errors.js');
+  const { t, dir, cat } = await emulated();
+  const src = tmpDir('replica-tape-src-');
+  const n = 700; // more than LocalIo's few-files threshold and than two read batches of 256
+  const datas = Array.from({ length: n }, (_, i) => crypto.randomBytes(i % 97 === 0 ? 0 : 100 + (i * 37) % 9000));
+  const settled = datas.map((d, i) => {
+    const file = path.join(src, `f${i}.dat`);
+    fs.writeFileSync(file, d, { mode: i === 5 ? 0o600 : 0o644 });
+    const st = fs.statSync(file);
+    // every other file is new (no settled hash: hashed by its read), the others give theirs
+    return new SettledFile(file, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, i % 2 ? hashBytes(d) : undefined);
+  });
+  // after they settled: 10 rewritten with other bytes of the same size (same inode), 11 grown, 12 replaced, 13 removed
+  fs.writeFileSync(path.join(src, 'f10.dat'), crypto.randomBytes(datas[10].length));
+  fs.utimesSync(path.join(src, 'f10.dat'), new Date(settled[10].mtimeMs! ), new Date(settled[10].mtimeMs!));
+  fs.appendFileSync(path.join(src, 'f11.dat'), 'more');
+  fs.rmSync(path.join(src, 'f12.dat'));
+  fs.writeFileSync(path.join(src, 'f12.dat'), datas[12]);
+  fs.rmSync(path.join(src, 'f13.dat'));
+  const bad = new Set([10, 11, 12, 13]);
+  const res = await t.putMany(settled.map((s, i) => ({ rel: `h/f${i}.dat`, src: s })));
+  for (const [i, r] of res.entries()) {
+    if (bad.has(i)) assert.ok(r instanceof SourceError, `f${i}: ${String(r)}`);
+    else assert.equal(r, undefined, `f${i}: ${String(r)}`);
+  }
+  for (const [i, s] of settled.entries()) if (!bad.has(i) && s.hash === undefined) assert.equal(s.hashed, hashBytes(datas[i]), `f${i} hashed by its read`);
+  assert.ok(settled.every((s) => !s.isOpen), 'the workers opened them, not this thread');
+  await t.sync();
+  const members = cat.catalog.files[0].members.map((m) => m[0]);
+  assert.deepEqual(members, settled.map((_, i) => `h/f${i}.dat`).filter((_, i) => !bad.has(i)), 'in order, none of the failed ones');
+  const out = tmpDir('replica-untar-');
+  execFileSync('tar', ['-xf', path.join(dir, 'T001', 'file00001.tar')], { cwd: out });
+  for (const [i, d] of datas.entries()) if (!bad.has(i)) assert.deepEqual(fs.readFileSync(path.join(out, `h/f${i}.dat`)), d, `f${i}`);
+  assert.equal(fs.statSync(path.join(out, 'h/f5.dat')).mode & 0o777, 0o600);
+  const rb = await t.readBack(members);
+  assert.equal(cat.catalog.files[0].state, 'confirmed');
+  for (const [i, d] of datas.entries()) if (!bad.has(i)) assert.equal(rb.get(`h/f${i}.dat`), hashBytes(d), `f${i}`);
+  rmTree(dir);
+  rmTree(src);
+  rmTree(out);
+});

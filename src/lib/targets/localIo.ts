@@ -22,7 +22,16 @@ export type PutItem = { label: string; size: number; hash?: string; mtimeMs?: nu
   & ({ fd: number; mode: number } | { path: string; identity: Identity });
 /** Files to put, one after the other (PutItem): small ones, and big ones (written as they are read: putBig in the worker). */
 export interface PutJob { op: 'put'; id: number; items: PutItem[] }
-export type IoJob = FetchJob | HashJob | PutJob;
+/**
+ * Small settled files to read whole for a kind that packs them itself (tape): each opened as openSettled does,
+ * read one byte past its size, proven (size; hash when given, else hashed), and looked at again (identity).
+ */
+export type ReadItem = { label: string; size: number; hash?: string; path: string; identity: Identity };
+export interface ReadJob { op: 'read'; id: number; items: ReadItem[] }
+export type IoJob = FetchJob | HashJob | PutJob | ReadJob;
+/** One file read: its bytes at `at` in the reply's `buf`, its mode and xxh64 (`changed`: the source changed after the read). */
+export type ReadReply = { at: number; mode: number; hash: string; changed?: true } | { mismatch: string } | { source: string; errorClass: ErrorClass }
+  | { error: string; code: string };
 /**
  * One file's outcome: its bytes (`changed`: the copy is in place, but the source no longer shows its identity
  * since), the source's bytes were not the settled content, the source is not the file that settled (`source`:
@@ -30,7 +39,7 @@ export type IoJob = FetchJob | HashJob | PutJob;
  */
 export type FileReply = { bytes: number; changed?: true; hash?: string } | { mismatch: string } | { source: string; errorClass: ErrorClass }
   | { error: string; code: string; write?: true };
-export type IoReply = { id: number } & (FileReply | { hashes: (string | null)[] } | { puts: FileReply[] });
+export type IoReply = { id: number } & (FileReply | { hashes: (string | null)[] } | { puts: FileReply[] } | { reads: ReadReply[]; buf: ArrayBuffer });
 
 /** A worker, its jobs in flight, and the jobs not posted yet (posted together at the next turn of the loop). */
 interface Slot { w: Worker; pending: Map<number, { resolve: (r: IoReply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>; outbox: IoJob[]; ready?: true }
@@ -132,7 +141,7 @@ export class LocalIo {
    * Run `job` on its worker within `timeoutMs`; past it, or once `signal` aborts (a pass stopped during a big
    * copy), the worker's jobs fail and it is replaced (what it left half done is a temp file, swept later).
    */
-  private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<IoReply> {
+  private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'> | Omit<ReadJob, 'id'>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<IoReply> {
     signal?.throwIfAborted();
     const i = this.pick(job.op === 'fetch' ? job.dir : job.op === 'put' ? job.items[0]?.dir : undefined);
     const slot = (this.workers[i] ??= this.spawn());
@@ -187,6 +196,22 @@ export class LocalIo {
       : 'error' in p ? { placed: false, err: Object.assign(new Error(p.error), { code: p.code }) }
       : p.changed ? { placed: true, err: new SourceError(`source changed while copying: ${items[k].label}`, 'changed') }
       : { placed: true, hash: p.hash }));
+  }
+
+  /**
+   * Read small settled files whole in one worker job within `timeoutMs` (ReadItem), for target `target`'s put.
+   * One entry per item: its bytes, mode and xxh64; or `err`: SourceError(changed) when its bytes were not the
+   * settled content or it changed after the read, openSettled's SourceError when it is not the file that
+   * settled, or the errno error. Throws TargetError(timeout) when the job as a whole took too long.
+   */
+  async readMany(target: string, items: ReadItem[], timeoutMs: number): Promise<({ data: Buffer; mode: number; hash: string } | { err: Error })[]> {
+    const r = await this.run(target, { op: 'read', items }, timeoutMs, `reading ${items.length} sources`);
+    if (!('reads' in r)) throw new Error(`LocalIo: unexpected reply to a read job: ${JSON.stringify(r)}`);
+    return r.reads.map((x, k) => ('mismatch' in x ? { err: new SourceError(`source changed while copying: ${x.mismatch}: not published`, 'changed') }
+      : 'source' in x ? { err: new SourceError(x.source, x.errorClass) }
+      : 'error' in x ? { err: Object.assign(new Error(x.error), { code: x.code }) }
+      : x.changed ? { err: new SourceError(`source changed while copying: ${items[k].label}: not published`, 'changed') }
+      : { data: Buffer.from(r.buf, x.at, items[k].size), mode: x.mode, hash: x.hash }));
   }
 
   /**

@@ -10,7 +10,7 @@ import type { XXHashAPI } from 'xxhash-wasm';
 import { SourceError } from '../errors.js';
 import { hashBytes, initHasher, readAt, toHex } from '../hash/xxh64.js';
 import { openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
-import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob } from './localIo.js';
+import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob, ReadItem, ReadJob, ReadReply } from './localIo.js';
 
 const C = fs.constants;
 const UMASK = process.umask();
@@ -334,9 +334,49 @@ async function hash(job: HashJob): Promise<IoReply> {
   return { id: job.id, hashes };
 }
 
+/** One ReadItem read into `into` (its size + 1 bytes: a file that grew is seen), proven, looked at again. */
+function readOne(item: ReadItem, into: Buffer, at: number): ReadReply {
+  let opened: { fd: number; st: fs.Stats };
+  try {
+    opened = openSettled(item.path, item.identity);
+  } catch (err) {
+    if (err instanceof SourceError) return { source: err.message, errorClass: err.errorClass };
+    throw err;
+  }
+  try {
+    const n = fill(opened.fd, into, 0);
+    if (n !== item.size) return { mismatch: `${item.label}: read ${n} bytes, settled size ${item.size}` };
+    const got = hashBytes(into.subarray(0, n));
+    if (item.hash !== undefined && got !== item.hash) return { mismatch: `${item.label}: the bytes read hash to ${got}, settled ${item.hash}` };
+    const r: ReadReply = { at, mode: opened.st.mode & 0o777, hash: got };
+    if (!sameFile(fs.fstatSync(opened.fd), item.identity)) r.changed = true;
+    return r;
+  } finally {
+    fs.closeSync(opened.fd);
+  }
+}
+
+/** A ReadJob: every file into one buffer (handed to the main thread, not copied), each at its offset. */
+async function read(job: ReadJob): Promise<IoReply> {
+  await api; // hashBytes needs the wasm instance
+  const buf = new ArrayBuffer(job.items.reduce((n, x) => n + x.size + 1, 0));
+  const reads: ReadReply[] = [];
+  let at = 0;
+  for (const item of job.items) {
+    try {
+      reads.push(readOne(item, Buffer.from(buf, at, item.size + 1), at));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      reads.push({ error: e.message, code: e.code ?? 'EIO' });
+    }
+    at += item.size + 1;
+  }
+  return { id: job.id, reads, buf };
+}
+
 async function run(job: IoJob): Promise<IoReply> {
   try {
-    return job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : await fetch(job);
+    return job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : job.op === 'read' ? await read(job) : await fetch(job);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { write?: true };
     return { id: job.id, error: e.message, code: e.code ?? 'EIO', ...(e.write ? { write: true as const } : {}) };
@@ -353,13 +393,15 @@ void api.then(() => parentPort!.postMessage([]));
 parentPort!.on('message', async (jobs: IoJob[]) => {
   let replies: IoReply[] = [];
   let since = performance.now();
+  // a read's buffer is handed over, not copied
+  const post = (rs: IoReply[]) => parentPort!.postMessage(rs, rs.flatMap((r) => ('buf' in r ? [r.buf] : [])));
   for (const job of jobs) {
     replies.push(await run(job));
     if (performance.now() - since >= REPLY_EVERY_MS) {
-      parentPort!.postMessage(replies);
+      post(replies);
       replies = [];
       since = performance.now();
     }
   }
-  if (replies.length) parentPort!.postMessage(replies);
+  if (replies.length) post(replies);
 });

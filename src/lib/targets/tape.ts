@@ -49,6 +49,8 @@ const READ_BATCH = 256;
 const READ_BATCH_BYTES = 8 << 20;
 /** A batch of small reads that takes this long is a hung source disk: its worker is replaced. */
 const READ_TIMEOUT_MS = 30 * 60_000;
+/** Files a pass must copy before the LocalIo workers are started ahead of its puts (tapeKind.warm). */
+const WARM_FILES = 256;
 /** A source read by a worker (LocalIo.readMany). */
 type Read = Awaited<ReturnType<LocalIo['readMany']>>[number];
 
@@ -436,6 +438,9 @@ export const tapeKind: TargetKindModule = {
   options: { blockSize: 'size', capacity: 'size', volumeSize: 'size', maxWait: 'duration' },
   concurrency: 1, maxConnections: 1,
   batching: (cfg) => tapeOptions(cfg),
+  // a batch's small files go to one putMany, whose reads the LocalIo workers do (readAhead): started ahead
+  putManyFiles: 10_000,
+  warm: (files) => { if (files >= WARM_FILES) localIo().warm(); },
   create(cfg: TargetConfig, index: number): Target {
     const dev = cfg.url.slice('tape://'.length);
     const o = tapeOptions(cfg);

@@ -7,9 +7,9 @@
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import type { XXHashAPI } from 'xxhash-wasm';
-import { SourceError } from '../errors.js';
+import { type ErrorClass, SourceError } from '../errors.js';
 import { hashBytes, initHasher, readAt, toHex } from '../hash/xxh64.js';
-import { openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
+import { type Identity, openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
 import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob, ReadItem, ReadJob, ReadReply } from './localIo.js';
 
 const C = fs.constants;
@@ -166,6 +166,16 @@ async function copyHashing(src: number, out: number, xx: XXHashAPI, b: Buffer, f
   }
 }
 
+/** The settled file opened as openSettled does; its SourceError (not the file that settled) as a reply. */
+function openOrSay(file: string, identity: Identity): { fd: number; st: fs.Stats } | { source: string; errorClass: ErrorClass } {
+  try {
+    return openSettled(file, identity);
+  } catch (err) {
+    if (err instanceof SourceError) return { source: err.message, errorClass: err.errorClass };
+    throw err;
+  }
+}
+
 /**
  * A file's put (PutItem): the source (the descriptor given, or the settled file opened here as openSettled
  * does) read from byte 0 (one byte more than its settled size, so a file that grew is seen). A small one is read
@@ -175,13 +185,8 @@ async function copyHashing(src: number, out: number, xx: XXHashAPI, b: Buffer, f
  */
 async function putOne(job: PutItem): Promise<FileReply> {
   if ('fd' in job) return putFrom(job.fd, job, job.mode);
-  let opened: { fd: number; st: fs.Stats };
-  try {
-    opened = openSettled(job.path, job.identity);
-  } catch (err) {
-    if (err instanceof SourceError) return { source: err.message, errorClass: err.errorClass };
-    throw err;
-  }
+  const opened = openOrSay(job.path, job.identity);
+  if ('source' in opened) return opened;
   try {
     const r = await putFrom(opened.fd, job, opened.st.mode & 0o777);
     // in place: does the source still show the identity it settled with? (a change means a new content is coming)
@@ -336,13 +341,8 @@ async function hash(job: HashJob): Promise<IoReply> {
 
 /** One ReadItem read into `into` (its size + 1 bytes: a file that grew is seen), proven, looked at again. */
 function readOne(item: ReadItem, into: Buffer, at: number): ReadReply {
-  let opened: { fd: number; st: fs.Stats };
-  try {
-    opened = openSettled(item.path, item.identity);
-  } catch (err) {
-    if (err instanceof SourceError) return { source: err.message, errorClass: err.errorClass };
-    throw err;
-  }
+  const opened = openOrSay(item.path, item.identity);
+  if ('source' in opened) return opened;
   try {
     const n = fill(opened.fd, into, 0);
     if (n !== item.size) return { mismatch: `${item.label}: read ${n} bytes, settled size ${item.size}` };

@@ -9,7 +9,7 @@ import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
 import { STORE_DIR, checkRelPath, isReserved, sweepTemps, tempName, versionsIn } from './layout.js';
 import { LocalDirs, PRIVATE_DIR_MODE } from './localDirs.js';
-import { type PutItem, localIo } from './localIo.js';
+import { type PutItem, localIo, warmLocalIo } from './localIo.js';
 import { writeTemp } from './localWrite.js';
 import { isMountPoint } from './mountinfo.js';
 import { FdSource, type PutSource, SettledFile } from './source.js';
@@ -21,8 +21,6 @@ const run = promisify(execFile);
 
 /** Up to this many files put since the last sync are made durable one by one (fsync), more by one syncfs. */
 const FSYNC_FILES_MAX = 16;
-/** Files a pass must hash before the LocalIo workers are started ahead of its copies (localKind.warm). */
-const WARM_FILES = 256;
 
 /** fsync each file, then each directory holding one (the renames): the durable write of a few files. */
 async function fsyncEach(files: string[], signal?: AbortSignal): Promise<void> {
@@ -389,6 +387,6 @@ export const localKind: TargetKindModule = {
   localBase: (url) => url.replace(/^file:\/\//, ''),
   // the LocalIo workers take ~100 ms to start: while the main thread hashes or plans, not after (first backup
   // and restore of 10k x 4 KiB: 0.97x each); a few files go one by one and need none
-  warm: (files) => { if (files >= WARM_FILES) localIo().warm(); },
+  warm: warmLocalIo,
   create: (cfg: TargetConfig) => new LocalTarget(cfg.name, cfg.path!, { mount: cfg.mount, commandTimeoutMs: cfg.timeouts.commandMs, copyTimeoutMs: cfg.timeouts.copyMs }),
 };

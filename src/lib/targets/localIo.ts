@@ -191,9 +191,7 @@ export class LocalIo {
   async putMany(target: string, items: PutItem[], timeoutMs: number, signal?: AbortSignal): Promise<{ placed: boolean; err?: Error; hash?: string }[]> {
     const r = await this.run(target, { op: 'put', items }, timeoutMs, `writing ${items.length} files`, signal);
     if (!('puts' in r)) throw new Error(`LocalIo: unexpected reply to a put job: ${JSON.stringify(r)}`);
-    return r.puts.map((p, k) => ('mismatch' in p ? { placed: false, err: new SourceError(`source changed while copying: ${p.mismatch}: not published`, 'changed') }
-      : 'source' in p ? { placed: false, err: new SourceError(p.source, p.errorClass) }
-      : 'error' in p ? { placed: false, err: Object.assign(new Error(p.error), { code: p.code }) }
+    return r.puts.map((p, k) => (!('bytes' in p) ? { placed: false, err: fileError(p) }
       : p.changed ? { placed: true, err: new SourceError(`source changed while copying: ${items[k].label}`, 'changed') }
       : { placed: true, hash: p.hash }));
   }
@@ -207,9 +205,7 @@ export class LocalIo {
   async readMany(target: string, items: ReadItem[], timeoutMs: number): Promise<({ data: Buffer; mode: number; hash: string } | { err: Error })[]> {
     const r = await this.run(target, { op: 'read', items }, timeoutMs, `reading ${items.length} sources`);
     if (!('reads' in r)) throw new Error(`LocalIo: unexpected reply to a read job: ${JSON.stringify(r)}`);
-    return r.reads.map((x, k) => ('mismatch' in x ? { err: new SourceError(`source changed while copying: ${x.mismatch}: not published`, 'changed') }
-      : 'source' in x ? { err: new SourceError(x.source, x.errorClass) }
-      : 'error' in x ? { err: Object.assign(new Error(x.error), { code: x.code }) }
+    return r.reads.map((x, k) => (!('at' in x) ? { err: fileError(x) }
       : x.changed ? { err: new SourceError(`source changed while copying: ${items[k].label}: not published`, 'changed') }
       : { data: Buffer.from(r.buf, x.at, items[k].size), mode: x.mode, hash: x.hash }));
   }
@@ -241,6 +237,27 @@ export class LocalIo {
 let shared: LocalIo | undefined;
 
 /** The process's LocalIo workers (made on first use; unref'd, so nothing needs to close them). */
+/**
+ * What a worker's reply about one source file says went wrong: its bytes were not the settled content (nothing
+ * published), it is not the file that settled (openSettled's SourceError), or the errno error.
+ */
+function fileError(x: { mismatch: string } | { source: string; errorClass: ErrorClass } | { error: string; code: string }): Error {
+  return 'mismatch' in x ? new SourceError(`source changed while copying: ${x.mismatch}: not published`, 'changed')
+    : 'source' in x ? new SourceError(x.source, x.errorClass)
+    : Object.assign(new Error(x.error), { code: x.code });
+}
+
+/** Files a pass must copy before the workers are started ahead of it (warmLocalIo): a worker takes ~100 ms to start. */
+const WARM_FILES = 256;
+
+/**
+ * A kind's `warm` (kind.ts) for the kinds whose puts use these workers (local: its copies; tape: its sources'
+ * reads): started while the main thread hashes or plans, not after, once `files` are worth them.
+ */
+export function warmLocalIo(files: number): void {
+  if (files >= WARM_FILES) localIo().warm();
+}
+
 export function localIo(): LocalIo {
   shared ??= new LocalIo();
   return shared;

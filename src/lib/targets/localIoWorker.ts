@@ -166,6 +166,19 @@ async function copyHashing(src: number, out: number, xx: XXHashAPI, b: Buffer, f
   }
 }
 
+/**
+ * Read a small source whole into `into` (its size + 1 bytes: a file that grew is seen) and prove it against its
+ * settled size, and its settled hash when given: the bytes and their xxh64, or what is wrong.
+ */
+function readProven(fd: number, into: Buffer, item: { label: string; size: number; hash?: string }): { data: Buffer; hash: string } | { mismatch: string } {
+  const n = fill(fd, into.subarray(0, item.size + 1), 0);
+  if (n !== item.size) return { mismatch: `${item.label}: read ${n} bytes, settled size ${item.size}` };
+  const data = into.subarray(0, n);
+  const hash = hashBytes(data);
+  if (item.hash !== undefined && hash !== item.hash) return { mismatch: `${item.label}: the bytes read hash to ${hash}, settled ${item.hash}` };
+  return { data, hash };
+}
+
 /** The settled file opened as openSettled does; its SourceError (not the file that settled) as a reply. */
 function openOrSay(file: string, identity: Identity): { fd: number; st: fs.Stats } | { source: string; errorClass: ErrorClass } {
   try {
@@ -200,12 +213,9 @@ async function putOne(job: PutItem): Promise<FileReply> {
 /** putOne from the source descriptor `fd`; the copy gets `mode`. A big file: putBig. */
 function putFrom(fd: number, job: PutItem, mode: number): FileReply | Promise<FileReply> {
   if (job.size >= CHUNK) return putBig(fd, job, mode);
-  const b = buffer();
-  const n = fill(fd, b.subarray(0, job.size + 1), 0);
-  const data = b.subarray(0, n);
-  if (n !== job.size) return { mismatch: `${job.label}: read ${n} bytes, settled size ${job.size}` };
-  const got = hashBytes(data);
-  if (job.hash !== undefined && got !== job.hash) return { mismatch: `${job.label}: the bytes read hash to ${got}, settled ${job.hash}` };
+  const proven = readProven(fd, buffer(), job);
+  if ('mismatch' in proven) return proven;
+  const { data, hash } = proven;
   const temp = `${job.dir}/${job.temp}`;
   const out = fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);
   try {
@@ -221,7 +231,7 @@ function putFrom(fd: number, job: PutItem, mode: number): FileReply | Promise<Fi
     fs.rmSync(temp, { force: true });
     throw err;
   }
-  return job.hash === undefined ? { bytes: n, hash: got } : { bytes: n };
+  return job.hash === undefined ? { bytes: data.length, hash } : { bytes: data.length };
 }
 
 /**
@@ -344,11 +354,9 @@ function readOne(item: ReadItem, into: Buffer, at: number): ReadReply {
   const opened = openOrSay(item.path, item.identity);
   if ('source' in opened) return opened;
   try {
-    const n = fill(opened.fd, into, 0);
-    if (n !== item.size) return { mismatch: `${item.label}: read ${n} bytes, settled size ${item.size}` };
-    const got = hashBytes(into.subarray(0, n));
-    if (item.hash !== undefined && got !== item.hash) return { mismatch: `${item.label}: the bytes read hash to ${got}, settled ${item.hash}` };
-    const r: ReadReply = { at, mode: opened.st.mode & 0o777, hash: got };
+    const proven = readProven(opened.fd, into, item);
+    if ('mismatch' in proven) return proven;
+    const r: ReadReply = { at, mode: opened.st.mode & 0o777, hash: proven.hash };
     if (!sameFile(fs.fstatSync(opened.fd), item.identity)) r.changed = true;
     return r;
   } finally {

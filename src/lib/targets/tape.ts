@@ -6,7 +6,7 @@ import { ConfigError, SourceError, TargetError, messageOf, missingError, toTarge
 import { SMALL_FILE, hashBytes, initHasher, toHex } from '../hash/xxh64.js';
 import type { TargetKindModule } from './kind.js';
 import { checkRelPath, manifestLine } from './layout.js';
-import { type LocalIo, localIo } from './localIo.js';
+import { type LocalIo, localIo, warmLocalIo } from './localIo.js';
 import { type PutSource, SettledFile } from './source.js';
 import { type Archive, type CheckReport, type PutOptions, type ReadBack, type ReadBackOptions, type Target, putEach } from './target.js';
 import { type CatalogHost, MemberIndex, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
@@ -49,8 +49,6 @@ const READ_BATCH = 256;
 const READ_BATCH_BYTES = 8 << 20;
 /** A batch of small reads that takes this long is a hung source disk: its worker is replaced. */
 const READ_TIMEOUT_MS = 30 * 60_000;
-/** Files a pass must copy before the LocalIo workers are started ahead of its puts (tapeKind.warm). */
-const WARM_FILES = 256;
 /** A source read by a worker (LocalIo.readMany). */
 type Read = Awaited<ReturnType<LocalIo['readMany']>>[number];
 
@@ -440,7 +438,7 @@ export const tapeKind: TargetKindModule = {
   batching: (cfg) => tapeOptions(cfg),
   // a batch's small files go to one putMany, whose reads the LocalIo workers do (readAhead): started ahead
   putManyFiles: 10_000,
-  warm: (files) => { if (files >= WARM_FILES) localIo().warm(); },
+  warm: warmLocalIo,
   create(cfg: TargetConfig, index: number): Target {
     const dev = cfg.url.slice('tape://'.length);
     const o = tapeOptions(cfg);

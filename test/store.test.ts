@@ -51,6 +51,22 @@ describe('store', () => {
     rmTree(dir);
   });
 
+  it('a load turns the event loop between shards (what completed meanwhile, e.g. a watch subscription, is seen during the load)', async () => {
+    const dir = tmpDir();
+    const s = await Store.open(dir, opts);
+    for (let i = 0; i < 10_000; i++) s.set(`/data/f${i}`, rec(i));
+    await s.close(); // 4 shards
+    let turns = 0;
+    let loading = true;
+    const spin = () => { if (loading) { turns++; setImmediate(spin); } };
+    setImmediate(spin);
+    const again = await Store.open(dir, { ...opts, readOnly: true });
+    loading = false;
+    assert.equal(again.size, 10_000);
+    assert.ok(turns >= 3, `the event loop turned ${turns} times during a 4-shard load`);
+    rmTree(dir);
+  });
+
   it('a re-shard cut short before meta.json (a crash) leaves the old layout as the store, and its leftovers are removed; a lost meta.json finds the layout on disk', async () => {
     const dir = tmpDir();
     const s = await Store.open(dir, { ...opts, snapshots: 0 });

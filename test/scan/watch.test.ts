@@ -41,6 +41,26 @@ it('storeFileCount reads the record count of the last save from meta.json, witho
   assert.equal(storeFileCount(storeDir), 0);
 });
 
+// first of the parcel tests: parcel's module is not loaded yet
+it('EarlyWatcher.start resolves with the subscription asked for: a main thread busy right after (a store load) does not delay it', async () => {
+  const src = path.join(dir, 'busy');
+  fs.mkdirSync(src);
+  const early = await EarlyWatcher.start(config(src, 'parcel'));
+  // what `watch` does next: a synchronous load. Had the subscription waited for a later turn of the event loop
+  // (its module still loading), it would start only after this, and the file below, written before it, would
+  // never be reported.
+  const end = Date.now() + 400;
+  while (Date.now() < end) { /* the load */ }
+  fs.writeFileSync(path.join(src, 'during-load.dat'), 'x');
+  const k = keeper();
+  const watcher = await early.attach(k);
+  try {
+    await until(() => k.seen.includes(`change ${path.join(src, 'during-load.dat')}`), 10_000, 20);
+  } finally {
+    await watcher.close();
+  }
+});
+
 it('EarlyWatcher: changes made before attach() are held and handed over in order (excludes applied), then events flow straight through', async () => {
   const src = path.join(dir, 'early');
   fs.mkdirSync(path.join(src, 'night'), { recursive: true });

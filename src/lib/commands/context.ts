@@ -48,13 +48,13 @@ export function openStoreReadOnly(ctx: Context): Promise<Store> {
   return Store.open(config.store, { host: config.host, agentVersion: VERSION, snapshots: config.snapshots, log, readOnly: true });
 }
 
-/** Take the store lock and open the store for writing. The caller releases the lock (even on error). */
-export async function openStoreLocked(ctx: Context, command: string, beforeLoad?: () => void): Promise<{ store: Store; lock: StoreLock }> {
+/** Take the store lock, run `beforeLoad` (awaited), and open the store for writing. The caller releases the lock (even on error). */
+export async function openStoreLocked(ctx: Context, command: string, beforeLoad?: () => void | Promise<void>): Promise<{ store: Store; lock: StoreLock }> {
   const { config, log } = ctx;
   const lock = StoreLock.acquire(config.store, command);
   for (const w of StoreLock.warnings.splice(0)) log.warn(w);
   try {
-    beforeLoad?.();
+    await beforeLoad?.();
     const store = await Store.open(config.store, { host: config.host, agentVersion: VERSION, snapshots: config.snapshots, log });
     return { store, lock };
   } catch (err) {

@@ -14,7 +14,7 @@ export async function watchCommand(ctx: Context, opts: { graceMs?: number; signa
   if (opts.signal?.aborted) { log.info(`watch: ${String(opts.signal.reason)}: stopped before starting`); return; }
   // parcel's crawl of the tree runs in its own thread: started before the store loads, the two overlap
   let early: EarlyWatcher | undefined;
-  const startEarly = () => { if (backendFor(config, storeFileCount(config.store)) === 'parcel') early = new EarlyWatcher(config); };
+  const startEarly = async () => { if (backendFor(config, storeFileCount(config.store)) === 'parcel') early = await EarlyWatcher.start(config); };
   let opened: Awaited<ReturnType<typeof openStoreLocked>>;
   try {
     opened = await openStoreLocked(ctx, 'watch', startEarly);

@@ -69,6 +69,16 @@ export class EarlyWatcher {
   private readonly held: Array<(h: WatchHandlers) => void> = [];
   private readonly started: Promise<SourceWatcher & { backend: Backend }>;
 
+  /**
+   * An EarlyWatcher whose subscription has been asked for when this resolves: parcel's module is loaded first,
+   * so nothing the caller does next on the main thread (the store's load) can come between the two (a load
+   * that ran while the module was still loading delayed the crawl's start by 0.7 s).
+   */
+  static async start(config: Config): Promise<EarlyWatcher> {
+    await loadParcel().catch(() => undefined); // attach() reports it
+    return new EarlyWatcher(config);
+  }
+
   constructor(config: Config) {
     const relay = (f: (h: WatchHandlers) => void) => (this.handlers ? f(this.handlers) : void this.held.push(f));
     this.started = watchWithParcel(config, {
@@ -98,13 +108,20 @@ function sourceFilters(config: Config) {
   return config.sources.map((s) => ({ root: s.path, filter: PathFilter.forSource(s, config.exclude) }));
 }
 
+type Parcel = typeof import('@parcel/watcher');
+let parcelModule: Parcel | undefined;
+/** @parcel/watcher's module, loaded once (a native addon: it can fail to load where no prebuilt binary fits). */
+async function loadParcel(): Promise<Parcel> {
+  return (parcelModule ??= (await import('@parcel/watcher')).default);
+}
+
 /**
  * @parcel/watcher: one inotify watch per directory (never per file), recursive, native: ~0.4 s and ~70 MB
  * for 10^5 files where chokidar takes seconds. Events are filtered here with the same include/exclude rules;
  * a directory that appears is walked, so files written into it before its watch existed are not missed.
  */
 async function watchWithParcel(config: Config, h: WatchHandlers): Promise<SourceWatcher> {
-  const parcel = (await import('@parcel/watcher')).default;
+  const parcel = parcelModule ?? await loadParcel(); // loaded: the subscriptions below are asked for before this returns
   const filters = sourceFilters(config);
   const subs = new Map<string, { unsubscribe(): Promise<void> }>();
   let closed = false;

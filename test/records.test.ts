@@ -9,6 +9,16 @@ import {
 const fresh = (): Rec => ({ z: 1, m: 1, o: 1, f: 7, t: {} });
 
 describe('record lifecycle (store/records)', () => {
+  it('verifiedAtOn reads verifiedAt in place as the full decode gives it, for every shape a state string takes', () => {
+    const states = [undefined, 'p', 'v', 'v 150', 'v 150 160', 'v - 160', 'v 150 -', 'v 150 160 2', 'v 150 160 - - 170 mismatch read back wrong',
+      'f - - 2 1795503430190 1795499830190 ENOSPC no space left on device', 'i - - - - 100 ignored the reason', 'v 1795499830190 1795499830412'];
+    for (const x of states) {
+      const r: Rec = { z: 1, m: 1, f: 1, t: x === undefined ? {} : { a: x } };
+      const want = x?.[0] === 'v' ? decodeState(x).v ?? 0 : undefined;
+      assert.equal(verifiedAtOn(r, 'a'), want, String(x));
+    }
+  });
+
   it('a file settles with its hash, owing a copy to every target; a change unsettles it; a deletion keeps its copies', () => {
     const r = fresh();
     assert.equal(isSettled(r), false);

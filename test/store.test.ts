@@ -67,6 +67,29 @@ describe('store', () => {
     rmTree(dir);
   });
 
+  it('a streamed store (read-only) gives every record a loaded one gives, reads the shards again at each pass, takes a damaged shard from the snapshot, and holds no records', async () => {
+    const dir = tmpDir();
+    const s = await Store.open(dir, opts);
+    for (let i = 0; i < 10_000; i++) s.set(`/data/f${i}`, rec(i));
+    await s.snapshot();
+    s.set('/data/f1', { ...rec(1), z: 42 }); // after the snapshot
+    await s.close();
+    const loaded = await Store.open(dir, { ...opts, readOnly: true });
+    const streamed = await Store.open(dir, { ...opts, readOnly: true, streamed: true });
+    const sorted = (it: Iterable<[string, Rec]>) => [...it].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    assert.deepEqual(sorted(streamed.entries()), sorted(loaded.entries()));
+    assert.equal([...streamed.entries()].length, 10_000);
+    assert.throws(() => streamed.get('/data/f1'), /streamed store holds no records/);
+    assert.throws(() => streamed.size, /streamed store holds no records/);
+    // each pass reads the files: a shard damaged since the open is taken from the snapshot, with a warning
+    const shard = fs.readdirSync(path.join(dir, 'files')).find((f) => f.startsWith('00-of-'))!;
+    fs.writeFileSync(path.join(dir, 'files', shard), '{"formatVersion": 1, "files": {"/x": {"z": "not a number"}}}');
+    const again = new Map(streamed.entries());
+    assert.equal(again.size, 10_000);
+    assert.match(streamed.warnings.join('\n'), /is unusable \(not a replica store file \(wrong shape\)\); using the copy from snapshot/);
+    rmTree(dir);
+  });
+
   it('a re-shard cut short before meta.json (a crash) leaves the old layout as the store, and its leftovers are removed; a lost meta.json finds the layout on disk', async () => {
     const dir = tmpDir();
     const s = await Store.open(dir, { ...opts, snapshots: 0 });

@@ -42,10 +42,13 @@ export function checkMissingSources(config: Config, store: Store): void {
   if (problems.length) throw new ConfigError(problems);
 }
 
-/** Open the store for reading only (no lock): works while another process holds the lock. */
-export function openStoreReadOnly(ctx: Context): Promise<Store> {
+/**
+ * Open the store for reading only (no lock): works while another process holds the lock. `streamed`: for one
+ * pass over entries() that keeps no record (StoreOptions.streamed).
+ */
+export function openStoreReadOnly(ctx: Context, streamed = false): Promise<Store> {
   const { config, log } = ctx;
-  return Store.open(config.store, { host: config.host, agentVersion: VERSION, snapshots: config.snapshots, log, readOnly: true });
+  return Store.open(config.store, { host: config.host, agentVersion: VERSION, snapshots: config.snapshots, log, readOnly: true, streamed });
 }
 
 /** Take the store lock, run `beforeLoad` (awaited), and open the store for writing. The caller releases the lock (even on error). */

@@ -5,7 +5,7 @@ import { type Context, openStoreReadOnly } from './context.js';
 
 /** `replica status`: per target verified / pending / failed (by class), oldest unverified, last run. */
 export async function statusCommand(ctx: Context): Promise<StoreSummary> {
-  const store = await openStoreReadOnly(ctx);
+  const store = await openStoreReadOnly(ctx, true); // one pass (summarize): no record is kept
   await initHasher(); // the markers' manifest hashes
   const s = summarize(store.meta, store.entries(), ctx.config.targets.map((t) => t.name));
   for (const t of s.targets) t.url ||= ctx.config.targets.find((c) => c.name === t.name)?.url ?? ''; // before the first run the store has none

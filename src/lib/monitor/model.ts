@@ -58,37 +58,37 @@ export const worse = (a: Status, b: Status): Status => {
  */
 export function hostReport(store: string, meta: Meta, records: () => Iterable<[string, Rec]>, t: Thresholds, now = Date.now()): HostReport {
   const names = Object.keys(meta.targets);
+  // upTo: the oldest copy owed (what "verified up to" and the oldest unverified age say); lateFrom: when the
+  // first of them becomes late (the age warnings). Counted as summarize passes each record (one pass).
+  const extra = names.map((n) => ({ n, waitMs: meta.targets[n].waitMs ?? 0, upTo: Infinity, lateFrom: Infinity, final: 0, retrying: 0, lost: 0, worst: [] as TargetReport['worst'] }));
+  const onRecord = (p: string, r: Rec) => {
+    if (!isCurrent(r)) return;
+    for (const x of extra) {
+      const code = codeOn(r, x.n);
+      if (code === 'v' || code === 'i') continue;
+      // a copy waiting for its tape file is late only once it waited longer than the tape target's maxWait;
+      // it is unverified all the same (never an age below zero, never "verified up to" a time to come)
+      const since = owedSince(r);
+      x.upTo = Math.min(x.upTo, since);
+      x.lateFrom = Math.min(x.lateFrom, since + (code === 'p' ? x.waitMs : 0));
+      if (code === 'f') {
+        const { class: cls, message, at, attempts, retrying } = failureOn(r, x.n);
+        if (cls === 'mismatch' || cls === 'missing') x.lost++;
+        if (retrying) x.retrying++; else x.final++;
+        x.worst.push({ path: p, class: cls, message, at: new Date(at).toISOString(), attempts, retrying });
+      }
+    }
+  };
   // coverage against the host's own verify.every (recorded by its runs), else the monitor's
-  const s = summarize(meta.verify ? meta : { ...meta, verify: { everyMs: t.scrubEveryMs, budgetBytes: 0 } }, records(), names, now);
+  const s = summarize(meta.verify ? meta : { ...meta, verify: { everyMs: t.scrubEveryMs, budgetBytes: 0 } }, records(), names, now, onRecord);
   const problems: string[] = [];
   let status: Status = 'OK';
   const raise = (st: Status, msg: string) => { status = worse(status, st); problems.push(`${st}: ${msg}`); };
   const heartbeatAgeMs = meta.heartbeatAt ? now - Date.parse(meta.heartbeatAt) : undefined;
   const stale = heartbeatAgeMs === undefined || heartbeatAgeMs > t.staleMs;
   if (stale) raise('CRITICAL', `agent heartbeat ${heartbeatAgeMs === undefined ? 'never recorded' : `is ${Math.round(heartbeatAgeMs / 60000)} min old`} (stale after ${Math.round(t.staleMs / 60000)} min)`);
-  // upTo: the oldest copy owed (what "verified up to" and the oldest unverified age say); lateFrom: when the
-  // first of them becomes late (the age warnings)
-  const extra = new Map(names.map((n) => [n, { upTo: Infinity, lateFrom: Infinity, final: 0, retrying: 0, lost: 0, worst: [] as TargetReport['worst'] }]));
-  for (const [p, r] of records()) {
-    if (!isCurrent(r)) continue;
-    for (const [n, x] of extra) {
-      const code = codeOn(r, n);
-      if (code === 'v' || code === 'i') continue;
-      // a copy waiting for its tape file is late only once it waited longer than the tape target's maxWait;
-      // it is unverified all the same (never an age below zero, never "verified up to" a time to come)
-      const since = owedSince(r);
-      x.upTo = Math.min(x.upTo, since);
-      x.lateFrom = Math.min(x.lateFrom, since + (code === 'p' ? meta.targets[n].waitMs ?? 0 : 0));
-      if (code === 'f') {
-        const { class: cls, message, at, attempts, retrying } = failureOn(r, n);
-        if (cls === 'mismatch' || cls === 'missing') x.lost++;
-        if (retrying) x.retrying++; else x.final++;
-        x.worst.push({ path: p, class: cls, message, at: new Date(at).toISOString(), attempts, retrying });
-      }
-    }
-  }
   const targets: TargetReport[] = s.targets.map((ts) => {
-    const x = extra.get(ts.name)!;
+    const x = extra.find((e) => e.n === ts.name)!;
     let tStatus: Status = 'OK';
     const flag = (st: Status, msg: string) => { tStatus = worse(tStatus, st); raise(st, `${ts.name}: ${msg}`); };
     if (ts.removedAt !== undefined) {

@@ -1,8 +1,8 @@
 import { type TapeCatalog, activeTape, tapeProblem } from '../targets/tapeCatalog.js';
 import type { ErrorClass } from '../errors.js';
-import type { Meta, Rec } from '../store/model.js';
+import { type Meta, type Rec, stateCode, verifiedAtOf } from '../store/model.js';
 import { MarkerScan, unmarked } from '../backup/markers.js';
-import { changedAfterVerifiedAt, codeOn, failureOn, ignoredOn, isDeleted, isRemovedLocally, isSettled, localRemovalDueAt, owedSince, removeFailure, verifiedAtOn } from '../store/records.js';
+import { changedAfterVerifiedAt, failureOn, ignoredOn, isDeleted, isRemovedLocally, isSettled, localRemovalDueAt, owedSince, removeFailure } from '../store/records.js';
 
 export interface Bucket { files: number; bytes: number }
 
@@ -74,10 +74,6 @@ const DEFAULT_VERIFY_EVERY_MS = 30 * 86_400_000;
 /** Ignored copies listed per target (the count is in `ignored`). */
 export const IGNORED_LISTED = 100;
 
-/**
- * Summarise a store per target (`status`, and the monitor's per-host model): verified / pending /
- * failed (by error class, with the latest message) / ignored counts and bytes, the oldest unverified file.
- */
 /** A tape target's line in status and the monitor. */
 function tapeState(c: TapeCatalog): NonNullable<TargetSummary['tape']> {
   const problem = tapeProblem(c);
@@ -88,7 +84,12 @@ function tapeState(c: TapeCatalog): NonNullable<TargetSummary['tape']> {
   };
 }
 
-export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNames: string[], now = Date.now()): StoreSummary {
+/**
+ * Summarise a store per target (`status`, and the monitor's per-host model): verified / pending /
+ * failed (by error class, with the latest message) / ignored counts and bytes, the oldest unverified file.
+ * `onRecord` sees each record on the way (the monitor's own per-record counts: one pass over the store, not two).
+ */
+export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNames: string[], now = Date.now(), onRecord?: (p: string, r: Rec) => void): StoreSummary {
   // targets the store knows that are not configured (any more) are listed as removed
   const removed = Object.keys(meta.targets).filter((n) => !targetNames.includes(n) || meta.targets[n].removedAt !== undefined);
   const names = [...new Set([...targetNames, ...removed])];
@@ -97,9 +98,9 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
     ...(removed.includes(n) ? { removedAt: meta.targets[n].removedAt ?? meta.lastRun?.endedAt ?? meta.createdAt } : { lastError: meta.targets[n]?.lastError, lastOkAt: meta.targets[n]?.lastOkAt }),
     ...(meta.tape?.[n] ? { tape: tapeState(meta.tape[n]) } : {}),
   }]));
-  const oldest = new Map<string, [string, number]>();
-  const fresh = new Map<string, number>(); // verified within verify.every
-  const oldestCheck = new Map<string, number>();
+  // per target, in one array (the loop below runs for every record and target): copies verified within
+  // verify.every, the oldest verification, the unverified file waiting longest
+  const acc = [...targets].map(([name, t]) => ({ name, t, fresh: 0, oldestCheck: Infinity, oldest: undefined as [string, number] | undefined }));
   const since = now - (meta.verify?.everyMs ?? DEFAULT_VERIFY_EVERY_MS);
   const s: StoreSummary = {
     host: meta.host, agentVersion: meta.agentVersion, heartbeatAt: meta.heartbeatAt, lastRun: meta.lastRun,
@@ -124,15 +125,19 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
     if (deleted) s.deleted++;
     if (changedAfterVerifiedAt(r) !== undefined) s.changedAfterVerified++;
     else if (!isSettled(r)) s.unsettled++;
-    for (const [name, t] of targets) {
-      const st = codeOn(r, name);
+    onRecord?.(p, r);
+    const states = r.t;
+    for (const a of acc) {
+      const { name, t } = a;
+      const x = states[name];
+      const st = stateCode(x);
       if (deleted && st !== 'v') continue; // gone before it was copied: nothing can be done
       if (t.removedAt !== undefined && st !== 'v') continue; // a removed target is owed nothing
       const b = st === 'v' ? t.verified : st === 'f' ? t.failed : st === 'i' ? t.ignored : t.pending;
       if (st === 'v') {
-        const v = verifiedAtOn(r, name) ?? 0;
-        if (v >= since) fresh.set(name, (fresh.get(name) ?? 0) + 1);
-        if (v < (oldestCheck.get(name) ?? Infinity)) oldestCheck.set(name, v);
+        const v = verifiedAtOf(x)!;
+        if (v >= since) a.fresh++;
+        if (v < a.oldestCheck) a.oldestCheck = v;
       }
       b.files++;
       b.bytes += r.z;
@@ -147,9 +152,8 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
         t.ignoredFiles.push({ path: p, at: new Date(ig?.at ?? 0).toISOString(), reason: ig?.reason ?? '' });
       }
       if (st === 'p' || st === 'f') {
-        const since = owedSince(r);
-        const o = oldest.get(name);
-        if (!o || since < o[1]) oldest.set(name, [p, since]);
+        const owed = owedSince(r);
+        if (!a.oldest || owed < a.oldest[1]) a.oldest = [p, owed];
       }
     }
   }
@@ -163,10 +167,9 @@ export function summarize(meta: Meta, records: Iterable<[string, Rec]>, targetNa
     const dirs = ms.dirs(now);
     s.markers = { complete: dirs.filter((d) => d.completeAt !== undefined).length, unmarked: unmarked(meta.host, dirs, live, meta.markers ?? {}).slice(0, IGNORED_LISTED) };
   }
-  for (const [name, t] of targets) {
-    const o = oldest.get(name);
+  for (const { t, fresh, oldestCheck, oldest: o } of acc) {
     if (o) t.oldestUnverified = { path: o[0], since: new Date(o[1]).toISOString() };
-    if (t.verified.files) t.scrub = { coverage: (fresh.get(name) ?? 0) / t.verified.files, oldestVerifiedAt: new Date(oldestCheck.get(name)!).toISOString() };
+    if (t.verified.files) t.scrub = { coverage: fresh / t.verified.files, oldestVerifiedAt: new Date(oldestCheck).toISOString() };
     t.ignoredFiles.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     s.targets.push(t);
   }

@@ -66,6 +66,11 @@ export class AtomicJsonFile<T> implements Adapter<T> {
 
   /** Parsed content, or null when the file does not exist. Throws on unreadable or invalid JSON. */
   async read(): Promise<T | null> {
+    return this.readSync();
+  }
+
+  /** read(), synchronously. */
+  readSync(): T | null {
     let text: string;
     try {
       // One synchronous read: fs.promises.readFile splits a file into 512 KiB thread-pool round trips.

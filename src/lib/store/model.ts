@@ -62,6 +62,20 @@ export function decodeState(x: string | undefined): TState {
 /** The state code alone, without decoding the rest (hot path of scans over every record). */
 export const stateCode = (x: string | undefined): StateCode => (x === undefined ? 'p' : (x[0] as StateCode));
 
+/**
+ * A stored state's verifiedAt when it is verified (0 when it does not say), else undefined: the third field of
+ * `v <copiedAt> <verifiedAt>` read in place (status and the monitor ask it of every record and target; decoding
+ * the whole state was a quarter of the monitor's report time).
+ */
+export function verifiedAtOf(x: string | undefined): number | undefined {
+  if (x === undefined || x[0] !== 'v') return undefined;
+  const from = x.indexOf(' ', 2) + 1; // after `v <copiedAt> `
+  if (from === 0) return 0;
+  const to = x.indexOf(' ', from);
+  const v = to < 0 ? x.slice(from) : x.slice(from, to);
+  return v === '-' ? 0 : Number(v);
+}
+
 /** Compact file record as stored, keyed by absolute source path. Times are epoch ms. */
 export interface Rec {
   /** size, mtimeMs, inode, ctimeMs of the last observation */

@@ -1,5 +1,5 @@
 import type { ErrorClass } from '../errors.js';
-import { decodeState, encodeState, stateCode, stateName, type Rec, type StateCode, type TState, type TargetStateName } from './model.js';
+import { decodeState, encodeState, stateCode, stateName, verifiedAtOf, type Rec, type StateCode, type TState, type TargetStateName } from './model.js';
 
 /**
  * The record lifecycle, in one place: a file is seen (observed), settles (its content hashed), is copied and
@@ -253,9 +253,7 @@ export function markVerified(r: Rec, target: string, copiedAt: number, now: numb
 }
 
 /** When the copy on `target` was last read back and matched (epoch ms), if it is verified. */
-export function verifiedAtOn(r: Rec, target: string): number | undefined {
-  return codeOn(r, target) === 'v' ? stateOn(r, target).v ?? 0 : undefined;
-}
+export const verifiedAtOn = (r: Rec, target: string): number | undefined => verifiedAtOf(r.t[target]);
 
 /** The last failure on `target`: class, message, when; with attempts spent and whether another is scheduled. */
 export function failureOn(r: Rec, target: string): { class: ErrorClass; message: string; at: number; attempts: number; retrying: boolean } {

@@ -38,11 +38,33 @@ export interface StoreOptions {
   log: Logger;
   /** read-only: no lock expected, nothing is ever written (status, new-files, monitor) */
   readOnly?: boolean;
+  /**
+   * with readOnly: the records are not held. Each pass of entries() reads the shards one at a time and lets
+   * each go once passed (the monitor: a store of 10^5 records in the memory of one shard, and a third less of
+   * its time in the garbage collector); get(), set() and size are not available.
+   */
+  streamed?: boolean;
   /** minimum time between background flushes (default 1 s); a flush also waits 4x its own last duration */
   flushMs?: number;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The records a shard file's content holds when it has a shard's shape (every record checked), else undefined.
+ * One pass, no arrays of its keys and values (~0.2 s of a 10^6-record load).
+ */
+function shardRecords(v: unknown): number | undefined {
+  if (!isObject(v) || v.formatVersion !== FORMAT_VERSION || !isObject(v.files)) return undefined;
+  const files = v.files as Record<string, unknown>;
+  let n = 0;
+  for (const p in files) {
+    const r = files[p];
+    if (!isObject(r) || typeof r.z !== 'number' || typeof r.m !== 'number' || !isObject(r.t)) return undefined;
+    n++;
+  }
+  return n;
+}
 
 /**
  * Shard `i` of `n`: `00.json`..`ff.json` for 256 (the first layout), `<i>-of-<n>.json` for fewer. A re-shard
@@ -115,11 +137,11 @@ export class Store {
   }
 
   /** Read `rel` (a path inside the store) with fallback to the newest snapshot holding a good copy. */
-  private async readWithFallback<T>(rel: string, valid: (v: unknown) => v is T): Promise<{ data: T | null; fromSnapshot?: string }> {
+  private readWithFallback<T>(rel: string, valid: (v: unknown) => v is T): { data: T | null; fromSnapshot?: string } {
     const file = path.join(this.dir, rel);
     let problem: string;
     try {
-      const data = await new AtomicJsonFile<unknown>(file).read();
+      const data = new AtomicJsonFile<unknown>(file).readSync();
       // missing: a new store, unless a snapshot holds the file (then it was lost: take it back)
       if (data === null && !this.snapshotDirs().some((s) => fs.existsSync(path.join(s, rel)))) return { data: null };
       if (data !== null && valid(data)) return { data };
@@ -129,7 +151,7 @@ export class Store {
     }
     for (const snap of this.snapshotDirs()) {
       try {
-        const data = await new AtomicJsonFile<unknown>(path.join(snap, rel)).read();
+        const data = new AtomicJsonFile<unknown>(path.join(snap, rel)).readSync();
         if (valid(data)) {
           this.warn(`store: ${file} is unusable (${problem}); using the copy from snapshot ${path.basename(snap)}`);
           return { data, fromSnapshot: snap };
@@ -157,21 +179,7 @@ export class Store {
     }
     const isMeta = (v: unknown): v is Meta => isObject(v) && v.formatVersion === FORMAT_VERSION && typeof v.host === 'string'
       && isObject(v.targets) && Number.isInteger(v.shards) && (v.shards as number) > 0;
-    // checks every record's shape and counts them in one pass (no arrays of 10^6 values and keys: ~0.2 s of a 1M load)
-    let records = 0;
-    const isShard = (v: unknown): v is ShardData => {
-      if (!isObject(v) || v.formatVersion !== FORMAT_VERSION || !isObject(v.files)) return false;
-      const files = v.files as Record<string, unknown>;
-      let n = 0;
-      for (const p in files) {
-        const r = files[p];
-        if (!isObject(r) || typeof r.z !== 'number' || typeof r.m !== 'number' || !isObject(r.t)) return false;
-        n++;
-      }
-      records = n;
-      return true;
-    };
-    const { data: meta, fromSnapshot } = await this.readWithFallback('meta.json', isMeta);
+    const { data: meta, fromSnapshot } = this.readWithFallback('meta.json', isMeta);
     if (meta && typeof meta.formatVersion === 'number' && meta.formatVersion > FORMAT_VERSION) {
       throw new StoreError(`store: ${this.dir} has format ${meta.formatVersion}, newer than this replica understands (${FORMAT_VERSION}); upgrade replica`);
     }
@@ -183,17 +191,15 @@ export class Store {
     // Between two shards the event loop turns: what completed meanwhile (the early watch's subscription,
     // commands/watch.ts) is seen then, not after the whole load (0.7 s for 10^5 records here).
     this.shards = [];
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < n && !this.opts.streamed; i++) {
       if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-      const rel = path.join(FILES_DIR, shardName(i, n));
       const db = this.shardDb(i, n);
-      const { data, fromSnapshot: snap } = await this.readWithFallback(rel, isShard);
+      const { data, fromSnapshot: snap, records } = this.readShard(i, n, meta !== null);
       if (data) { db.data = data; this.count += records; }
-      else if (meta) this.warn(`store: shard ${rel} is missing; records in it will be rebuilt by the next scan`);
       if (!data || snap) this.dirty.add(i);
       this.shards.push(db);
     }
-    await this.loadCatalogs();
+    this.loadCatalogs();
     if (!this.opts.readOnly) this.removeStaleShards();
     if (this.meta.host !== this.opts.host && !this.opts.readOnly) {
       this.warn(`store: was written for host "${this.meta.host}", config says "${this.opts.host}"; using "${this.opts.host}"`);
@@ -203,6 +209,15 @@ export class Store {
       this.meta.agentVersion = this.opts.agentVersion;
       await this.flush();
     }
+  }
+
+  /** Shard `i` of `n` as read (or from a snapshot); a missing one is said when the store has a meta.json (`known`). */
+  private readShard(i: number, n: number, known: boolean): { data: ShardData | null; fromSnapshot?: string; records: number } {
+    const rel = path.join(FILES_DIR, shardName(i, n));
+    let records = 0;
+    const r = this.readWithFallback(rel, (v): v is ShardData => (records = shardRecords(v) ?? -1) >= 0);
+    if (!r.data && known) this.warn(`store: shard ${rel} is missing; records in it will be rebuilt by the next scan`);
+    return { ...r, records };
   }
 
   private shardDb(i: number, n: number): Low<ShardData> {
@@ -271,7 +286,7 @@ export class Store {
    * saveCatalog (the tape target's save), snapshotted and shipped with the shards. A catalog that an older
    * build kept inside meta.json is moved out on the first open for writing.
    */
-  private async loadCatalogs(): Promise<void> {
+  private loadCatalogs(): void {
     const names = new Set<string>();
     for (const dir of [this.dir, this.snapshotDirs()[0]]) {
       if (!dir) continue;
@@ -286,7 +301,7 @@ export class Store {
       && isObject(v.catalog) && Array.isArray(v.catalog.tapes) && Array.isArray(v.catalog.files);
     const inMeta = Object.keys(this.meta.tape ?? {});
     for (const name of names) {
-      const { data } = await this.readWithFallback(catalogRel(name), isCatalog);
+      const { data } = this.readWithFallback(catalogRel(name), isCatalog);
       if (data) (this.meta.tape ??= {})[name] = data.catalog;
     }
     for (const name of inMeta) if (!names.has(name)) this.saveCatalog(name);
@@ -315,11 +330,13 @@ export class Store {
 
   /** The record of a source path, or undefined. Mutate it only through set(). */
   get(p: string): Rec | undefined {
+    this.held();
     return this.shards[this.shardOf(p)].data.files[p];
   }
 
   /** Store (or replace) the record of `p`; it is written by the next flush. */
   set(p: string, rec: Rec): void {
+    this.held();
     const i = this.shardOf(p);
     const files = this.shards[i].data.files;
     if (!(p in files)) this.count++;
@@ -334,8 +351,15 @@ export class Store {
     this.schedule();
   }
 
-  /** Every record, in no particular order. */
+  /** Every record, in no particular order (streamed: read from disk, shard by shard, at each pass). */
   *entries(): IterableIterator<[string, Rec]> {
+    if (this.opts.streamed) {
+      for (let i = 0, n = this.meta.shards; i < n; i++) {
+        const files = this.readShard(i, n, true).data?.files ?? {};
+        for (const p in files) yield [p, files[p]];
+      }
+      return;
+    }
     for (const s of this.shards) {
       const files = s.data.files;
       for (const p in files) yield [p, files[p]];
@@ -344,7 +368,13 @@ export class Store {
 
   /** Number of records. */
   get size(): number {
+    this.held();
     return this.count;
+  }
+
+  /** Records are held (not a streamed store): get(), set() and size need them. */
+  private held(): void {
+    if (this.opts.streamed) throw new Error('store: a streamed store holds no records (entries() only)');
   }
 
   private schedule(): void {

@@ -236,7 +236,6 @@ export class LocalIo {
 
 let shared: LocalIo | undefined;
 
-/** The process's LocalIo workers (made on first use; unref'd, so nothing needs to close them). */
 /**
  * What a worker's reply about one source file says went wrong: its bytes were not the settled content (nothing
  * published), it is not the file that settled (openSettled's SourceError), or the errno error.
@@ -258,6 +257,7 @@ export function warmLocalIo(files: number): void {
   if (files >= WARM_FILES) localIo().warm();
 }
 
+/** The process's LocalIo workers (made on first use; unref'd, so nothing needs to close them). */
 export function localIo(): LocalIo {
   shared ??= new LocalIo();
   return shared;

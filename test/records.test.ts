@@ -3,19 +3,23 @@ import { describe, it } from 'node:test';
 import { decodeState, type Rec } from '../dist/lib/store/model.js';
 import {
   backoffMs, codeOn, failureOn, isCurrent, isDeleted, isDoneOn, isDue, isSettled, isVerifiedOn, markDeleted, markFailed,
-  contentAt, contentChanging, localRemovalDueAt, markPresent, markVerified, owedSince, previousContents, settle, stateNameOn, unsettle, verifiedAtOn,
+  contentAt, contentChanging, localRemovalDueAt, markPresent, markReverified, markVerified, owedSince, previousContents, settle, stateNameOn, unsettle, verifiedAtOn,
 } from '../dist/lib/store/records.js';
 
 const fresh = (): Rec => ({ z: 1, m: 1, o: 1, f: 7, t: {} });
 
 describe('record lifecycle (store/records)', () => {
-  it('verifiedAtOn reads verifiedAt in place as the full decode gives it, for every shape a state string takes', () => {
+  it('verifiedAtOn and markReverified read verifiedAt and copiedAt in place as the full decode gives them, for every shape a state string takes', () => {
     const states = [undefined, 'p', 'v', 'v 150', 'v 150 160', 'v - 160', 'v 150 -', 'v 150 160 2', 'v 150 160 - - 170 mismatch read back wrong',
       'f - - 2 1795503430190 1795499830190 ENOSPC no space left on device', 'i - - - - 100 ignored the reason', 'v 1795499830190 1795499830412'];
     for (const x of states) {
       const r: Rec = { z: 1, m: 1, f: 1, t: x === undefined ? {} : { a: x } };
       const want = x?.[0] === 'v' ? decodeState(x).v ?? 0 : undefined;
       assert.equal(verifiedAtOn(r, 'a'), want, String(x));
+      if (x?.[0] === 'v') { // re-verified: copiedAt kept as the full decode reads it, verifiedAt now
+        markReverified(r, 'a', 999);
+        assert.deepEqual(decodeState(r.t.a), { s: 'v', ...(decodeState(x).c === undefined ? {} : { c: decodeState(x).c }), v: 999 }, String(x));
+      }
     }
   });
 

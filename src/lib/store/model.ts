@@ -62,19 +62,27 @@ export function decodeState(x: string | undefined): TState {
 /** The state code alone, without decoding the rest (hot path of scans over every record). */
 export const stateCode = (x: string | undefined): StateCode => (x === undefined ? 'p' : (x[0] as StateCode));
 
-/**
- * A stored state's verifiedAt when it is verified (0 when it does not say), else undefined: the third field of
- * `v <copiedAt> <verifiedAt>` read in place (status and the monitor ask it of every record and target; decoding
- * the whole state was a quarter of the monitor's report time).
- */
-export function verifiedAtOf(x: string | undefined): number | undefined {
-  if (x === undefined || x[0] !== 'v') return undefined;
-  const from = x.indexOf(' ', 2) + 1; // after `v <copiedAt> `
-  if (from === 0) return 0;
+/** Field `k` (1: copiedAt, 2: verifiedAt, ...) of a stored state as a number, read in place; undefined when absent or `-`. */
+function numField(x: string, k: number): number | undefined {
+  let from = 0;
+  for (let i = 0; i < k; i++) {
+    from = x.indexOf(' ', from) + 1;
+    if (from === 0) return undefined;
+  }
   const to = x.indexOf(' ', from);
-  const v = to < 0 ? x.slice(from) : x.slice(from, to);
-  return v === '-' ? 0 : Number(v);
+  const f = to < 0 ? x.slice(from) : x.slice(from, to);
+  return f === '-' ? undefined : Number(f);
 }
+
+/**
+ * A stored state's verifiedAt when it is verified (0 when it does not say), else undefined, read in place:
+ * status and the monitor ask it of every record and target (decoding the whole state was a quarter of the
+ * monitor's report time).
+ */
+export const verifiedAtOf = (x: string | undefined): number | undefined => (x === undefined || x[0] !== 'v' ? undefined : numField(x, 2) ?? 0);
+
+/** A stored state's copiedAt, read in place (the scrub's re-verification of every copy keeps it). */
+export const copiedAtOf = (x: string | undefined): number | undefined => (x === undefined ? undefined : numField(x, 1));
 
 /** Compact file record as stored, keyed by absolute source path. Times are epoch ms. */
 export interface Rec {

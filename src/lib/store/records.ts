@@ -1,5 +1,5 @@
 import type { ErrorClass } from '../errors.js';
-import { decodeState, encodeState, stateCode, stateName, verifiedAtOf, type Rec, type StateCode, type TState, type TargetStateName } from './model.js';
+import { decodeState, encodeState, copiedAtOf, stateCode, stateName, verifiedAtOf, type Rec, type StateCode, type TState, type TargetStateName } from './model.js';
 
 /**
  * The record lifecycle, in one place: a file is seen (observed), settles (its content hashed), is copied and
@@ -264,7 +264,7 @@ export function failureOn(r: Rec, target: string): { class: ErrorClass; message:
 
 /** A re-read (the scrub) of the verified copy on `target` matched: verified again now, copiedAt kept. */
 export function markReverified(r: Rec, target: string, now: number): void {
-  r.t[target] = encodeState({ s: 'v', c: stateOn(r, target).c, v: now });
+  r.t[target] = encodeState({ s: 'v', c: copiedAtOf(r.t[target]), v: now });
 }
 
 /**

@@ -37,7 +37,10 @@ function tree(dir, files, perDir, size) {
 
 function config(name, src, dst, target = {}) {
   const file = path.join(W, `${name}.json`);
-  if (!/^\w+:\/\//.test(dst)) garbage.push(dst);
+  // a store or target left by a run by hand (the same config, outside the bench) would make a first backup a
+  // no-change re-run: gone before the trial, outside the timed part
+  rm(path.join(W, `${name}.store`));
+  if (!/^\w+:\/\//.test(dst)) { rm(dst); garbage.push(dst); }
   garbage.push(path.join(W, `${name}.store`));
   fs.writeFileSync(file, JSON.stringify({ host: 'bench', store: path.join(W, `${name}.store`), sources: [{ path: src, exclude: ['.complete'] }], targets: [{ name: 't', url: dst, ...target }], snapshots: 2, log: { level: 'warn' } }));
   return file;

@@ -234,6 +234,7 @@ if (want('tape')) {
       return `tar -cf ${q(tar)} -C ${q(src)} . && sync && tar -xOf ${q(tar)} | xxhsum -H1 > /dev/null`;
     }, (i) => {
       const emu = path.join(W, `${name}.emu${i}`);
+      fs.rmSync(emu, { recursive: true, force: true }); // a tape left by a run by hand is never written over
       fs.mkdirSync(emu, { recursive: true });
       const cfg = config(`${name}${i}`, src, `tape://${emu}`, { capacity: '100GiB' });
       garbage.push(emu);

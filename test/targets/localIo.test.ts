@@ -95,6 +95,27 @@ it('warm() starts every worker before the first job, and the local kind warms th
   assert.equal(localIo().started, localIo().size);
 });
 
+it('a read job goes to a started worker left idle instead of starting another; two at once still get one each', async () => {
+  await initHasher();
+  const f = path.join(dir, 'idle');
+  fs.writeFileSync(f, 'idle');
+  const want = [[f, hashBytes(Buffer.from('idle'))]];
+  const io = new LocalIo(2);
+  try {
+    // the first job starts one worker; the next ones, one at a time, find it idle (the read-back after a copy)
+    for (let k = 0; k < 3; k++) {
+      assert.deepEqual([...(await io.hashMany('t', [f], 10_000))], want);
+      assert.equal(io.started, 1, `job ${k + 1}: no second worker started while the first was idle`);
+    }
+    // two shares at once: the idle worker takes one, the other is worth a worker of its own
+    const many = Array.from({ length: 40 }, () => f);
+    await io.hashMany('t', many, 10_000);
+    assert.equal(io.started, 2);
+  } finally {
+    await io.close();
+  }
+});
+
 it('fetch: the copy lands with its own mode, also one the umask would strip (0o666, 0o604), and the given mtime; a copy that hashes wrong leaves nothing', async () => {
   await initHasher();
   const io = new LocalIo(2);

@@ -107,9 +107,26 @@ export class LocalIo {
     this.workers[i] = undefined; // a new one on its next job
   }
 
-  /** The worker for a job: the one of the directory it writes into (`dir`), else the next in turn. */
+  /**
+   * The worker for a job: the one of the directory it writes into (`dir`); else the least busy, counting a
+   * worker not started as busier than an idle one and less than one with a job: a job that reads (a read-back,
+   * a scrub's share) goes to a started worker left idle rather than starting one (~100 ms: the read-back of a
+   * 1 GiB copy waited that long for a second worker while the first, done copying, sat idle), and a second
+   * share at once still gets a worker of its own. Ties in turn.
+   */
   private pick(dir: string | undefined): number {
-    if (dir === undefined) return this.next++ % this.size;
+    if (dir === undefined) {
+      let best = 0;
+      let least = Infinity;
+      for (let k = 0; k < this.size; k++) {
+        const i = (this.next + k) % this.size;
+        const w = this.workers[i];
+        const load = w === undefined ? 0.5 : w.pending.size;
+        if (load < least) [best, least] = [i, load];
+      }
+      this.next = best + 1;
+      return best;
+    }
     let i = this.byDir.get(dir);
     if (i === undefined) {
       if (this.byDir.size >= 4096) this.byDir.clear(); // bounded: only directories written together matter

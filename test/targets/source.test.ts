@@ -54,6 +54,23 @@ it('stream() of a file that grew after it settled errors (changed) before its la
   }
 });
 
+it('stream() of a file cut short after it settled errors (changed): what it handed out is the file from byte 0, nothing read ahead from past the cut', async () => {
+  await initHasher();
+  const settled = crypto.randomBytes(2 << 20); // eight chunks: reads are asked for several chunks ahead
+  const { fd, file } = fileOf('cut.bin', settled);
+  fs.truncateSync(file, (300 << 10) + 5); // mid-chunk: the second read comes back short
+  try {
+    const got: Buffer[] = [];
+    const s = new FdSource(fd, settled.length, 0o644, undefined, hashBytes(settled), file).stream();
+    await assert.rejects((async () => { for await (const c of s) got.push(c as Buffer); })(), (e: unknown) => e instanceof SourceError && e.errorClass === 'changed');
+    const out = Buffer.concat(got);
+    assert.ok(out.length <= (300 << 10) + 5);
+    assert.deepEqual(out, settled.subarray(0, out.length));
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
 it('a consumer that stops after the first chunk ends the stream cleanly: the read already in flight is waited for, never left to fail on a closed descriptor', async () => {
   await initHasher();
   const data = crypto.randomBytes(4 << 20);

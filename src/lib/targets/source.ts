@@ -30,6 +30,8 @@ export interface PutSource {
 export const COPY_MODE_MASK = 0o777;
 
 const CHUNK = 256 << 10;
+/** Chunks being read at once by the thread pool while the consumer hashes and writes the one before. */
+const READS_AHEAD = 4;
 
 /**
  * A PutSource reading an open descriptor with positioned reads (the descriptor's offset is never used, so
@@ -74,17 +76,25 @@ export class FdSource implements PutSource {
       return n === CHUNK ? buf : buf.subarray(0, n);
     };
     async function* chunks(): AsyncGenerator<Buffer> {
-      let next = chunkAt(0);
+      const ahead: Promise<Buffer>[] = [];
+      let next = 0; // the offset of the next read asked for
+      const fill = () => { for (; ahead.length < READS_AHEAD; next += CHUNK) ahead.push(chunkAt(next)); };
       try {
+        fill();
         for (let pos = 0; ;) {
-          const buf = await next;
+          const buf = await ahead.shift()!;
           if (buf.length === 0) return;
           pos += buf.length;
-          next = chunkAt(pos);
+          if (buf.length < CHUNK) {
+            // the end, or a read cut short: the reads ahead were asked at offsets past it, read on from here
+            await Promise.allSettled(ahead.splice(0));
+            next = pos;
+          }
+          fill();
           yield buf;
         }
       } finally {
-        await next.catch(() => undefined);
+        await Promise.allSettled(ahead);
       }
     }
     return Readable.from(provenChunks(chunks(), (hash, bytes) => this.check(hash, bytes)), { objectMode: false });

@@ -157,3 +157,42 @@ export async function srcOf(file: string, meta: { mtimeMs?: number; hash?: strin
   const st = fs.fstatSync(fd);
   return new FdSource(fd, st.size, st.mode, meta.mtimeMs, meta.hash, file);
 }
+
+/**
+ * A FUSE passthrough (test/fixtures/blockfs.py) whose writes block forever while BACKING/.block exists (reads too
+ * with .blockread), and whose reads past `eioFrom(offset)` fail with EIO (a bad sector).
+ */
+export async function blockingMount(dir: string): Promise<{ mnt: string; block: () => void; blockReads: () => void; unblock: () => void; eioFrom: (offset: number) => void; stop: () => Promise<void> }> {
+  const backing = path.join(dir, 'backing');
+  const mnt = path.join(dir, 'stuck');
+  fs.mkdirSync(backing);
+  fs.mkdirSync(mnt);
+  const fuse: ChildProcess = spawn('/usr/bin/python3', [path.join(ROOT, 'test/fixtures/blockfs.py'), backing, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  fuse.stderr!.on('data', (d) => (err += d));
+  await until(() => fs.readFileSync('/proc/self/mounts', 'utf8').includes(` ${mnt} fuse`) || (fuse.exitCode !== null && Promise.reject(new Error(`blockfs failed: ${err}`))), 15_000);
+  return {
+    mnt,
+    block: () => fs.writeFileSync(path.join(backing, '.block'), ''),
+    blockReads: () => fs.writeFileSync(path.join(backing, '.blockread'), ''),
+    unblock: () => fs.rmSync(path.join(backing, '.block'), { force: true }),
+    eioFrom: (offset: number) => fs.writeFileSync(path.join(backing, '.eio-from'), String(offset)),
+    stop: async () => {
+      fs.rmSync(path.join(backing, '.block'), { force: true });
+      fs.rmSync(path.join(backing, '.blockread'), { force: true });
+      fs.rmSync(path.join(backing, '.eio-from'), { force: true });
+      // abort the FUSE connection: processes still waiting on the sleeping daemon are released at once
+      try {
+        if (!fs.existsSync('/sys/fs/fuse/connections/.') || fs.readdirSync('/sys/fs/fuse/connections').length === 0) {
+          execFileSync('mount', ['-t', 'fusectl', 'none', '/sys/fs/fuse/connections'], { stdio: 'ignore' });
+        }
+        const dev = fs.statSync(mnt).dev;
+        const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+        fs.writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1');
+      } catch { /* no fusectl: the daemon's death ends them */ }
+      try { execFileSync('umount', ['-l', mnt]); } catch { /* gone */ }
+      fuse.kill('SIGKILL');
+      await exited(fuse);
+    },
+  };
+}

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { CLI, ROOT, age, cli, exited, json, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
+import { CLI, ROOT, age, blockingMount, cli, exited, json, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -128,40 +128,6 @@ describe('safety: a source swapped for a symlink between hash and copy (TOCTOU)'
     rmTree(dir);
   });
 });
-
-/** A FUSE passthrough whose writes block forever while BACKING/.block exists (test/fixtures/blockfs.py). */
-async function blockingMount(dir: string): Promise<{ mnt: string; block: () => void; blockReads: () => void; unblock: () => void; stop: () => Promise<void> }> {
-  const backing = path.join(dir, 'backing');
-  const mnt = path.join(dir, 'stuck');
-  fs.mkdirSync(backing);
-  fs.mkdirSync(mnt);
-  const fuse: ChildProcess = spawn('/usr/bin/python3', [path.join(ROOT, 'test/fixtures/blockfs.py'), backing, mnt], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  fuse.stderr!.on('data', (d) => (err += d));
-  await until(() => fs.readFileSync('/proc/self/mounts', 'utf8').includes(` ${mnt} fuse`) || (fuse.exitCode !== null && Promise.reject(new Error(`blockfs failed: ${err}`))), 15_000);
-  return {
-    mnt,
-    block: () => fs.writeFileSync(path.join(backing, '.block'), ''),
-    blockReads: () => fs.writeFileSync(path.join(backing, '.blockread'), ''),
-    unblock: () => fs.rmSync(path.join(backing, '.block'), { force: true }),
-    stop: async () => {
-      fs.rmSync(path.join(backing, '.block'), { force: true });
-      fs.rmSync(path.join(backing, '.blockread'), { force: true });
-      // abort the FUSE connection: processes still waiting on the sleeping daemon are released at once
-      try {
-        if (!fs.existsSync('/sys/fs/fuse/connections/.') || fs.readdirSync('/sys/fs/fuse/connections').length === 0) {
-          execFileSync('mount', ['-t', 'fusectl', 'none', '/sys/fs/fuse/connections'], { stdio: 'ignore' });
-        }
-        const dev = fs.statSync(mnt).dev;
-        const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
-        fs.writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1');
-      } catch { /* no fusectl: the daemon's death ends them */ }
-      try { execFileSync('umount', ['-l', mnt]); } catch { /* gone */ }
-      fuse.kill('SIGKILL');
-      await exited(fuse);
-    },
-  };
-}
 
 describe('safety: a stuck target (FUSE that blocks forever, a hung NFS stand-in) never hangs replica', () => {
   it('restore from a target whose reads hang ends within its timeout, served by the next target (the worker threads reading it are given up)', async (t) => {

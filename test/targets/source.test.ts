@@ -6,7 +6,7 @@ import { after, it } from 'node:test';
 import { SourceError } from '../../dist/lib/errors.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
 import { FdSource } from '../../dist/lib/targets/source.js';
-import { rmTree, tmpDir } from '../helpers.js';
+import { blockingMount, rmTree, tmpDir } from '../helpers.js';
 
 const dir = tmpDir('replica-source-');
 after(() => rmTree(dir));
@@ -68,6 +68,62 @@ it('stream() of a file cut short after it settled errors (changed): what it hand
     assert.deepEqual(out, settled.subarray(0, out.length));
   } finally {
     fs.closeSync(fd);
+  }
+});
+
+it('stream() of a descriptor whose reads fail (EISDIR here, EIO on a failing disk) errors with that error; the reads asked ahead fail unhandled nowhere', async () => {
+  await initHasher();
+  const d = path.join(dir, 'not-a-file');
+  fs.mkdirSync(d, { recursive: true });
+  const fd = fs.openSync(d, 'r');
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const s = new FdSource(fd, 2 << 20, 0o644, undefined, undefined, d).stream();
+    await assert.rejects(drain(s), (e: unknown) => (e as NodeJS.ErrnoException).code === 'EISDIR');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    fs.closeSync(fd);
+  }
+});
+
+it('stream() of a file on a disk that fails past its second chunk (EIO): the reads asked ahead fail while the consumer holds the first, and the error comes where the next chunk is asked for, not as an unhandled rejection', async () => {
+  await initHasher();
+  const d = tmpDir('replica-source-eio-');
+  const fuse = await blockingMount(d);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const data = crypto.randomBytes(2 << 20);
+    const file = path.join(fuse.mnt, 'bad-sector.bin');
+    fs.writeFileSync(file, data);
+    // every read from the third chunk on: the first is handed out once the second is in (provenChunks holds one back)
+    fuse.eioFrom(512 << 10);
+    const fd = fs.openSync(file, 'r');
+    try {
+      const it = new FdSource(fd, data.length, 0o644, undefined, hashBytes(data), file).stream()[Symbol.asyncIterator]();
+      const first = await it.next();
+      assert.deepEqual(first.value, data.subarray(0, 256 << 10));
+      await new Promise((r) => setTimeout(r, 300)); // the consumer busy with it: the reads ahead fail meanwhile
+      assert.deepEqual(unhandled, [], 'no read failed unhandled');
+      // on from there: the kernel's own read-ahead may have brought a little past the bad offset into its cache
+      const got = [first.value as Buffer];
+      await assert.rejects((async () => { for (let r = await it.next(); !r.done; r = await it.next()) got.push(r.value as Buffer); })(),
+        (e: unknown) => (e as NodeJS.ErrnoException).code === 'EIO');
+      const out = Buffer.concat(got);
+      assert.ok(out.length < data.length, 'the stream ended with the error, not with the whole file');
+      assert.deepEqual(out, data.subarray(0, out.length));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    await fuse.stop();
+    rmTree(d);
   }
 });
 

@@ -78,7 +78,10 @@ export class FdSource implements PutSource {
     async function* chunks(): AsyncGenerator<Buffer> {
       const ahead: Promise<Buffer>[] = [];
       let next = 0; // the offset of the next read asked for
-      const fill = () => { for (; ahead.length < READS_AHEAD; next += CHUNK) ahead.push(chunkAt(next)); };
+      // each read handled from the start: one that fails while the consumer still holds an earlier chunk (EIO
+      // on a failing disk) is thrown where it is awaited, never left as an unhandled rejection (the process's end)
+      const ask = (at: number) => { const r = chunkAt(at); r.catch(() => undefined); return r; };
+      const fill = () => { for (; ahead.length < READS_AHEAD; next += CHUNK) ahead.push(ask(next)); };
       try {
         fill();
         for (let pos = 0; ;) {

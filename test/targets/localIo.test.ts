@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, it } from 'node:test';
 import { LocalIo } from '../../dist/lib/targets/localIo.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
-import { rmTree, tmpDir } from '../helpers.js';
+import { blockingMount, rmTree, tmpDir } from '../helpers.js';
 
 const dir = tmpDir('localio');
 after(() => rmTree(dir));
@@ -62,6 +62,34 @@ for (const [label, ahead] of [['synchronous reads', undefined], ['read ahead fro
     }
   });
 }
+
+it('hashMany reading ahead on a disk whose reads fail (EIO): those copies are left out, the others hashed; the reads asked ahead never end the worker', async () => {
+  await initHasher();
+  const d = tmpDir('localio-eio-');
+  const fuse = await blockingMount(d);
+  process.env.REPLICA_READ_AHEAD = '1'; // read ahead from the first copy, as on a cold disk
+  const io = new LocalIo(2);
+  try {
+    // written to the backing directory: nothing of them is in the mount's page cache, every read asks the daemon
+    const bad = Array.from({ length: 8 }, (_, i) => {
+      fs.writeFileSync(path.join(d, 'backing', `bad${i}`), crypto.randomBytes((1 << 20) + i));
+      return path.join(fuse.mnt, `bad${i}`);
+    });
+    const good = path.join(d, 'good');
+    const data = crypto.randomBytes(300 << 10);
+    fs.writeFileSync(good, data);
+    fuse.eioFrom(0);
+    const got = await io.hashMany('t', [...bad, good], 10_000);
+    assert.deepEqual([...got], [[good, hashBytes(data)]]);
+    // the same workers go on: nothing was lost with them
+    assert.deepEqual([...(await io.hashMany('t', [good], 10_000))], [[good, hashBytes(data)]]);
+  } finally {
+    delete process.env.REPLICA_READ_AHEAD;
+    await io.close();
+    await fuse.stop();
+    rmTree(d);
+  }
+});
 
 it('warm() starts every worker before the first job, and the local kind warms them only for a pass with many files', async () => {
   const io = new LocalIo(2);

@@ -115,6 +115,15 @@ async function fetch(job: FetchJob): Promise<IoReply> {
   }
 }
 
+/**
+ * `p`, with a handler from the start: a read asked ahead that fails (EIO) before it is awaited would otherwise be
+ * an unhandled rejection, which ends this worker and fails every job it has, not only the one that read it.
+ */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
 /** Read from `fd` at `pos` until `b` is full or the file ends (thread pool); the bytes read. */
 async function fillAsync(fd: number, b: Buffer, pos: number): Promise<number> {
   let off = 0;
@@ -152,7 +161,7 @@ async function copyHashing(src: number, out: number, xx: XXHashAPI, b: Buffer, f
       const chunk = n === bufs[cur].length ? bufs[cur] : bufs[cur].subarray(0, n);
       writing = writeAllAsync(out, chunk, size);
       const want = more ? Math.min(CHUNK, limit - size - n) : 0;
-      reading = want > 0 ? fillAsync(src, bufs[cur ^ 1].subarray(0, want), size + n) : Promise.resolve(0);
+      reading = want > 0 ? handled(fillAsync(src, bufs[cur ^ 1].subarray(0, want), size + n)) : Promise.resolve(0);
       h.update(chunk);
       await writing;
       size += n;
@@ -324,7 +333,7 @@ async function hash(job: HashJob): Promise<IoReply> {
     const o = openCopy(files[j]);
     if (o && cold() && o.size >= PREFETCH_MIN) {
       const b = spares.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
-      ahead[j] = { ...o, buf: b, read: readAt(o.fd, b, 0) };
+      ahead[j] = { ...o, buf: b, read: handled(readAt(o.fd, b, 0)) };
     } else ahead[j] = o;
   };
   for (let i = 0, opened = 0; i < files.length; i++) {

@@ -1,6 +1,16 @@
 import { MAX_TIMER_MS } from './timers.js';
 
 /**
+ * `p`, with a handler from the start: for work asked ahead of the await that takes its result (a read ahead).
+ * One that fails before then (EIO) is thrown where it is awaited, instead of being an unhandled rejection,
+ * which ends the process (or the worker thread, with every job it holds).
+ */
+export function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
+/**
  * Settle `p` early when `signal` aborts, with the signal's reason (the underlying work is left to finish and
  * its result ignored): for work that cannot be cancelled, or a callee that may ignore its signal.
  */

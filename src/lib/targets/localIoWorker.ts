@@ -9,6 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import type { XXHashAPI } from 'xxhash-wasm';
 import { type ErrorClass, SourceError } from '../errors.js';
 import { hashBytes, initHasher, readAt, toHex } from '../hash/xxh64.js';
+import { handled } from '../queue/deadline.js';
 import { type Identity, openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
 import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob, ReadItem, ReadJob, ReadReply } from './localIo.js';
 
@@ -113,15 +114,6 @@ async function fetch(job: FetchJob): Promise<IoReply> {
     if (out !== undefined) fs.closeSync(out);
     if (!done) fs.rmSync(temp, { force: true });
   }
-}
-
-/**
- * `p`, with a handler from the start: a read asked ahead that fails (EIO) before it is awaited would otherwise be
- * an unhandled rejection, which ends this worker and fails every job it has, not only the one that read it.
- */
-function handled<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => undefined);
-  return p;
 }
 
 /** Read from `fd` at `pos` until `b` is full or the file ends (thread pool); the bytes read. */

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { SourceError } from '../errors.js';
+import { handled } from '../queue/deadline.js';
 import { hashBytes, initHasher, readAllAt, readAt, toHex } from '../hash/xxh64.js';
 import { type Identity, openSettled, sameFile } from '../scan/sourceFs.js';
 
@@ -79,9 +80,8 @@ export class FdSource implements PutSource {
       const ahead: Promise<Buffer>[] = [];
       let next = 0; // the offset of the next read asked for
       // each read handled from the start: one that fails while the consumer still holds an earlier chunk (EIO
-      // on a failing disk) is thrown where it is awaited, never left as an unhandled rejection (the process's end)
-      const ask = (at: number) => { const r = chunkAt(at); r.catch(() => undefined); return r; };
-      const fill = () => { for (; ahead.length < READS_AHEAD; next += CHUNK) ahead.push(ask(next)); };
+      // on a failing disk) is thrown where it is awaited, not as an unhandled rejection (the process's end)
+      const fill = (reads = READS_AHEAD) => { for (; ahead.length < reads; next += CHUNK) ahead.push(handled(chunkAt(next))); };
       try {
         fill();
         for (let pos = 0; ;) {
@@ -89,11 +89,12 @@ export class FdSource implements PutSource {
           if (buf.length === 0) return;
           pos += buf.length;
           if (buf.length < CHUNK) {
-            // the end, or a read cut short: the reads ahead were asked at offsets past it, read on from here
+            // the end, or a read cut short: the reads ahead were asked at offsets past it. One read from here
+            // says which (0 bytes: the end); a full chunk after it fills the reads ahead again
             await Promise.allSettled(ahead.splice(0));
             next = pos;
-          }
-          fill();
+            fill(1);
+          } else fill();
           yield buf;
         }
       } finally {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -44,6 +45,21 @@ describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from on
     const r = spawnSync(process.execPath, [CLI, 'hash', '--', '--json'], { cwd: dir, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, execFileSync('xxhsum', ['-H1', '--', '--json'], { cwd: dir, encoding: 'utf8' }));
+    rmTree(dir);
+  });
+
+  it('hash: files past a read buffer (4 MiB) and small ones as xxhsum -H1 hashes them; the same under node --frozen-intrinsics (hashing copies then)', () => {
+    const dir = tmpDir();
+    const names = ['empty', 'small', 'big'];
+    fs.writeFileSync(path.join(dir, 'empty'), '');
+    fs.writeFileSync(path.join(dir, 'small'), crypto.randomBytes(5000));
+    fs.writeFileSync(path.join(dir, 'big'), crypto.randomBytes((9 << 20) + 3));
+    const want = execFileSync('xxhsum', ['-H1', ...names], { cwd: dir, encoding: 'utf8' });
+    for (const flags of [[], ['--frozen-intrinsics']]) {
+      const r = spawnSync(process.execPath, [...flags, CLI, 'hash', ...names], { cwd: dir, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, want, `node ${flags.join(' ')}`);
+    }
     rmTree(dir);
   });
 

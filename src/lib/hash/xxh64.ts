@@ -5,10 +5,16 @@ import xxhash, { type XXHashAPI } from 'xxhash-wasm';
 let api: XXHashAPI | undefined;
 let loading: Promise<XXHashAPI> | undefined;
 
-/** Load the wasm hasher once; every other function here needs it loaded first. */
+/**
+ * Load the wasm hasher once; every other function here needs it loaded first. Resolves to xxhash-wasm's API
+ * (the store's h32); xxh64 goes through this module's functions, which hash in place where they can (inPlace).
+ */
 export async function initHasher(): Promise<XXHashAPI> {
   if (api) return api;
-  loading ??= xxhash().then((a) => (api = a));
+  loading ??= Promise.all([xxhash(), privateInstance()]).then(([a, raw]) => {
+    if (raw) inPlace = new InPlace(raw);
+    return (api = a);
+  });
   return loading;
 }
 
@@ -17,6 +23,135 @@ function hasher(): XXHashAPI {
   return api;
 }
 
+// WebAssembly as far as this module uses it (the project's TypeScript libs, ES2022 without DOM, do not declare it)
+interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
+interface Wasm {
+  instantiate(...args: unknown[]): Promise<unknown>;
+  Memory: abstract new (...args: never[]) => WasmMemory;
+  Instance: abstract new (...args: never[]) => { exports: unknown };
+}
+const wasm = (globalThis as unknown as { WebAssembly: Wasm }).WebAssembly;
+
+/** The exports of xxhash-wasm's module that hash at a pointer in its memory (its own API copies the input there first). */
+interface RawXxh64 {
+  mem: WasmMemory;
+  xxh64(ptr: number, len: number, seed: bigint): bigint;
+  init64(state: number, seed: bigint): void;
+  update64(state: number, ptr: number, len: number): void;
+  digest64(state: number): bigint;
+}
+
+/**
+ * A second instance of xxhash-wasm's module, ours alone: its exports, seen as xxhash() instantiates it. Why: the
+ * package's API copies every input into the module's memory before hashing it, and that copy cost as much as
+ * a third of hashing a cached file (1 GiB: ~250 ms through the API, ~170 ms reading into the module's memory and
+ * hashing there). undefined when the package no longer instantiates that way: hashing then copies, as before.
+ */
+async function privateInstance(): Promise<RawXxh64 | undefined> {
+  const instantiate = wasm.instantiate;
+  let raw: RawXxh64 | undefined;
+  // instantiate() gives an Instance, or { module, instance } from bytes
+  const seen = (r: unknown) => {
+    const e = ((r instanceof wasm.Instance ? r : (r as { instance?: { exports?: unknown } }).instance)?.exports ?? {}) as Partial<RawXxh64>;
+    if (e.mem instanceof wasm.Memory && [e.xxh64, e.init64, e.update64, e.digest64].every((f) => typeof f === 'function')) raw ??= e as RawXxh64;
+    return r;
+  };
+  // xxhash() instantiates before its first await: the patch is in place for that synchronous call only
+  try {
+    wasm.instantiate = (...args: unknown[]) => instantiate.apply(wasm, args).then(seen);
+  } catch {
+    return undefined; // frozen (node --frozen-intrinsics): hashing copies, as the package does
+  }
+  let loaded: Promise<unknown>;
+  try {
+    loaded = xxhash();
+  } finally {
+    wasm.instantiate = instantiate;
+  }
+  await loaded;
+  return raw;
+}
+
+/** Bytes of each read buffer (CHUNK) in the module's memory, at most this many (the rest are ordinary buffers). */
+const IN_PLACE_BUFFERS = 8;
+/** Input from ordinary memory is copied in and hashed this much at a time (fits the cache: ~11 GB/s against ~7.5 at 4 MiB). */
+const SCRATCH = 256 << 10;
+/** The state of the hash being updated, at 0 (88 bytes, as xxhash-wasm lays it out); the scratch after it. */
+const STATE = 0;
+const SCRATCH_AT = 128;
+const MASK64 = 2n ** 64n - 1n;
+
+/**
+ * The private instance's memory, laid out once (it is never grown again: growing detaches every view of it):
+ * the state of the hash being updated, a scratch area, and IN_PLACE_BUFFERS read buffers handed out by
+ * hashBuffer(). Bytes in a read buffer are hashed where they are; others are copied into the scratch first.
+ * Every call is synchronous, so one state area serves any number of hashes: each keeps its 88 bytes of state
+ * outside between updates.
+ */
+class InPlace {
+  readonly bytes: Uint8Array;
+  private handedOut = 0;
+  private readonly first: number;
+
+  constructor(readonly raw: RawXxh64) {
+    this.first = Math.ceil((SCRATCH_AT + SCRATCH) / 4096) * 4096;
+    const need = this.first + IN_PLACE_BUFFERS * CHUNK;
+    const have = raw.mem.buffer.byteLength;
+    if (have < need) raw.mem.grow(Math.ceil((need - have) / 65536));
+    this.bytes = new Uint8Array(raw.mem.buffer);
+  }
+
+  /** A read buffer of CHUNK bytes in the module's memory, or undefined when all are handed out. */
+  buffer(): Buffer | undefined {
+    if (this.handedOut === IN_PLACE_BUFFERS) return undefined;
+    return Buffer.from(this.bytes.buffer, this.first + CHUNK * this.handedOut++, CHUNK);
+  }
+
+  /** Is `b` in the module's memory (hashed where it is)? */
+  holds(b: Uint8Array): boolean {
+    return b.buffer === this.bytes.buffer;
+  }
+
+  /** One-shot xxh64 of `b`. */
+  hash(b: Uint8Array): bigint {
+    if (this.holds(b)) return this.raw.xxh64(b.byteOffset, b.length, 0n) & MASK64;
+    if (b.length <= SCRATCH) {
+      this.bytes.set(b, SCRATCH_AT);
+      return this.raw.xxh64(SCRATCH_AT, b.length, 0n) & MASK64;
+    }
+    const state = this.start();
+    this.update(state, b);
+    return this.digest(state);
+  }
+
+  /** A new hash's state. */
+  start(): Uint8Array {
+    this.bytes.fill(0, STATE, STATE + 88);
+    this.raw.init64(STATE, 0n);
+    return this.bytes.slice(STATE, STATE + 88);
+  }
+
+  update(state: Uint8Array, b: Uint8Array): void {
+    this.bytes.set(state, STATE);
+    if (this.holds(b)) this.raw.update64(STATE, b.byteOffset, b.length);
+    else {
+      for (let off = 0; off < b.length; off += SCRATCH) {
+        const piece = b.subarray(off, off + SCRATCH);
+        this.bytes.set(piece, SCRATCH_AT);
+        this.raw.update64(STATE, SCRATCH_AT, piece.length);
+      }
+    }
+    state.set(this.bytes.subarray(STATE, STATE + 88));
+  }
+
+  digest(state: Uint8Array): bigint {
+    this.bytes.set(state, STATE);
+    return this.raw.digest64(STATE) & MASK64;
+  }
+}
+
+let inPlace: InPlace | undefined;
+
 /** Hex exactly as `xxhsum -H1` prints it: 16 lowercase digits, canonical (big-endian) order. */
 export function toHex(h: bigint): string {
   return h.toString(16).padStart(16, '0');
@@ -24,17 +159,40 @@ export function toHex(h: bigint): string {
 
 /** xxh64 of bytes in memory. */
 export function hashBytes(data: Uint8Array): string {
-  return toHex(hasher().h64Raw(data));
+  return toHex(inPlace ? inPlace.hash(data) : hasher().h64Raw(data));
+}
+
+/** An incremental xxh64: update() with chunks, then digest(): the hex as hashBytes gives it. */
+export interface Xxh64 { update(b: Uint8Array): Xxh64; digest(): string }
+
+/** A new incremental xxh64 (initHasher() awaited first). Chunks in a hashBuffer() are hashed where they are. */
+export function newHasher(): Xxh64 {
+  const ip = inPlace;
+  if (ip) {
+    const state = ip.start();
+    const h: Xxh64 = { update: (b) => { ip.update(state, b); return h; }, digest: () => toHex(ip.digest(state)) };
+    return h;
+  }
+  const c = hasher().create64();
+  const h: Xxh64 = { update: (b) => { c.update(b); return h; }, digest: () => toHex(c.digest()) };
+  return h;
 }
 
 /** Files up to this size are read whole with one readFileSync: ~5x cheaper per file than async reads. */
 export const SMALL_FILE = 1 << 20;
-const CHUNK = 4 << 20;
-// Reused read buffers at a 64-byte offset: page-offset buffers hit 4K aliasing (measured: ~10 GB/s at offset 64 against ~2.5 GB/s for streams).
+/** The size of a hashBuffer(). */
+export const CHUNK = 4 << 20;
+// Reused read buffers of hashFile
 const pool: Buffer[] = [];
 
-function takeBuffer(): Buffer {
-  return pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK + 64).subarray(64, 64 + CHUNK);
+/**
+ * A new read buffer of CHUNK bytes (initHasher() awaited first; callers keep and reuse it): in the hasher's
+ * memory while there is room, so what is read into it is hashed without a copy; else an ordinary buffer at a
+ * 64-byte offset (a page-aligned one, copied into the hasher at its offset 88, hit 4K aliasing: ~2.5 against
+ * ~10 GB/s).
+ */
+export function hashBuffer(): Buffer {
+  return inPlace?.buffer() ?? Buffer.allocUnsafeSlow(CHUNK + 64).subarray(64, 64 + CHUNK);
 }
 
 export interface FileHash { hash: string; size: number }
@@ -53,7 +211,7 @@ export async function hashFile(file: string, opts: { signal?: AbortSignal } = {}
   }
 }
 
-/** One reused buffer for hashing small files (their bytes are not kept): no allocation per file. */
+/** One reused buffer for hashing small files (their bytes are not kept): no allocation per file, hashed in place. */
 let smallBuf: Buffer | undefined;
 
 /**
@@ -63,14 +221,14 @@ let smallBuf: Buffer | undefined;
 export async function hashFd(fd: number, opts: { signal?: AbortSignal; size?: number } = {}): Promise<FileHash> {
   if ((opts.size ?? fs.fstatSync(fd).size) <= SMALL_FILE) {
     // synchronous from here to the hash: nothing else can use the shared buffer meanwhile
-    const b = (smallBuf ??= Buffer.allocUnsafeSlow(SMALL_FILE + 1));
+    const b = (smallBuf ??= hashBuffer().subarray(0, SMALL_FILE + 1));
     let off = 0;
     for (let n; off < b.length && (n = fs.readSync(fd, b, off, b.length - off, off)) > 0;) off += n;
     if (off <= SMALL_FILE) return { hash: hashBytes(b.subarray(0, off)), size: off };
     // grew past the limit since fstat: hash what is there now, incrementally (update() is done with `b` at once)
-    return finishHash(fd, hasher().create64().update(b), b.length, opts.signal);
+    return finishHash(fd, newHasher().update(b), b.length, opts.signal);
   }
-  return finishHash(fd, hasher().create64(), 0, opts.signal);
+  return finishHash(fd, newHasher(), 0, opts.signal);
 }
 
 /** Every byte of `fd` from offset 0 (positioned reads: the descriptor's offset is not used). */
@@ -110,7 +268,7 @@ function carve(n: number): Buffer {
 export async function hashFileAsync(file: string, opts: { signal?: AbortSignal } = {}): Promise<FileHash> {
   const fh = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
-    return await finishHash(fh.fd, hasher().create64(), 0, opts.signal);
+    return await finishHash(fh.fd, newHasher(), 0, opts.signal);
   } finally {
     await fh.close();
   }
@@ -121,8 +279,8 @@ export const readAt = (fd: number, buf: Buffer, pos: number): Promise<number> =>
   new Promise((resolve, reject) => fs.read(fd, buf, 0, buf.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
 
 /** Hash from `start` to the end of `fd`: the next chunk is read (thread pool) while this one is hashed. */
-async function finishHash(fd: number, h: ReturnType<XXHashAPI['create64']>, start: number, signal?: AbortSignal): Promise<FileHash> {
-  const bufs = [takeBuffer(), takeBuffer()];
+async function finishHash(fd: number, h: Xxh64, start: number, signal?: AbortSignal): Promise<FileHash> {
+  const bufs = [pool.pop() ?? hashBuffer(), pool.pop() ?? hashBuffer()];
   let pending: Promise<number> | undefined;
   try {
     let size = start;
@@ -138,22 +296,22 @@ async function finishHash(fd: number, h: ReturnType<XXHashAPI['create64']>, star
       h.update(n === CHUNK ? bufs[cur] : bufs[cur].subarray(0, n));
       cur ^= 1;
     }
-    return { hash: toHex(h.digest()), size };
+    return { hash: h.digest(), size };
   } finally {
     await pending?.catch(() => undefined); // never recycle a buffer a read may still fill
     pool.push(...bufs);
   }
 }
 
-/** An incremental xxh64: update() with chunks, digest() the hex as hashBytes gives it. */
-export async function createHasher(): Promise<{ update(b: Uint8Array): void; digest(): string }> {
-  const h = (await initHasher()).create64();
-  return { update: (b) => { h.update(b); }, digest: () => toHex(h.digest()) };
+/** newHasher() once the hasher is loaded. */
+export async function createHasher(): Promise<Xxh64> {
+  await initHasher();
+  return newHasher();
 }
 
 /** Hash everything a stream yields. */
 export async function hashStream(stream: Readable, signal?: AbortSignal): Promise<FileHash> {
-  const h = hasher().create64();
+  const h = newHasher();
   let size = 0;
   for await (const chunk of stream) {
     signal?.throwIfAborted();
@@ -161,5 +319,5 @@ export async function hashStream(stream: Readable, signal?: AbortSignal): Promis
     h.update(b);
     size += b.length;
   }
-  return { hash: toHex(h.digest()), size };
+  return { hash: h.digest(), size };
 }

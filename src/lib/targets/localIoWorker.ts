@@ -6,16 +6,14 @@
  */
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import type { XXHashAPI } from 'xxhash-wasm';
 import { type ErrorClass, SourceError } from '../errors.js';
-import { hashBytes, initHasher, readAt, toHex } from '../hash/xxh64.js';
+import { CHUNK, hashBuffer, hashBytes, initHasher, newHasher, readAt } from '../hash/xxh64.js';
 import { handled } from '../queue/deadline.js';
 import { type Identity, openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
 import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob, ReadItem, ReadJob, ReadReply } from './localIo.js';
 
 const C = fs.constants;
 const UMASK = process.umask();
-const CHUNK = 4 << 20;
 const api = initHasher();
 let buf: Buffer | undefined;
 /** Buffers of CHUNK bytes for reads that cross an await (read-ahead, big copies), reused. */
@@ -24,8 +22,10 @@ const spares: Buffer[] = [];
 /**
  * One read buffer per worker, reused: a fresh 1 MiB buffer per file (allocation, page faults, GC) made hashing
  * 1 MiB files 5-15x slower than reading into the same buffer (measured: 1.0-3.2 s against 0.18-0.21 s for 1 GiB).
+ * Like the spares, it is a hashBuffer(): what is read into it is hashed where it is, with no copy.
  */
-const buffer = (): Buffer => (buf ??= Buffer.allocUnsafeSlow(CHUNK));
+const buffer = (): Buffer => (buf ??= hashBuffer());
+const spare = (): Buffer => spares.pop() ?? hashBuffer();
 
 /** Read from `fd` at `pos` until `b` is full or the file ends; the bytes read. */
 function fill(fd: number, b: Buffer, pos: number): number {
@@ -40,12 +40,12 @@ function writeAllSync(fd: number, data: Buffer, pos: number): void {
 }
 
 /** Hash `fd` from byte 0 through the reused buffer (or through `b`, whose first `first` bytes were read already). */
-function hashThrough(fd: number, xx: XXHashAPI, b = buffer(), first = fill(fd, b, 0)): { hash: string; size: number } {
+function hashThrough(fd: number, b = buffer(), first = fill(fd, b, 0)): { hash: string; size: number } {
   if (first < b.length) return { hash: hashBytes(b.subarray(0, first)), size: first };
-  const h = xx.create64();
+  const h = newHasher();
   let size = 0;
   for (let n = first; n > 0; size += n, n = fill(fd, b, size)) h.update(b.subarray(0, n));
-  return { hash: toHex(h.digest()), size };
+  return { hash: h.digest(), size };
 }
 
 /** Run a step on the restore's destination: its error (ENOSPC, EACCES...) is said as the destination's, not the target's. */
@@ -73,13 +73,13 @@ function finishTemp(fd: number, dir: string, temp: string, final: string | undef
 }
 
 async function fetch(job: FetchJob): Promise<IoReply> {
-  const xx = await api;
+  await api;
   const src = fs.openSync(job.src, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
   const temp = `${job.dir}/${job.temp}`;
   let out: number | undefined;
   let done = false;
   // its own buffers, not the shared one: the copy of a big file awaits, and another message's jobs run meanwhile
-  const b = spares.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+  const b = spare();
   try {
     const st = fs.fstatSync(src);
     if (!st.isFile()) return { id: job.id, error: `${job.src} is not a regular file`, code: 'EINVAL' };
@@ -98,7 +98,7 @@ async function fetch(job: FetchJob): Promise<IoReply> {
       destination(() => writeAllSync(fd, b.subarray(0, first), 0));
     } else { // a big one is written as it is read (and removed if it does not hash right)
       out = create();
-      r = await copyHashing(src, out, xx, b, first);
+      r = await copyHashing(src, out, b, first);
       if (r.hash !== job.hash) return { id: job.id, mismatch: r.hash };
     }
     destination(() => {
@@ -142,9 +142,9 @@ const writeAt = (fd: number, data: Buffer, pos: number): Promise<number> =>
  * (a restore of 1 GiB from the page cache took 0.44x the time of the main thread's stream copy, farm-bench, 8
  * pairs). A buffer is reused only once no call still uses it.
  */
-async function copyHashing(src: number, out: number, xx: XXHashAPI, b: Buffer, first: number, limit = Infinity): Promise<{ hash: string; size: number }> {
-  const bufs = [b, spares.pop() ?? Buffer.allocUnsafeSlow(CHUNK)];
-  const h = xx.create64();
+async function copyHashing(src: number, out: number, b: Buffer, first: number, limit = Infinity): Promise<{ hash: string; size: number }> {
+  const bufs = [b, spare()];
+  const h = newHasher();
   let reading: Promise<number> | undefined;
   let writing: Promise<void> | undefined;
   let size = 0;
@@ -160,7 +160,7 @@ async function copyHashing(src: number, out: number, xx: XXHashAPI, b: Buffer, f
       n = await reading;
       more = n === want;
     }
-    return { hash: toHex(h.digest()), size };
+    return { hash: h.digest(), size };
   } finally {
     await Promise.allSettled([reading, writing]);
     spares.push(bufs[1]);
@@ -241,15 +241,15 @@ function putFrom(fd: number, job: PutItem, mode: number): FileReply | Promise<Fi
  * are proven against the settled size and hash; else the temp file is removed.
  */
 async function putBig(fd: number, job: PutItem, mode: number): Promise<FileReply> {
-  const xx = await api;
-  const b = spares.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+  await api;
+  const b = spare();
   const temp = `${job.dir}/${job.temp}`;
   let out: number | undefined;
   let done = false;
   try {
     const first = fill(fd, b, 0);
     out = fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);
-    const r = await copyHashing(fd, out, xx, b, first, job.size + 1);
+    const r = await copyHashing(fd, out, b, first, job.size + 1);
     if (r.size !== job.size) return { mismatch: `${job.label}: read ${r.size} bytes, settled size ${job.size}` };
     if (job.hash !== undefined && r.hash !== job.hash) return { mismatch: `${job.label}: the bytes read hash to ${r.hash}, settled ${job.hash}` };
     const o = out;
@@ -315,7 +315,7 @@ interface Ahead { fd: number; size: number; read?: Promise<number>; buf?: Buffer
  * Small copies are always read in turn with synchronous calls (a thread-pool round trip costs more there).
  */
 async function hash(job: HashJob): Promise<IoReply> {
-  const xx = await api;
+  await api;
   const files = job.files;
   const hashes: (string | null)[] = [];
   const ahead: (Ahead | null)[] = [];
@@ -324,7 +324,7 @@ async function hash(job: HashJob): Promise<IoReply> {
   const open = (j: number) => {
     const o = openCopy(files[j]);
     if (o && cold() && o.size >= PREFETCH_MIN) {
-      const b = spares.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+      const b = spare();
       ahead[j] = { ...o, buf: b, read: handled(readAt(o.fd, b, 0)) };
     } else ahead[j] = o;
   };
@@ -334,10 +334,10 @@ async function hash(job: HashJob): Promise<IoReply> {
     ahead[i] = null;
     if (!a) { hashes.push(null); continue; }
     try {
-      if (a.read) hashes.push(hashThrough(a.fd, xx, a.buf, await a.read).hash);
+      if (a.read) hashes.push(hashThrough(a.fd, a.buf, await a.read).hash);
       else {
         const t0 = performance.now();
-        hashes.push(hashThrough(a.fd, xx).hash);
+        hashes.push(hashThrough(a.fd).hash);
         if (a.size >= PREFETCH_MIN) slow = performance.now() - t0 > a.size / COLD_BYTES_PER_MS ? slow + 1 : 0;
       }
     } catch {

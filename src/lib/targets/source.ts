@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { SourceError } from '../errors.js';
 import { handled } from '../queue/deadline.js';
-import { hashBytes, initHasher, readAllAt, readAt, toHex } from '../hash/xxh64.js';
+import { createHasher, hashBytes, initHasher, readAllAt, readAt } from '../hash/xxh64.js';
 import { type Identity, openSettled, sameFile } from '../scan/sourceFs.js';
 
 /**
@@ -110,7 +110,7 @@ export class FdSource implements PutSource {
  * content, so a consumer that publishes only what it received whole never publishes bytes that are wrong.
  */
 async function* provenChunks(chunks: AsyncIterable<Buffer>, check: (hash: string, bytes: number) => void): AsyncGenerator<Buffer> {
-  const h = (await initHasher()).create64();
+  const h = await createHasher();
   let bytes = 0;
   let held: Buffer | undefined;
   for await (const chunk of chunks) {
@@ -119,7 +119,7 @@ async function* provenChunks(chunks: AsyncIterable<Buffer>, check: (hash: string
     if (held) yield held;
     held = chunk;
   }
-  check(toHex(h.digest()), bytes);
+  check(h.digest(), bytes);
   if (held) yield held;
 }
 

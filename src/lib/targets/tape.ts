@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type tar from 'tar-stream';
 import type { TargetConfig } from '../config/schema.js';
 import { ConfigError, SourceError, TargetError, messageOf, missingError, toTargetError } from '../errors.js';
-import { SMALL_FILE, hashBytes, initHasher, toHex } from '../hash/xxh64.js';
+import { SMALL_FILE, createHasher, hashBytes, initHasher, newHasher } from '../hash/xxh64.js';
 import type { TargetKindModule } from './kind.js';
 import { checkRelPath, manifestLine } from './layout.js';
 import { type LocalIo, localIo, warmLocalIo } from './localIo.js';
@@ -212,11 +212,11 @@ export class TapeTarget implements Target, Archive {
       } else {
         const entry = w.pack.entry(header) as unknown as Writable;
         if (hash === undefined && !(src instanceof SettledFile)) {
-          const hasher = (await initHasher()).create64();
+          const hasher = await createHasher();
           await pipeline(src.stream(), async function* (chunks) {
             for await (const c of chunks) { hasher.update(c as Buffer); yield c; }
           }, entry);
-          hash = toHex(hasher.digest());
+          hash = hasher.digest();
         } else {
           await pipeline(src.stream(), entry);
           // a new file (no settled hash) was hashed by the read that streamed it (SettledFile.hashed): once, not twice
@@ -375,14 +375,14 @@ export class TapeTarget implements Target, Archive {
    */
   private async readTapeFile(f: TapeFile, only?: Set<number>): Promise<Map<number, string>> {
     const hashes = new Map<number, string>();
-    const api = await initHasher();
+    await initHasher();
     const all = only === undefined;
     if (only && [...only].every((i) => f.members[i]?.[4] !== undefined)) {
       for (const i of only) {
         const m = f.members[i];
-        const h = api.create64();
+        const h = newHasher();
         for await (const c of this.drive.read(f.label, f.number, m[4], m[2])) h.update(c as Buffer);
-        hashes.set(i, toHex(h.digest()));
+        hashes.set(i, h.digest());
       }
       return hashes;
     }
@@ -394,12 +394,12 @@ export class TapeTarget implements Target, Archive {
       // members come in catalog order: look from the last one found on (a search from 0 each time: 10k members, 50M steps)
       let i = -1;
       for (let k = next; k < f.members.length; k++) if (f.members[k][0] === entry.header.name && f.members[k][2] === entry.header.size) { i = k; break; }
-      const h = api.create64();
+      const h = newHasher();
       for await (const c of entry) h.update(c as Buffer);
       if (i < 0) continue; // the manifest, or a member the catalog does not hold
       next = i + 1;
       if (only && !only.has(i)) continue;
-      hashes.set(i, toHex(h.digest()));
+      hashes.set(i, h.digest());
       if (all) f.members[i][4] = entry.offset + 512; // the offset of its header block: the data follows it
     }
     await done;

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { type ErrorClass, SourceError } from '../errors.js';
-import { CHUNK, hashBuffer, hashBytes, initHasher, newHasher, readAt } from '../hash/xxh64.js';
+import { CHUNK, hashBuffer, hashBytes, hashFd, initHasher, newHasher, readAt } from '../hash/xxh64.js';
 import { handled } from '../queue/deadline.js';
 import { type Identity, openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
 import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob, ReadItem, ReadJob, ReadReply } from './localIo.js';
@@ -242,6 +242,7 @@ function putFrom(fd: number, job: PutItem, mode: number): FileReply | Promise<Fi
  */
 async function putBig(fd: number, job: PutItem, mode: number): Promise<FileReply> {
   await api;
+  if (kernelCopies(job.dir)) return putInKernel(fd, job, mode);
   const b = spare();
   const temp = `${job.dir}/${job.temp}`;
   let out: number | undefined;
@@ -260,6 +261,70 @@ async function putBig(fd: number, job: PutItem, mode: number): Promise<FileReply
   } finally {
     spares.push(b);
     if (out !== undefined) fs.closeSync(out);
+    if (!done) fs.rmSync(temp, { force: true });
+  }
+}
+
+/**
+ * File systems on which the kernel's copy (copy_file_range, under fs.copyFile) writes every byte anew: ext2/3/4
+ * and tmpfs, which cannot share blocks between files. On XFS, btrfs (across subvolumes too) or NFS 4.2 it may
+ * clone the source's blocks instead (a reflink), and a copy sharing the source's sectors backs none of them up.
+ */
+const WRITES_ANEW = new Set([0xef53, 0x01021994]);
+/** The source is copied through /proc/self/fd (the very file open, not its path): where /proc is mounted. */
+const PROC_FD = fs.existsSync('/proc/self/fd');
+
+/** Does the kernel copy big files into `dir` (its file system in WRITES_ANEW)? */
+function kernelCopies(dir: string): boolean {
+  if (!PROC_FD || process.env.REPLICA_KERNEL_COPY === '0') return false;
+  try {
+    return WRITES_ANEW.has(fs.statfsSync(dir).type);
+  } catch {
+    return false; // the put says what is wrong with the directory
+  }
+}
+
+/**
+ * putBig on a file system where the kernel copies (kernelCopies): the bytes go from the source to the temp file
+ * inside the kernel (copy_file_range: from the page cache, 1 GiB in ~0.3 s against ~1.1 s through this
+ * thread's buffers), from the file `fd` has open (/proc/self/fd/N, not the source's path, which may name
+ * another file by now), while this thread reads and hashes the source. The copy is renamed into place only
+ * when it and the bytes hashed are the settled size and the hash is the settled one; the read-back after the
+ * durable step proves the copy itself against that hash.
+ */
+async function putInKernel(fd: number, job: PutItem, mode: number): Promise<FileReply> {
+  const temp = `${job.dir}/${job.temp}`;
+  let done = false;
+  try {
+    // both to their end before anything is decided (or removed): the copy may still write while the hash failed
+    const [copied, hashed] = await Promise.allSettled([
+      fs.promises.copyFile(`/proc/self/fd/${fd}`, temp, C.COPYFILE_EXCL),
+      hashFd(fd, { size: job.size + 1 }), // more than SMALL_FILE: read through the reused buffers, not at once
+    ]);
+    if (copied.status === 'rejected') throw copied.reason;
+    if (hashed.status === 'rejected') throw hashed.reason;
+    const out = fs.openSync(temp, C.O_WRONLY | C.O_NOFOLLOW);
+    let size: number;
+    try {
+      size = fs.fstatSync(out).size;
+    } catch (err) {
+      fs.closeSync(out);
+      throw err;
+    }
+    const r = hashed.value;
+    if (r.size !== job.size || size !== job.size) {
+      fs.closeSync(out);
+      return { mismatch: `${job.label}: read ${r.size === job.size ? size : r.size} bytes, settled size ${job.size}` };
+    }
+    if (job.hash !== undefined && r.hash !== job.hash) {
+      fs.closeSync(out);
+      return { mismatch: `${job.label}: the bytes read hash to ${r.hash}, settled ${job.hash}` };
+    }
+    // the kernel's copy has the source's mode already; set here as every put sets it (and the mtime)
+    finishTemp(out, job.dir, job.temp, job.final, mode, job.mtimeMs);
+    done = true;
+    return job.hash === undefined ? { bytes: r.size, hash: r.hash } : { bytes: r.size };
+  } finally {
     if (!done) fs.rmSync(temp, { force: true });
   }
 }

@@ -63,6 +63,26 @@ describe('the CLI: help, errors, completion, man pages, docs/cli.md (all from on
     rmTree(dir);
   });
 
+  it('hash under an address-space limit (ulimit -v) that leaves room for one WebAssembly memory but not two: hashes right (copying, as xxhash-wasm does)', () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'data');
+    fs.writeFileSync(f, crypto.randomBytes((5 << 20) + 1));
+    const want = execFileSync('xxhsum', ['-H1', f], { encoding: 'utf8' });
+    const hash = (limitKb: number, flags: string[]) => spawnSync('bash', ['-c', `ulimit -v ${limitKb} && exec "$@"`, 'sh', process.execPath, ...flags, CLI, 'hash', f], { encoding: 'utf8' });
+    // the lowest limit (to 1 GiB) at which one instance fits: --frozen-intrinsics makes xxhash-wasm's alone
+    let [lo, hi] = [1, 128];
+    assert.equal(hash(hi << 20, ['--frozen-intrinsics']).stdout, want, 'hashes with 128 GiB of address space');
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (hash(mid << 20, ['--frozen-intrinsics']).status === 0) hi = mid;
+      else lo = mid;
+    }
+    const r = hash((hi + 1) << 20, []);
+    assert.equal(r.status, 0, `at ${hi + 1} GiB: ${r.stderr}`);
+    assert.equal(r.stdout, want);
+    rmTree(dir);
+  });
+
   it('hash - reads stdin and hash -c checks a list as xxhsum -c does (escaped names too), exit 1 on any mismatch or unreadable file', async () => {
     const dir = tmpDir();
     const sh = (cmd: string) => spawnSync('bash', ['-c', cmd], { cwd: dir, encoding: 'utf8' });

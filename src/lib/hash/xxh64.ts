@@ -11,10 +11,18 @@ let loading: Promise<XXHashAPI> | undefined;
  */
 export async function initHasher(): Promise<XXHashAPI> {
   if (api) return api;
-  loading ??= Promise.all([xxhash(), privateInstance()]).then(([a, raw]) => {
-    if (raw) inPlace = new InPlace(raw);
+  loading ??= (async () => {
+    // xxhash-wasm's own instance first (each instance's memory is allocated as it is made: where address space
+    // is short, this is the one that must fit)
+    const a = await xxhash();
+    const raw = await privateInstance();
+    try {
+      if (raw) inPlace = new InPlace(raw);
+    } catch {
+      // its memory could not grow (an address-space limit): hashing copies, as xxhash-wasm's API does
+    }
     return (api = a);
-  });
+  })();
   return loading;
 }
 
@@ -68,7 +76,13 @@ async function privateInstance(): Promise<RawXxh64 | undefined> {
   } finally {
     wasm.instantiate = instantiate;
   }
-  await loaded;
+  try {
+    await loaded;
+  } catch {
+    // no room for a second instance (V8 reserves ~10 GB of address space for each: a `ulimit -v` can say no
+    // to the second where the first fitted): hashing copies, as xxhash-wasm's API does
+    return undefined;
+  }
   return raw;
 }
 

@@ -65,11 +65,20 @@ it('EarlyWatcher: changes made before attach() are held and handed over in order
   const src = path.join(dir, 'early');
   fs.mkdirSync(path.join(src, 'night'), { recursive: true });
   const early = new EarlyWatcher(config(src, 'parcel'));
-  await new Promise((r) => setTimeout(r, 300)); // subscribed by now (a few files)
-  fs.writeFileSync(path.join(src, 'night', 'a.dat'), 'a');
-  fs.writeFileSync(path.join(src, 'night', 'skip.tmp'), 'excluded');
-  fs.writeFileSync(path.join(src, 'b.dat'), 'b');
-  await new Promise((r) => setTimeout(r, 500)); // parcel has reported them, to nobody
+  await early.subscribed();
+  // a second subscription of our own to the same tree: once it has seen the files, parcel has reported them
+  // to the early watcher too (no sleep that a busy machine outlasts)
+  const probe: string[] = [];
+  const sub = await (await import('@parcel/watcher')).default.subscribe(src, (_err, events) => { for (const e of events) probe.push(e.path); });
+  try {
+    fs.writeFileSync(path.join(src, 'night', 'a.dat'), 'a');
+    fs.writeFileSync(path.join(src, 'night', 'skip.tmp'), 'excluded');
+    fs.writeFileSync(path.join(src, 'b.dat'), 'b');
+    await until(() => ['night/a.dat', 'night/skip.tmp', 'b.dat'].every((f) => probe.includes(path.join(src, f))), 10_000, 20);
+  } finally {
+    await sub.unsubscribe();
+  }
+  await new Promise((r) => setTimeout(r, 100)); // the early watcher's own callback for that batch has run
   const k = keeper();
   const watcher = await early.attach(k);
   try {

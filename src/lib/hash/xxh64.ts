@@ -196,14 +196,14 @@ export function newHasher(): Xxh64 {
 export const SMALL_FILE = 1 << 20;
 /** The size of a hashBuffer(). */
 export const CHUNK = 4 << 20;
-// Reused read buffers of hashFile
+// hashFile's read buffers, reused
 const pool: Buffer[] = [];
 
 /**
  * A new read buffer of CHUNK bytes (initHasher() awaited first; callers keep and reuse it): in the hasher's
  * memory while there is room, so what is read into it is hashed without a copy; else an ordinary buffer at a
- * 64-byte offset (a page-aligned one, copied into the hasher at its offset 88, hit 4K aliasing: ~2.5 against
- * ~10 GB/s).
+ * 64-byte offset (copied into the hasher to be hashed: page-aligned buffers copied to a page-aligned offset
+ * hit 4K aliasing, ~2.5 against ~10 GB/s).
  */
 export function hashBuffer(): Buffer {
   return inPlace?.buffer() ?? Buffer.allocUnsafeSlow(CHUNK + 64).subarray(64, 64 + CHUNK);

@@ -90,6 +90,11 @@ export class EarlyWatcher {
     this.started.catch(() => undefined); // attach() or close() reports it
   }
 
+  /** Resolves once the subscription is in place, or could not be made (attach() says why). */
+  subscribed(): Promise<void> {
+    return this.started.then(() => undefined, () => undefined);
+  }
+
   /** The watcher, its events from now on (and those held) going to `h`. Rejects if parcel could not start. */
   async attach(h: WatchHandlers): Promise<SourceWatcher & { backend: Backend }> {
     const w = await this.started;

@@ -299,7 +299,7 @@ async function putInKernel(fd: number, job: PutItem, mode: number): Promise<File
     // both to their end before anything is decided (or removed): the copy may still write while the hash failed
     const [copied, hashed] = await Promise.allSettled([
       fs.promises.copyFile(`/proc/self/fd/${fd}`, temp, C.COPYFILE_EXCL),
-      hashFd(fd, { size: job.size + 1 }), // more than SMALL_FILE: read through the reused buffers, not at once
+      hashFd(fd, { size: job.size }), // a big file (CHUNK or more): read into the reused buffers, chunk by chunk
     ]);
     if (copied.status === 'rejected') throw copied.reason;
     if (hashed.status === 'rejected') throw hashed.reason;

@@ -198,6 +198,27 @@ for (const kernel of [true, false]) it(`local target: a big file (64 MiB or more
   rmTree(dir);
 });
 
+it('local target: a big file copied by the kernel onto a file system that fills (tmpfs) fails with ENOSPC and leaves no temp file; the next put works', async () => {
+  await localIo().close();
+  const dir = tmpDir();
+  const mnt = path.join(dir, 'full');
+  mountTmpfs(mnt, '16m');
+  await initHasher();
+  const src = path.join(dir, 'big');
+  fs.writeFileSync(src, crypto.randomBytes((65 << 20) + 5));
+  const st = fs.statSync(src);
+  const big = new SettledFile(src, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, undefined);
+  const t = new LocalTarget('full', mnt);
+  const [err] = await t.putMany([{ rel: 'h/big', src: big }]);
+  assert.ok(err instanceof TargetError && err.errorClass === 'ENOSPC', String(err));
+  assert.deepEqual(fs.readdirSync(path.join(mnt, 'h')), [], 'no temp file left');
+  const small = path.join(dir, 'small');
+  fs.writeFileSync(small, 'fits');
+  await t.put('h/small', await srcOf(small));
+  assert.equal(fs.readFileSync(path.join(mnt, 'h/small'), 'utf8'), 'fits');
+  rmTree(dir);
+});
+
 it('local target: a big put stops when its signal aborts mid-copy (the worker is replaced): nothing published, the next put works', async () => {
   const dir = tmpDir();
   const base = path.join(dir, 'base');

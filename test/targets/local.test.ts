@@ -12,6 +12,12 @@ import { isMountPoint } from '../../dist/lib/targets/mountinfo.js';
 import { mountTmpfs, rmTree, tmpDir, srcOf } from '../helpers.js';
 import { testTarget } from './conformance.js';
 
+/** The file at `p` as it settled just now (identity from its stat); `hashed`: with its bytes' hash as the settled hash, else a new file. */
+function settledNow(p: string, hashed: boolean): SettledFile {
+  const st = fs.statSync(p);
+  return new SettledFile(p, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, hashed ? hashBytes(fs.readFileSync(p)) : undefined);
+}
+
 testTarget({
   name: 'local',
   create: async () => new LocalTarget('local', path.join(tmpDir('replica-local-'), 'base')),
@@ -103,11 +109,7 @@ for (const workers of [true, false]) it(`local target: putMany of SettledFile so
   const grown = make('grown', 'settled');
   const gone = make('gone', 'here once');
   await initHasher();
-  const settled = (p: string) => {
-    const st = fs.statSync(p);
-    return new SettledFile(p, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, hashBytes(fs.readFileSync(p)));
-  };
-  const srcs = [good, swapped, grown, gone].map(settled);
+  const srcs = [good, swapped, grown, gone].map((p) => settledNow(p, true));
   fs.rmSync(swapped);
   fs.symlinkSync(secret, swapped); // swapped for a link to a secret after it settled
   fs.appendFileSync(grown, ' and more'); // written again after it settled
@@ -159,13 +161,9 @@ for (const kernel of [true, false]) it(`local target: a big file (64 MiB or more
   if (kernel) mountTmpfs(base, '512m');
   await initHasher();
   const big = (n: string, fill: number) => { const p = path.join(dir, n); fs.writeFileSync(p, Buffer.alloc((65 << 20) + 12_345, fill)); fs.chmodSync(p, 0o604); return p; };
-  const settled = (p: string, hashed = true) => {
-    const st = fs.statSync(p);
-    return new SettledFile(p, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, hashed ? hashBytes(fs.readFileSync(p)) : undefined);
-  };
   const t = new LocalTarget('l', base);
   // opened here first, as the copier does: the worker reads it through the descriptor
-  const a = settled(big('a', 1));
+  const a = settledNow(big('a', 1), true);
   a.open();
   assert.equal(localIo().started, 0);
   await t.put('h/a', a);
@@ -176,15 +174,15 @@ for (const kernel of [true, false]) it(`local target: a big file (64 MiB or more
   assert.equal(fs.statSync(path.join(base, 'h/a')).mode & 0o777, 0o604);
   assert.ok(Math.abs(fs.statSync(path.join(base, 'h/a')).mtimeMs - a.mtimeMs!) < 0.001, 'the settled mtime, to the microsecond');
   // not opened here, no settled hash (hashed by its first copy): the worker opens it and says its hash
-  const b = settled(big('b', 2), false);
+  const b = settledNow(big('b', 2), false);
   const [errB] = await t.putMany([{ rel: 'h/b', src: b }]);
   assert.equal(errB, undefined);
   assert.equal(b.isOpen, false);
   assert.equal(b.hashed, hashBytes(fs.readFileSync(b.path)));
   // grew after it settled; one byte changed in the middle (same size): neither is published, no temp left
-  const grown = settled(big('grown', 3));
+  const grown = settledNow(big('grown', 3), true);
   fs.appendFileSync(grown.path, 'more');
-  const flipped = settled(big('flipped', 4));
+  const flipped = settledNow(big('flipped', 4), true);
   flipped.open(); // opened here, then written to: the worker reads the new bytes through the descriptor
   const fd = fs.openSync(flipped.path, 'r+');
   fs.writeSync(fd, Buffer.from([9]), 0, 1, 40 << 20);
@@ -206,8 +204,7 @@ it('local target: a big file copied by the kernel onto a file system that fills 
   await initHasher();
   const src = path.join(dir, 'big');
   fs.writeFileSync(src, crypto.randomBytes((65 << 20) + 5));
-  const st = fs.statSync(src);
-  const big = new SettledFile(src, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, undefined);
+  const big = settledNow(src, false);
   const t = new LocalTarget('full', mnt);
   const [err] = await t.putMany([{ rel: 'h/big', src: big }]);
   assert.ok(err instanceof TargetError && err.errorClass === 'ENOSPC', String(err));
@@ -225,8 +222,7 @@ it('local target: a big put stops when its signal aborts mid-copy (the worker is
   await initHasher();
   const p = path.join(dir, 'huge');
   fs.writeFileSync(p, crypto.randomBytes(256 << 20));
-  const st = fs.statSync(p);
-  const src = new SettledFile(p, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, hashBytes(fs.readFileSync(p)));
+  const src = settledNow(p, true);
   const t = new LocalTarget('l', base);
   const ac = new AbortController();
   const put = t.put('h/huge', src, { signal: ac.signal });

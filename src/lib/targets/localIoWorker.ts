@@ -251,19 +251,29 @@ async function putBig(fd: number, job: PutItem, mode: number): Promise<FileReply
     const first = fill(fd, b, 0);
     out = fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);
     const r = await copyHashing(fd, out, b, first, job.size + 1);
-    if (r.size !== job.size) return { mismatch: `${job.label}: read ${r.size} bytes, settled size ${job.size}` };
-    if (job.hash !== undefined && r.hash !== job.hash) return { mismatch: `${job.label}: the bytes read hash to ${r.hash}, settled ${job.hash}` };
+    const bad = bigMismatch(job, r.size, r.hash);
+    if (bad) return bad;
     const o = out;
     out = undefined; // finishTemp closes it
     finishTemp(o, job.dir, job.temp, job.final, mode & UMASK ? mode : undefined, job.mtimeMs);
     done = true;
-    return job.hash === undefined ? { bytes: r.size, hash: r.hash } : { bytes: r.size };
+    return bigPut(job, r);
   } finally {
     spares.push(b);
     if (out !== undefined) fs.closeSync(out);
     if (!done) fs.rmSync(temp, { force: true });
   }
 }
+
+/** A big put's bytes (`size` read, hashing to `hash`) against the settled size and hash: the mismatch, or undefined when proven. */
+function bigMismatch(job: PutItem, size: number, hash: string): { mismatch: string } | undefined {
+  if (size !== job.size) return { mismatch: `${job.label}: read ${size} bytes, settled size ${job.size}` };
+  if (job.hash !== undefined && hash !== job.hash) return { mismatch: `${job.label}: the bytes read hash to ${hash}, settled ${job.hash}` };
+  return undefined;
+}
+
+/** A big put in place: its bytes, and the hash of a new file (one with no settled hash, hashed by this put). */
+const bigPut = (job: PutItem, r: { size: number; hash: string }): FileReply => (job.hash === undefined ? { bytes: r.size, hash: r.hash } : { bytes: r.size });
 
 /**
  * File systems on which the kernel's copy (copy_file_range, under fs.copyFile) writes every byte anew: ext2/3/4
@@ -294,6 +304,7 @@ function kernelCopies(dir: string): boolean {
  */
 async function putInKernel(fd: number, job: PutItem, mode: number): Promise<FileReply> {
   const temp = `${job.dir}/${job.temp}`;
+  let out: number | undefined;
   let done = false;
   try {
     // both to their end before anything is decided (or removed): the copy may still write while the hash failed
@@ -303,28 +314,19 @@ async function putInKernel(fd: number, job: PutItem, mode: number): Promise<File
     ]);
     if (copied.status === 'rejected') throw copied.reason;
     if (hashed.status === 'rejected') throw hashed.reason;
-    const out = fs.openSync(temp, C.O_WRONLY | C.O_NOFOLLOW);
-    let size: number;
-    try {
-      size = fs.fstatSync(out).size;
-    } catch (err) {
-      fs.closeSync(out);
-      throw err;
-    }
+    out = fs.openSync(temp, C.O_WRONLY | C.O_NOFOLLOW);
     const r = hashed.value;
-    if (r.size !== job.size || size !== job.size) {
-      fs.closeSync(out);
-      return { mismatch: `${job.label}: read ${r.size === job.size ? size : r.size} bytes, settled size ${job.size}` };
-    }
-    if (job.hash !== undefined && r.hash !== job.hash) {
-      fs.closeSync(out);
-      return { mismatch: `${job.label}: the bytes read hash to ${r.hash}, settled ${job.hash}` };
-    }
+    // the bytes hashed, then the copy, are the settled size
+    const bad = bigMismatch(job, r.size !== job.size ? r.size : fs.fstatSync(out).size, r.hash);
+    if (bad) return bad;
+    const o = out;
+    out = undefined; // finishTemp closes it
     // the kernel's copy has the source's mode already; set here as every put sets it (and the mtime)
-    finishTemp(out, job.dir, job.temp, job.final, mode, job.mtimeMs);
+    finishTemp(o, job.dir, job.temp, job.final, mode, job.mtimeMs);
     done = true;
-    return job.hash === undefined ? { bytes: r.size, hash: r.hash } : { bytes: r.size };
+    return bigPut(job, r);
   } finally {
+    if (out !== undefined) fs.closeSync(out);
     if (!done) fs.rmSync(temp, { force: true });
   }
 }

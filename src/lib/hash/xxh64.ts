@@ -167,7 +167,7 @@ class InPlace {
 let inPlace: InPlace | undefined;
 
 /** Hex exactly as `xxhsum -H1` prints it: 16 lowercase digits, canonical (big-endian) order. */
-export function toHex(h: bigint): string {
+function toHex(h: bigint): string {
   return h.toString(16).padStart(16, '0');
 }
 

@@ -4,6 +4,20 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { after } from 'node:test';
+
+/**
+ * A test file whose process is still alive this long after its last test has left something open (a watcher, a
+ * server, a child) that would keep `node --test` waiting for it forever, and CI with it. It fails instead, naming
+ * what is open.
+ */
+const EXIT_GUARD_MS = 30_000;
+after(() => {
+  setTimeout(() => {
+    process.stderr.write(`this test file left handles open ${EXIT_GUARD_MS / 1000} s after its last test (${process.getActiveResourcesInfo().join(', ') || 'native ones'}): failed\n`);
+    process.exit(1);
+  }, EXIT_GUARD_MS).unref();
+});
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'dist/bin/replica.js');

@@ -157,12 +157,13 @@ export class Agent {
     const early = this.deps.early;
     this.deps.early = undefined;
     // the early parcel watch when there is one (if it failed to start, createWatcher says why and uses chokidar)
-    this.watcher = (early && await early.attach(handlers).catch(() => undefined))
-      ?? await createWatcher(this.config, handlers, early ? 'parcel' : backendFor(this.config, this.store.size));
+    const attached = early && await early.attach(handlers).catch(() => undefined);
+    this.watcher = attached ?? await createWatcher(this.config, handlers, early ? 'parcel' : backendFor(this.config, this.store.size));
     await this.watcher.ready;
     // an early watch caught changes from the moment it was subscribed (they were held until now)
     const readyMs = this.watcher.readyAtMs ?? Math.round(process.uptime() * 1000);
-    this.log.info(`watch: watcher ready ${readyMs} ms after start, ${processWatches()} inotify watches (${this.watcher.backend})`, { readyMs, backend: this.watcher.backend });
+    const held = attached ? `, ${attached.held} events held while the store loaded` : '';
+    this.log.info(`watch: watcher ready ${readyMs} ms after start, ${processWatches()} inotify watches (${this.watcher.backend})${held}`, { readyMs, backend: this.watcher.backend });
     this.heartbeat();
   }
 

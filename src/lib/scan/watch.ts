@@ -95,12 +95,21 @@ export class EarlyWatcher {
     return this.started.then(() => undefined, () => undefined);
   }
 
-  /** The watcher, its events from now on (and those held) going to `h`. Rejects if parcel could not start. */
-  async attach(h: WatchHandlers): Promise<SourceWatcher & { backend: Backend }> {
+  /** How many events (changes, deletions, errors) it holds for attach(). */
+  get heldEvents(): number {
+    return this.held.length;
+  }
+
+  /**
+   * The watcher, its events from now on (and those held) going to `h`, with how many were held. Rejects if
+   * parcel could not start.
+   */
+  async attach(h: WatchHandlers): Promise<SourceWatcher & { backend: Backend; held: number }> {
     const w = await this.started;
     this.handlers = h;
-    for (const f of this.held.splice(0)) f(h);
-    return w;
+    const held = this.held.splice(0);
+    for (const f of held) f(h);
+    return { ...w, held: held.length };
   }
 
   /** Stop it if it was never attached (the store could not be opened, the agent never started). */

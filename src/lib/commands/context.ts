@@ -4,7 +4,8 @@ import { ConfigError, type TargetError, UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { storeKnows } from '../backup/reconcile.js';
 import { attachCatalogs } from '../backup/archive.js';
-import { Store } from '../store/store.js';
+import type { EarlyWatcher } from '../scan/watch.js';
+import { Store, storeFileCount } from '../store/store.js';
 import { StoreLock } from '../store/lock.js';
 import { createTarget } from '../targets/registry.js';
 import type { Target } from '../targets/target.js';
@@ -23,14 +24,35 @@ export interface Context {
   log: Logger;
   opts: GlobalOptions;
   out: NodeJS.WritableStream;
+  /** `watch`: the parcel watch started as soon as the config was known (startEarlyWatch), when one was */
+  early?: EarlyWatcher;
 }
 
-/** Load the config and make the logger; the first log line names the version and the config file. */
+/**
+ * Load the config and make the logger; the first log line names the version and the config file. For `watch`,
+ * the early parcel watch starts in between: its crawl of the tree (its own thread) then overlaps loading the
+ * logger, the agent's modules and the store (0.1 s sooner ready on 10^5 files here than after the store lock).
+ */
 export async function createContext(opts: GlobalOptions, command: string, out: NodeJS.WritableStream = process.stdout): Promise<Context> {
   const config = await loadConfig({ file: opts.config });
-  const log = createLogger(opts.logLevel ?? config.log.level);
-  log.info(`replica ${VERSION} ${command}, config ${config.file}`, { version: VERSION, config: config.file, command });
-  return { config, log, opts, out };
+  const early = command === 'watch' ? await startEarlyWatch(config) : undefined;
+  try {
+    const log = createLogger(opts.logLevel ?? config.log.level);
+    log.info(`replica ${VERSION} ${command}, config ${config.file}`, { version: VERSION, config: config.file, command });
+    return { config, log, opts, out, early };
+  } catch (err) {
+    await early?.close();
+    throw err;
+  }
+}
+
+/**
+ * The parcel watch that `watch` starts before anything else, when the store's size calls for parcel (watcher
+ * `auto`) or the config names it; undefined for chokidar, which cannot start before the store is loaded.
+ */
+async function startEarlyWatch(config: Config): Promise<EarlyWatcher | undefined> {
+  const { EarlyWatcher, backendFor } = await import('../scan/watch.js');
+  return backendFor(config, storeFileCount(config.store)) === 'parcel' ? EarlyWatcher.start(config) : undefined;
 }
 
 /**
@@ -51,13 +73,12 @@ export function openStoreReadOnly(ctx: Context, streamed = false): Promise<Store
   return Store.open(config.store, { host: config.host, agentVersion: VERSION, snapshots: config.snapshots, log, readOnly: true, streamed });
 }
 
-/** Take the store lock, run `beforeLoad` (awaited), and open the store for writing. The caller releases the lock (even on error). */
-export async function openStoreLocked(ctx: Context, command: string, beforeLoad?: () => void | Promise<void>): Promise<{ store: Store; lock: StoreLock }> {
+/** Take the store lock and open the store for writing. The caller releases the lock (even on error). */
+export async function openStoreLocked(ctx: Context, command: string): Promise<{ store: Store; lock: StoreLock }> {
   const { config, log } = ctx;
   const lock = StoreLock.acquire(config.store, command);
   for (const w of StoreLock.warnings.splice(0)) log.warn(w);
   try {
-    await beforeLoad?.();
     const store = await Store.open(config.store, { host: config.host, agentVersion: VERSION, snapshots: config.snapshots, log });
     return { store, lock };
   } catch (err) {

@@ -1,6 +1,4 @@
 import { Agent } from '../agent/agent.js';
-import { EarlyWatcher, backendFor } from '../scan/watch.js';
-import { storeFileCount } from '../store/store.js';
 import { type Context, checkMissingSources, createTargets, openStoreLocked } from './context.js';
 import { statusLine } from './progress.js';
 
@@ -10,14 +8,15 @@ import { statusLine } from './progress.js';
  * `replica tape open|close` request. Resolves when stopped.
  */
 export async function watchCommand(ctx: Context, opts: { graceMs?: number; signal?: AbortSignal; hup?: EventTarget } = {}): Promise<void> {
-  const { config, log } = ctx;
-  if (opts.signal?.aborted) { log.info(`watch: ${String(opts.signal.reason)}: stopped before starting`); return; }
-  // parcel's crawl of the tree runs in its own thread: started before the store loads, the two overlap
-  let early: EarlyWatcher | undefined;
-  const startEarly = async () => { if (backendFor(config, storeFileCount(config.store)) === 'parcel') early = await EarlyWatcher.start(config); };
+  const { config, log, early } = ctx; // early: parcel's crawl already under way (createContext)
+  if (opts.signal?.aborted) {
+    log.info(`watch: ${String(opts.signal.reason)}: stopped before starting`);
+    await early?.close();
+    return;
+  }
   let opened: Awaited<ReturnType<typeof openStoreLocked>>;
   try {
-    opened = await openStoreLocked(ctx, 'watch', startEarly);
+    opened = await openStoreLocked(ctx, 'watch');
   } catch (err) {
     await early?.close();
     throw err;

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import type { Config } from '../config/schema.js';
 import { PathFilter } from './filter.js';
 import { walk } from './walk.js';
@@ -55,7 +55,7 @@ export async function createWatcher(config: Config, h: WatchHandlers, backend: B
       h.onError(new Error(`@parcel/watcher unavailable (${err instanceof Error ? err.message : String(err)}): using chokidar`));
     }
   }
-  return { backend: 'chokidar', ...watchSources(config, h) };
+  return { backend: 'chokidar', ...(await watchSources(config, h)) };
 }
 
 /**
@@ -202,7 +202,8 @@ async function watchWithParcel(config: Config, h: WatchHandlers): Promise<Source
  * inotify watch on every directory and every file it watches, so files verified everywhere are left out:
  * their directory's watch still reports new files, and the periodic rescan covers the rare late change.
  */
-export function watchSources(config: Config, h: WatchHandlers): SourceWatcher {
+export async function watchSources(config: Config, h: WatchHandlers): Promise<SourceWatcher> {
+  const { watch } = await import('chokidar'); // 34 ms to load: not when parcel watches
   const filters = sourceFilters(config);
   const watched = new Set<string>();
   const ignored = (p: string, stats?: { isFile(): boolean; isDirectory(): boolean }) => {

@@ -1,6 +1,7 @@
 import { Agent } from '../agent/agent.js';
 import { type Context, checkMissingSources, createTargets, openStoreLocked } from './context.js';
 import { statusLine } from './progress.js';
+import type { StoreLock } from '../store/lock.js';
 
 /**
  * `replica watch`: take the store lock, start the agent, and run until SIGTERM/SIGINT (then stop cleanly:
@@ -9,20 +10,12 @@ import { statusLine } from './progress.js';
  */
 export async function watchCommand(ctx: Context, opts: { graceMs?: number; signal?: AbortSignal; hup?: EventTarget } = {}): Promise<void> {
   const { config, log, early } = ctx; // early: parcel's crawl already under way (createContext)
-  if (opts.signal?.aborted) {
-    log.info(`watch: ${String(opts.signal.reason)}: stopped before starting`);
-    await early?.close();
-    return;
-  }
-  let opened: Awaited<ReturnType<typeof openStoreLocked>>;
+  let lock: StoreLock | undefined;
   try {
-    opened = await openStoreLocked(ctx, 'watch');
-  } catch (err) {
-    await early?.close();
-    throw err;
-  }
-  const { store, lock } = opened;
-  try {
+    if (opts.signal?.aborted) { log.info(`watch: ${String(opts.signal.reason)}: stopped before starting`); return; }
+    const opened = await openStoreLocked(ctx, 'watch');
+    lock = opened.lock;
+    const { store } = opened;
     checkMissingSources(config, store);
     const agent = new Agent(config, { store, log, early, makeTargets: (c) => createTargets(c, log) });
     const grace = opts.graceMs ?? Math.min(config.timeouts.copyMs, 30_000);
@@ -45,7 +38,7 @@ export async function watchCommand(ctx: Context, opts: { graceMs?: number; signa
       opts.hup?.removeEventListener('tape', tape);
     }
   } finally {
-    await early?.close();
-    lock.release();
+    await early?.close(); // on every way out; nothing once the agent has it (attached)
+    lock?.release();
   }
 }

@@ -134,6 +134,60 @@ describe('replica restore: the destination side', () => {
     rmTree(dir);
   });
 
+  it('many files from local targets (fetched in worker batches): a corrupt or missing copy on the first target is served by the next, per file; deep trees of more directories than are kept open; with and without --fsync', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    const files: string[] = [];
+    for (let d = 0; d < 90; d++) { // 90 leaf directories two levels down: more than the 64 kept open
+      const sub = path.join(src, `n${Math.floor(d / 10)}`, `d${d}`);
+      fs.mkdirSync(sub, { recursive: true });
+      for (let i = 0; i < 3; i++) {
+        const f = path.join(sub, `f${i}.dat`);
+        fs.writeFileSync(f, `content ${d}/${i}\n`, { mode: 0o640 });
+        fs.chmodSync(f, 0o640);
+        age(f, 7200 + d);
+        files.push(f);
+      }
+    }
+    const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }] });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    const onA = (f: string) => onTarget(path.join(dir, 'ta'), 'h', src, path.relative(src, f));
+    const flipped = [files[5], files[100], files[269]];
+    for (const f of flipped) fs.writeFileSync(onA(f), 'not the content\n');
+    fs.rmSync(onA(files[200]));
+    const bad = new Set([...flipped, files[200]]);
+    for (const durable of [false, true]) {
+      const out = path.join(dir, durable ? 'out-fsync' : 'out');
+      const r = await cli(['restore', '--json', ...(durable ? ['--fsync'] : []), '--to', out, src, '--config', cfg]);
+      assert.equal(r.code, 0, r.stderr);
+      const res = json(r) as { path: string; ok: boolean; from: string; errors: string[] }[];
+      assert.equal(res.length, files.length);
+      for (const x of res) {
+        assert.equal(x.ok, true, x.path);
+        assert.equal(x.from, bad.has(x.path) ? 'b' : 'a', x.path);
+        if (bad.has(x.path)) assert.match(x.errors[0], x.path === files[200] ? /^a: .*(ENOENT|missing)/ : /^a: .*reads back as [0-9a-f]{16}, expected /);
+        else assert.deepEqual(x.errors, []);
+      }
+      for (const f of files) {
+        const d = path.join(out, f);
+        assert.equal(fs.readFileSync(d, 'utf8'), fs.readFileSync(f, 'utf8'), d);
+        assert.equal(fs.statSync(d).mode & 0o777, 0o640);
+        assert.equal(Math.round(fs.statSync(d).mtimeMs), Math.round(fs.statSync(f).mtimeMs));
+      }
+      const left = fs.readdirSync(out, { recursive: true }).filter((x) => String(x).includes('.replica-'));
+      assert.deepEqual(left, [], 'no temp file left');
+    }
+    // --from the damaged target only: those four are not restored (exit 1), nothing of them written; the rest are
+    const out3 = path.join(dir, 'out3');
+    const r3 = await cli(['restore', '--json', '--from', 'a', '--to', out3, src, '--config', cfg]);
+    assert.equal(r3.code, 1);
+    const res3 = json(r3) as { path: string; ok: boolean }[];
+    assert.deepEqual(res3.filter((x) => !x.ok).map((x) => x.path).sort(), [...bad].sort());
+    for (const f of bad) assert.equal(fs.existsSync(path.join(out3, f)), false);
+    assert.equal(fs.readFileSync(path.join(out3, files[0]), 'utf8'), fs.readFileSync(files[0], 'utf8'));
+    rmTree(dir);
+  });
+
   it('shows its progress on a TTY; restores many files in durable batches with --fsync, and at once without', async () => {
     const dir = tmpDir();
     const src = path.join(dir, 'src');

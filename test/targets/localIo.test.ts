@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, it } from 'node:test';
 import { LocalIo } from '../../dist/lib/targets/localIo.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
+import { TargetError } from '../../dist/lib/errors.js';
 import { blockingMount, rmTree, tmpDir } from '../helpers.js';
 
 const dir = tmpDir('localio');
@@ -170,6 +171,35 @@ it('fetch: the copy lands with its own mode, also one the umask would strip (0o6
     fs.writeFileSync(path.join(src, 'bad'), crypto.randomBytes((9 << 20) + 9));
     await assert.rejects(io.fetch('t', { src: path.join(src, 'bad'), dir: out, temp: '.tmp-bad', final: 'bad', hash: '0123456789abcdef' }, 10_000), /reads back as/);
     assert.deepEqual(fs.readdirSync(out).filter((n) => n.includes('bad')), [], 'no temp file, nothing published');
+  } finally {
+    await io.close();
+  }
+});
+
+it('fetchMany: one job, one result per copy: fetched, mismatch (nothing left), missing, not a regular file, an unwritable destination', async () => {
+  const io = new LocalIo(1);
+  const src = path.join(dir, 'msrc');
+  const out = path.join(dir, 'mout');
+  fs.mkdirSync(src, { recursive: true });
+  fs.mkdirSync(out, { recursive: true });
+  try {
+    const good = crypto.randomBytes(5000);
+    fs.writeFileSync(path.join(src, 'good'), good);
+    fs.writeFileSync(path.join(src, 'flipped'), 'other bytes');
+    fs.mkdirSync(path.join(src, 'adir'));
+    const item = (name: string, hash: string, to = out) => ({ src: path.join(src, name), dir: to, temp: `.tmp-${name}`, final: name, hash });
+    const rs = await io.fetchMany('t', [item('good', hashBytes(good)), item('flipped', hashBytes(good)), item('gone', hashBytes(good)), item('adir', hashBytes(good)),
+      item('good', hashBytes(good), path.join(dir, 'no-such-dir'))], 10_000);
+    assert.equal(rs.length, 5);
+    assert.deepEqual(rs[0], { bytes: 5000 });
+    assert.ok(fs.readFileSync(path.join(out, 'good')).equals(good));
+    const err = (k: number) => (rs[k] as { err: Error }).err;
+    assert.ok(err(1) instanceof TargetError && (err(1) as TargetError).errorClass === 'mismatch' && /reads back as/.test(err(1).message));
+    assert.ok(err(2) instanceof TargetError && (err(2) as TargetError).errorClass === 'missing', err(2).message);
+    assert.match(err(3).message, /not a regular file/);
+    assert.ok(!(err(4) instanceof TargetError), 'a destination that cannot be written is not the target\'s fault');
+    assert.match(err(4).message, /ENOENT/);
+    assert.deepEqual(fs.readdirSync(out).sort(), ['good'], 'no temp file, nothing else published');
   } finally {
     await io.close();
   }

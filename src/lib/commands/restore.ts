@@ -49,7 +49,8 @@ export async function restoreCommand(ctx: Context, args: string[], opts: Restore
   const jobs: RestoreJob[] = [];
   let notYet = 0;
   for (const [p, rec] of matches) {
-    const dest = to === undefined ? p : path.join(to, p);
+    // p is absolute and normal (a store key), `to` resolved: joined by hand (path.join: ~16 ms for 10k files)
+    const dest = to === undefined ? p : to === '/' ? p : `${to}${p}`;
     const content = atTime === undefined ? contentAt(rec, Infinity) : contentAt(rec, atTime);
     if (!content) {
       if (atTime !== undefined && atTime < rec.f) { notYet++; continue; }

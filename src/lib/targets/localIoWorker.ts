@@ -10,7 +10,7 @@ import { type ErrorClass, SourceError } from '../errors.js';
 import { CHUNK, hashBuffer, hashBytes, hashFd, initHasher, newHasher, readAt } from '../hash/xxh64.js';
 import { handled } from '../queue/deadline.js';
 import { type Identity, openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
-import type { FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob, ReadItem, ReadJob, ReadReply } from './localIo.js';
+import type { FetchItem, FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob, ReadItem, ReadJob, ReadReply } from './localIo.js';
 
 const C = fs.constants;
 const UMASK = process.umask();
@@ -74,6 +74,19 @@ function finishTemp(fd: number, dir: string, temp: string, final: string | undef
 
 async function fetch(job: FetchJob): Promise<IoReply> {
   await api;
+  const fetches: FileReply[] = [];
+  for (const item of job.items) {
+    try {
+      fetches.push(await fetchOne(item));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { write?: true };
+      fetches.push({ error: e.message, code: e.code ?? 'EIO', ...(e.write ? { write: true as const } : {}) });
+    }
+  }
+  return { id: job.id, fetches };
+}
+
+async function fetchOne(job: FetchItem): Promise<FileReply> {
   const src = fs.openSync(job.src, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
   const temp = `${job.dir}/${job.temp}`;
   let out: number | undefined;
@@ -82,7 +95,7 @@ async function fetch(job: FetchJob): Promise<IoReply> {
   const b = spare();
   try {
     const st = fs.fstatSync(src);
-    if (!st.isFile()) return { id: job.id, error: `${job.src} is not a regular file`, code: 'EINVAL' };
+    if (!st.isFile()) return { error: `${job.src} is not a regular file`, code: 'EINVAL' };
     // made with the copy's mode, less write for group and other while its bytes arrive (nobody else may write
     // into it before it is proven); fchmod only where that or the umask took bits away
     const mode = st.mode & 0o777;
@@ -92,14 +105,14 @@ async function fetch(job: FetchJob): Promise<IoReply> {
     let r: { hash: string; size: number };
     if (first < CHUNK) { // a small file is written only once its hash is right
       r = { hash: hashBytes(b.subarray(0, first)), size: first };
-      if (r.hash !== job.hash) return { id: job.id, mismatch: r.hash };
+      if (r.hash !== job.hash) return { mismatch: r.hash };
       out = create();
       const fd = out;
       destination(() => writeAllSync(fd, b.subarray(0, first), 0));
     } else { // a big one is written as it is read (and removed if it does not hash right)
       out = create();
       r = await copyHashing(src, out, b, first);
-      if (r.hash !== job.hash) return { id: job.id, mismatch: r.hash };
+      if (r.hash !== job.hash) return { mismatch: r.hash };
     }
     destination(() => {
       const fd = out!;
@@ -107,7 +120,7 @@ async function fetch(job: FetchJob): Promise<IoReply> {
       finishTemp(fd, job.dir, job.temp, job.final, made !== mode ? mode : undefined, job.mtimeMs ?? st.mtimeMs);
     });
     done = true;
-    return { id: job.id, bytes: r.size };
+    return { bytes: r.size };
   } finally {
     spares.push(b);
     fs.closeSync(src);

@@ -201,13 +201,16 @@ export class TapeTarget implements Target, Archive {
       throw toTargetError(err, this.name, `[${this.name}] put ${rel}`);
     }
     const w = this.writing ?? await this.start();
-    const header: Partial<tar.Header> & { name: string } = { name: rel, size: src.size, mode: src.mode, mtime: new Date(src.mtimeMs ?? Date.now()), type: 'file', pax: {} };
+    // a ustar header, with a pax extended header before it only where ustar cannot hold the name (longer than
+    // 100 + 155 bytes, not ASCII): tar-stream adds it then. One on every member cost 2 more blocks per member
+    // to write and read back, and ~0.25 s of the archive + confirm of 10k small files in tar-stream.
+    const header: Partial<tar.Header> & { name: string } = { name: rel, size: src.size, mode: src.mode, mtime: new Date(src.mtimeMs ?? Date.now()), type: 'file' };
     try {
       if (data) {
         // a new file (no settled hash) was hashed by the read that handed its bytes out (SettledFile.hashed)
         hash ??= (src instanceof SettledFile ? src.hashed : undefined) ?? hashBytes(data);
         w.pack.entry(header, data);
-        w.pushed += data.length + 1536; // its pax header, header and padding: about
+        w.pushed += data.length + 1536; // its header (and pax header), padding: at most about
         if (w.failed || w.pushed - w.written > BUFFERED) await this.keepUp(w);
       } else {
         const entry = w.pack.entry(header) as unknown as Writable;
@@ -301,7 +304,7 @@ export class TapeTarget implements Target, Archive {
     if (!w) return;
     const host = this.host!.host || w.file.members[0]?.[0].split('/')[0] || 'replica';
     const manifest = Buffer.from(w.file.members.map(([rel, h]) => `${manifestLine(h, rel)}\n`).join(''));
-    w.pack.entry({ name: `${host}/.replica/manifest-${w.file.number}.xxh64`, size: manifest.length, mode: 0o644, mtime: new Date(), type: 'file', pax: {} }, manifest);
+    w.pack.entry({ name: `${host}/.replica/manifest-${w.file.number}.xxh64`, size: manifest.length, mode: 0o644, mtime: new Date(), type: 'file' }, manifest);
     w.pack.finalize();
     try {
       await w.drained;

@@ -76,7 +76,7 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
         if (!opts.durable || !isHeld(s)) opts.onDone?.(s.res);
         return s;
       };
-      const slow = (j: RestoreJob, from?: { index: number; errors: string[] }) => queue.add(async () => settle(await stage(j, targets, host, dirs, fast, from)));
+      const slow = (j: RestoreJob, from?: From) => queue.add(async () => settle(await stage(j, targets, host, dirs, fast, from)));
       const staged = await Promise.all(fast ? quickThenSlow(batch, targets, host, dirs, fast, settle, slow) : batch.map((j) => slow(j)));
       if (opts.durable) {
         const held = staged.filter(isHeld);
@@ -102,6 +102,13 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
 interface Staged { res: RestoreResult; dir?: string; fd?: number; temp?: string }
 const isHeld = (s: Staged): s is Staged & { dir: string; fd: number; temp: string } => s.temp !== undefined;
 
+/** Where a file's per-file way starts: at `index` in the targets, after what the ones before said. */
+interface From { index: number; errors: string[] }
+
+/** Why a target is passed over without a read: the kind cannot read one file, or holds no copy of that content. */
+const notRandom = (t: Target) => `${t.name}: this kind cannot be read at random`;
+const noCopy = (t: Target, live: boolean) => `${t.name}: ${live ? 'no verified copy there' : 'no version there'}`;
+
 /** A restore's result before anything was tried. */
 const resultOf = (job: RestoreJob): RestoreResult => ({ path: job.path, to: job.dest, ok: false, errors: [], ...(job.rec.l === undefined ? { hash: job.content.hash } : {}) });
 
@@ -110,14 +117,14 @@ const resultOf = (job: RestoreJob): RestoreResult => ({ path: job.path, to: job.
  * that target (its index), its base, and what the targets before it said. Undefined when the job goes the
  * per-file way (a symlink, a previous content, a tape or remote target first).
  */
-interface Quick { index: number; t: Target; local: { base: string; timeoutMs: number }; errors: string[] }
+interface Quick extends From { t: Target; local: { base: string; timeoutMs: number } }
 function quickSource(job: RestoreJob, targets: Target[], fast: Fast): Quick | undefined {
   if (job.rec.l !== undefined || !job.content.live) return undefined;
   const errors: string[] = [];
   for (const [index, t] of targets.entries()) {
     if (hasArchive(t)) return undefined;
-    if (!hasRandomRead(t)) { errors.push(`${t.name}: this kind cannot be read at random`); continue; }
-    if (!isVerifiedOn(job.rec, t.name)) { errors.push(`${t.name}: no verified copy there`); continue; }
+    if (!hasRandomRead(t)) { errors.push(notRandom(t)); continue; }
+    if (!isVerifiedOn(job.rec, t.name)) { errors.push(noCopy(t, true)); continue; }
     const local = fast.bases.get(t.name);
     return local ? { index, t, local, errors } : undefined;
   }
@@ -135,7 +142,7 @@ const FETCH_BYTES = 16 << 20;
  * that failed). `settle` publishes and reports a staged file.
  */
 function quickThenSlow(batch: RestoreJob[], targets: Target[], host: string, dirs: DestDirs, fast: Fast,
-  settle: (s: Staged) => Promise<Staged>, slow: (j: RestoreJob, from?: { index: number; errors: string[] }) => Promise<Staged>): Promise<Staged>[] {
+  settle: (s: Staged) => Promise<Staged>, slow: (j: RestoreJob, from?: From) => Promise<Staged>): Promise<Staged>[] {
   const out: Promise<Staged>[] = [];
   let chunk: { job: RestoreJob; q: Quick; k: number }[] = [];
   let bytes = 0;
@@ -143,7 +150,7 @@ function quickThenSlow(batch: RestoreJob[], targets: Target[], host: string, dir
     if (!chunk.length) return;
     const fetched = fetchChunk(chunk, host, dirs, fast);
     chunk.forEach(({ job, k }, i) => {
-      out[k] = fetched.then((r) => ('retry' in r[i] ? slow(job, r[i].retry as { index: number; errors: string[] }) : settle(r[i] as Staged)));
+      out[k] = fetched.then((r) => ('retry' in r[i] ? slow(job, (r[i] as { retry: From }).retry) : settle(r[i] as Staged)));
     });
     chunk = [];
     bytes = 0;
@@ -164,8 +171,8 @@ function quickThenSlow(batch: RestoreJob[], targets: Target[], host: string, dir
  * destination, hash-checked, renamed into place at once unless the restore is durable (then held). A file that
  * could not be fetched there gives `retry`: the per-file way goes on from the next target, with what was said.
  */
-async function fetchChunk(chunk: { job: RestoreJob; q: Quick }[], host: string, dirs: DestDirs, fast: Fast): Promise<(Staged | { retry: { index: number; errors: string[] } })[]> {
-  const out: (Staged | { retry: { index: number; errors: string[] } })[] = [];
+async function fetchChunk(chunk: { job: RestoreJob; q: Quick }[], host: string, dirs: DestDirs, fast: Fast): Promise<(Staged | { retry: From })[]> {
+  const out: (Staged | { retry: From })[] = [];
   const items: FetchItem[] = [];
   const at: number[] = []; // the chunk entry of each item
   const fds = await Promise.all(chunk.map(({ job }) => dirs.acquire(path.dirname(job.dest)).catch((err: unknown) => err as Error)));
@@ -209,7 +216,7 @@ async function fetchChunk(chunk: { job: RestoreJob; q: Quick }[], host: string, 
  * Fetch one file into a temp beside its destination (hash-checked), or record why it could not be: from the
  * targets in order, or from `from.index` on, after what the ones before said (`from.errors`).
  */
-async function stage(job: RestoreJob, targets: Target[], host: string, dirs: DestDirs, fast?: Fast, from?: { index: number; errors: string[] }): Promise<Staged> {
+async function stage(job: RestoreJob, targets: Target[], host: string, dirs: DestDirs, fast?: Fast, from?: From): Promise<Staged> {
   const { rec, content } = job;
   const res: RestoreResult = { ...resultOf(job), errors: [...(from?.errors ?? [])] };
   const dir = path.dirname(job.dest);
@@ -242,9 +249,9 @@ async function stage(job: RestoreJob, targets: Target[], host: string, dirs: Des
           continue;
         }
       }
-      if (!hasRandomRead(t)) { res.errors.push(`${t.name}: this kind cannot be read at random`); continue; }
+      if (!hasRandomRead(t)) { res.errors.push(notRandom(t)); continue; }
       const found = await candidates(t, rel, rec, content).catch((err: unknown) => { res.errors.push(`${t.name}: ${messageOf(err)}`); return []; });
-      if (!found.length) { res.errors.push(`${t.name}: ${content.live ? 'no verified copy there' : 'no version there'}`); continue; }
+      if (!found.length) { res.errors.push(noCopy(t, content.live)); continue; }
       const local = fast?.bases.get(t.name);
       const final = local && fast!.publish ? path.basename(job.dest) : undefined;
       const wrong: string[] = []; // versions holding other contents

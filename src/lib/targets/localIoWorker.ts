@@ -74,18 +74,28 @@ function finishTemp(fd: number, dir: string, temp: string, final: string | undef
   if (final !== undefined) fs.renameSync(`${dir}/${temp}`, `${dir}/${final}`);
 }
 
-async function fetch(job: FetchJob): Promise<IoReply> {
+/** A step that threw, as a reply: its message and errno code, and `write` when it was the destination's (destination()). */
+function errorReply(err: unknown): { error: string; code: string; write?: true } {
+  const e = err as NodeJS.ErrnoException & { write?: true };
+  return { error: e.message, code: e.code ?? 'EIO', ...(e.write ? { write: true as const } : {}) };
+}
+
+/** `one` on each of `items` in turn (after the hasher is loaded): a failure is that item's errorReply, the others go on. */
+async function eachItem<T>(items: T[], one: (item: T) => Promise<FileReply>): Promise<FileReply[]> {
   await api;
-  const fetches: FileReply[] = [];
-  for (const item of job.items) {
+  const replies: FileReply[] = [];
+  for (const item of items) {
     try {
-      fetches.push(await fetchOne(item));
+      replies.push(await one(item));
     } catch (err) {
-      const e = err as NodeJS.ErrnoException & { write?: true };
-      fetches.push({ error: e.message, code: e.code ?? 'EIO', ...(e.write ? { write: true as const } : {}) });
+      replies.push(errorReply(err));
     }
   }
-  return { id: job.id, fetches };
+  return replies;
+}
+
+async function fetch(job: FetchJob): Promise<IoReply> {
+  return { id: job.id, fetches: await eachItem(job.items, fetchOne) };
 }
 
 async function fetchOne(job: FetchItem): Promise<FileReply> {
@@ -351,17 +361,7 @@ async function putInKernel(fd: number, job: PutItem, mode: number): Promise<File
 }
 
 async function put(job: PutJob): Promise<IoReply> {
-  await api; // hashBytes needs the wasm instance
-  const puts: FileReply[] = [];
-  for (const item of job.items) {
-    try {
-      puts.push(await putOne(item));
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      puts.push({ error: e.message, code: e.code ?? 'EIO' });
-    }
-  }
-  return { id: job.id, puts };
+  return { id: job.id, puts: await eachItem(job.items, putOne) };
 }
 
 /** A copy opened for hashing without following a symlink: its descriptor and size, or null when it is not a regular file we can read. */
@@ -473,8 +473,7 @@ async function run(job: IoJob): Promise<IoReply> {
   try {
     return job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : job.op === 'read' ? await read(job) : await fetch(job);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { write?: true };
-    return { id: job.id, error: e.message, code: e.code ?? 'EIO', ...(e.write ? { write: true as const } : {}) };
+    return { id: job.id, ...errorReply(err) };
   }
 }
 

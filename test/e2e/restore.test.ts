@@ -109,6 +109,36 @@ describe('replica restore: the destination side', () => {
     rmTree(dir);
   });
 
+  it('a store key with ".." in it (a store edited by someone) never leads a restore out of its root, in place or with --to: refused, nothing made', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(path.join(src, 'a'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'a', 'f.txt'), 'data');
+    age(path.join(src, 'a', 'f.txt'));
+    const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 't', url: 'tt' }] });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    const shards = path.join(dir, '.replica', 'files');
+    for (const name of fs.readdirSync(shards)) {
+      const file = path.join(shards, name);
+      const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { files: Record<string, unknown> };
+      const rec = doc.files[path.join(src, 'a', 'f.txt')];
+      if (!rec) continue;
+      delete doc.files[path.join(src, 'a', 'f.txt')];
+      doc.files[`${src}/a/../../escape/f.txt`] = rec; // in place: dir/escape, outside the source
+      fs.writeFileSync(file, JSON.stringify(doc));
+    }
+    fs.rmSync(path.join(src, 'a'), { recursive: true });
+    for (const to of [[], ['--to', path.join(dir, 'out')]]) {
+      const r = await cli(['restore', ...to, 'f.txt', '--config', cfg]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /NOT restored .*has a "\." or "\.\." in it: refused/);
+    }
+    assert.equal(fs.existsSync(path.join(dir, 'escape')), false, 'nothing made outside the source');
+    assert.equal(fs.existsSync(path.join(src, 'a')), false);
+    assert.equal(fs.existsSync(path.join(dir, 'out')), false, 'nothing made under --to either');
+    rmTree(dir);
+  });
+
   it('a full destination disk fails the file as the destination\'s ENOSPC (not the target\'s), leaves no temp file, and the next file still comes', async () => {
     const dir = tmpDir();
     const src = path.join(dir, 'src');

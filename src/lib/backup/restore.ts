@@ -438,6 +438,10 @@ class DestDirs {
       this.used.add(root);
       return fd;
     }
+    // a store key is an absolute normal path; one with a "." or ".." in it (a store edited by hand, or by someone
+    // else) must never lead a restore out of its root (`--to DIR` is joined to it as it is)
+    const name = path.basename(dir);
+    if (name === '.' || name === '..') throw new Error(`${dir} has a "." or ".." in it: refused`);
     const parent = path.dirname(dir);
     const parentFd = await this.acquire(parent);
     try {

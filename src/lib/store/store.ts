@@ -13,18 +13,27 @@ import type { TapeCatalog } from '../targets/tapeCatalog.js';
 const catalogRel = (name: string): string => path.join(FILES_DIR, `tape-${encodeURIComponent(name)}.json`);
 
 /**
- * The most shards a store has (the 1M-record store is 256 shards of ~4k records: a flush rewrites ~1 MB per
- * changed shard). A new store has one; a flush that finds more than RECORDS_PER_SHARD records per shard
- * re-shards to the smallest power of two that gives at most that many each (docs/store-format.md); a store
- * never shrinks. 10k records: 4 shards; 100k: 32; 1M: 256.
+ * The most shards a store has. A new store has one; a flush that finds more than RECORDS_PER_SHARD records per
+ * shard re-shards to the smallest power of two that gives at most that many each (docs/store-format.md); a
+ * store never shrinks. 10k records: 64 shards; 100k: 512; 1M: 4,096 (of ~60 KB each).
  */
-export const SHARDS = 256;
-const RECORDS_PER_SHARD = 4096;
+const MAX_SHARDS = 4096;
+/**
+ * Records per shard, at most: ~60 KB of JSON at ~240 bytes a record. Why so few: a shard's text is one string,
+ * and V8 puts a string of over 128 KiB in pages of its own, fresh from the kernel, every page a fault (~20 us
+ * each on the VMs this is measured on). Loading 1M records (bench/store1m.mjs) from 4,096 shards of ~60 KB:
+ * a median 5.0 s and 126k page faults, against 6.1 s and ~200k from 256 of ~1 MB (docs/store-format.md).
+ */
+const RECORDS_PER_SHARD = 256;
+/** A load lets the event loop turn after this many shards (~1 MB of text: a turn each cost ~0.12 s of a 4,096-shard load). */
+const YIELD_SHARDS = 16;
+/** The shard count of the first layout, whose files are named `00.json`..`ff.json` (shardName). */
+const LEGACY_SHARDS = 256;
 
-/** Shards for `records` records: a power of two, 1..SHARDS. */
+/** Shards for `records` records: a power of two, 1..MAX_SHARDS. */
 export function shardCountFor(records: number): number {
   let n = 1;
-  while (n < SHARDS && records > n * RECORDS_PER_SHARD) n *= 2;
+  while (n < MAX_SHARDS && records > n * RECORDS_PER_SHARD) n *= 2;
   return n;
 }
 
@@ -67,12 +76,13 @@ function shardRecords(v: unknown): number | undefined {
 }
 
 /**
- * Shard `i` of `n`: `00.json`..`ff.json` for 256 (the first layout), `<i>-of-<n>.json` for fewer. A re-shard
- * writes files of new names and then meta.json (the commit): a crash on the way leaves the old layout whole.
+ * Shard `i` of `n`: `00.json`..`ff.json` for 256 (the first layout), `<i>-of-<n>.json` (i in hex, two digits
+ * or three) for any other count. A re-shard writes files of new names and then meta.json (the commit): a
+ * crash on the way leaves the old layout whole.
  */
-export const shardName = (i: number, n: number): string => `${i.toString(16).padStart(2, '0')}${n === SHARDS ? '' : `-of-${n}`}.json`;
+export const shardName = (i: number, n: number): string => `${i.toString(16).padStart(2, '0')}${n === LEGACY_SHARDS ? '' : `-of-${n}`}.json`;
 /** A shard file of any layout: its number (hex) and, but for 256, its layout's count. */
-const SHARD_FILE = /^([0-9a-f]{2})(?:-of-(\d+))?\.json$/;
+const SHARD_FILE = /^([0-9a-f]{2,3})(?:-of-(\d+))?\.json$/;
 
 /**
  * Bytes of the JSON files (records, tape catalogs) that opening the store in `dir` reads, from their sizes
@@ -98,7 +108,7 @@ export function storeFileCount(dir: string): number {
 }
 
 /**
- * The state of one machine: Meta plus one record per source file, sharded over `SHARDS` lowdb JSON files
+ * The state of one machine: Meta plus one record per source file, sharded over lowdb JSON files (shardCountFor)
  * by a hash of the path (docs/store-format.md). Writes are debounced; only dirty shards are written, each
  * atomically (temp + fsync + rename) with one directory fsync per flush. A shard or meta.json that fails to
  * load is taken from the newest snapshot where it loads, with a warning; none good -> StoreError.
@@ -188,11 +198,11 @@ export class Store {
     this.metaDirty = !meta || !!fromSnapshot;
     const n = this.meta.shards;
     // One shard at a time: peak memory is the parsed records plus one shard's text, not all texts at once.
-    // Between two shards the event loop turns: what completed meanwhile (the early watch's subscription,
-    // commands/watch.ts) is seen then, not after the whole load (0.7 s for 10^5 records here).
+    // Every YIELD_SHARDS shards the event loop turns: what completed meanwhile (the early watch's
+    // subscription, commands/watch.ts) is seen then, not after the whole load (0.7 s for 10^5 records here).
     this.shards = [];
     for (let i = 0; i < n && !this.opts.streamed; i++) {
-      if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+      if (i > 0 && i % YIELD_SHARDS === 0) await new Promise((resolve) => setImmediate(resolve));
       const db = this.shardDb(i, n);
       const { data, fromSnapshot: snap, records } = this.readShard(i, n, meta !== null);
       if (data) { db.data = data; this.count += records; }
@@ -230,7 +240,7 @@ export class Store {
     try {
       for (const f of fs.readdirSync(path.join(this.dir, FILES_DIR))) {
         const m = SHARD_FILE.exec(f);
-        if (m?.[1] === '00') n = Math.max(n, m[2] === undefined ? SHARDS : Number(m[2]));
+        if (m?.[1] === '00') n = Math.max(n, m[2] === undefined ? LEGACY_SHARDS : Number(m[2]));
       }
     } catch { /* no files yet */ }
     return n;

@@ -19,8 +19,8 @@ describe('shipping the store: only what changed since the last ship goes again (
   it('unchanged shards are not sent again, a changed shard is, even on a target that keeps mtimes to the second and within the same second', async () => {
     const dir = tmpDir();
     const store = await Store.open(path.join(dir, 'st'), { host: 'h', agentVersion: 't', snapshots: 3, log: silentLogger() });
-    // enough records for two shards (a new store has one; 257 records make it two)
-    for (let i = 0; i < 300; i++) store.set(`/r${i}`, { z: 1, m: 1, f: 1, t: {} });
+    // enough records for two shards (a new store has one; 4,097 records make it two)
+    for (let i = 0; i < 5000; i++) store.set(`/r${i}`, { z: 1, m: 1, f: 1, t: {} });
     await store.flush();
     assert.equal(store.meta.shards, 2);
     for (const t of [new MemoryTarget('ms'), new SecondsTarget('s')]) {

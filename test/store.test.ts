@@ -32,7 +32,7 @@ describe('store', () => {
     rmTree(dir);
   });
 
-  it('a store starts with one shard and re-shards as it grows (10k records: 64 shards); the old files go, every record stays', async () => {
+  it('a store starts with one shard and re-shards as it grows (10k records: 4 shards); the old files go, every record stays', async () => {
     const dir = tmpDir();
     const s = await Store.open(dir, opts);
     s.set('/one', rec(1));
@@ -40,11 +40,9 @@ describe('store', () => {
     assert.deepEqual(fs.readdirSync(path.join(dir, 'files')), ['00-of-1.json']);
     for (let i = 0; i < 10_000; i++) s.set(`/data/f${i}`, rec(i));
     await s.flush();
-    assert.equal(s.meta.shards, 64);
-    assert.deepEqual(fs.readdirSync(path.join(dir, 'files')).sort(), Array.from({ length: 64 }, (_, i) => `${i.toString(16).padStart(2, '0')}-of-64.json`));
-    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')).shards, 64);
-    // no shard text reaches V8's large-object size (128 KiB), which is why shards are this small
-    for (const f of fs.readdirSync(path.join(dir, 'files'))) assert.ok(fs.statSync(path.join(dir, 'files', f)).size < 128 << 10, f);
+    assert.equal(s.meta.shards, 4);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'files')).sort(), ['00-of-4.json', '01-of-4.json', '02-of-4.json', '03-of-4.json']);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')).shards, 4);
     await s.close();
     const again = await Store.open(dir, { ...opts, readOnly: true });
     assert.equal(again.size, 10_001);
@@ -53,18 +51,18 @@ describe('store', () => {
     rmTree(dir);
   });
 
-  it('past 256 shards (the first layout\'s 00.json..ff.json) the names take three hex digits; growing out of 256 removes those files', async () => {
+  it('past 65,536 records the shards get small (<= 256 records, under V8\'s 128 KiB large-object size), with three hex digits past ff; the layout is found without meta.json', async () => {
     const dir = tmpDir();
     const s = await Store.open(dir, { ...opts, snapshots: 0 });
-    for (let i = 0; i < 40_000; i++) s.set(`/data/f${i}`, rec(i));
+    for (let i = 0; i < 65_536; i++) s.set(`/data/f${i}`, rec(i));
     await s.flush();
-    assert.equal(s.meta.shards, 256);
+    assert.equal(s.meta.shards, 16, '65,536 records: 16 shards of 4,096');
     const names = () => fs.readdirSync(path.join(dir, 'files')).sort();
-    assert.deepEqual(names(), Array.from({ length: 256 }, (_, i) => `${i.toString(16).padStart(2, '0')}.json`));
-    for (let i = 40_000; i < 70_000; i++) s.set(`/data/f${i}`, rec(i));
+    for (let i = 65_536; i < 70_000; i++) s.set(`/data/f${i}`, rec(i));
     await s.close();
     assert.equal(s.meta.shards, 512);
     assert.deepEqual(names(), Array.from({ length: 512 }, (_, i) => `${i.toString(16).padStart(2, '0')}-of-512.json`).sort());
+    for (const f of names()) assert.ok(fs.statSync(path.join(dir, 'files', f)).size < 128 << 10, f);
     const again = await Store.open(dir, { ...opts, readOnly: true });
     assert.equal(again.size, 70_000);
     assert.deepEqual(again.get('/data/f69999'), rec(69999));
@@ -81,7 +79,7 @@ describe('store', () => {
     const dir = tmpDir();
     const s = await Store.open(dir, opts);
     for (let i = 0; i < 10_000; i++) s.set(`/data/f${i}`, rec(i));
-    await s.close(); // 64 shards
+    await s.close(); // 4 shards
     let turns = 0;
     let loading = true;
     const spin = () => { if (loading) { turns++; setImmediate(spin); } };
@@ -89,7 +87,7 @@ describe('store', () => {
     const again = await Store.open(dir, { ...opts, readOnly: true });
     loading = false;
     assert.equal(again.size, 10_000);
-    assert.ok(turns >= 3, `the event loop turned ${turns} times during a 64-shard load`);
+    assert.ok(turns >= 3, `the event loop turned ${turns} times during a 4-shard load`);
     rmTree(dir);
   });
 
@@ -119,20 +117,20 @@ describe('store', () => {
   it('a re-shard cut short before meta.json (a crash) leaves the old layout as the store, and its leftovers are removed; a lost meta.json finds the layout on disk', async () => {
     const dir = tmpDir();
     const s = await Store.open(dir, { ...opts, snapshots: 0 });
-    for (let i = 0; i < 300; i++) s.set(`/data/f${i}`, rec(i));
-    await s.close(); // 300 records: 2 shards
+    for (let i = 0; i < 5000; i++) s.set(`/data/f${i}`, rec(i));
+    await s.close(); // 5000 records: 2 shards
     assert.equal(s.meta.shards, 2);
     // the files a re-shard to 4 writes before its commit (meta.json still says 2), as a crash would leave them
     for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(dir, 'files', `0${i}-of-4.json`), JSON.stringify({ formatVersion: 1, files: {} }));
     const s2 = await Store.open(dir, { ...opts, snapshots: 0 });
-    assert.equal(s2.size, 300);
+    assert.equal(s2.size, 5000);
     assert.deepEqual(fs.readdirSync(path.join(dir, 'files')).sort(), ['00-of-2.json', '01-of-2.json']);
     await s2.close();
     // meta.json lost, no snapshot: the shard files there are read (2), not an empty one-shard store
     fs.rmSync(path.join(dir, 'meta.json'));
     const s3 = await Store.open(dir, { ...opts, snapshots: 0 });
     assert.equal(s3.meta.shards, 2);
-    assert.equal(s3.size, 300);
+    assert.equal(s3.size, 5000);
     await s3.close();
     rmTree(dir);
   });

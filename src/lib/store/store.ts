@@ -13,29 +13,40 @@ import type { TapeCatalog } from '../targets/tapeCatalog.js';
 const catalogRel = (name: string): string => path.join(FILES_DIR, `tape-${encodeURIComponent(name)}.json`);
 
 /**
- * The most shards a store has. A new store has one; a flush that finds more than RECORDS_PER_SHARD records per
- * shard re-shards to the smallest power of two that gives at most that many each (docs/store-format.md); a
- * store never shrinks. 10k records: 64 shards; 100k: 512; 1M: 4,096 (of ~60 KB each).
+ * The most shards a store has. A new store has one; a flush that finds more records than its shards hold
+ * re-shards to the count shardCountFor gives (docs/store-format.md); a store never shrinks.
  */
 const MAX_SHARDS = 4096;
 /**
- * Records per shard, at most: ~60 KB of JSON at ~240 bytes a record. Why so few: a shard's text is one string,
- * and V8 puts a string of over 128 KiB in pages of its own, fresh from the kernel, every page a fault (~20 us
- * each on the VMs this is measured on). Loading 1M records (bench/store1m.mjs) from 4,096 shards of ~60 KB:
- * a median 5.0 s and 126k page faults, against 6.1 s and ~200k from 256 of ~1 MB (docs/store-format.md).
+ * Up to SMALL_STORE records, a shard holds up to 4,096 (10k records: 4 shards): few files to write, snapshot
+ * and ship (each file sent to an ssh or S3 target costs round trips), and a load of such a store reads at most
+ * ~16 MB. Beyond, at most 256 (~60 KB of JSON at ~240 bytes a record): 100k records, 512 shards; 1M, 4,096.
+ * Why: a shard's text is one string, and V8 puts a string of over 128 KiB in pages of its own, fresh from the
+ * kernel, where each page's first touch is a page fault (~20 us each on the VMs this is measured on). Loading
+ * 1M records (bench/store1m.mjs) from 4,096 shards of ~60 KB: a median 5.0 s and 126k page faults, against
+ * 6.1 s and ~200k from 256 of ~1 MB; replica-monitor reading 20 stores of 100k records, 3.0-4.1 s and 138 MB
+ * against 6.7-7.3 s and 240 MB.
  */
+const SMALL_STORE = 16 * 4096;
+const SMALL_RECORDS_PER_SHARD = 4096;
 const RECORDS_PER_SHARD = 256;
-/** A load lets the event loop turn after this many shards (~1 MB of text: a turn each cost ~0.12 s of a 4,096-shard load). */
+
+/** Shards for `records` records: a power of two, 1..MAX_SHARDS (rising with `records`). */
+export function shardCountFor(records: number): number {
+  const per = records <= SMALL_STORE ? SMALL_RECORDS_PER_SHARD : RECORDS_PER_SHARD;
+  let n = 1;
+  while (n < MAX_SHARDS && records > n * per) n *= 2;
+  return n;
+}
+
+/**
+ * A load lets the event loop turn after every shard of a small store (each up to ~1 MB of text), and every
+ * this many of a bigger one (~1 MB of text: a turn after each cost ~0.12 s of a 4,096-shard load).
+ */
 const YIELD_SHARDS = 16;
 /** The shard count of the first layout, whose files are named `00.json`..`ff.json` (shardName). */
 const LEGACY_SHARDS = 256;
 
-/** Shards for `records` records: a power of two, 1..MAX_SHARDS. */
-export function shardCountFor(records: number): number {
-  let n = 1;
-  while (n < MAX_SHARDS && records > n * RECORDS_PER_SHARD) n *= 2;
-  return n;
-}
 
 interface ShardData { formatVersion: number; files: Record<string, Rec> }
 
@@ -198,11 +209,12 @@ export class Store {
     this.metaDirty = !meta || !!fromSnapshot;
     const n = this.meta.shards;
     // One shard at a time: peak memory is the parsed records plus one shard's text, not all texts at once.
-    // Every YIELD_SHARDS shards the event loop turns: what completed meanwhile (the early watch's
+    // About every 1 MB of text the event loop turns (YIELD_SHARDS): what completed meanwhile (the early watch's
     // subscription, commands/watch.ts) is seen then, not after the whole load (0.7 s for 10^5 records here).
     this.shards = [];
+    const every = n > SMALL_STORE / SMALL_RECORDS_PER_SHARD ? YIELD_SHARDS : 1;
     for (let i = 0; i < n && !this.opts.streamed; i++) {
-      if (i > 0 && i % YIELD_SHARDS === 0) await new Promise((resolve) => setImmediate(resolve));
+      if (i > 0 && i % every === 0) await new Promise((resolve) => setImmediate(resolve));
       const db = this.shardDb(i, n);
       const { data, fromSnapshot: snap, records } = this.readShard(i, n, meta !== null);
       if (data) { db.data = data; this.count += records; }

@@ -62,36 +62,52 @@ it('EarlyWatcher.start resolves with the subscription asked for: a main thread b
 });
 
 it('EarlyWatcher: changes made before attach() are held and handed over in order (excludes applied), then events flow straight through', async () => {
-  const src = path.join(dir, 'early');
-  fs.mkdirSync(path.join(src, 'night'), { recursive: true });
-  const early = new EarlyWatcher(config(src, 'parcel'));
-  let attached: Awaited<ReturnType<EarlyWatcher['attach']>> | undefined;
-  try {
-    await early.subscribed();
-    fs.writeFileSync(path.join(src, 'night', 'a.dat'), 'a');
-    fs.writeFileSync(path.join(src, 'night', 'skip.tmp'), 'excluded');
-    fs.writeFileSync(path.join(src, 'b.dat'), 'b');
-    // parcel has reported both files to the early watcher (the excluded one is never held)
-    await until(() => early.heldEvents >= 2, 30_000, 20);
-    const k = keeper();
-    attached = await early.attach(k);
-    const watcher = attached;
-    assert.equal(watcher.backend, 'parcel');
-    assert.equal(early.heldEvents, 0);
-    assert.ok(typeof watcher.readyAtMs === 'number' && watcher.readyAtMs > 0);
-    // every held event handed over, synchronously within attach(); a file may be reported twice (created, then
-    // written in a later batch)
-    assert.equal(k.seen.length, watcher.held);
-    assert.deepEqual([...new Set(k.seen)].sort(), [`change ${path.join(src, 'b.dat')}`, `change ${path.join(src, 'night', 'a.dat')}`]);
-    const held = k.seen.length;
-    fs.rmSync(path.join(src, 'b.dat'));
-    await until(() => k.seen.slice(held).includes(`unlink ${path.join(src, 'b.dat')}`), 30_000, 20);
-    await early.close(); // attached: close() leaves it to its owner
-    fs.writeFileSync(path.join(src, 'c.dat'), 'c');
-    await until(() => k.seen.includes(`change ${path.join(src, 'c.dat')}`), 30_000, 20);
-  } finally {
-    // closed whatever failed above: a subscription left open keeps this test file's process alive
-    await (attached ? attached.close() : early.close());
+  // Now and then parcel (2.6.0) makes a subscription that reports nothing at all. CI, 2026-12-02: no event in
+  // 30 s for files written after subscribe() resolved, once in ~40 runs of this file; it did not come back in
+  // 150 subscribe/write/unsubscribe rounds alone. What this test is about is the holding and the handing over,
+  // so a subscription that reports none of the files in 10 s is replaced by a new one on a new directory (at
+  // most 3 in all, said on stderr). A subscription that could not be made, or one that reports only some of the
+  // files, fails the test.
+  for (let attempt = 1; ; attempt++) {
+    const src = path.join(dir, `early${attempt}`);
+    fs.mkdirSync(path.join(src, 'night'), { recursive: true });
+    const early = new EarlyWatcher(config(src, 'parcel'));
+    let attached: Awaited<ReturnType<EarlyWatcher['attach']>> | undefined;
+    try {
+      const failed = await early.subscribed();
+      if (failed) throw failed;
+      fs.writeFileSync(path.join(src, 'night', 'a.dat'), 'a');
+      fs.writeFileSync(path.join(src, 'night', 'skip.tmp'), 'excluded');
+      fs.writeFileSync(path.join(src, 'b.dat'), 'b');
+      // parcel has reported both files to the early watcher (the excluded one is never held)
+      try {
+        await until(() => early.heldEvents >= 2, 10_000, 20);
+      } catch (err) {
+        if (early.heldEvents > 0 || attempt === 3) throw err;
+        process.stderr.write(`EarlyWatcher test: parcel reported nothing in 10 s (attempt ${attempt}); a new subscription\n`);
+        continue;
+      }
+      const k = keeper();
+      attached = await early.attach(k);
+      const watcher = attached;
+      assert.equal(watcher.backend, 'parcel');
+      assert.equal(early.heldEvents, 0);
+      assert.ok(typeof watcher.readyAtMs === 'number' && watcher.readyAtMs > 0);
+      // every held event handed over, synchronously within attach(); a file may be reported twice (created, then
+      // written in a later batch)
+      assert.equal(k.seen.length, watcher.held);
+      assert.deepEqual([...new Set(k.seen)].sort(), [`change ${path.join(src, 'b.dat')}`, `change ${path.join(src, 'night', 'a.dat')}`]);
+      const held = k.seen.length;
+      fs.rmSync(path.join(src, 'b.dat'));
+      await until(() => k.seen.slice(held).includes(`unlink ${path.join(src, 'b.dat')}`), 30_000, 20);
+      await early.close(); // attached: close() leaves it to its owner
+      fs.writeFileSync(path.join(src, 'c.dat'), 'c');
+      await until(() => k.seen.includes(`change ${path.join(src, 'c.dat')}`), 30_000, 20);
+      return;
+    } finally {
+      // closed whatever failed above: a subscription left open keeps this test file's process alive
+      await (attached ? attached.close() : early.close());
+    }
   }
 });
 

@@ -90,9 +90,9 @@ export class EarlyWatcher {
     this.started.catch(() => undefined); // attach() or close() reports it
   }
 
-  /** Resolves once the subscription is in place, or could not be made (attach() says why). */
-  subscribed(): Promise<void> {
-    return this.started.then(() => undefined, () => undefined);
+  /** Resolves once the subscription is in place (undefined), or with the reason it could not be made (attach() rejects with it). */
+  subscribed(): Promise<Error | undefined> {
+    return this.started.then(() => undefined, (err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   }
 
   /** How many events (changes, deletions, errors) it holds for attach(). */

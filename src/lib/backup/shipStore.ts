@@ -26,8 +26,10 @@ export async function shipStore(target: Target, snapshotDir: string, host: strin
     const src = path.join(snapshotDir, rel);
     const st = fs.statSync(src);
     const dest = `${storePath(host)}/${rel}`;
+    // where the kind can tell what is there already, an unchanged shard is not sent again
     const there = fromSnapshot && rel !== 'meta.json' && hasRandomRead(target) ? await target.stat(dest) : undefined;
     if (there && there.size === st.size && there.mtimeMs !== undefined && Math.floor(there.mtimeMs / 1000) === Math.floor(st.mtimeMs / 1000)) return;
+    // private: every path and hash of this machine is in there
     await withFileSource(src, { mode: 0o600, mtimeMs: st.mtimeMs }, (s) => target.put(dest, s, { signal }));
     shipped++;
   };

@@ -47,7 +47,6 @@ const YIELD_SHARDS = 16;
 /** The shard count of the first layout, whose files are named `00.json`..`ff.json` (shardName). */
 const LEGACY_SHARDS = 256;
 
-
 interface ShardData { formatVersion: number; files: Record<string, Rec> }
 
 export interface StoreOptions {

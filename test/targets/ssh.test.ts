@@ -135,6 +135,48 @@ describe('the ssh kind loads ssh2 lazily', () => {
   });
 });
 
+describe('ssh command stdin: the window a near OpenSSH server is sent', () => {
+  it('is lowered to 256 KiB (or 8 packets, or one round trip of a 1 Gb/s link) only for OpenSSH, never raised', async () => {
+    const { limitStdinWindow } = await import('../../dist/lib/targets/sshSession.js');
+    const ch = (window: number, packetSize = 32768) => ({ outgoing: { window, packetSize } });
+    const near = ch(2 << 20);
+    assert.equal(limitStdinWindow('OpenSSH_9.2p1', near, 0.2), true);
+    assert.equal(near.outgoing.window, 256 << 10);
+    const bigPackets = ch(8 << 20, 256 << 10);
+    limitStdinWindow('OpenSSH_9.2p1', bigPackets, 0.2);
+    assert.equal(bigPackets.outgoing.window, 2 << 20, 'at least 8 packets: OpenSSH adjusts after 3');
+    const lan = ch(2 << 20);
+    limitStdinWindow('OpenSSH_9.2p1', lan, 4);
+    assert.equal(lan.outgoing.window, 500_000, '4 ms at 1 Gb/s');
+    const far = ch(2 << 20);
+    assert.equal(limitStdinWindow('OpenSSH_9.2p1', far, 80), false, 'a far server keeps its whole window');
+    assert.equal(far.outgoing.window, 2 << 20);
+    const other = ch(2 << 20);
+    assert.equal(limitStdinWindow('libssh_0.10.5', other, 0.2), false, 'a server whose window rule is not known: untouched');
+    assert.equal(limitStdinWindow(undefined, other, 0.2), false);
+    assert.equal(other.outgoing.window, 2 << 20);
+    const small = ch(64 << 10);
+    assert.equal(limitStdinWindow('OpenSSH_9.2p1', small, 0.2), false, 'never raised');
+    assert.equal(small.outgoing.window, 64 << 10);
+    assert.equal(limitStdinWindow('OpenSSH_9.2p1', {}, 0.2), false, 'an ssh2 without that record: untouched');
+  });
+
+  it('a real sshd on loopback gets the lowered window and still every byte of a stdin 12 times that size', async () => {
+    const crypto = await import('node:crypto');
+    const { SshSession } = await import('../../dist/lib/targets/sshSession.js');
+    const s = new SshSession('popeye', { user: 'root', host: '127.0.0.1', port: sshd.port, path: '/' }, { identity: sshd.clientKey, knownHosts: sshd.knownHosts, commandTimeoutMs: 10_000 }, () => undefined);
+    try {
+      const data = crypto.randomBytes(3 << 20);
+      const [code, out] = await s.exec('md5sum', async (write) => { for (let p = 0; p < data.length; p += 100_000) await write(data.subarray(p, p + 100_000)); });
+      assert.equal(code, 0);
+      assert.equal(out.split(' ')[0], crypto.createHash('md5').update(data).digest('hex'));
+      assert.equal(s.stdinWindowsLimited, 1);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('ssh putMany: small files through one remote tar', () => {
   it('hostile names land byte-identical with their mode and mtime, renamed into place (no temp file left); a changed source is not published', async () => {
     const crypto = await import('node:crypto');

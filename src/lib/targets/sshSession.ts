@@ -55,8 +55,36 @@ export function sshError(target: string, err: unknown, op: string, rel: string):
 /**
  * One connection. `dead` rejects when it closes: ssh2 never calls back SFTP requests still in flight on a
  * connection that died (a keepalive timeout on a stopped server), so every operation races against it.
+ * `rttMs`: one SFTP round trip, timed as the connection opened (how far away the server is).
  */
-export interface Session { client: Client; sftp: SFTPWrapper; dead: Promise<never> }
+export interface Session { client: Client; sftp: SFTPWrapper; dead: Promise<never>; rttMs: number }
+
+/** A command's stdin in the server's buffer at most (bytes) when the server is near: see limitStdinWindow. */
+const NEAR_STDIN_WINDOW = 256 << 10;
+/** What a 1 Gb/s link carries per millisecond (bytes): a link's round trip needs this much in flight per ms. */
+const LINK_BYTES_PER_MS = 125_000;
+
+/**
+ * Lower the window ssh2 may fill with a command's stdin to what a 1 Gb/s link needs in flight for one round
+ * trip, and at least NEAR_STDIN_WINDOW, when the server is OpenSSH. ssh2 sends as much as the server granted
+ * (`outgoing.window`, its record of that, not in its typings; OpenSSH grants 2 MiB). OpenSSH's sshd (9.2
+ * here) keeps what its command has not read yet in a buffer that grows a few hundred bytes at a time, copying
+ * itself each time: filled 2 MiB deep at once by a client on the same machine, it spent ~1.2 s copying
+ * (memmove, page faults: perf) while the remote tar waited for input. A tar stream of 10k x 4 KiB took
+ * 2.8-3.5 s, and 1.7-1.9 s with 256 KiB in flight. A far server's bytes in flight are on the network, not
+ * in that buffer: it keeps the whole window. Sending less than granted is always allowed, and OpenSSH grants
+ * more once 3 packets were read (the limit is 8 packets or more; a server that waits for half its window
+ * to be used is not given a limit). Returns whether the window was lowered.
+ */
+export function limitStdinWindow(serverSoftware: string | undefined, ch: unknown, rttMs: number): boolean {
+  const out = (ch as { outgoing?: { window?: unknown; packetSize?: unknown } }).outgoing;
+  if (typeof out?.window !== 'number' || !serverSoftware?.startsWith('OpenSSH')) return false;
+  const packet = typeof out.packetSize === 'number' ? out.packetSize : 32 << 10;
+  const limit = Math.max(NEAR_STDIN_WINDOW, 8 * packet, Math.ceil(rttMs * LINK_BYTES_PER_MS));
+  if (out.window <= limit) return false;
+  out.window = limit;
+  return true;
+}
 
 /**
  * The connection of one ssh target (ssh2), opened on first use and again after it drops: strict host-key
@@ -65,6 +93,8 @@ export interface Session { client: Client; sftp: SFTPWrapper; dead: Promise<neve
 export class SshSession {
   private session?: Promise<Session>;
   private noXxhsum = false;
+  /** commands whose stdin window was lowered (limitStdinWindow): tests and debugging */
+  stdinWindowsLimited = 0;
 
   /** `onClose` runs when the connection drops (what the target knew about the server is stale then). */
   constructor(readonly target: string, readonly remote: SshRemote, readonly opts: SshOptions, private readonly onClose: () => void) {}
@@ -90,7 +120,12 @@ export class SshSession {
         // SFTP is request/response: with Nagle's algorithm a lone write request waits for a delayed ACK
         // (40 ms on Linux): a paced (bwlimit) stream crawled at 1.6 MB/s on loopback
         client.setNoDelay(true);
-        client.sftp((err, sftp) => (err ? reject(err) : resolve({ client, sftp, dead })));
+        client.sftp((err, sftp) => {
+          if (err) return reject(err);
+          // one round trip (an error answer is one too): how much a command's stdin may have in flight
+          const t0 = performance.now();
+          sftp.realpath('.', () => resolve({ client, sftp, dead, rttMs: performance.now() - t0 }));
+        });
       });
       client.on('error', (err) => {
         lastError = err;
@@ -131,10 +166,12 @@ export class SshSession {
    * when it returns, and closed when it throws (its error is the answer). Resolves to [exit code, stdout].
    */
   async exec(cmd: string, stdin: string | ((write: (chunk: Buffer) => Promise<void>) => Promise<void>), signal?: AbortSignal): Promise<[number, string]> {
-    const { client, dead } = await this.connect();
+    const { client, dead, rttMs } = await this.connect();
     return Promise.race([dead, new Promise<[number, string]>((resolve, reject) => {
       client.exec(cmd, (err, ch) => {
         if (err) return reject(err);
+        // ssh2 keeps the server's software name from its ident line (not in its typings)
+        if (limitStdinWindow((client as unknown as { _remoteVer?: string })._remoteVer, ch, rttMs)) this.stdinWindowsLimited++;
         // the caller's deadline (wrappers.ts) aborts: close the channel so the server stops too
         const onAbort = () => { ch.close(); reject(signal!.reason); };
         signal?.addEventListener('abort', onAbort, { once: true });

@@ -68,8 +68,8 @@ const LINK_BYTES_PER_MS = 125_000;
  * Lower the window ssh2 may fill with a command's stdin to what a 1 Gb/s link needs in flight for one round
  * trip, and at least NEAR_STDIN_WINDOW, when the server is OpenSSH. ssh2 sends as much as the server granted
  * (`outgoing.window`, its record of that, not in its typings; OpenSSH grants 2 MiB). OpenSSH's sshd (9.2
- * here) keeps what its command has not read yet in a buffer that grows a few hundred bytes at a time, copying
- * itself each time: filled 2 MiB deep at once by a client on the same machine, it spent ~1.2 s copying
+ * here; since 8.9) keeps what its command has not read yet in a buffer that grows by what each packet needs
+ * (32 KiB), copying itself each time: filled 2 MiB deep at once by a client on the same machine, it spent ~1.2 s copying
  * (memmove, page faults: perf) while the remote tar waited for input. A tar stream of 10k x 4 KiB took
  * 2.8-3.5 s, and 1.7-1.9 s with 256 KiB in flight. A far server's bytes in flight are on the network, not
  * in that buffer: it keeps the whole window. Sending less than granted is always allowed, and OpenSSH grants

@@ -122,9 +122,11 @@ export class SshSession {
         client.setNoDelay(true);
         client.sftp((err, sftp) => {
           if (err) return reject(err);
-          // one round trip (an error answer is one too): how much a command's stdin may have in flight
+          // one round trip (an error answer is one too): how much a command's stdin may have in flight; raced
+          // against the connection's end, since ssh2 never answers a request on a connection that died
           const t0 = performance.now();
-          sftp.realpath('.', () => resolve({ client, sftp, dead, rttMs: performance.now() - t0 }));
+          Promise.race([new Promise<void>((answered) => sftp.realpath('.', () => answered())), dead])
+            .then(() => resolve({ client, sftp, dead, rttMs: performance.now() - t0 }), reject);
         });
       });
       client.on('error', (err) => {

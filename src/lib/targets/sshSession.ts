@@ -69,12 +69,13 @@ const LINK_BYTES_PER_MS = 125_000;
  * trip, and at least NEAR_STDIN_WINDOW, when the server is OpenSSH. ssh2 sends as much as the server granted
  * (`outgoing.window`, its record of that, not in its typings; OpenSSH grants 2 MiB). OpenSSH's sshd (9.2
  * here; since 8.9) keeps what its command has not read yet in a buffer that grows by what each packet needs
- * (32 KiB), copying itself each time: filled 2 MiB deep at once by a client on the same machine, it spent ~1.2 s copying
- * (memmove, page faults: perf) while the remote tar waited for input. A tar stream of 10k x 4 KiB took
- * 2.8-3.5 s, and 1.7-1.9 s with 256 KiB in flight. A far server's bytes in flight are on the network, not
- * in that buffer: it keeps the whole window. Sending less than granted is always allowed, and OpenSSH grants
- * more once 3 packets were read (the limit is 8 packets or more; a server that waits for half its window
- * to be used is not given a limit). Returns whether the window was lowered.
+ * (32 KiB), copying itself each time: filled 2 MiB deep at once by a client on the same machine, it spent
+ * ~1.2 s copying (memmove, page faults: perf) while the remote tar waited for input. A tar stream of
+ * 10k x 4 KiB took 2.8-3.5 s, and 1.7-1.9 s with 256 KiB in flight. A far server's bytes in flight are on
+ * the network, not in that buffer: it keeps the whole window. Sending less than granted is always allowed;
+ * OpenSSH grants more once 3 packets were read, and the limit is 8 packets or more. Other servers keep the
+ * whole window: a rule that grants more only once half of it was used would never grant more. Returns
+ * whether the window was lowered.
  */
 export function limitStdinWindow(serverSoftware: string | undefined, ch: unknown, rttMs: number): boolean {
   const out = (ch as { outgoing?: { window?: unknown; packetSize?: unknown } }).outgoing;

@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand,
-  ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, type CompletedPart, CopyObjectCommand, CreateMultipartUploadCommand,
+  DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command,
+  PutObjectCommand, S3Client, UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -33,11 +33,12 @@ export interface S3Options {
 // (package-lock.json) and supports Node 20. The warning would land in every cron mail.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-/** Objects larger than this go up as a multipart upload (lib-storage), in parts of this size. */
 /** The largest object one CopyObject can copy. */
 const COPY_MAX = 5 * 1024 ** 3;
+/** Objects from this size on go up as a multipart upload (putMultipart), in parts of PART_SIZE, PARTS_AT_ONCE at a time. */
 const MULTIPART_MIN = 64 << 20;
 const PART_SIZE = 16 << 20;
+const PARTS_AT_ONCE = 4;
 /** Small files are read into memory and sent in one request (no stream set-up per object). */
 const SMALL = 1 << 20;
 /** Incomplete multipart uploads older than this are left-overs of a crashed agent: aborted by check(). */
@@ -129,15 +130,67 @@ export class S3Target implements Target, RandomRead, Versions {
       if (src.size < MULTIPART_MIN) {
         await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: src.size, Metadata }), { abortSignal: opts.signal });
       } else {
-        const upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body: body, Metadata }, partSize: PART_SIZE, queueSize: 4, leavePartsOnError: false });
-        const onAbort = () => void upload.abort();
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
-        try { await upload.done(); } finally { opts.signal?.removeEventListener('abort', onAbort); }
+        await this.putMultipart(Key, body as Readable, Metadata, opts.signal);
       }
       opts.signal?.throwIfAborted();
     } catch (err) {
       if (sourceError instanceof SourceError) throw toTargetError(sourceError, this.name, opOrigin(this.name, 'put', rel));
       throw this.fail(opts.signal?.aborted ? opts.signal.reason ?? err : err, 'put', rel);
+    }
+  }
+
+  /**
+   * A multipart upload of `body`, completed only after its last chunk arrived (the source's proof that the
+   * bytes are the settled ones, PutSource) and every part was stored. On any error, and when `signal` aborts
+   * it (a deadline, the agent stopping), the upload is aborted on the service, so its parts do not stay stored
+   * (and billed) until check() finds them a day later: lib-storage's Upload, used before, left them behind when
+   * aborted (test/targets/s3.test.ts). The parts go up PARTS_AT_ONCE at a time, from buffers reused part after part.
+   */
+  private async putMultipart(Key: string, body: Readable, Metadata: Record<string, string>, signal: AbortSignal | undefined): Promise<void> {
+    const Bucket = this.bucket;
+    // not under `signal`: a create cut short could leave an upload whose id never arrived; an abort meanwhile
+    // fails the first part, and the upload is aborted below
+    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key, Metadata }));
+    const parts: CompletedPart[] = [];
+    const free: Buffer[] = [];
+    const sending = new Set<Promise<void>>();
+    let buffers = 0;
+    let failed: { err: unknown } | undefined;
+    const send = (buf: Buffer, length: number, PartNumber: number) => {
+      const p: Promise<void> = this.client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: buf.subarray(0, length), ContentLength: length }), { abortSignal: signal })
+        .then((r) => { parts.push({ PartNumber, ETag: r.ETag }); free.push(buf); }, (err) => { failed ??= { err }; })
+        .finally(() => sending.delete(p));
+      sending.add(p);
+    };
+    try {
+      let buf: Buffer | undefined;
+      let filled = 0;
+      let partNumber = 0;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        for (let off = 0; off < chunk.length;) {
+          if (!buf) {
+            // a free buffer, a new one while fewer than PARTS_AT_ONCE exist, or wait for a part to be stored
+            while (!failed && free.length === 0 && buffers >= PARTS_AT_ONCE) await Promise.race(sending);
+            if (failed) throw failed.err;
+            buf = free.pop() ?? (buffers++, Buffer.allocUnsafe(PART_SIZE));
+            filled = 0;
+          }
+          const n = chunk.copy(buf, filled, off);
+          filled += n;
+          off += n;
+          if (filled === PART_SIZE) { send(buf, filled, ++partNumber); buf = undefined; }
+        }
+      }
+      if (buf && filled > 0) send(buf, filled, ++partNumber);
+      while (sending.size > 0) await Promise.race(sending);
+      if (failed) throw failed.err;
+      parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal });
+    } catch (err) {
+      await Promise.allSettled([...sending]);
+      // not under `signal`: an aborted put must still abort its upload
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
+      throw err;
     }
   }
 

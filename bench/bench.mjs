@@ -55,18 +55,25 @@ function row(what, ours, peer, peerName, goal, unit = 's', higherBetter = false)
 }
 
 /**
- * Time `peer(i)` and `ours(i)` alternately, TRIALS times each, and return both medians. Each trial writes to
- * fresh paths (the commands take the trial number): deleting a tree between trials leaves the filesystem
- * busy with discards and journal work that would be billed to the next trial. Old trees go at the end.
+ * Time `peer(i)` and `ours(i)`, TRIALS times each, and return both medians. Each trial writes to fresh paths
+ * (the commands take the trial number): deleting a tree between trials leaves the filesystem busy with
+ * discards and journal work that would be billed to the next trial. Old trees go at the end. The one that goes
+ * first alternates (the peer in even trials): whatever one run leaves behind (a filesystem's background work,
+ * a service's deleted objects) slows the run after it, and must not always slow the same side.
  */
 const garbage = [];
 function pair(peer, ours, cleanup = () => undefined) {
   const a = []; const b = [];
-  for (let i = 0; i < TRIALS; i++) {
-    sh('sync'); a.push(time(() => sh(peer(i))));
-    sh('sync'); b.push(time(() => sh(ours(i))));
-    cleanup(i);
-  }
+  for (let i = 0; i < TRIALS; i++) trial(i, peer, ours, a, b, cleanup);
+  return report(a, b);
+}
+function trial(i, peer, ours, a, b, cleanup = () => undefined) {
+  const runPeer = () => { sh('sync'); a.push(time(() => sh(peer(i)))); };
+  const runOurs = () => { sh('sync'); b.push(time(() => sh(ours(i)))); };
+  if (i % 2 === 0) { runPeer(); runOurs(); } else { runOurs(); runPeer(); }
+  cleanup(i);
+}
+function report(a, b) {
   if (process.env.BENCH_VERBOSE) console.log(`  samples: replica ${b.map((x) => x.toFixed(2)).join(" ")} / peer ${a.map((x) => x.toFixed(2)).join(" ")}`);
   return [median(b), median(a)];
 }
@@ -271,31 +278,54 @@ if (want('ssh')) {
 if (want('s3')) {
   process.env.CEPH_MEMSTORE_BYTES = String(8 * 2 ** 30);
   const { startCeph } = await import(path.join(ROOT, 'dist-test/ceph.js'));
-  const ceph = await startCeph();
   // AWS_CA_BUNDLE (set on some machines) makes Debian's rclone 1.60 refuse any endpoint: unset it for the peer
-  const rcl = `env -u AWS_CA_BUNDLE RCLONE_S3_PROVIDER=Ceph RCLONE_S3_ENDPOINT=${ceph.endpoint} RCLONE_S3_ACCESS_KEY_ID=${ceph.accessKeyId} RCLONE_S3_SECRET_ACCESS_KEY=${ceph.secretAccessKey} RCLONE_CONFIG=/dev/null rclone`;
+  const rclOf = (ceph) => `env -u AWS_CA_BUNDLE RCLONE_S3_PROVIDER=Ceph RCLONE_S3_ENDPOINT=${ceph.endpoint} RCLONE_S3_ACCESS_KEY_ID=${ceph.accessKeyId} RCLONE_S3_SECRET_ACCESS_KEY=${ceph.secretAccessKey} RCLONE_CONFIG=/dev/null rclone`;
   const rclone = (bucket, p) => `:s3:${bucket}/${p}`;
-  process.env.BENCH_S3_KEY = ceph.accessKeyId; process.env.BENCH_S3_SECRET = ceph.secretAccessKey;
-  const target = { endpoint: ceph.endpoint, accessKeyEnv: 'BENCH_S3_KEY', secretKeyEnv: 'BENCH_S3_SECRET' };
+  const targetOf = (ceph) => {
+    process.env.BENCH_S3_KEY = ceph.accessKeyId; process.env.BENCH_S3_SECRET = ceph.secretAccessKey;
+    return { endpoint: ceph.endpoint, accessKeyEnv: 'BENCH_S3_KEY', secretKeyEnv: 'BENCH_S3_SECRET' };
+  };
+  // the peer does the same verification: rclone check --download reads every object back and compares it
+  // (the trees' `.complete` marker is excluded on both sides, as replica's config excludes it)
+  const copyCheck = (rcl, from, to, flags = '') => `${rcl} copy ${flags} --exclude .complete ${q(from)} ${q(to)} && ${rcl} check --download ${flags} --exclude .complete ${q(from)} ${q(to)}`;
+  const purgeOf = (rcl, bucket, names) => (i) => { for (const n of names(i)) sh(`${rcl} purge ${q(rclone(bucket, n))} 2>/dev/null || true`); };
+  let ceph = await startCeph();
   try {
+    const rcl = rclOf(ceph);
+    const target = targetOf(ceph);
     const bucket = await ceph.bucket('bench');
-    const purge = (i) => { sh(`${rcl} purge ${q(rclone(bucket, `small.rclone${i}`))} 2>/dev/null || true; ${rcl} purge ${q(rclone(bucket, `small${i}`))} 2>/dev/null || true`); };
     const src = path.join(W, 'small');
     tree(src, 10_000, 100, 4096);
-    // the peer does the same verification: rclone check --download reads every object back and compares it
-    // (the trees' `.complete` marker is excluded on both sides, as replica's config excludes it)
-    const copyCheck = (from, to, flags = '') => `${rcl} copy ${flags} --exclude .complete ${q(from)} ${q(to)} && ${rcl} check --download ${flags} --exclude .complete ${q(from)} ${q(to)}`;
-    let [ours, peer] = pair((i) => copyCheck(src, rclone(bucket, `small.rclone${i}`), '--transfers 16 --checkers 16'),
-      (i) => replica(`run --config ${q(config(`s3small${i}`, src, `s3://${bucket}/small${i}`, target))}`), purge);
+    const [ours, peer] = pair((i) => copyCheck(rcl, src, rclone(bucket, `small.rclone${i}`), '--transfers 16 --checkers 16'),
+      (i) => replica(`run --config ${q(config(`s3small${i}`, src, `s3://${bucket}/small${i}`, target))}`), purgeOf(rcl, bucket, (i) => [`small.rclone${i}`, `small${i}`]));
     row('S3 (Ceph): first backup, 10k x 4 KiB, verified', ours, peer, 'rclone copy + check --download', 1.0);
-    const big = gibFile();
-    const purgeBig = (i) => { sh(`${rcl} purge ${q(rclone(bucket, `big.rclone${i}`))} 2>/dev/null || true; ${rcl} purge ${q(rclone(bucket, `big${i}`))} 2>/dev/null || true`); };
-    [ours, peer] = pair((i) => copyCheck(path.dirname(big), rclone(bucket, `big.rclone${i}`)),
-      (i) => replica(`run --config ${q(config(`s3big${i}`, path.dirname(big), `s3://${bucket}/big${i}`, target))}`), purgeBig);
-    row('S3 (Ceph): 1 GiB upload, verified', ours, peer, 'rclone copy + check --download', 1.0);
   } finally {
     ceph.stop();
   }
+  // 1 GiB: each run on a fresh cluster of its own. radosgw frees a deleted object's data only in its hourly
+  // garbage collection: on one cluster, 2 GiB per trial filled the 8 GiB memstore and the third trial's
+  // upload timed out (a request over 30 s). And on a shared cluster the run that went first was the slower
+  // one (22.4 s against 17.9 s for the same replica upload going second): the order would decide the row
+  const big = gibFile();
+  const a = []; const b = [];
+  const onFreshCluster = async (into, cmd) => {
+    const c = await startCeph();
+    try {
+      const bucket = await c.bucket('bench');
+      const command = cmd(rclOf(c), targetOf(c), bucket);
+      sh('sync');
+      into.push(time(() => sh(command)));
+    } finally {
+      c.stop();
+    }
+  };
+  for (let i = 0; i < TRIALS; i++) {
+    const peerRun = () => onFreshCluster(a, (rcl, _t, bucket) => copyCheck(rcl, path.dirname(big), rclone(bucket, `big.rclone${i}`)));
+    const oursRun = () => onFreshCluster(b, (_r, target, bucket) => replica(`run --config ${q(config(`s3big${i}`, path.dirname(big), `s3://${bucket}/big${i}`, target))}`));
+    if (i % 2 === 0) { await peerRun(); await oursRun(); } else { await oursRun(); await peerRun(); }
+  }
+  const [ours, peer] = report(a, b);
+  row('S3 (Ceph): 1 GiB upload, verified', ours, peer, 'rclone copy + check --download', 1.0);
 }
 
 if (want('store')) {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { DeleteObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Target, parseS3Url } from '../../dist/lib/targets/s3.js';
 import { TargetError } from '../../dist/lib/errors.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
@@ -95,6 +95,22 @@ describe('s3 target', () => {
     assert.deepEqual(await uploads(), [], 'every multipart upload aborted');
     await t.close();
     rmTree(dir);
+  });
+
+  it('check() aborts the multipart uploads a crashed run left under its prefix once they are old, and only those', async () => {
+    const t = make(`s3://${bucket}/leftover`);
+    const start = async (Key: string) => (await t.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key }))).UploadId!;
+    const left = await start('leftover/h/big.bin');
+    const notOurs = await start('elsewhere/h/big.bin');
+    const ids = async (Prefix: string) => ((await t.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix }))).Uploads ?? []).map((u) => u.UploadId);
+    await t.check(); // default: 24 h, so a fresh upload (perhaps another agent's, still running) stays
+    assert.deepEqual(await ids('leftover/'), [left]);
+    await new Promise((r) => setTimeout(r, 1100)); // the service stamps uploads to the second
+    await make(`s3://${bucket}/leftover`, { staleUploadMs: 500 }).check();
+    assert.deepEqual(await ids('leftover/'), [], 'the old left-over aborted');
+    assert.deepEqual(await ids('elsewhere/'), [notOurs], 'an upload under another prefix is not this target\'s');
+    await t.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: 'elsewhere/h/big.bin', UploadId: notOurs }));
+    await t.close();
   });
 
   it('check(): a missing bucket and wrong credentials are refused with clear messages; a good one reports its steps', async () => {

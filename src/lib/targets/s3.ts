@@ -27,6 +27,8 @@ export interface S3Options {
   secretAccessKey?: string;
   /** connect and idle-socket timeout of every request */
   commandTimeoutMs: number;
+  /** check() aborts incomplete multipart uploads older than this (default 24 h: a crashed agent's left-overs) */
+  staleUploadMs?: number;
 }
 
 // The SDK warns on every start under Node < 22 about releases after January 2027; this one is pinned
@@ -262,7 +264,7 @@ export class S3Target implements Target, RandomRead, Versions {
   private async abortStaleUploads(): Promise<void> {
     const r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix ? `${this.prefix}/` : undefined }));
     for (const u of r.Uploads ?? []) {
-      if (u.Initiated && Date.now() - u.Initiated.getTime() > STALE_UPLOAD_MS) {
+      if (u.Initiated && Date.now() - u.Initiated.getTime() > (this.opts.staleUploadMs ?? STALE_UPLOAD_MS)) {
         await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })).catch(() => undefined);
       }
     }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { S3Target, parseS3Url } from '../../dist/lib/targets/s3.js';
+import { S3Target, multipartPlan, parseS3Url } from '../../dist/lib/targets/s3.js';
 import { TargetError } from '../../dist/lib/errors.js';
 import { hashBytes, initHasher } from '../../dist/lib/hash/xxh64.js';
 import { age, cli, json, makeTree, onTarget, rmTree, tmpDir, treeDigest, writeConfig, srcOf } from '../helpers.js';
@@ -74,6 +74,21 @@ describe('s3 target', () => {
     assert.match(h.ETag ?? '', /-5"$/, 'a multipart ETag: 4 parts of 16 MiB and one of 6 MiB');
     await t.close();
     rmTree(dir);
+  });
+
+  it('parts: 16 MiB, 4 at a time, up to 160 GiB; bigger objects get bigger parts to fit 10,000, and fewer at once', () => {
+    const MiB = 2 ** 20; const GiB = 2 ** 30; const TiB = 2 ** 40;
+    assert.deepEqual(multipartPlan(64 * MiB), { partSize: 16 * MiB, atOnce: 4 });
+    assert.deepEqual(multipartPlan(156 * GiB), { partSize: 16 * MiB, atOnce: 4 });
+    for (const size of [200 * GiB, 1 * TiB, 5 * TiB]) {
+      const { partSize, atOnce } = multipartPlan(size);
+      assert.ok(Math.ceil(size / partSize) <= 10_000, `${size}: ${Math.ceil(size / partSize)} parts`);
+      assert.equal(partSize % MiB, 0);
+      assert.ok(partSize * atOnce <= 256 * MiB || atOnce === 1, `${size}: ${atOnce} x ${partSize}`);
+      assert.ok(partSize <= 5 * GiB, 'S3 refuses parts over 5 GiB');
+    }
+    assert.deepEqual(multipartPlan(1 * TiB), { partSize: 105 * MiB, atOnce: 2 });
+    assert.equal(multipartPlan(5 * TiB).atOnce, 1);
   });
 
   it('a big file whose bytes are not the settled ones, or whose put is aborted, leaves no object and no multipart upload', async () => {

@@ -37,10 +37,25 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /** The largest object one CopyObject can copy. */
 const COPY_MAX = 5 * 1024 ** 3;
-/** Objects from this size on go up as a multipart upload (putMultipart), in parts of PART_SIZE, PARTS_AT_ONCE at a time. */
+/** Objects from this size on go up as a multipart upload (putMultipart), in parts planned by multipartPlan. */
 const MULTIPART_MIN = 64 << 20;
 const PART_SIZE = 16 << 20;
 const PARTS_AT_ONCE = 4;
+/** S3's limit on the parts of one upload. */
+const MAX_PARTS = 10_000;
+/** The most part buffers in memory at once, in bytes. */
+const PART_MEMORY = 256 << 20;
+
+/**
+ * Parts for an object of `size` bytes: 16 MiB, 4 at a time, up to 160 GiB; beyond, parts grow (in whole MiB)
+ * so the object fits in S3's 10,000 parts, as rclone's chunk size grows, and fewer go at once so that the
+ * part buffers stay within 256 MiB (one at a time from 5 TiB, S3's largest object).
+ */
+export function multipartPlan(size: number): { partSize: number; atOnce: number } {
+  const mib = 1 << 20;
+  const partSize = Math.max(PART_SIZE, Math.ceil(size / MAX_PARTS / mib) * mib);
+  return { partSize, atOnce: Math.max(1, Math.min(PARTS_AT_ONCE, Math.floor(PART_MEMORY / partSize))) };
+}
 /** Small files are read into memory and sent in one request (no stream set-up per object). */
 const SMALL = 1 << 20;
 /** Incomplete multipart uploads older than this are left-overs of a crashed agent: aborted by check(). */
@@ -132,7 +147,7 @@ export class S3Target implements Target, RandomRead, Versions {
       if (src.size < MULTIPART_MIN) {
         await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: src.size, Metadata }), { abortSignal: opts.signal });
       } else {
-        await this.putMultipart(Key, body as Readable, Metadata, opts.signal);
+        await this.putMultipart(Key, body as Readable, src.size, Metadata, opts.signal);
       }
       opts.signal?.throwIfAborted();
     } catch (err) {
@@ -146,10 +161,11 @@ export class S3Target implements Target, RandomRead, Versions {
    * bytes are the settled ones, PutSource) and every part was stored. On any error, and when `signal` aborts
    * it (a deadline, the agent stopping), the upload is aborted on the service, so its parts do not stay stored
    * (and billed) until check() finds them a day later: lib-storage's Upload, used before, left them behind when
-   * aborted (test/targets/s3.test.ts). The parts go up PARTS_AT_ONCE at a time, from buffers reused part after part.
+   * aborted (test/targets/s3.test.ts). The parts (multipartPlan) go up from buffers reused part after part.
    */
-  private async putMultipart(Key: string, body: Readable, Metadata: Record<string, string>, signal: AbortSignal | undefined): Promise<void> {
+  private async putMultipart(Key: string, body: Readable, size: number, Metadata: Record<string, string>, signal: AbortSignal | undefined): Promise<void> {
     const Bucket = this.bucket;
+    const { partSize, atOnce } = multipartPlan(size);
     // not under `signal`: a create cut short could leave an upload whose id never arrived; an abort meanwhile
     // fails the first part, and the upload is aborted below
     const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key, Metadata }));
@@ -171,16 +187,16 @@ export class S3Target implements Target, RandomRead, Versions {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         for (let off = 0; off < chunk.length;) {
           if (!buf) {
-            // a free buffer, a new one while fewer than PARTS_AT_ONCE exist, or wait for a part to be stored
-            while (!failed && free.length === 0 && buffers >= PARTS_AT_ONCE) await Promise.race(sending);
+            // a free buffer, a new one while fewer than `atOnce` exist, or wait for a part to be stored
+            while (!failed && free.length === 0 && buffers >= atOnce) await Promise.race(sending);
             if (failed) throw failed.err;
-            buf = free.pop() ?? (buffers++, Buffer.allocUnsafe(PART_SIZE));
+            buf = free.pop() ?? (buffers++, Buffer.allocUnsafe(partSize));
             filled = 0;
           }
           const n = chunk.copy(buf, filled, off);
           filled += n;
           off += n;
-          if (filled === PART_SIZE) { send(buf, filled, ++partNumber); buf = undefined; }
+          if (filled === partSize) { send(buf, filled, ++partNumber); buf = undefined; }
         }
       }
       if (buf && filled > 0) send(buf, filled, ++partNumber);

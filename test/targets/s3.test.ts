@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Target, multipartPlan, parseS3Url } from '../../dist/lib/targets/s3.js';
@@ -74,6 +75,24 @@ describe('s3 target', () => {
     assert.match(h.ETag ?? '', /-5"$/, 'a multipart ETag: 4 parts of 16 MiB and one of 6 MiB');
     await t.close();
     rmTree(dir);
+  });
+
+  it('a big put whose source hangs (a failing disk) is aborted by its signal, and leaves no multipart upload', async () => {
+    const t = make(`s3://${bucket}/mphang`);
+    const first = crypto.randomBytes(20 << 20);
+    const hanging = {
+      size: 70 << 20, mode: 0o644,
+      readAll: () => { throw new Error('streamed only'); },
+      // one part's worth and more, then a read that never returns
+      stream: () => Readable.from((async function* () { yield first; await new Promise(() => undefined); })()),
+    };
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error('deadline')), 1500);
+    const t0 = Date.now();
+    await assert.rejects(t.put('h/hung.bin', hanging, { signal: ac.signal }), (e: unknown) => e instanceof TargetError);
+    assert.ok(Date.now() - t0 < 10_000, 'the put ends when its signal aborts');
+    assert.deepEqual((await t.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'mphang/' }))).Uploads ?? [], [], 'the upload aborted');
+    await t.close();
   });
 
   it('parts: 16 MiB, 4 at a time, up to 160 GiB; bigger objects get bigger parts to fit 10,000, and fewer at once', () => {

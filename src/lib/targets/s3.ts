@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, type CompletedPart, CopyObjectCommand, CreateMultipartUploadCommand,
   DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command,
@@ -11,6 +12,7 @@ import tls from 'node:tls';
 import { EXTRA_CA_ENV } from '../extraCa.js';
 import { SourceError, TargetError, opOrigin, toTargetError } from '../errors.js';
 import { hashStream } from '../hash/xxh64.js';
+import { raceSignal } from '../queue/deadline.js';
 import { type AwsError, s3Error } from './s3Errors.js';
 import { byVersionAge, checkRelPath, isReserved, tempName, versionPrefix } from './layout.js';
 import type { PutSource } from './source.js';
@@ -56,6 +58,7 @@ export function multipartPlan(size: number): { partSize: number; atOnce: number 
   const partSize = Math.max(PART_SIZE, Math.ceil(size / MAX_PARTS / mib) * mib);
   return { partSize, atOnce: Math.max(1, Math.min(PARTS_AT_ONCE, Math.floor(PART_MEMORY / partSize))) };
 }
+
 /** Small files are read into memory and sent in one request (no stream set-up per object). */
 const SMALL = 1 << 20;
 /** Incomplete multipart uploads older than this are left-overs of a crashed agent: aborted by check(). */
@@ -184,7 +187,11 @@ export class S3Target implements Target, RandomRead, Versions {
       let buf: Buffer | undefined;
       let filled = 0;
       let partNumber = 0;
-      for await (const chunk of body as AsyncIterable<Buffer>) {
+      // each chunk awaited under `signal` too: a source read hung on a failing disk must not keep the upload
+      // from being aborted
+      const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      for (let next = await raceSignal(chunks.next(), signal); !next.done; next = await raceSignal(chunks.next(), signal)) {
+        const chunk = next.value;
         for (let off = 0; off < chunk.length;) {
           if (!buf) {
             // a free buffer, a new one while fewer than `atOnce` exist, or wait for a part to be stored
@@ -205,6 +212,10 @@ export class S3Target implements Target, RandomRead, Versions {
       parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
       await this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal });
     } catch (err) {
+      // the source's reads ahead finish before put returns and its owner closes the descriptor, unless the put
+      // was aborted (a read hung on a failing disk would hold it forever)
+      body.destroy();
+      if (!signal?.aborted) await finished(body).catch(() => undefined);
       await Promise.allSettled([...sending]);
       // not under `signal`: an aborted put must still abort its upload
       await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);

@@ -70,8 +70,12 @@ function pair(peer, ours, cleanup = () => undefined) {
 function trial(i, peer, ours, a, b, cleanup = () => undefined) {
   const runPeer = () => { sh('sync'); a.push(time(() => sh(peer(i)))); };
   const runOurs = () => { sh('sync'); b.push(time(() => sh(ours(i)))); };
-  if (i % 2 === 0) { runPeer(); runOurs(); } else { runOurs(); runPeer(); }
+  for (const run of inTurn(i, runPeer, runOurs)) run();
   cleanup(i);
+}
+/** Trial i's two runs in the order they go: the peer's first in even trials. */
+function inTurn(i, peerRun, oursRun) {
+  return i % 2 === 0 ? [peerRun, oursRun] : [oursRun, peerRun];
 }
 function report(a, b) {
   if (process.env.BENCH_VERBOSE) console.log(`  samples: replica ${b.map((x) => x.toFixed(2)).join(" ")} / peer ${a.map((x) => x.toFixed(2)).join(" ")}`);
@@ -322,7 +326,7 @@ if (want('s3')) {
   for (let i = 0; i < TRIALS; i++) {
     const peerRun = () => onFreshCluster(a, (rcl, _t, bucket) => copyCheck(rcl, path.dirname(big), rclone(bucket, `big.rclone${i}`)));
     const oursRun = () => onFreshCluster(b, (_r, target, bucket) => replica(`run --config ${q(config(`s3big${i}`, path.dirname(big), `s3://${bucket}/big${i}`, target))}`));
-    if (i % 2 === 0) { await peerRun(); await oursRun(); } else { await oursRun(); await peerRun(); }
+    for (const run of inTurn(i, peerRun, oursRun)) await run();
   }
   const [ours, peer] = report(a, b);
   row('S3 (Ceph): 1 GiB upload, verified', ours, peer, 'rclone copy + check --download', 1.0);

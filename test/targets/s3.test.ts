@@ -22,6 +22,20 @@ after(() => ceph?.stop());
 const make = (url: string, extra: Partial<ConstructorParameters<typeof S3Target>[2]> = {}) =>
   new S3Target('ceph', url, { endpoint: ceph.endpoint, accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey, commandTimeoutMs: 5000, ...extra });
 
+/** A 70 MiB file of random bytes (a multipart upload: 4 parts of 16 MiB and one of 6 MiB) in a new temp dir. */
+function bigFile(): { dir: string; f: string; data: Buffer } {
+  const dir = tmpDir();
+  const f = path.join(dir, 'big.bin');
+  const data = crypto.randomBytes(70 << 20);
+  fs.writeFileSync(f, data);
+  return { dir, f, data };
+}
+
+/** The ids of the incomplete multipart uploads under `prefix` in the test bucket. */
+async function uploadsUnder(t: S3Target, prefix: string): Promise<(string | undefined)[]> {
+  return ((await t.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }))).Uploads ?? []).map((u) => u.UploadId);
+}
+
 /**
  * radosgw picks a quota change up through its bucket-info cache, sometimes seconds later (a CI run saw 12 MB land
  * under a 3 MiB quota). Wait until a put larger than the quota is refused, so the test starts from an enforced quota.
@@ -64,10 +78,7 @@ describe('s3 target', () => {
   });
 
   it('a big file goes up as a multipart upload and reads back byte-identical', async () => {
-    const dir = tmpDir();
-    const f = path.join(dir, 'big.bin');
-    const data = crypto.randomBytes(70 << 20);
-    fs.writeFileSync(f, data);
+    const { dir, f, data } = bigFile();
     const t = make(`s3://${bucket}/multipart`);
     await t.put('h/big.bin', await srcOf(f, { hash: hashBytes(data) }));
     assert.equal(await t.hash('h/big.bin'), hashBytes(data));
@@ -91,7 +102,7 @@ describe('s3 target', () => {
     const t0 = Date.now();
     await assert.rejects(t.put('h/hung.bin', hanging, { signal: ac.signal }), (e: unknown) => e instanceof TargetError);
     assert.ok(Date.now() - t0 < 10_000, 'the put ends when its signal aborts');
-    assert.deepEqual((await t.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'mphang/' }))).Uploads ?? [], [], 'the upload aborted');
+    assert.deepEqual(await uploadsUnder(t, 'mphang/'), [], 'the upload aborted');
     await t.close();
   });
 
@@ -111,12 +122,8 @@ describe('s3 target', () => {
   });
 
   it('a big file whose bytes are not the settled ones, or whose put is aborted, leaves no object and no multipart upload', async () => {
-    const dir = tmpDir();
-    const f = path.join(dir, 'big.bin');
-    const data = crypto.randomBytes(70 << 20);
-    fs.writeFileSync(f, data);
+    const { dir, f, data } = bigFile();
     const t = make(`s3://${bucket}/mpfail`);
-    const uploads = async () => (await t.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'mpfail/' }))).Uploads ?? [];
     // settled with other content: the source errors before its last chunk, so the upload is never completed
     await assert.rejects(t.put('h/changed.bin', await srcOf(f, { hash: hashBytes(Buffer.from('other')) })),
       (e: unknown) => e instanceof TargetError && e.errorClass === 'changed');
@@ -126,7 +133,7 @@ describe('s3 target', () => {
     setTimeout(() => ac.abort(new Error('stop')), 300);
     await assert.rejects(t.put('h/aborted.bin', await srcOf(f, { hash: hashBytes(data) }), { signal: ac.signal }), (e: unknown) => e instanceof TargetError);
     assert.equal(await t.stat('h/aborted.bin'), undefined);
-    assert.deepEqual(await uploads(), [], 'every multipart upload aborted');
+    assert.deepEqual(await uploadsUnder(t, 'mpfail/'), [], 'every multipart upload aborted');
     await t.close();
     rmTree(dir);
   });
@@ -136,13 +143,12 @@ describe('s3 target', () => {
     const start = async (Key: string) => (await t.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key }))).UploadId!;
     const left = await start('leftover/h/big.bin');
     const notOurs = await start('elsewhere/h/big.bin');
-    const ids = async (Prefix: string) => ((await t.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix }))).Uploads ?? []).map((u) => u.UploadId);
     await t.check(); // default: 24 h, so a fresh upload (perhaps another agent's, still running) stays
-    assert.deepEqual(await ids('leftover/'), [left]);
+    assert.deepEqual(await uploadsUnder(t, 'leftover/'), [left]);
     await new Promise((r) => setTimeout(r, 1100)); // the service stamps uploads to the second
     await make(`s3://${bucket}/leftover`, { staleUploadMs: 500 }).check();
-    assert.deepEqual(await ids('leftover/'), [], 'the old left-over aborted');
-    assert.deepEqual(await ids('elsewhere/'), [notOurs], 'an upload under another prefix is not this target\'s');
+    assert.deepEqual(await uploadsUnder(t, 'leftover/'), [], 'the old left-over aborted');
+    assert.deepEqual(await uploadsUnder(t, 'elsewhere/'), [notOurs], 'an upload under another prefix is not this target\'s');
     await t.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: 'elsewhere/h/big.bin', UploadId: notOurs }));
     await t.close();
   });

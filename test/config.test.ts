@@ -113,6 +113,23 @@ describe('config discovery and resolution', () => {
     rmTree(dir);
   });
 
+  it('an explicit config named package.json is read from its `replica` key, and a JSON config with $import is merged (both through cosmiconfig, not the JSON fast path)', async () => {
+    const dir = tmpDir();
+    fs.mkdirSync(path.join(dir, 'data'));
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'x', replica: { host: 'pkg', sources: ['data'], targets: [{ name: 'a', url: 'ta' }] } }));
+    assert.equal((await loadConfig({ cwd: '/', file: path.join(dir, 'package.json'), env: {} })).host, 'pkg');
+    fs.writeFileSync(path.join(dir, 'base.json'), JSON.stringify({ host: 'base', sources: ['data'] }));
+    fs.writeFileSync(path.join(dir, 'site.json'), JSON.stringify({ $import: 'base.json', targets: [{ name: 'a', url: 'ta' }] }));
+    const c = await loadConfig({ cwd: '/', file: path.join(dir, 'site.json'), env: {} });
+    assert.equal(c.host, 'base');
+    assert.equal(c.sources[0].path, fs.realpathSync(path.join(dir, 'data')));
+    assert.equal(c.targets[0].path, path.join(dir, 'ta'));
+    // a JSON config that is a directory, or unreadable: the same one-line error as before
+    fs.mkdirSync(path.join(dir, 'd.json'));
+    await assert.rejects(loadConfig({ cwd: '/', file: path.join(dir, 'd.json'), env: {} }), (e: unknown) => e instanceof ConfigError && /d\.json: cannot parse config: .*EISDIR/.test(e.message));
+    rmTree(dir);
+  });
+
   it('defaults fill every key; durations and sizes parse', async () => {
     const dir = tmpDir();
     fs.mkdirSync(path.join(dir, 'data'));

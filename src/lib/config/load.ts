@@ -1,10 +1,16 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import os from 'node:os';
-import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig';
+import type { Loader } from 'cosmiconfig';
 import { ConfigError, messageOf } from '../errors.js';
 import type { Config } from './schema.js';
 import { validateConfig } from './validate.js';
+
+/**
+ * cosmiconfig, imported on first use: a command given `--config some.json` (cron's, the agent's) never needs
+ * it, and importing it took ~15-20 ms of every start here.
+ */
+const cosmi = () => import('cosmiconfig');
 
 /** Where discovery looks in each directory, in order (cosmiconfig's defaults lack replica.config.json). */
 export const SEARCH_PLACES = [
@@ -54,7 +60,7 @@ function sharesObjects(v: unknown, seen = new Set<object>()): boolean {
 
 /** YAML, but no aliases: a few hundred bytes of nested aliases expand to gigabytes (a "billion laughs"). */
 const loadYaml: Loader = async (file, content) => {
-  const value = await defaultLoaders['.yaml'](file, content);
+  const value = await (await cosmi()).defaultLoaders['.yaml'](file, content);
   if (sharesObjects(value)) throw new ConfigError([`${file}: YAML anchors and aliases (&name, *name) are not allowed in a replica config: write the values out`]);
   return value;
 };
@@ -72,13 +78,27 @@ const loadJs: Loader = async (file, content) => {
       throw new ConfigError([`${file}: refusing to execute a JS config that another user can write (${p === file ? 'the file' : 'its directory'} ${p}: owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}); make it owned by ${uid === 0 ? 'root' : `uid ${uid}`} and not group/world-writable, or use replica.config.json`]);
     }
   }
-  return defaultLoaders[path.extname(file) as '.js'](file, content);
+  return (await cosmi()).defaultLoaders[path.extname(file) as '.js'](file, content);
 };
 
 const LOADERS = { '.json': loadJson, '.yaml': loadYaml, '.yml': loadYaml, noExt: loadYaml, '.js': loadJs, '.cjs': loadJs, '.mjs': loadJs };
 
 /** Is this config file executed to load it (JS)? `replica check` says so. */
 export const isExecutableConfig = (file: string): boolean => /\.(c|m)?js$/.test(file);
+
+/**
+ * An explicit JSON config (`--config x.json`, REPLICA_CONFIG), read and parsed as cosmiconfig would with our
+ * loader, without importing it. Undefined where cosmiconfig must do it: package.json (its `replica` key), other
+ * formats, and a config that uses cosmiconfig's `$import`.
+ */
+function plainJson(file: string): { config: unknown; filepath: string; isEmpty?: boolean } | undefined {
+  if (path.extname(file) !== '.json' || path.basename(file) === 'package.json') return undefined;
+  const content = fs.readFileSync(file, 'utf8');
+  if (content.trim() === '') return { config: undefined, filepath: file, isEmpty: true };
+  const config: unknown = loadJson(file, content);
+  if (typeof config === 'object' && config !== null && '$import' in config) return undefined;
+  return { config, filepath: file };
+}
 
 export interface LoadOptions {
   /** explicit config file (--config); wins over REPLICA_CONFIG and discovery */
@@ -96,19 +116,19 @@ export interface LoadOptions {
 export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
   const cwd = opts.cwd ?? process.cwd();
   const explicit = opts.file ?? (opts.env ?? process.env).REPLICA_CONFIG;
-  const explorer = cosmiconfig('replica', { searchStrategy: 'global', stopDir: path.parse(cwd).root, cache: false, searchPlaces: SEARCH_PLACES, loaders: LOADERS });
+  const explorer = async (strategy: 'global' | 'none' = 'global') => (await cosmi()).cosmiconfig('replica', { searchStrategy: strategy, ...(strategy === 'global' ? { stopDir: path.parse(cwd).root } : {}), cache: false, searchPlaces: SEARCH_PLACES, loaders: LOADERS });
   const fallbacks = fallbackDirs(opts.env ?? process.env);
   let result;
   try {
     if (explicit) {
       const file = path.resolve(cwd, explicit);
       if (!fs.existsSync(file)) throw new ConfigError([`${file}: config file not found (from ${opts.file ? '--config' : 'REPLICA_CONFIG'})`]);
-      result = await explorer.load(file);
+      result = plainJson(file) ?? await (await explorer()).load(file);
     } else {
-      result = await explorer.search(cwd);
+      result = await (await explorer()).search(cwd);
       for (const dir of fallbacks) {
         if (result) break;
-        result = await cosmiconfig('replica', { searchStrategy: 'none', cache: false, searchPlaces: SEARCH_PLACES, loaders: LOADERS }).search(dir);
+        result = await (await explorer('none')).search(dir);
       }
     }
   } catch (err) {

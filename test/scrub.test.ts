@@ -61,3 +61,28 @@ it('scrubTarget: a target-wide failure in a later part stops the scrub; what was
   await store.close();
   rmTree(dir);
 });
+
+it('scrubTarget: a record that changed in place to a new content, verified again, while its old copy was read is not judged by that read', async () => {
+  const { dir, store, t } = await setup(3);
+  t.corrupt('h/data/f0001'); // the read of the old copy will say mismatch
+  const slice = scrubSlice(store, 'm', undefined);
+  const now = Date.now();
+  t.inject = (op, rel) => {
+    if (rel === 'h/data/f0001') {
+      // meanwhile: a new content settled and its copy was written and verified (records change in place)
+      const rec = store.get('/data/f0001')!;
+      rec.h = hashBytes(Buffer.from('new content'));
+      rec.t.m = `v ${now} ${now}`;
+      store.set('/data/f0001', rec);
+    }
+    return undefined;
+  };
+  const res = await scrubTarget(store, t, 'h', slice, { update: true });
+  assert.deepEqual(res.bad, [], 'the read was against the old content: nothing said of the new one');
+  assert.equal(res.read, 2);
+  const rec = store.get('/data/f0001')!;
+  assert.ok(isVerifiedOn(rec, 'm'));
+  assert.equal(verifiedAtOn(rec, 'm'), now, 'its verification stays the one of the new copy');
+  await store.close();
+  rmTree(dir);
+});

@@ -4,7 +4,7 @@ import { isVerifiedOn, markCopyBad, markReverified, verifiedAtOn } from '../stor
 import type { Store } from '../store/store.js';
 import { targetPath } from '../targets/layout.js';
 import type { Target } from '../targets/target.js';
-import { verifyCopies } from './verify.js';
+import { type CopyToVerify, verifyCopies } from './verify.js';
 
 /** What one target's scrub found. */
 export interface ScrubResult {
@@ -35,18 +35,22 @@ const READ_AHEAD = 2;
  */
 export function scrubSlice(store: Store, target: string, budgetBytes: number | undefined, filter: (p: string, r: Rec) => boolean = () => true): [string, Rec][] {
   // each record's verifiedAt decoded once, not in every comparison (10k records: 80 ms of the sort otherwise)
-  const due: { e: [string, Rec]; at: number }[] = [];
+  const due: [string, Rec][] = [];
+  const at: number[] = [];
   for (const e of store.entries()) {
-    const at = verifiedAtOn(e[1], target);
-    if (at !== undefined && filter(e[0], e[1])) due.push({ e, at });
+    const v = verifiedAtOn(e[1], target);
+    if (v !== undefined && filter(e[0], e[1])) { due.push(e); at.push(v); }
   }
-  due.sort((a, b) => a.at - b.at);
-  const out: [string, Rec][] = [];
-  let bytes = 0;
-  for (const { e } of due) {
-    if (budgetBytes !== undefined && out.length && bytes + e[1].z > budgetBytes) break;
-    out.push(e);
-    bytes += e[1].z;
+  let out = due; // no budget: every copy, so no order by age is needed
+  if (budgetBytes !== undefined) {
+    out = [];
+    let bytes = 0;
+    for (const k of Uint32Array.from(due.keys()).sort((a, b) => at[a] - at[b])) {
+      const e = due[k];
+      if (out.length && bytes + e[1].z > budgetBytes) break;
+      out.push(e);
+      bytes += e[1].z;
+    }
   }
   return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
@@ -67,24 +71,28 @@ export async function scrubTarget(store: Store, t: Target, host: string, slice: 
     for (let bytes = 0; i < slice.length && i - from < SLICE_FILES && (i === from || bytes + slice[i][1].z <= SLICE_BYTES); i++) bytes += slice[i][1].z;
     parts.push(slice.slice(from, i));
   }
-  const read = (part: [string, Rec][]) => verifyCopies(t, part.map(([p, r]) => ({ rel: targetPath(host, p), ...(r.l === undefined ? { hash: r.h } : { link: r.l }) })), { signal: opts.signal, concurrency: opts.concurrency });
+  // each part's copies as read: their rels, and the hash or link text each was read against
+  const copies = parts.map((part) => part.map(([p, r]): CopyToVerify => (r.l === undefined ? { rel: targetPath(host, p), hash: r.h } : { rel: targetPath(host, p), link: r.l })));
+  const read = (k: number) => verifyCopies(t, copies[k], { signal: opts.signal, concurrency: opts.concurrency });
   // two parts ahead are being read while one's results are recorded: a reader that finished its share of a
   // part goes on with the next instead of waiting for the slowest one, or for the main thread
   const ahead: Promise<Map<string, TargetError | undefined>>[] = [];
-  const readAhead = (k: number) => { while (ahead.length < READ_AHEAD && k + ahead.length < parts.length && !opts.signal?.aborted) ahead.push(read(parts[k + ahead.length])); };
+  const readAhead = (k: number) => { while (ahead.length < READ_AHEAD && k + ahead.length < parts.length && !opts.signal?.aborted) ahead.push(read(k + ahead.length)); };
   try {
     for (let k = 0; k < parts.length && !opts.signal?.aborted; k++) {
       readAhead(k);
       const checked = await ahead.shift()!;
       readAhead(k + 1);
       if (opts.signal?.aborted) return res; // stopped: record nothing more (the store may be saved and unlocked already)
-      for (const [p, was] of parts[k]) {
-        const rel = targetPath(host, p);
+      for (let j = 0; j < parts[k].length; j++) {
+        const p = parts[k][j][0];
+        const { rel, hash, link } = copies[k][j];
         if (!checked.has(rel)) continue; // not read (aborted)
-        // the record may have moved on while we read (a new content settled, a copy repaired): judge only the
-        // copy we read, and only while the store still says it is that verified content
+        // the record may have moved on while we read (a new content settled, a copy repaired; records change
+        // in place): judge only the copy we read, and only while the store still says it is the content we
+        // read it against, verified
         const rec = store.get(p);
-        if (!rec || rec.h !== was.h || rec.l !== was.l || !isVerifiedOn(rec, t.name)) continue;
+        if (!rec || (link === undefined ? rec.l !== undefined || rec.h !== hash : rec.l !== link) || !isVerifiedOn(rec, t.name)) continue;
         const err = checked.get(rel);
         if (err?.targetWide) {
           res.error = { class: err.errorClass, message: err.message };

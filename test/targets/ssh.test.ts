@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { SshTarget, knownHostKey } from '../../dist/lib/targets/ssh.js';
 import { TargetError } from '../../dist/lib/errors.js';
@@ -178,14 +179,15 @@ describe('ssh command stdin: the window a near OpenSSH server is sent', () => {
 });
 
 describe('ssh putMany: small files through one remote tar', () => {
-  it('hostile names land byte-identical with their mode and mtime, renamed into place (no temp file left); a changed source is not published', async () => {
+  /** putMany of hostile names (and one changed source) with these options; the target, to look at its stats. */
+  async function hostileNames(extra: Partial<ConstructorParameters<typeof SshTarget>[2]>): Promise<SshTarget> {
     const crypto = await import('node:crypto');
     const { bufferSource } = await import('../../dist/lib/targets/source.js');
     const { hashBytes, initHasher } = await import('../../dist/lib/hash/xxh64.js');
     const { ODD_NAMES } = await import('../helpers.js');
     await initHasher();
     const base = path.join(remoteBase, `tar${Math.random().toString(36).slice(2)}`);
-    const t = make({ tarMinFiles: 1 }, base);
+    const t = make({ tarMinFiles: 1, ...extra }, base);
     const names = [...ODD_NAMES, `${'d'.repeat(120)}/${'n'.repeat(120)}.dat`, 'empty.dat'];
     const datas = names.map((n, i) => (n === 'empty.dat' ? Buffer.alloc(0) : crypto.randomBytes(1 + i * 7001)));
     const items = names.map((n, i) => ({ rel: `h/odd/${i % 2 ? 'deeper/' : ''}${n}`, src: bufferSource(datas[i], { mode: i % 3 ? 0o640 : 0o604, mtimeMs: 1_650_000_000_000 + i * 1000, hash: hashBytes(datas[i]) }) }));
@@ -204,30 +206,77 @@ describe('ssh putMany: small files through one remote tar', () => {
     const left = fs.readdirSync(path.join(base, 'h'), { recursive: true }).map(String).filter((n) => n.includes('.replica-'));
     assert.deepEqual(left, [], 'no temp file left');
     await t.close();
+    return t;
+  }
+
+  it('hostile names land byte-identical with their mode and mtime, renamed into place (no temp file left); a changed source is not published', async () => {
+    const t = await hostileNames({ renamePassMinFiles: 1000 });
+    assert.equal(t.stats.renamePasses, 0, 'a small batch: one posix-rename request per file');
   });
 
-  it('a tar that fails (the server disk fills) publishes nothing from it: each file is put again on its own and gets its own answer', async () => {
-    const crypto = await import('node:crypto');
-    const { bufferSource } = await import('../../dist/lib/targets/source.js');
-    const { mountTmpfs } = await import('../helpers.js');
-    const full = path.join(remoteBase, `tarfull${Math.random().toString(36).slice(2)}`);
-    mountTmpfs(full, '512k');
-    const t = make({ tarMinFiles: 1 }, full);
-    const datas = Array.from({ length: 24 }, () => crypto.randomBytes(40_000));
-    const res = await t.putMany(datas.map((d, i) => ({ rel: `h/f${i}`, src: bufferSource(d) })));
-    assert.deepEqual([t.stats.tarSent, t.stats.tarFailed], [1, 1]);
-    const ok = res.flatMap((r, i) => (r === undefined ? [i] : []));
-    assert.ok(ok.length > 0 && ok.length < 24, `some fit, some not: ${ok.length}`);
-    for (const i of ok) assert.deepEqual(fs.readFileSync(path.join(full, `h/f${i}`)), datas[i]);
-    for (const [i, r] of res.entries()) if (r) assert.ok(r instanceof TargetError && r.errorClass === 'ENOSPC', `f${i}: ${String(r)}`);
-    assert.deepEqual(fs.readdirSync(path.join(full, 'h')).filter((n) => n.startsWith('.replica-')), [], 'no temp file left');
-    // the failure was the disk, not the tar: the next batch goes through tar again
-    for (const i of ok) fs.rmSync(path.join(full, `h/f${i}`));
-    const again = await t.putMany([{ rel: 'h/after', src: bufferSource(Buffer.from('after')) }]);
-    assert.deepEqual(again, [undefined]);
-    assert.deepEqual([t.stats.tarSent, t.stats.tarFailed], [2, 1]);
-    await t.close();
+  it('the same renamed by the tar\'s own remote command (the names as NUL-separated data on its stdin, never shell words)', async () => {
+    const t = await hostileNames({ renamePassMinFiles: 1 });
+    assert.equal(t.stats.renamePasses, 1);
   });
+
+  it('the rename pass: a pair it cannot rename gets the posix-rename request\'s own error; a server without perl gets tar and rename requests', async () => {
+    const { bufferSource } = await import('../../dist/lib/targets/source.js');
+    const base = path.join(remoteBase, `pass${Math.random().toString(36).slice(2)}`);
+    const files = (n: number, dir: string) => Array.from({ length: n }, (_, i) => ({ rel: `h/${dir}/f${i}`, src: bufferSource(Buffer.from(`${dir} ${i}`)) }));
+    const t = make({ tarMinFiles: 1, renamePassMinFiles: 1 }, base);
+    // a directory where one file's copy must go: that file fails, the others are published
+    fs.mkdirSync(path.join(base, 'h/a/f3/inside'), { recursive: true });
+    const res = await t.putMany(files(6, 'a'));
+    assert.deepEqual([t.stats.tarSent, t.stats.renamePasses], [1, 1]);
+    assert.ok(res[3] instanceof TargetError && /f3/.test(res[3].message), String(res[3]));
+    for (const i of [0, 1, 2, 4, 5]) assert.equal(res[i], undefined, String(res[i]));
+    for (const i of [0, 1, 2, 4, 5]) assert.equal(fs.readFileSync(path.join(base, `h/a/f${i}`), 'utf8'), `a ${i}`);
+    assert.ok(fs.statSync(path.join(base, 'h/a/f3')).isDirectory());
+    assert.deepEqual(fs.readdirSync(path.join(base, 'h/a')).filter((n) => n.startsWith('.replica-')), [], 'no temp file left');
+    await t.close();
+    // a server with tar but no perl on its PATH
+    const bin = tmpDir('replica-noperl-');
+    for (const tool of ['tar', 'sync', 'xargs', 'xxhsum']) fs.symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), path.join(bin, tool));
+    const noPerl = await startSshd([`SetEnv PATH=${bin}`]);
+    const u = new SshTarget('noperl', `ssh://root@127.0.0.1:${noPerl.port}${base}`, { identity: noPerl.clientKey, knownHosts: noPerl.knownHosts, commandTimeoutMs: 5000, tarMinFiles: 1, renamePassMinFiles: 1 });
+    try {
+      assert.deepEqual(await u.putMany(files(4, 'b')), [undefined, undefined, undefined, undefined]);
+      assert.deepEqual(await u.putMany(files(4, 'c')), [undefined, undefined, undefined, undefined]);
+      assert.deepEqual([u.stats.tarSent, u.stats.tarFailed, u.stats.renamePasses], [2, 0, 0], 'tar both times, renamed by requests');
+      for (const d of ['b', 'c']) for (let i = 0; i < 4; i++) assert.equal(fs.readFileSync(path.join(base, `h/${d}/f${i}`), 'utf8'), `${d} ${i}`);
+      assert.deepEqual(fs.readdirSync(path.join(base, 'h/b')).filter((n) => n.startsWith('.replica-')), []);
+    } finally {
+      await u.close();
+      noPerl.stop();
+      rmTree(noPerl.dir);
+      rmTree(bin);
+    }
+  });
+
+  for (const pass of [false, true]) {
+    it(`a tar that fails (the server disk fills) publishes nothing from it: each file is put again on its own and gets its own answer${pass ? ' (rename pass)' : ''}`, async () => {
+      const crypto = await import('node:crypto');
+      const { bufferSource } = await import('../../dist/lib/targets/source.js');
+      const { mountTmpfs } = await import('../helpers.js');
+      const full = path.join(remoteBase, `tarfull${Math.random().toString(36).slice(2)}`);
+      mountTmpfs(full, '512k');
+      const t = make({ tarMinFiles: 1, renamePassMinFiles: pass ? 1 : 1000 }, full);
+      const datas = Array.from({ length: 24 }, () => crypto.randomBytes(40_000));
+      const res = await t.putMany(datas.map((d, i) => ({ rel: `h/f${i}`, src: bufferSource(d) })));
+      assert.deepEqual([t.stats.tarSent, t.stats.tarFailed], [1, 1]);
+      const ok = res.flatMap((r, i) => (r === undefined ? [i] : []));
+      assert.ok(ok.length > 0 && ok.length < 24, `some fit, some not: ${ok.length}`);
+      for (const i of ok) assert.deepEqual(fs.readFileSync(path.join(full, `h/f${i}`)), datas[i]);
+      for (const [i, r] of res.entries()) if (r) assert.ok(r instanceof TargetError && r.errorClass === 'ENOSPC', `f${i}: ${String(r)}`);
+      assert.deepEqual(fs.readdirSync(path.join(full, 'h')).filter((n) => n.startsWith('.replica-')), [], 'no temp file left');
+      // the failure was the disk, not the tar: the next batch goes through tar again
+      for (const i of ok) fs.rmSync(path.join(full, `h/f${i}`));
+      const again = await t.putMany([{ rel: 'h/after', src: bufferSource(Buffer.from('after')) }]);
+      assert.deepEqual(again, [undefined]);
+      assert.deepEqual([t.stats.tarSent, t.stats.tarFailed, t.stats.renamePasses], [2, 1, pass ? 1 : 0]);
+      await t.close();
+    });
+  }
 });
 
 describe('ssh: a batch\'s read-back hashes come from its sync command (sync && xxhsum)', () => {

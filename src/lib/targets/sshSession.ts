@@ -15,6 +15,8 @@ export interface SshOptions {
   commandTimeoutMs: number;
   /** putMany sends this many files or more through one remote `tar -x` (default 256; tests lower it) */
   tarMinFiles?: number;
+  /** a tar batch of this many files or more is also renamed into place by its remote command (default 256; tests change it) */
+  renamePassMinFiles?: number;
 }
 
 export interface SshRemote { user: string; host: string; port: number; path: string }

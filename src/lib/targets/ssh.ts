@@ -40,10 +40,11 @@ const TAR_UNUSABLE = /not found|unrecognized|invalid option|unknown option|usage
  * TAR_X that also renames the batch into place, in the same remote command (a command took ~0.43 s to start on
  * the test server; 10k posix-rename requests ~0.4-0.6 s). Its stdin: the length of the names block (16 decimal
  * digits), the names block (temp path, final path, each ending in NUL: data, never shell words), then the tar
- * stream. perl reads the names with sysread (nothing of the tar read ahead), runs the same tar (a list, no
- * shell) on the rest of stdin (its messages, and the shell's if perl is missing, on stdout as TAR_X's), and only when tar exited 0 prints RENAMED and renames each pair (rename(2)),
- * printing each temp path it could not rename and the error, NUL-separated. tar's own messages come before
- * RENAMED. perl is part of every Debian and Ubuntu (perl-base); a server without it gets TAR_X and SFTP renames.
+ * stream. perl reads the names with sysread (nothing of the tar read ahead) and runs the same tar (a list, no
+ * shell) on the rest of stdin; its messages, and the shell's if perl is missing, go to stdout as TAR_X's do.
+ * Only when tar exited 0 it prints RENAMED and renames each pair (rename(2)), printing each temp path it could
+ * not rename and the error, NUL-separated. perl is part of every Debian and Ubuntu (perl-base); a server
+ * without it gets TAR_X and posix-rename requests.
  */
 const TAR_X_RENAME = `perl -e '$| = 1; sub rd { my $n = shift; my $b = ""; while (length($b) < $n) { my $r = sysread(STDIN, $b, $n - length($b), length($b)); die "short stdin\\n" unless $r } $b } my @p = split /\\0/, rd(rd(16) + 0), -1; pop @p; my $rc = system("tar", "-x", "-p", "--no-same-owner", "-C", "/", "-f", "-"); if ($rc == -1) { print "tar: not found\\n"; exit 127 } exit($rc & 127 ? 128 + ($rc & 127) : $rc >> 8) if $rc; print "\\0RENAMED\\0"; for (my $i = 0; $i + 1 < @p; $i += 2) { print "$p[$i]\\0$!\\0" unless rename $p[$i], $p[$i + 1] }' 2>&1`;
 /** What TAR_X_RENAME prints once tar has exited 0, before the pairs it could not rename. */
@@ -72,9 +73,9 @@ const HASH_MANY_MIN = 32;
  * A directory on another machine over SSH (ssh2: SFTP for data, one connection reused across files).
  * put() writes `.replica-<n>.tmp` and renames it into place with posix-rename@openssh.com; putMany() sends
  * many small files through one remote `tar -x` of such temp files, then renames each (TAR_X_RENAME); sync()
- * fsyncs a few files and directories over SFTP, or runs `sync` on the server for a bigger batch; hash() runs `xxhsum -H1`
- * there, with the path on stdin (never in a shell string), or reads the copy back when the server has no
- * xxhsum. Strict host-key checking.
+ * fsyncs a few files and directories over SFTP, or runs `sync` on the server for a bigger batch; hash() runs
+ * `xxhsum -H1` there, with the path on stdin (never in a shell string), or reads the copy back when the server
+ * has no xxhsum. Strict host-key checking.
  */
 export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHash, TempFiles, Versions {
   private readonly remote: ReturnType<typeof parseSshUrl>;

@@ -257,7 +257,9 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
       throw this.fail(err, 'put', `${items.length} files`); // the call as a whole: any temp file left is swept by the next run
     }
     const unlink = (tmp: string) => this.sftp<void>((s, cb) => s.unlink(tmp, cb)).catch(() => undefined);
-    if (pass && answer[0] === 127 && /perl/.test(answer[1])) { // no perl there: nothing was read nor extracted
+    // no perl there: nothing was extracted, so the batch goes again through TAR_X. Its sources were read (the
+    // stdin loop does not see the channel close) and are read again: once per target, as noRenamePass stays set
+    if (pass && answer[0] === 127 && /perl/.test(answer[1])) {
       this.noRenamePass = true;
       return this.putTar(items, opts);
     }

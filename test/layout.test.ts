@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  checkRelPath, isOwnTemp, isReserved, isTempName, staleTemps, storePath, sweepTemps, targetPath, tempName, versionPath, versionTime,
+  checkRelPath, isOwnTemp, isReserved, isTempName, sortByPathBytes, staleTemps, storePath, sweepTemps, targetPath, tempName, versionPath, versionTime,
 } from '../dist/lib/targets/layout.js';
 
 describe('target layout (targets/layout.ts)', () => {
@@ -31,6 +31,19 @@ describe('target layout (targets/layout.ts)', () => {
     const n = await sweepTemps(['d1', 'gone'], async (d) => (d === 'd1' ? [stale, a, 'keep'] : undefined), async (d, name) => { removed.push(`${d}/${name}`); });
     assert.equal(n, 1);
     assert.deepEqual(removed, [`d1/${stale}`]);
+  });
+
+  it('sorts paths by their UTF-8 bytes (C-locale order), with or without characters past the BMP', () => {
+    const byBytes = (xs: string[]) => [...xs].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const plain = ['/d/b', '/d/a b', '/d/a', '/D/z', '/d/é', '/d/e', '/d/日本', '/d/a/b', '/d/a-b', '/d/\u00ff', '/d/\u07ff', '/d/\u0800'];
+    assert.deepEqual(sortByPathBytes(plain, (p) => p), byBytes(plain));
+    // U+FFFD is EF BF BD in UTF-8, an emoji F0 9F 98 80: the emoji goes last by bytes, first by UTF-16 code units
+    const astral = ['/d/\u{1F600}', '/d/\uFFFD', '/d/\uE000', '/d/a', '/d/\u{10000}'];
+    assert.deepEqual(sortByPathBytes(astral, (p) => p), ['/d/a', '/d/\uE000', '/d/\uFFFD', '/d/\u{10000}', '/d/\u{1F600}']);
+    assert.deepEqual(sortByPathBytes(astral, (p) => p), byBytes(astral));
+    // items, not only strings: each is kept whole
+    const recs = plain.map((p, i) => [p, i] as const);
+    assert.deepEqual(sortByPathBytes(recs, ([p]) => p).map(([p]) => p), byBytes(plain));
   });
 
   it('refuses paths that could leave the target base', () => {

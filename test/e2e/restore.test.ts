@@ -238,6 +238,9 @@ describe('replica restore: the destination side', () => {
     const piped = await cli(['restore', '--to', path.join(dir, 'out2'), src, '--config', cfg]);
     assert.equal(piped.code, 0);
     assert.equal(piped.stdout.split('\n').filter((l) => l.startsWith('restored ')).length, n);
+    // without --fsync the files stream through the workers (at most a window of them in flight): every one whole
+    for (let i = 0; i < n; i++) assert.equal(fs.readFileSync(path.join(dir, 'out2', src, `d${i % 6}`, `f${i}.dat`), 'utf8'), `content ${i}\n`);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'out2', src), { recursive: true }).filter((x) => String(x).includes('.replica-')), [], 'no temp file left');
     rmTree(dir);
   });
 });

@@ -38,6 +38,8 @@ describe('replica where-is', () => {
     assert.deepEqual(byGlob.map((f) => f.path), [img]);
     const byDir = json(await cli(['where-is', '--json', src, '--config', cfg])) as { path: string }[];
     assert.deepEqual(byDir.map((f) => f.path), [img, log], 'a directory: everything under it, sorted');
+    const byRoot = json(await cli(['where-is', '--json', '/', '--config', cfg])) as { path: string }[];
+    assert.deepEqual(byRoot.map((f) => f.path), [img, log], '/ is the directory above everything');
     const text = await cli(['where-is', log, '--config', cfg]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`^${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}  [0-9a-f]{16}  3 bytes\\n  a  verified `));

@@ -38,7 +38,10 @@ export interface RestoreResult {
   errors: string[];
 }
 
-/** Files restored per batch: written to temps (with --fsync: one syncfs), then renamed into place. */
+/**
+ * Files restored per batch with --fsync: written to temps, one syncfs, then renamed into place (a batch's temps
+ * and directories are held until then). Without it a file goes into place as soon as it is fetched: one batch.
+ */
 const BATCH_FILES = 4096;
 const BATCH_BYTES = 1024 * 1024 * 1024;
 
@@ -60,24 +63,25 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
   const workers = opts.local?.size && localIo().worth(jobs.length, jobs.reduce((n, j) => n + j.rec.z, 0)) ? localIo() : undefined;
   const fast = workers && { workers, bases: opts.local!, publish: !opts.durable };
   const results: RestoreResult[] = [];
-  // from local targets the reads are jobs for the worker threads, posted together per turn of the loop: more
-  // in flight means fewer, fuller messages (with 64 the main thread and the workers each waited on the other
-  // half the time; 512: 0.91x for 10k x 4 KiB) (remote targets: 8 streams at a time)
+  // remote targets: 8 streams at a time (local ones go by worker jobs, quickThenSlow's window)
   const queue = new PQueue({ concurrency: opts.concurrency ?? (fast ? 512 : 8) });
+  const settle = (s: Staged): Staged | Promise<Staged> => {
+    if (!opts.durable && isHeld(s)) return publish(s, dirs).then(() => { opts.onDone?.(s.res); return s; }); // into place at once
+    if (!opts.durable || !isHeld(s)) opts.onDone?.(s.res);
+    return s;
+  };
+  const slow = (j: RestoreJob, from?: From) => queue.add(async () => settle(await stage(j, targets, host, dirs, fast, from)));
   try {
     for (let i = 0; i < jobs.length;) {
-      const batch: RestoreJob[] = [];
-      for (let bytes = 0; i < jobs.length && batch.length < BATCH_FILES && bytes < BATCH_BYTES; i++) {
-        batch.push(jobs[i]);
-        bytes += jobs[i].rec.z;
-      }
-      const settle = async (s: Staged): Promise<Staged> => {
-        if (!opts.durable && isHeld(s)) await publish(s, dirs); // nothing to wait for: into place at once
-        if (!opts.durable || !isHeld(s)) opts.onDone?.(s.res);
-        return s;
-      };
-      const slow = (j: RestoreJob, from?: From) => queue.add(async () => settle(await stage(j, targets, host, dirs, fast, from)));
-      const staged = await Promise.all(fast ? quickThenSlow(batch, targets, host, dirs, fast, settle, slow) : batch.map((j) => slow(j)));
+      let batch = jobs;
+      if (opts.durable) {
+        batch = [];
+        for (let bytes = 0; i < jobs.length && batch.length < BATCH_FILES && bytes < BATCH_BYTES; i++) {
+          batch.push(jobs[i]);
+          bytes += jobs[i].rec.z;
+        }
+      } else i = jobs.length;
+      const staged = fast ? await quickThenSlow(batch, targets, host, dirs, fast, settle, slow) : await Promise.all(batch.map((j) => slow(j)));
       if (opts.durable) {
         const held = staged.filter(isHeld);
         try {
@@ -88,7 +92,7 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
         }
         for (const s of held) opts.onDone?.(s.res);
       }
-      results.push(...staged.map((s) => s.res));
+      for (const s of staged) results.push(s.res);
     }
     // the renames, once for all batches: a crash before leaves whole files under their temp names, never a part
     if (opts.durable) await dirs.syncAll().catch(() => undefined);
@@ -134,35 +138,61 @@ function quickSource(job: RestoreJob, targets: Target[], fast: Fast): Quick | un
 /** Files fetched per worker job on the quick path (one message, deadline and promise for all), and their bytes at most. */
 const FETCH_FILES = 64;
 const FETCH_BYTES = 16 << 20;
+/**
+ * Files of quick-path worker jobs in flight at most: the workers always have the next jobs queued while the main
+ * thread plans more, and the directories held open stay bounded (one per file at worst) however many files.
+ */
+const WINDOW_FILES = 1024;
 
 /**
- * The jobs of a batch, each as its Staged result: those whose live copy a local target serves (quickSource) in
- * worker jobs of up to FETCH_FILES (in path order, so mostly one directory each, written by one worker); a
- * job whose quick fetch failed, and every other job, the per-file way (`slow`, from the target after the one
- * that failed). `settle` publishes and reports a staged file.
+ * The jobs of a batch, each as its Staged result (in order): those whose live copy a local target serves
+ * (quickSource) in worker jobs of up to FETCH_FILES (in path order, so mostly one directory each, written by one
+ * worker), posted as they are planned and at most WINDOW_FILES in flight; a job whose quick fetch failed, and
+ * every other job, the per-file way (`slow`, from the target after the one that failed). `settle` publishes
+ * and reports a staged file.
  */
-function quickThenSlow(batch: RestoreJob[], targets: Target[], host: string, dirs: DestDirs, fast: Fast,
-  settle: (s: Staged) => Promise<Staged>, slow: (j: RestoreJob, from?: From) => Promise<Staged>): Promise<Staged>[] {
-  const out: Promise<Staged>[] = [];
+async function quickThenSlow(batch: RestoreJob[], targets: Target[], host: string, dirs: DestDirs, fast: Fast,
+  settle: (s: Staged) => Staged | Promise<Staged>, slow: (j: RestoreJob, from?: From) => Promise<Staged>): Promise<Staged[]> {
+  const out: Staged[] = new Array<Staged>(batch.length);
+  const pending: Promise<unknown>[] = [];
+  const put = (k: number) => (s: Staged) => { out[k] = s; };
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
   let chunk: { job: RestoreJob; q: Quick; k: number }[] = [];
   let bytes = 0;
-  const flush = () => {
+  const flush = async () => {
     if (!chunk.length) return;
-    const fetched = fetchChunk(chunk, host, dirs, fast);
-    chunk.forEach(({ job, k }, i) => {
-      out[k] = fetched.then((r) => ('retry' in r[i] ? slow(job, (r[i] as { retry: From }).retry) : settle(r[i] as Staged)));
-    });
+    const mine = chunk;
     chunk = [];
     bytes = 0;
+    while (inFlight >= WINDOW_FILES) await new Promise<void>((resolve) => { wake = resolve; });
+    inFlight += mine.length;
+    pending.push(fetchChunk(mine, host, dirs, fast).then((r) => {
+      inFlight -= mine.length;
+      wake?.();
+      wake = undefined;
+      const more: Promise<unknown>[] = [];
+      mine.forEach(({ job, k }, i) => {
+        const x = r[i];
+        const s = 'retry' in x ? slow(job, x.retry) : settle(x);
+        if (s instanceof Promise) more.push(s.then(put(k)));
+        else out[k] = s;
+      });
+      return Promise.all(more);
+    }));
+    // let the directories open and the job go out while the next ones are planned
+    if (inFlight <= mine.length * 2) await new Promise((resolve) => setImmediate(resolve));
   };
-  batch.forEach((job, k) => {
+  for (let k = 0; k < batch.length; k++) {
+    const job = batch[k];
     const q = quickSource(job, targets, fast);
-    if (!q) { out[k] = slow(job); return; }
-    if (chunk.length >= FETCH_FILES || bytes + job.rec.z > FETCH_BYTES || (chunk.length && chunk[0].q.t !== q.t)) flush();
+    if (!q) { pending.push(slow(job).then(put(k))); continue; }
+    if (chunk.length >= FETCH_FILES || bytes + job.rec.z > FETCH_BYTES || (chunk.length && chunk[0].q.t !== q.t)) await flush();
     chunk.push({ job, q, k });
     bytes += job.rec.z;
-  });
-  flush();
+  }
+  await flush();
+  await Promise.all(pending);
   return out;
 }
 

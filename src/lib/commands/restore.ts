@@ -38,12 +38,12 @@ export async function restoreCommand(ctx: Context, args: string[], opts: Restore
   const atTime = opts.at === undefined ? undefined : parseAt(opts.at);
   targetNames(config, opts.from, '--from');
   const to = opts.to === undefined ? undefined : path.resolve(opts.to);
+  // the local kind's worker threads start while the store loads and the jobs are planned
+  for (const t of config.targets) if (!opts.from || t.name === opts.from) kindModule(t).warm?.(Infinity);
   const store = await openStoreReadOnly(ctx);
   const tests = args.map(matcher);
   const matches = sortByPathBytes([...store.entries()].filter(([p, r]) => r.h !== undefined && tests.some((t) => t(p))), ([p]) => p);
   if (!matches.length) throw new UsageError(`replica restore: nothing the store knows matches ${args.join(' ')}`);
-  // the local kind's worker threads start while the jobs are planned (restore of 10k x 4 KiB: 0.97x, 9 pairs)
-  for (const t of config.targets) if (!opts.from || t.name === opts.from) kindModule(t).warm?.(matches.length);
 
   const results: RestoreResult[] = [];
   const jobs: RestoreJob[] = [];

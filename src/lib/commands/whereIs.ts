@@ -35,7 +35,8 @@ export function matcher(arg: string): (p: string) => boolean {
   if (!arg.includes('/')) return (p) => micromatch.isMatch(path.basename(p), arg, { dot: true });
   const abs = path.resolve(arg);
   if (micromatch.scan(arg).isGlob) return (p) => micromatch.isMatch(p, abs, { dot: true });
-  return (p) => p === abs || p.startsWith(abs + '/');
+  const under = abs === '/' ? '/' : `${abs}/`;
+  return (p) => p === abs || p.startsWith(under);
 }
 
 /**

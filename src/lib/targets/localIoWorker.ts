@@ -113,7 +113,9 @@ async function fetchOne(job: FetchItem): Promise<FileReply> {
     const mode = st.mode & 0o777;
     const made = mode & 0o755 & ~UMASK;
     const create = () => destination(() => fs.openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode & 0o755));
-    const first = fill(src, b, 0);
+    // a small copy is read to its size, not on to the end of file: one read, not two (what it holds beyond, if it
+    // grew since, is not the content asked for, which the hash decides)
+    const first = fill(src, st.size < CHUNK ? b.subarray(0, st.size) : b, 0);
     let r: { hash: string; size: number };
     if (first < CHUNK) { // a small file is written only once its hash is right
       r = { hash: hashBytes(b.subarray(0, first)), size: first };

@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import micromatch from 'micromatch';
 import { UsageError } from '../errors.js';
 import { formatBytes, parseDuration } from '../config/units.js';
 import { type RestoreJob, type RestoreResult, restoreFiles } from '../backup/restore.js';
@@ -38,12 +40,17 @@ export async function restoreCommand(ctx: Context, args: string[], opts: Restore
   const atTime = opts.at === undefined ? undefined : parseAt(opts.at);
   targetNames(config, opts.from, '--from');
   const to = opts.to === undefined ? undefined : path.resolve(opts.to);
-  // the local kind's worker threads start while the store loads and the jobs are planned
-  for (const t of config.targets) if (!opts.from || t.name === opts.from) kindModule(t).warm?.(Infinity);
+  // the local kind's worker threads (~0.1 s to start) start while the store loads when a glob or a directory is
+  // asked for (restore of 10k x 4 KiB: 0.98x, 12 pairs), else once the matches are known to be worth them (a
+  // single file took 0.47 s instead of 0.40 s with them started)
+  const warm = (files: number) => { for (const t of config.targets) if (!opts.from || t.name === opts.from) kindModule(t).warm?.(files); };
+  const early = args.some((a) => a.includes('/') && (micromatch.scan(a).isGlob || fs.statSync(path.resolve(a), { throwIfNoEntry: false })?.isDirectory()));
+  if (early) warm(Infinity);
   const store = await openStoreReadOnly(ctx);
   const tests = args.map(matcher);
   const matches = sortByPathBytes([...store.entries()].filter(([p, r]) => r.h !== undefined && tests.some((t) => t(p))), ([p]) => p);
   if (!matches.length) throw new UsageError(`replica restore: nothing the store knows matches ${args.join(' ')}`);
+  if (!early) warm(matches.length);
 
   const results: RestoreResult[] = [];
   const jobs: RestoreJob[] = [];

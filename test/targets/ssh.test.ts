@@ -343,6 +343,26 @@ describe('ssh: a server without tar, sync and xxhsum on its PATH', () => {
       assert.equal((await t.hashMany(rels, { always: true })).size, 0, 'no remote xxhsum');
       const back = await t.readBack(rels);
       for (const [i, rel] of rels.entries()) assert.equal(back.get(rel), hashBytes(datas[i]), rel);
+      // a big batch: the remote command exits at once (no tar), and the sources after that are not read for it;
+      // every file, sent or not, is then put on its own
+      const u = new SshTarget('bare2', `ssh://root@127.0.0.1:${bare.port}${base}`, { identity: bare.clientKey, knownHosts: bare.knownHosts, commandTimeoutMs: 3000, tarMinFiles: 1 });
+      try {
+        const crypto = await import('node:crypto');
+        const n = 150;
+        const big = Array.from({ length: n }, () => crypto.randomBytes(256 << 10));
+        let reads = 0;
+        const counted = (d: Buffer) => {
+          const src = bufferSource(d);
+          return { ...src, readAll: () => { reads++; return src.readAll(); }, stream: () => { reads++; return src.stream(); } };
+        };
+        const res = await u.putMany(big.map((d, i) => ({ rel: `h/big/f${i}`, src: counted(d) })));
+        assert.deepEqual(res, big.map(() => undefined));
+        assert.deepEqual([u.stats.tarSent, u.stats.tarFailed], [1, 1]);
+        for (const [i, d] of big.entries()) assert.deepEqual(fs.readFileSync(path.join(base, `h/big/f${i}`)), d, `f${i}`);
+        assert.ok(reads >= n && reads < n * 1.5, `${reads} reads for ${n} files: the tar's stdin stopped when its channel closed (it read all ${n} before)`);
+      } finally {
+        await u.close();
+      }
     } finally {
       await t.close();
       bare.stop();

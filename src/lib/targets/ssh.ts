@@ -205,6 +205,9 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
     dests.forEach((d, i) => { if (d !== undefined && dirErrors.has(posix.dirname(d))) out[i] = this.fail(dirErrors.get(posix.dirname(d)), 'put', items[i].rel); });
     const tar = await loadTar();
     const sent: { i: number; tmp: string; dest: string }[] = [];
+    /** the channel was seen closed (the command exited early), and files were left unsent because of it */
+    let cut = false;
+    let unsent = false;
     // every temp name up front: the rename pass reads the pairs before the tar (a pair whose member is not sent,
     // its source having failed, has no temp file: its rename fails, and is not looked at)
     const tmps = dests.map((d, i) => (d === undefined || out[i] ? undefined : this.tempPath(d)));
@@ -213,10 +216,7 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
     let answer: [number, string];
     try {
       answer = await this.tars.add(() => this.session.exec(pass ? TAR_X_RENAME : TAR_X, async (write) => {
-        if (names) {
-          await write(Buffer.from(String(names.length).padStart(16, '0')));
-          await write(names);
-        }
+        if (names && !(await write(Buffer.from(String(names.length).padStart(16, '0'))) && await write(names))) return void (unsent = true);
         const pack = tar.pack();
         let [pushed, taken] = [0, 0];
         let wake: (() => void) | undefined;
@@ -225,7 +225,12 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
         const pump = (async () => {
           let parts: Buffer[] = [];
           let size = 0;
-          const flush = async () => { await write(parts.length === 1 ? parts[0] : Buffer.concat(parts, size)); taken += size; [parts, size] = [[], 0]; wake?.(); };
+          const flush = async () => {
+            if (!await write(parts.length === 1 ? parts[0] : Buffer.concat(parts, size))) cut = true;
+            taken += size;
+            [parts, size] = [[], 0];
+            wake?.();
+          };
           for await (const chunk of pack as AsyncIterable<Buffer>) {
             parts.push(chunk);
             size += chunk.length;
@@ -237,6 +242,10 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
           const dest = dests[i];
           if (out[i] || dest === undefined) continue;
           opts.signal?.throwIfAborted();
+          if (cut) { // the command has exited: no source more is read for it
+            unsent = true;
+            break;
+          }
           let data: Buffer;
           try {
             data = src.readAll(); // proven: hashed against the settled hash before its member goes out
@@ -257,20 +266,22 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
       throw this.fail(err, 'put', `${items.length} files`); // the call as a whole: any temp file left is swept by the next run
     }
     const unlink = (tmp: string) => this.sftp<void>((s, cb) => s.unlink(tmp, cb)).catch(() => undefined);
-    // no perl there: nothing was extracted, so the batch goes again through TAR_X. Its sources were read (the
-    // stdin loop does not see the channel close) and are read again: once per target, as noRenamePass stays set
+    // no perl there: nothing was extracted, so the batch goes again through TAR_X (the sources read before the
+    // channel was seen closed are read again: once per target, as noRenamePass stays set)
     if (pass && answer[0] === 127 && /perl/.test(answer[1])) {
       this.noRenamePass = true;
       return this.putTar(items, opts);
     }
     this.stats.tarSent++;
-    if (answer[0] !== 0) {
+    if (answer[0] !== 0 || unsent) {
       this.stats.tarFailed++;
-      // nothing published: the batch's temp files go, and each file is put on its own for its own answer
+      // nothing published: the batch's temp files go, and each file is put on its own for its own answer (those
+      // never sent too: a file not written is never said to be)
       await Promise.all(sent.map(({ tmp }) => unlink(tmp)));
       if (answer[0] === 127 || TAR_UNUSABLE.test(answer[1])) this.noTar = true;
-      const again = await this.putEach(sent.map(({ i }) => items[i]), opts);
-      sent.forEach(({ i }, k) => { out[i] = again[k]; });
+      const left = items.map((_, i) => i).filter((i) => out[i] === undefined && dests[i] !== undefined);
+      const again = await this.putEach(left.map((i) => items[i]), opts);
+      left.forEach((i, k) => { out[i] = again[k]; });
       return out;
     }
     // renamed by the pass: every temp path it did not name after RENAMED (no pass, or no RENAMED: none)

@@ -167,10 +167,11 @@ export class SshSession {
 
   /**
    * Run a fixed command (never built from a file name) with `stdin`: a string, or a function that writes it
-   * (with the channel's flow control: `write` waits while the server is behind); the channel's input is ended
-   * when it returns, and closed when it throws (its error is the answer). Resolves to [exit code, stdout].
+   * (with the channel's flow control: `write` waits while the server is behind, and says false once the channel
+   * has closed: the command exited, and what the function would still write goes nowhere); the channel's input
+   * is ended when it returns, and closed when it throws (its error is the answer). Resolves to [exit code, stdout].
    */
-  async exec(cmd: string, stdin: string | ((write: (chunk: Buffer) => Promise<void>) => Promise<void>), signal?: AbortSignal): Promise<[number, string]> {
+  async exec(cmd: string, stdin: string | ((write: (chunk: Buffer) => Promise<boolean>) => Promise<void>), signal?: AbortSignal): Promise<[number, string]> {
     const { client, dead, rttMs } = await this.connect();
     return Promise.race([dead, new Promise<[number, string]>((resolve, reject) => {
       client.exec(cmd, (err, ch) => {
@@ -197,6 +198,7 @@ export class SshSession {
           // a channel closed early (the command exited) answers with its exit code: the rest goes nowhere
           if (!closed && !ch.write(chunk)) await new Promise<void>((r) => { wake = r; });
           wake = undefined;
+          return !closed;
         };
         stdin(write).then(() => ch.end(), (e: unknown) => { ch.close(); reject(e); });
       });

@@ -47,7 +47,9 @@ describe('target layout (targets/layout.ts)', () => {
   });
 
   it('refuses paths that could leave the target base', () => {
-    for (const bad of ['', '/abs', '../x', 'a/../b', 'a//b', 'a/./b', 'a\0b']) assert.throws(() => checkRelPath('t', bad), /invalid target path/, bad);
-    checkRelPath('t', 'h/ok path/ü');
+    for (const bad of ['', '/abs', '../x', 'a/../b', 'a//b', 'a/./b', 'a\0b', '.', '..', 'a/', 'a/.', 'a/..', './a', '/', '//', 'a/b/']) {
+      assert.throws(() => checkRelPath('t', bad), /invalid target path/, bad);
+    }
+    for (const ok of ['h/ok path/ü', 'a', '...', 'a/...', '.a/b', 'a/..b', 'a/b..', 'a./.b', 'h/.replica-versions/x@20260101T000000Z']) checkRelPath('t', ok);
   });
 });

@@ -63,7 +63,8 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
   const workers = opts.local?.size && localIo().worth(jobs.length, jobs.reduce((n, j) => n + j.rec.z, 0)) ? localIo() : undefined;
   const fast = workers && { workers, bases: opts.local!, publish: !opts.durable };
   const results: RestoreResult[] = [];
-  // remote targets: 8 streams at a time (local ones go by worker jobs, quickThenSlow's window)
+  // the per-file way (stage): 8 streams at a time from remote targets; with local workers, 512 (a symlink, a
+  // version, a file whose quick fetch failed: each a job of its own); the quick path has its own window
   const queue = new PQueue({ concurrency: opts.concurrency ?? (fast ? 512 : 8) });
   const settle = (s: Staged): Staged | Promise<Staged> => {
     if (!opts.durable && isHeld(s)) return publish(s, dirs).then(() => { opts.onDone?.(s.res); return s; }); // into place at once
@@ -155,6 +156,8 @@ async function quickThenSlow(batch: RestoreJob[], targets: Target[], host: strin
   settle: (s: Staged) => Staged | Promise<Staged>, slow: (j: RestoreJob, from?: From) => Promise<Staged>): Promise<Staged[]> {
   const out: Staged[] = new Array<Staged>(batch.length);
   const pending: Promise<unknown>[] = [];
+  // its failure is the batch's (Promise.all below), not an unhandled rejection while the rest is planned
+  const keep = (p: Promise<unknown>) => { p.catch(() => undefined); pending.push(p); };
   const put = (k: number) => (s: Staged) => { out[k] = s; };
   let inFlight = 0;
   let wake: (() => void) | undefined;
@@ -167,10 +170,14 @@ async function quickThenSlow(batch: RestoreJob[], targets: Target[], host: strin
     bytes = 0;
     while (inFlight >= WINDOW_FILES) await new Promise<void>((resolve) => { wake = resolve; });
     inFlight += mine.length;
-    pending.push(fetchChunk(mine, host, dirs, fast).then((r) => {
+    const fetched = fetchChunk(mine, host, dirs, fast);
+    const release = () => {
       inFlight -= mine.length;
       wake?.();
       wake = undefined;
+    };
+    fetched.then(release, release); // whatever it ends with, the planning goes on (a failure is the batch's, below)
+    keep(fetched.then((r) => {
       const more: Promise<unknown>[] = [];
       mine.forEach(({ job, k }, i) => {
         const x = r[i];
@@ -186,7 +193,7 @@ async function quickThenSlow(batch: RestoreJob[], targets: Target[], host: strin
   for (let k = 0; k < batch.length; k++) {
     const job = batch[k];
     const q = quickSource(job, targets, fast);
-    if (!q) { pending.push(slow(job).then(put(k))); continue; }
+    if (!q) { keep(slow(job).then(put(k))); continue; }
     if (chunk.length >= FETCH_FILES || bytes + job.rec.z > FETCH_BYTES || (chunk.length && chunk[0].q.t !== q.t)) await flush();
     chunk.push({ job, q, k });
     bytes += job.rec.z;

@@ -106,12 +106,18 @@ export async function sweepTemps(relDirs: string[], listDir: (relDir: string) =>
   return n;
 }
 
-/** Reject paths that could leave the target base (absolute, `..`, `.`, empty components, NUL). */
+/**
+ * Reject paths that could leave the target base (absolute, `..`, `.`, empty components, NUL). One regular
+ * expression, not a split into components: it runs several times per file (~2 us each split, 10k files).
+ */
 export function checkRelPath(target: string, rel: string): void {
-  if (rel === '' || rel.startsWith('/') || rel.split('/').some((s) => s === '..' || s === '.' || s === '') || rel.includes('\0')) {
+  if (rel.charCodeAt(0) === 0x2f || BAD_COMPONENT.test(rel) || rel.includes('\0')) {
     throw new TargetError(`[${target}] invalid target path ${JSON.stringify(rel)}`, { target, errorClass: 'other', permanent: true });
   }
 }
+
+/** An empty, `.` or `..` component: between the start or a `/` and the end or a `/` (so the empty path too). */
+const BAD_COMPONENT = /(?:^|\/)\.{0,2}(?:\/|$)/;
 
 /**
  * Sort by the bytes of each item's path (as `sort` in the C locale orders them). UTF-8 orders as the code

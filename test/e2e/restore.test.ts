@@ -7,6 +7,25 @@ import { execFileSync } from 'node:child_process';
 import { CLI, age, cli, json, mountTmpfs, onTarget, rmTree, tmpDir, writeConfig } from '../helpers.js';
 
 describe('replica restore', () => {
+  it('an argument that cannot be a directory (a path through a file) is a plain "nothing matches" (exit 2), not a crash; a directory restores all under it', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(path.join(src, 'd'), { recursive: true });
+    const f = path.join(src, 'd', 'f.dat');
+    fs.writeFileSync(f, 'content');
+    age(f);
+    const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    const through = await cli(['restore', '--to', path.join(dir, 'out'), `${f}/x`, '--config', cfg]);
+    assert.equal(through.code, 2, through.stderr);
+    assert.match(through.stderr, /nothing the store knows matches/);
+    assert.doesNotMatch(through.stderr, /ENOTDIR|\n\s+at /);
+    const all = await cli(['restore', '--to', path.join(dir, 'out'), path.join(src, 'd'), '--config', cfg]);
+    assert.equal(all.code, 0, all.stderr);
+    assert.equal(fs.readFileSync(path.join(dir, 'out', f), 'utf8'), 'content');
+    rmTree(dir);
+  });
+
   it('in place (source gone) and --to DIR: byte-identical, with the recorded mtime and the mode; a corrupt copy on one target is served by the next; --from that target fails with nothing written', async () => {
     const dir = tmpDir();
     const src = path.join(dir, 'src');

@@ -44,7 +44,8 @@ export async function restoreCommand(ctx: Context, args: string[], opts: Restore
   // asked for (restore of 10k x 4 KiB: 0.98x, 12 pairs), else once the matches are known to be worth them (a
   // single file took 0.47 s instead of 0.40 s with them started)
   const warm = (files: number) => { for (const t of config.targets) if (!opts.from || t.name === opts.from) kindModule(t).warm?.(files); };
-  const early = args.some((a) => a.includes('/') && (micromatch.scan(a).isGlob || fs.statSync(path.resolve(a), { throwIfNoEntry: false })?.isDirectory()));
+  const isDir = (a: string) => { try { return fs.statSync(path.resolve(a)).isDirectory(); } catch { return false; } }; // a hint only
+  const early = args.some((a) => a.includes('/') && (micromatch.scan(a).isGlob || isDir(a)));
   if (early) warm(Infinity);
   const store = await openStoreReadOnly(ctx);
   const tests = args.map(matcher);

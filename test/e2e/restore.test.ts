@@ -237,6 +237,38 @@ describe('replica restore: the destination side', () => {
     rmTree(dir);
   });
 
+  it('--fsync with many files (renamed into place by the workers): a directory standing where one file goes fails that file alone, with no temp file left', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    const files: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const f = path.join(src, `d${i % 3}`, `f${i}.dat`);
+      fs.mkdirSync(path.dirname(f), { recursive: true });
+      fs.writeFileSync(f, `content ${i}\n`);
+      age(f);
+      files.push(f);
+    }
+    const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    const out = path.join(dir, 'out');
+    const blocked = files[7];
+    fs.mkdirSync(path.join(out, blocked, 'inside'), { recursive: true });
+    const r = await cli(['restore', '--json', '--fsync', '--to', out, src, '--config', cfg]);
+    assert.equal(r.code, 1, r.stderr);
+    const res = json(r) as { path: string; ok: boolean; errors: string[] }[];
+    assert.equal(res.length, files.length);
+    for (const x of res) {
+      if (x.path === blocked) {
+        assert.equal(x.ok, false);
+        assert.match(x.errors.join('; '), new RegExp(`cannot write ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*f7\\.dat: .*(EISDIR|ENOTEMPTY|EEXIST)`));
+      } else assert.equal(x.ok, true, `${x.path}: ${x.errors.join('; ')}`);
+    }
+    for (const f of files) if (f !== blocked) assert.equal(fs.readFileSync(path.join(out, f), 'utf8'), fs.readFileSync(f, 'utf8'));
+    assert.ok(fs.statSync(path.join(out, blocked, 'inside')).isDirectory(), 'what stood there is left as it was');
+    assert.deepEqual(fs.readdirSync(out, { recursive: true }).filter((x) => String(x).includes('.replica-')), [], 'no temp file left');
+    rmTree(dir);
+  });
+
   it('shows its progress on a TTY; restores many files in durable batches with --fsync, and at once without', async () => {
     const dir = tmpDir();
     const src = path.join(dir, 'src');

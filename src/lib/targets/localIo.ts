@@ -30,7 +30,10 @@ export interface PutJob { op: 'put'; id: number; items: PutItem[] }
  */
 export type ReadItem = { label: string; size: number; hash?: string; path: string; identity: Identity };
 export interface ReadJob { op: 'read'; id: number; items: ReadItem[] }
-export type IoJob = FetchJob | HashJob | PutJob | ReadJob;
+/** Temp files to rename into place (a durable restore's batch, once on disk): `dir/temp` to `dir/final`, never following a symlink in `dir`. */
+export interface RenameItem { dir: string; temp: string; final: string }
+export interface RenameJob { op: 'rename'; id: number; items: RenameItem[] }
+export type IoJob = FetchJob | HashJob | PutJob | ReadJob | RenameJob;
 /** One file read: its bytes at `at` in the reply's `buf`, its mode and xxh64 (`changed`: the source changed after the read). */
 export type ReadReply = { at: number; mode: number; hash: string; changed?: true } | { mismatch: string } | { source: string; errorClass: ErrorClass }
   | { error: string; code: string };
@@ -41,7 +44,8 @@ export type ReadReply = { at: number; mode: number; hash: string; changed?: true
  */
 export type FileReply = { bytes: number; changed?: true; hash?: string } | { mismatch: string } | { source: string; errorClass: ErrorClass }
   | { error: string; code: string; write?: true };
-export type IoReply = { id: number } & (FileReply | { hashes: (string | null)[] } | { puts: FileReply[] } | { fetches: FileReply[] } | { reads: ReadReply[]; buf: ArrayBuffer });
+export type IoReply = { id: number } & (FileReply | { hashes: (string | null)[] } | { puts: FileReply[] } | { fetches: FileReply[] } | { reads: ReadReply[]; buf: ArrayBuffer }
+  | { renames: (null | { error: string; code: string })[] });
 
 /** A worker, its jobs in flight, and the jobs not posted yet (posted together at the next turn of the loop). */
 interface Slot { w: Worker; pending: Map<number, { resolve: (r: IoReply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>; outbox: IoJob[]; ready?: true }
@@ -160,9 +164,9 @@ export class LocalIo {
    * Run `job` on its worker within `timeoutMs`; past it, or once `signal` aborts (a pass stopped during a big
    * copy), the worker's jobs fail and it is replaced (what it left half done is a temp file, swept later).
    */
-  private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'> | Omit<ReadJob, 'id'>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<IoReply> {
+  private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'> | Omit<ReadJob, 'id'> | Omit<RenameJob, 'id'>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<IoReply> {
     signal?.throwIfAborted();
-    const i = this.pick(job.op === 'fetch' || job.op === 'put' ? job.items[0]?.dir : undefined);
+    const i = this.pick(job.op === 'fetch' || job.op === 'put' || job.op === 'rename' ? job.items[0]?.dir : undefined);
     const slot = (this.workers[i] ??= this.spawn());
     const id = ++this.ids;
     return new Promise<IoReply>((resolve, reject) => {
@@ -209,6 +213,18 @@ export class LocalIo {
       const cls = classifyErrno(Object.assign(new Error(x.error), { code: x.code }));
       return { err: new TargetError(`[${target}] ${x.error}`, { target, errorClass: cls === 'vanished' ? 'missing' : cls }) };
     });
+  }
+
+  /**
+   * Rename temp files into place (RenameItems) in one worker job within `timeoutMs`, each with rename(2) there
+   * (~15 us, against ~70 us of the main thread's time for each asynchronous rename). One entry per item: undefined
+   * when it is in place, else the errno error. Throws TargetError(timeout) when the job as a whole took too
+   * long (`what` names what was being renamed, for that error).
+   */
+  async renameMany(what: string, items: RenameItem[], timeoutMs: number): Promise<(Error | undefined)[]> {
+    const r = await this.run(what, { op: 'rename', items }, timeoutMs, `renaming ${items.length} files into place`);
+    if (!('renames' in r)) throw new Error(`LocalIo: unexpected reply to a rename job: ${JSON.stringify(r)}`);
+    return r.renames.map((x) => (x === null ? undefined : Object.assign(new Error(x.error), { code: x.code })));
   }
 
   /**

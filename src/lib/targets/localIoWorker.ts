@@ -11,7 +11,7 @@ import { type ErrorClass, SourceError } from '../errors.js';
 import { CHUNK, hashBuffer, hashBytes, hashFd, initHasher, newHasher, readAt } from '../hash/xxh64.js';
 import { handled } from '../queue/deadline.js';
 import { type Identity, openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
-import type { FetchItem, FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob, ReadItem, ReadJob, ReadReply } from './localIo.js';
+import type { FetchItem, FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob, ReadItem, ReadJob, ReadReply, RenameJob } from './localIo.js';
 
 const C = fs.constants;
 const fdatasync = promisify(fs.fdatasync);
@@ -471,9 +471,25 @@ async function read(job: ReadJob): Promise<IoReply> {
   return { id: job.id, reads, buf };
 }
 
+/** A RenameJob: each item renamed in turn; its errno error, or null once it is in place. */
+function rename(job: RenameJob): IoReply {
+  return {
+    id: job.id,
+    renames: job.items.map(({ dir, temp, final }) => {
+      try {
+        fs.renameSync(`${dir}/${temp}`, `${dir}/${final}`);
+        return null;
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        return { error: e.message, code: e.code ?? 'EIO' };
+      }
+    }),
+  };
+}
+
 async function run(job: IoJob): Promise<IoReply> {
   try {
-    return job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : job.op === 'read' ? await read(job) : await fetch(job);
+    return job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : job.op === 'read' ? await read(job) : job.op === 'rename' ? rename(job) : await fetch(job);
   } catch (err) {
     return { id: job.id, ...errorReply(err) };
   }

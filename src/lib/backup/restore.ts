@@ -114,7 +114,7 @@ export async function restoreFiles(jobs: RestoreJob[], targets: Target[], host: 
     // the renames, once for all batches: a crash before leaves whole files under their temp names, never a part
     if (opts.durable) await dirs.syncAll().catch(() => undefined);
   } finally {
-    await durable; // its renames use the directories closed here
+    await durable.catch(() => undefined); // its renames use the directories closed here
     await dirs.close();
   }
   return results;

@@ -226,3 +226,45 @@ it('fetch: big copies fetched at once by one worker (each awaits its reads and w
     await io.close();
   }
 });
+
+it('renameMany: each temp renamed over its final name through a directory descriptor; one that cannot be says its errno, the others go on; a hung disk fails the job by its deadline', async () => {
+  const io = new LocalIo(1);
+  const out = path.join(dir, 'rout');
+  fs.mkdirSync(path.join(out, 'busy', 'inside'), { recursive: true });
+  for (const n of ['a', 'b', 'c']) fs.writeFileSync(path.join(out, `.tmp-${n}`), `new ${n}`);
+  fs.writeFileSync(path.join(out, 'b'), 'old b');
+  fs.writeFileSync(path.join(out, '.tmp-busy'), 'cannot go');
+  const fd = fs.openSync(out, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    const d = `/proc/self/fd/${fd}`;
+    const errs = await io.renameMany('restore', [
+      { dir: d, temp: '.tmp-a', final: 'a' }, { dir: d, temp: '.tmp-b', final: 'b' }, { dir: d, temp: '.tmp-gone', final: 'gone' },
+      { dir: d, temp: '.tmp-busy', final: 'busy' }, { dir: d, temp: '.tmp-c', final: 'c' },
+    ], 10_000);
+    assert.deepEqual(errs.map((e) => (e ? (e as NodeJS.ErrnoException).code : undefined)), [undefined, undefined, 'ENOENT', 'EISDIR', undefined]);
+    for (const n of ['a', 'b', 'c']) assert.equal(fs.readFileSync(path.join(out, n), 'utf8'), `new ${n}`, n);
+    assert.ok(fs.statSync(path.join(out, 'busy', 'inside')).isDirectory(), 'what stood there is left as it was');
+  } finally {
+    fs.closeSync(fd);
+    await io.close();
+  }
+  // a hung disk (its renames never answer): the job fails by its deadline, with class timeout, and the next
+  // job gets a new worker
+  const d = tmpDir('localio-rename-');
+  const fuse = await blockingMount(d);
+  const io2 = new LocalIo(1);
+  try {
+    fs.writeFileSync(path.join(fuse.mnt, '.tmp-x'), 'x');
+    fuse.block();
+    await assert.rejects(io2.renameMany('restore', [{ dir: fuse.mnt, temp: '.tmp-x', final: 'x' }], 500), (e: unknown) => e instanceof TargetError && e.errorClass === 'timeout');
+    fuse.unblock();
+    fs.writeFileSync(path.join(out, '.tmp-d'), 'new d');
+    assert.deepEqual(await io2.renameMany('restore', [{ dir: out, temp: '.tmp-d', final: 'd' }], 10_000), [undefined]);
+    assert.equal(fs.readFileSync(path.join(out, 'd'), 'utf8'), 'new d');
+  } finally {
+    fuse.unblock();
+    await io2.close();
+    await fuse.stop();
+    rmTree(d);
+  }
+});

@@ -357,9 +357,19 @@ async function publishByWorkers(held: (Staged & { dir: string; fd: number; temp:
   const parts: (typeof held)[] = [];
   for (let k = 0; k < held.length; k += RENAME_FILES) parts.push(held.slice(k, k + RENAME_FILES));
   await Promise.all(parts.map(async (part) => {
-    // a job past its deadline (a hung disk): each of its files is said not restored (some may be in place: never the other way)
-    const errs = await fast.workers.renameMany('restore', part.map((s) => ({ dir: `/proc/self/fd/${s.fd}`, temp: s.temp, final: path.basename(s.res.to) })), timeoutMs)
-      .catch((err: Error) => part.map(() => err));
+    let errs: (Error | undefined)[];
+    try {
+      errs = await fast.workers.renameMany('restore', part.map((s) => ({ dir: `/proc/self/fd/${s.fd}`, temp: s.temp, final: path.basename(s.res.to) })), timeoutMs);
+    } catch (err) {
+      // past its deadline (a hung disk): each of its files is said not restored (some may be in place: never the
+      // other way), and nothing more is asked of that disk (a temp file may be left, as by a killed restore)
+      for (const s of part) {
+        dirs.release(s.dir);
+        s.res.ok = false;
+        s.res.errors.push(`cannot write ${s.res.to}: ${messageOf(err)}`);
+      }
+      return;
+    }
     for (const [k, s] of part.entries()) {
       const err = errs[k];
       if (err) await discard(s, dirs, `cannot write ${s.res.to}: ${messageOf(err)}`);

@@ -363,11 +363,7 @@ async function publishByWorkers(held: (Staged & { dir: string; fd: number; temp:
     } catch (err) {
       // past its deadline (a hung disk): each of its files is said not restored (some may be in place: never the
       // other way), and nothing more is asked of that disk (a temp file may be left, as by a killed restore)
-      for (const s of part) {
-        dirs.release(s.dir);
-        s.res.ok = false;
-        s.res.errors.push(`cannot write ${s.res.to}: ${messageOf(err)}`);
-      }
+      for (const s of part) giveUp(s, dirs, `cannot write ${s.res.to}: ${messageOf(err)}`);
       return;
     }
     for (const [k, s] of part.entries()) {
@@ -381,6 +377,11 @@ async function publishByWorkers(held: (Staged & { dir: string; fd: number; temp:
 /** Remove a staged temp that will not be published, saying why. */
 async function discard(s: Staged & { dir: string; fd: number; temp: string }, dirs: DestDirs, why: string): Promise<void> {
   await fs.promises.rm(at(s.fd, s.temp), { force: true }).catch(() => undefined);
+  giveUp(s, dirs, why);
+}
+
+/** A staged file that will not be published, its temp left where it is (its disk hung): said why, its directory let go. */
+function giveUp(s: Staged & { dir: string }, dirs: DestDirs, why: string): void {
   dirs.release(s.dir);
   s.res.ok = false;
   s.res.errors.push(why);

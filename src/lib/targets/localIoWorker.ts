@@ -480,8 +480,7 @@ function rename(job: RenameJob): IoReply {
         fs.renameSync(`${dir}/${temp}`, `${dir}/${final}`);
         return null;
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        return { error: e.message, code: e.code ?? 'EIO' };
+        return errorReply(err);
       }
     }),
   };

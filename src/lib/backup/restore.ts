@@ -143,7 +143,8 @@ interface Quick extends From { t: Target; local: { base: string; timeoutMs: numb
 function quickSource(job: RestoreJob, targets: Target[], fast: Fast): Quick | undefined {
   if (job.rec.l !== undefined || !job.content.live) return undefined;
   const errors: string[] = [];
-  for (const [index, t] of targets.entries()) {
+  for (let index = 0; index < targets.length; index++) {
+    const t = targets[index];
     if (hasArchive(t)) return undefined;
     if (!hasRandomRead(t)) { errors.push(notRandom(t)); continue; }
     if (!isVerifiedOn(job.rec, t.name)) { errors.push(noCopy(t, true)); continue; }
@@ -226,43 +227,52 @@ async function quickThenSlow(batch: RestoreJob[], targets: Target[], host: strin
  * could not be fetched there gives `retry`: the per-file way goes on from the next target, with what was said.
  */
 async function fetchChunk(chunk: { job: RestoreJob; q: Quick }[], host: string, dirs: DestDirs, fast: Fast): Promise<(Staged | { retry: From })[]> {
-  const out: (Staged | { retry: From })[] = [];
+  const out = new Array<Staged | { retry: From }>(chunk.length);
   const items: FetchItem[] = [];
   const at: number[] = []; // the chunk entry of each item
-  const fds = await Promise.all(chunk.map(({ job }) => dirs.acquire(path.dirname(job.dest)).catch((err: unknown) => err as Error)));
   const { t, local } = chunk[0].q;
-  chunk.forEach(({ job, q }, i) => {
-    const dir = path.dirname(job.dest);
-    const fd = fds[i];
-    if (fd instanceof Error) { out[i] = { res: { ...resultOf(job), errors: [...q.errors, `cannot write ${dir}: ${messageOf(fd)}`] } }; return; }
+  // the chunk is in path order: the files of a directory follow each other, and take it once for all of them
+  const dirOf = chunk.map(({ job }) => path.dirname(job.dest));
+  const users = new Map<string, number>();
+  for (const dir of dirOf) users.set(dir, (users.get(dir) ?? 0) + 1);
+  const fdOf = new Map<string, number | Error>();
+  await Promise.all([...users].map(([dir, n]) => dirs.acquire(dir, n).then((fd) => { fdOf.set(dir, fd); }, (err: unknown) => { fdOf.set(dir, err as Error); })));
+  const base = local.base.endsWith('/') ? local.base : `${local.base}/`;
+  for (let i = 0; i < chunk.length; i++) {
+    const { job, q } = chunk[i];
+    const dir = dirOf[i];
+    const fd = fdOf.get(dir)!;
+    if (fd instanceof Error) { out[i] = { res: { ...resultOf(job), errors: [...q.errors, `cannot write ${dir}: ${messageOf(fd)}`] } }; continue; }
     const rel = targetPath(host, job.path);
     try {
-      checkRelPath(t.name, rel); // never a path that leaves the target base
+      checkRelPath(t.name, rel); // never a path that leaves the target base (so the base and it need no path.join)
     } catch (err) {
       dirs.release(dir);
       out[i] = { retry: { index: q.index + 1, errors: [...q.errors, `${t.name}: ${messageOf(err)}`] } };
-      return;
+      continue;
     }
     const mtimeMs = isSettled(job.rec) ? job.rec.m : undefined;
-    items.push({ src: path.join(local.base, rel), dir: `/proc/self/fd/${fd}`, temp: tempName(), final: fast.publish ? path.basename(job.dest) : undefined, hash: job.content.hash, mtimeMs });
+    items.push({ src: base + rel, dir: `/proc/self/fd/${fd}`, temp: tempName(), final: fast.publish ? job.dest.slice(dir.length + (dir.endsWith('/') ? 0 : 1)) : undefined, hash: job.content.hash, mtimeMs });
     at.push(i);
-  });
+  }
   const got = items.length ? await fast.workers.fetchMany(t.name, items, local.timeoutMs).catch((err: Error) => items.map(() => ({ err }))) : [];
-  got.forEach((r, n) => {
+  for (let n = 0; n < got.length; n++) {
+    const r = got[n];
     const i = at[n];
     const { job, q } = chunk[i];
-    const dir = path.dirname(job.dest);
+    const dir = dirOf[i];
     if ('err' in r) {
       dirs.release(dir);
       out[i] = { retry: { index: q.index + 1, errors: [...q.errors, `${t.name}: ${messageOf(r.err)}`] } };
-      return;
+      continue;
     }
-    const res: RestoreResult = { ...resultOf(job), errors: q.errors, ok: true, from: t.name, bytes: r.bytes };
+    // a live content on the quick path: never a symlink, so it has a hash (the keys in resultOf's order)
+    const res: RestoreResult = { path: job.path, to: job.dest, ok: true, errors: q.errors, hash: job.content.hash, from: t.name, bytes: r.bytes };
     if (items[n].final !== undefined) { // renamed into place by the worker
       dirs.release(dir);
       out[i] = { res };
-    } else out[i] = { res, dir, fd: fds[i] as number, temp: items[n].temp };
-  });
+    } else out[i] = { res, dir, fd: fdOf.get(dir) as number, temp: items[n].temp };
+  }
   return out;
 }
 
@@ -480,7 +490,8 @@ class DestDirs {
 
   constructor(private readonly roots: string[]) {}
 
-  acquire(dir: string): Promise<number> {
+  /** The directory `dir` open, for `users` files (each lets go by release()). */
+  acquire(dir: string, users = 1): Promise<number> {
     let e = this.open.get(dir);
     if (!e) {
       const made = { fd: this.openDir(dir), users: 0 };
@@ -488,7 +499,7 @@ class DestDirs {
       this.open.set(dir, (e = made));
     }
     this.idle.delete(dir);
-    e.users++;
+    e.users += users;
     return e.fd;
   }
 

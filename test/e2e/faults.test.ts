@@ -3,9 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { handOver } from '../../dist/bin/supervisor.js';
 import { age, alive, cli, cliSpawn, children, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 
 /** Every file under a target with a final (non-temp) name must equal its source byte for byte. */
 function assertNoPartialFiles(targetHostRoot: string, src: string): number {
@@ -61,6 +63,44 @@ describe('crash safety', () => {
       await exited(child);
       await until(() => worker.every((p) => !alive(p)), 5000, 10);
     }
+    rmTree(dir);
+  });
+
+  it('the supervisor hands a file or /dev/null to its worker as it is, and copies a pipe or a socket through itself; every line arrives', async () => {
+    assert.equal(handOver(fs.openSync('/dev/null', 'w')), true);
+    const dir = tmpDir();
+    const file = path.join(dir, 'out.txt');
+    const fd = fs.openSync(file, 'w');
+    assert.equal(handOver(fd), true);
+    execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+    const fifo = fs.openSync(path.join(dir, 'fifo'), fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    assert.equal(handOver(fifo), false, 'a pipe');
+    fs.closeSync(fifo);
+    assert.equal(handOver(987_654), false, 'a descriptor fstat cannot see');
+    const src = path.join(dir, 'src');
+    makeTree(src, 30, { maxBytes: 512, aged: true });
+    const cfg = writeConfig(dir, { host: 'k', sources: [src], targets: [{ name: 'a', url: 'ta' }], settle: '1s', heartbeat: '1s' });
+    assert.equal((await cli(['run', '--config', cfg])).code, 0);
+    const { spawn } = await import('node:child_process');
+    const { CLI } = await import('../helpers.js');
+    // the worker's own descriptor 1 is the file (a long command: watch); with a pipe, the worker's is a pipe of the supervisor's
+    for (const [out, want] of [[fd, file], ['pipe', /^(pipe|socket):/]] as const) {
+      const child = spawn(process.execPath, [CLI, 'watch', '--config', cfg], { stdio: ['ignore', out, 'pipe'] });
+      const worker = (await until(() => children(child.pid!)[0], 10_000, 10))!;
+      const target = await until(() => { try { return fs.readlinkSync(`/proc/${worker}/fd/1`); } catch { return undefined; } });
+      if (typeof want === 'string') assert.equal(target, want);
+      else assert.match(target!, want);
+      child.kill('SIGTERM');
+      assert.equal(await exited(child), 0);
+    }
+    fs.closeSync(fd);
+    // every line of a supervised command reaches the file (written by the worker itself)
+    const out = fs.openSync(file, 'w');
+    const { spawnSync } = await import('node:child_process');
+    const res = spawnSync(process.execPath, [CLI, 'restore', '--to', path.join(dir, 'back'), src, '--config', cfg], { stdio: ['ignore', out, 'pipe'] });
+    fs.closeSync(out);
+    assert.equal(res.status, 0, String(res.stderr));
+    assert.equal(fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('restored ')).length, 30);
     rmTree(dir);
   });
 

@@ -62,12 +62,14 @@ it('EarlyWatcher.start resolves with the subscription asked for: a main thread b
 });
 
 it('EarlyWatcher: changes made before attach() are held and handed over in order (excludes applied), then events flow straight through', async () => {
-  // Now and then parcel (2.6.0) makes a subscription that reports nothing at all. CI, 2026-12-02: no event in
-  // 30 s for files written after subscribe() resolved, once in ~40 runs of this file; it did not come back in
-  // 150 subscribe/write/unsubscribe rounds alone. What this test is about is the holding and the handing over,
-  // so a subscription that reports none of the files in 10 s is replaced by a new one on a new directory (at
-  // most 3 in all, said on stderr). A subscription that could not be made, or one that reports only some of the
-  // files, fails the test.
+  // Now and then parcel (2.6.0) makes a subscription that misses events. CI, 2026-12-02: no event in 30 s for
+  // files written after subscribe() resolved, once in ~40 runs of this file; CI, 2026-12-03 (the whole suite
+  // running): one of the two files reported, the other not within 10 s. Neither came back alone: 150
+  // subscribe/write/unsubscribe rounds of this test, 15 runs of it, and 60 rounds of parcel by itself while two
+  // processes kept both cores busy. What this test is about is the holding and the handing over, so a
+  // subscription that has not reported both files in 10 s is replaced by a new one on a new directory (at most 3
+  // in all, said on stderr): a file that the relay drops every time still fails it. A subscription that could
+  // not be made fails it at once.
   for (let attempt = 1; ; attempt++) {
     const src = path.join(dir, `early${attempt}`);
     fs.mkdirSync(path.join(src, 'night'), { recursive: true });
@@ -83,8 +85,8 @@ it('EarlyWatcher: changes made before attach() are held and handed over in order
       try {
         await until(() => early.heldEvents >= 2, 10_000, 20);
       } catch (err) {
-        if (early.heldEvents > 0 || attempt === 3) throw err;
-        process.stderr.write(`EarlyWatcher test: parcel reported nothing in 10 s (attempt ${attempt}); a new subscription\n`);
+        if (attempt === 3) throw err;
+        process.stderr.write(`EarlyWatcher test: parcel reported ${early.heldEvents} of the 2 files in 10 s (attempt ${attempt}); a new subscription\n`);
         continue;
       }
       const k = keeper();

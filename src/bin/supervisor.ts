@@ -22,14 +22,14 @@ export function supervise(script: string, argv: string[]): void {
   // A terminal, a file or /dev/null is handed over as it is (progress and colours on a terminal; a file's bytes
   // need no copy): nobody waits for the end of those. A pipe or a socket (cron, journald) is copied through
   // here, so a worker stuck in the kernel never holds the caller's pipe open (cron waits for its end).
-  const out = (s: NodeJS.WriteStream, fd: number) => (s.isTTY || handOver(fd) ? 'inherit' as const : 'pipe' as const);
+  const out = (fd: number) => (handOver(fd) ? 'inherit' as const : 'pipe' as const);
   // signals that arrive before the worker has its handlers are held and passed on once it says it has them
   let ready = false;
   const held: NodeJS.Signals[] = [];
   // handlers first: from the moment the worker exists, a signal is never lost nor kills us uncleanly
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => (ready ? child.kill(sig) : held.push(sig)));
   const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
-    stdio: ['ignore', out(process.stdout, 1), out(process.stderr, 2), 'ipc'],
+    stdio: ['ignore', out(1), out(2), 'ipc'],
     env: workerEnv(process.env),
   });
   // a reader that went away (`| head`) is not an error of ours: what is left is dropped, as any filter does
@@ -63,8 +63,8 @@ export function supervise(script: string, argv: string[]): void {
 }
 
 /**
- * Whether the output descriptor `fd` can be the worker's own: a regular file or a character device
- * (/dev/null), whose end nobody waits for. Not a pipe nor a socket, nor anything fstat cannot say.
+ * Whether the output descriptor `fd` can be the worker's own: a regular file or a character device (a
+ * terminal, /dev/null), whose end nobody waits for. Not a pipe nor a socket, nor anything fstat cannot say.
  */
 export function handOver(fd: number): boolean {
   try {

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { handOver } from '../../dist/bin/supervisor.js';
-import { age, alive, cli, cliSpawn, children, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
+import { CLI, age, alive, cli, cliSpawn, children, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 
 /** Every file under a target with a final (non-temp) name must equal its source byte for byte. */
 function assertNoPartialFiles(targetHostRoot: string, src: string): number {
@@ -67,7 +66,9 @@ describe('crash safety', () => {
   });
 
   it('the supervisor hands a file or /dev/null to its worker as it is, and copies a pipe or a socket through itself; every line arrives', async () => {
-    assert.equal(handOver(fs.openSync('/dev/null', 'w')), true);
+    const devNull = fs.openSync('/dev/null', 'w');
+    assert.equal(handOver(devNull), true);
+    fs.closeSync(devNull);
     const dir = tmpDir();
     const file = path.join(dir, 'out.txt');
     const fd = fs.openSync(file, 'w');
@@ -81,8 +82,6 @@ describe('crash safety', () => {
     makeTree(src, 30, { maxBytes: 512, aged: true });
     const cfg = writeConfig(dir, { host: 'k', sources: [src], targets: [{ name: 'a', url: 'ta' }], settle: '1s', heartbeat: '1s' });
     assert.equal((await cli(['run', '--config', cfg])).code, 0);
-    const { spawn } = await import('node:child_process');
-    const { CLI } = await import('../helpers.js');
     // the worker's own descriptor 1 is the file (a long command: watch); with a pipe, the worker's is a pipe of the supervisor's
     for (const [out, want] of [[fd, file], ['pipe', /^(pipe|socket):/]] as const) {
       const child = spawn(process.execPath, [CLI, 'watch', '--config', cfg], { stdio: ['ignore', out, 'pipe'] });
@@ -96,7 +95,6 @@ describe('crash safety', () => {
     fs.closeSync(fd);
     // every line of a supervised command reaches the file (written by the worker itself)
     const out = fs.openSync(file, 'w');
-    const { spawnSync } = await import('node:child_process');
     const res = spawnSync(process.execPath, [CLI, 'restore', '--to', path.join(dir, 'back'), src, '--config', cfg], { stdio: ['ignore', out, 'pipe'] });
     fs.closeSync(out);
     assert.equal(res.status, 0, String(res.stderr));
@@ -109,8 +107,6 @@ describe('crash safety', () => {
     const src = path.join(dir, 'src');
     makeTree(src, 1500, { maxBytes: 16 * 1024 });
     const cfg = writeConfig(dir, { host: 't', sources: [src], targets: [{ name: 'a', url: 'ta' }] });
-    const { spawn } = await import('node:child_process');
-    const { CLI } = await import('../helpers.js');
     const child = spawn(process.execPath, [CLI, 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
@@ -282,7 +278,6 @@ describe('source faults', () => {
     fs.chmodSync(dir, 0o777);
     const cfg = writeConfig(dir, { host: 'e', sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }] });
     // root bypasses mode bits: drop the capability that lets it
-    const { CLI } = await import('../helpers.js');
     const drop = ['--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search'];
     let code = 0;
     try { execFileSync('setpriv', [...drop, process.execPath, CLI, 'run', '--config', cfg], { stdio: 'pipe' }); } catch (e) { code = (e as { status: number }).status; }

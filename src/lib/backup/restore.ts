@@ -252,7 +252,7 @@ async function fetchChunk(chunk: { job: RestoreJob; q: Quick }[], host: string, 
       continue;
     }
     const mtimeMs = isSettled(job.rec) ? job.rec.m : undefined;
-    items.push({ src: base + rel, dir: `/proc/self/fd/${fd}`, temp: tempName(), final: fast.publish ? job.dest.slice(dir.length + (dir.endsWith('/') ? 0 : 1)) : undefined, hash: job.content.hash, mtimeMs });
+    items.push({ src: base + rel, dir: `/proc/self/fd/${fd}`, temp: tempName(), final: fast.publish ? path.basename(job.dest) : undefined, hash: job.content.hash, mtimeMs });
     at.push(i);
   }
   const got = items.length ? await fast.workers.fetchMany(t.name, items, local.timeoutMs).catch((err: Error) => items.map(() => ({ err }))) : [];

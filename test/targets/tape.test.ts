@@ -220,7 +220,7 @@ it('tape: a tape file whose tar cannot be read back (a damaged header) fails its
   rmTree(dir);
 });
 
-it('tape: putMany of many small settled files reads them in the LocalIo workers: members in order and byte-identical, new files hashed by that read, a changed, grown, replaced or vanished source fails alone with nothing of it on tape', async () => {
+it('tape: putMany of many small settled files lays them out as tar members in the LocalIo workers: members in order (around members put here) and byte-identical, long and unicode names too, new files hashed by that read, a changed, grown, replaced or vanished source fails alone with nothing of it on tape', async () => {
   await initHasher();
   const { SettledFile } = await import('../../dist/lib/targets/source.js');
   const { SourceError } = await import('../../dist/lib/errors.js');
@@ -243,8 +243,17 @@ it('tape: putMany of many small settled files reads them in the LocalIo workers:
   fs.writeFileSync(path.join(src, 'f12.dat'), datas[12]);
   fs.rmSync(path.join(src, 'f13.dat'));
   const bad = new Set([10, 11, 12, 13]);
-  const res = await t.putMany(settled.map((s, i) => ({ rel: `h/f${i}.dat`, src: s })));
-  for (const [i, r] of res.entries()) {
+  // names that need a pax header (not ASCII, longer than ustar holds) among them, and members put by this thread
+  // between them (a source it reads itself): the tape keeps the items' order
+  const rels = datas.map((_, i) => (i % 50 === 7 ? `h/ünïcødé ${i}/${'long-'.repeat(40)}/${'long-'.repeat(20)}f${i}.dat` : `h/f${i}.dat`));
+  const here = [300, 301, 450].map((i) => ({ rel: `h/here${i}.dat`, src: bufferSource(Buffer.from(`put here ${i}`)), at: i }));
+  const items: { rel: string; src: unknown }[] = settled.map((s, i) => ({ rel: rels[i], src: s }));
+  for (const h of here.slice().reverse()) items.splice(h.at, 0, h);
+  const res = await t.putMany(items as Parameters<TapeTarget['putMany']>[0]);
+  const resOf = (i: number) => res[items.findIndex((x) => x.src === settled[i])];
+  assert.ok(here.every((h) => res[items.indexOf(h)] === undefined));
+  for (const i of datas.keys()) {
+    const r = resOf(i);
     if (bad.has(i)) assert.ok(r instanceof SourceError, `f${i}: ${String(r)}`);
     else assert.equal(r, undefined, `f${i}: ${String(r)}`);
   }
@@ -252,14 +261,21 @@ it('tape: putMany of many small settled files reads them in the LocalIo workers:
   assert.ok(settled.every((s) => !s.isOpen), 'the workers opened them, not this thread');
   await t.sync();
   const members = cat.catalog.files[0].members.map((m) => m[0]);
-  assert.deepEqual(members, settled.map((_, i) => `h/f${i}.dat`).filter((_, i) => !bad.has(i)), 'in order, none of the failed ones');
+  assert.deepEqual(members, items.filter((x) => !bad.has(settled.indexOf(x.src as never))).map((x) => x.rel), 'in order, none of the failed ones');
   const out = tmpDir('replica-untar-');
-  execFileSync('tar', ['-xf', path.join(dir, 'T001', 'file00001.tar')], { cwd: out });
-  for (const [i, d] of datas.entries()) if (!bad.has(i)) assert.deepEqual(fs.readFileSync(path.join(out, `h/f${i}.dat`)), d, `f${i}`);
+  const tarFile = path.join(dir, 'T001', 'file00001.tar');
+  execFileSync('tar', ['-xf', tarFile], { cwd: out });
+  // GNU tar lists the members in the same order
+  assert.deepEqual(execFileSync('tar', ['-tf', tarFile], { encoding: 'utf8' }).split('\n').filter((x) => x && !x.includes('.replica/')), members);
+  for (const [i, d] of datas.entries()) if (!bad.has(i)) assert.deepEqual(fs.readFileSync(path.join(out, rels[i])), d, `f${i}`);
+  for (const h of here) assert.equal(fs.readFileSync(path.join(out, h.rel), 'utf8'), `put here ${h.at}`);
   assert.equal(fs.statSync(path.join(out, 'h/f5.dat')).mode & 0o777, 0o600);
   const rb = await t.readBack(members);
   assert.equal(cat.catalog.files[0].state, 'confirmed');
-  for (const [i, d] of datas.entries()) if (!bad.has(i)) assert.equal(rb.get(`h/f${i}.dat`), hashBytes(d), `f${i}`);
+  for (const [i, d] of datas.entries()) if (!bad.has(i)) assert.equal(rb.get(rels[i]), hashBytes(d), `f${i}`);
+  // the offsets the confirm recorded: each member's bytes are there
+  const tape = fs.readFileSync(tarFile);
+  for (const m of cat.catalog.files[0].members) assert.equal(hashBytes(tape.subarray(m[4]!, m[4]! + m[2])), m[1], m[0]);
   rmTree(dir);
   rmTree(src);
   rmTree(out);

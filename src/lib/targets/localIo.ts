@@ -28,14 +28,18 @@ export interface PutJob { op: 'put'; id: number; items: PutItem[] }
  * Small settled files to read whole for a kind that packs them itself (tape): each opened as openSettled does,
  * read one byte past its size, proven (size; hash when given, else hashed), and looked at again (identity).
  */
-export type ReadItem = { label: string; size: number; hash?: string; path: string; identity: Identity };
-export interface ReadJob { op: 'read'; id: number; items: ReadItem[] }
+/** A small settled file to lay out as a tar member named `name` (PackJob). */
+export type PackItem = { label: string; size: number; hash?: string; path: string; identity: Identity; name: string; mtimeMs: number };
+export interface PackJob { op: 'pack'; id: number; items: PackItem[] }
 /** Temp files to rename into place (a durable restore's batch, once on disk): `dir/temp` to `dir/final`, never following a symlink in `dir`. */
 export interface RenameItem { dir: string; temp: string; final: string }
 export interface RenameJob { op: 'rename'; id: number; items: RenameItem[] }
-export type IoJob = FetchJob | HashJob | PutJob | ReadJob | RenameJob;
-/** One file read: its bytes at `at` in the reply's `buf`, its mode and xxh64 (`changed`: the source changed after the read). */
-export type ReadReply = { at: number; mode: number; hash: string; changed?: true } | { mismatch: string } | { source: string; errorClass: ErrorClass }
+export type IoJob = FetchJob | HashJob | PutJob | PackJob | RenameJob;
+/**
+ * One file packed: its member's header at `at` in the reply's `buf`, its mode and xxh64; `changed`: the source
+ * changed after the read (its member is left out of `buf`, as is the member of any file not read whole).
+ */
+export type PackReply = { at: number; mode: number; hash: string; changed?: true } | { mismatch: string } | { source: string; errorClass: ErrorClass }
   | { error: string; code: string };
 /**
  * One file's outcome: its bytes (`changed`: the copy is in place, but the source no longer shows its identity
@@ -44,7 +48,7 @@ export type ReadReply = { at: number; mode: number; hash: string; changed?: true
  */
 export type FileReply = { bytes: number; changed?: true; hash?: string } | { mismatch: string } | { source: string; errorClass: ErrorClass }
   | { error: string; code: string; write?: true };
-export type IoReply = { id: number } & (FileReply | { hashes: (string | null)[] } | { puts: FileReply[] } | { fetches: FileReply[] } | { reads: ReadReply[]; buf: ArrayBuffer }
+export type IoReply = { id: number } & (FileReply | { hashes: (string | null)[] } | { puts: FileReply[] } | { fetches: FileReply[] } | { packed: PackReply[]; buf: ArrayBuffer; bytes: number }
   | { renames: (null | { error: string; code: string })[] });
 
 /** A worker, its jobs in flight, and the jobs not posted yet (posted together at the next turn of the loop). */
@@ -164,7 +168,7 @@ export class LocalIo {
    * Run `job` on its worker within `timeoutMs`; past it, or once `signal` aborts (a pass stopped during a big
    * copy), the worker's jobs fail and it is replaced (what it left half done is a temp file, swept later).
    */
-  private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'> | Omit<ReadJob, 'id'> | Omit<RenameJob, 'id'>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<IoReply> {
+  private run(target: string, job: Omit<FetchJob, 'id'> | Omit<HashJob, 'id'> | Omit<PutJob, 'id'> | Omit<PackJob, 'id'> | Omit<RenameJob, 'id'>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<IoReply> {
     signal?.throwIfAborted();
     const i = this.pick(job.op === 'fetch' || job.op === 'put' || job.op === 'rename' ? job.items[0]?.dir : undefined);
     const slot = (this.workers[i] ??= this.spawn());
@@ -246,17 +250,23 @@ export class LocalIo {
   }
 
   /**
-   * Read small settled files whole in one worker job within `timeoutMs` (ReadItem), for target `target`'s put.
-   * One entry per item: its bytes, mode and xxh64; or `err`: SourceError(changed) when its bytes were not the
-   * settled content or it changed after the read, openSettled's SourceError when it is not the file that
-   * settled, or the errno error. Throws TargetError(timeout) when the job as a whole took too long.
+   * Lay small settled files out as one tar in one worker job within `timeoutMs` (PackItem), for target
+   * `target`'s put: each member as tar-stream's pack() would write it (tarLib.memberHeader), its bytes read in
+   * place and proven, then padded; no end-of-archive blocks (the tar goes on). `tar`: the members of the files
+   * read whole, in order. One entry per item: its mode and xxh64; or `err` (its member is not in `tar`):
+   * SourceError(changed) when its bytes were not the settled content or it changed after the read, openSettled's
+   * SourceError when it is not the file that settled, or the errno error. Throws TargetError(timeout) when the
+   * job as a whole took too long.
    */
-  async readMany(target: string, items: ReadItem[], timeoutMs: number): Promise<({ data: Buffer; mode: number; hash: string } | { err: Error })[]> {
-    const r = await this.run(target, { op: 'read', items }, timeoutMs, `reading ${items.length} sources`);
-    if (!('reads' in r)) throw new Error(`LocalIo: unexpected reply to a read job: ${JSON.stringify(r)}`);
-    return r.reads.map((x, k) => (!('at' in x) ? { err: fileError(x) }
-      : x.changed ? { err: new SourceError(`source changed while copying: ${items[k].label}: not published`, 'changed') }
-      : { data: Buffer.from(r.buf, x.at, items[k].size), mode: x.mode, hash: x.hash }));
+  async packMany(target: string, items: PackItem[], timeoutMs: number): Promise<{ tar: Buffer; reads: ({ mode: number; hash: string } | { err: Error })[] }> {
+    const r = await this.run(target, { op: 'pack', items }, timeoutMs, `reading ${items.length} sources`);
+    if (!('packed' in r)) throw new Error(`LocalIo: unexpected reply to a pack job: ${JSON.stringify(r)}`);
+    return {
+      tar: Buffer.from(r.buf, 0, r.bytes),
+      reads: r.packed.map((x, k) => (!('at' in x) ? { err: fileError(x) }
+        : x.changed ? { err: new SourceError(`source changed while copying: ${items[k].label}: not published`, 'changed') }
+        : { mode: x.mode, hash: x.hash })),
+    };
   }
 
   /**

@@ -11,7 +11,8 @@ import { type ErrorClass, SourceError } from '../errors.js';
 import { CHUNK, hashBuffer, hashBytes, hashFd, initHasher, newHasher, readAt } from '../hash/xxh64.js';
 import { handled } from '../queue/deadline.js';
 import { type Identity, openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
-import type { FetchItem, FetchJob, FileReply, HashJob, IoJob, IoReply, PutItem, PutJob, ReadItem, ReadJob, ReadReply, RenameJob } from './localIo.js';
+import type { FetchItem, FetchJob, FileReply, HashJob, IoJob, IoReply, PackItem, PackJob, PackReply, PutItem, PutJob, RenameJob } from './localIo.js';
+import { blocks, headerRoom, memberHeader } from './tarLib.js';
 
 const C = fs.constants;
 const fdatasync = promisify(fs.fdatasync);
@@ -438,37 +439,46 @@ async function hash(job: HashJob): Promise<IoReply> {
   return { id: job.id, hashes };
 }
 
-/** One ReadItem read into `into` (its size + 1 bytes: a file that grew is seen), proven, looked at again. */
-function readOne(item: ReadItem, into: Buffer, at: number): ReadReply {
+/**
+ * One PackItem laid out in `tar` from byte `at`: its header blocks, then its bytes read in place (its size + 1:
+ * a file that grew is seen), proven and looked at again, then zeros to the end of its last block. `end`: where
+ * the next member goes (a file not read whole leaves `at` there: nothing of it stays).
+ */
+function packOne(item: PackItem, tar: Buffer, at: number): PackReply & { end?: number } {
   const opened = openOrSay(item.path, item.identity);
   if ('source' in opened) return opened;
   try {
-    const proven = readProven(opened.fd, into, item);
+    const mode = opened.st.mode & 0o777;
+    const data = at + memberHeader({ name: item.name, size: item.size, mode, mtime: new Date(item.mtimeMs) }).copy(tar, at);
+    const proven = readProven(opened.fd, tar.subarray(data, data + item.size + 1), item);
     if ('mismatch' in proven) return proven;
-    const r: ReadReply = { at, mode: opened.st.mode & 0o777, hash: proven.hash };
-    if (!sameFile(fs.fstatSync(opened.fd), item.identity)) r.changed = true;
-    return r;
+    if (!sameFile(fs.fstatSync(opened.fd), item.identity)) return { at, mode, hash: proven.hash, changed: true };
+    const end = data + blocks(item.size);
+    tar.fill(0, data + item.size, end); // the byte read past its end, a file left out before it
+    return { at, mode, hash: proven.hash, end };
   } finally {
     fs.closeSync(opened.fd);
   }
 }
 
-/** A ReadJob: every file into one buffer (handed to the main thread, not copied), each at its offset. */
-async function read(job: ReadJob): Promise<IoReply> {
+/** A PackJob: the files' tar members in one buffer (handed to the main thread, not copied). */
+async function pack(job: PackJob): Promise<IoReply> {
   await api; // hashBytes needs the wasm instance
-  const buf = new ArrayBuffer(job.items.reduce((n, x) => n + x.size + 1, 0));
-  const reads: ReadReply[] = [];
+  const buf = new ArrayBuffer(job.items.reduce((n, x) => n + headerRoom(x.name) + blocks(x.size + 1), 0));
+  const tar = Buffer.from(buf);
+  const packed: PackReply[] = [];
   let at = 0;
   for (const item of job.items) {
     try {
-      reads.push(readOne(item, Buffer.from(buf, at, item.size + 1), at));
+      const { end, ...r } = packOne(item, tar, at);
+      packed.push(r);
+      if (end !== undefined) at = end;
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      reads.push({ error: e.message, code: e.code ?? 'EIO' });
+      packed.push({ error: e.message, code: e.code ?? 'EIO' });
     }
-    at += item.size + 1;
   }
-  return { id: job.id, reads, buf };
+  return { id: job.id, packed, buf, bytes: at };
 }
 
 /** A RenameJob: each item renamed in turn; its errno error, or null once it is in place. */
@@ -488,7 +498,7 @@ function rename(job: RenameJob): IoReply {
 
 async function run(job: IoJob): Promise<IoReply> {
   try {
-    return job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : job.op === 'read' ? await read(job) : job.op === 'rename' ? rename(job) : await fetch(job);
+    return job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : job.op === 'pack' ? await pack(job) : job.op === 'rename' ? rename(job) : await fetch(job);
   } catch (err) {
     return { id: job.id, ...errorReply(err) };
   }

@@ -219,6 +219,50 @@ describe('ssh putMany: small files through one remote tar', () => {
     assert.equal(t.stats.renamePasses, 1);
   });
 
+  it('small settled files are laid out as tar members in the LocalIo workers: byte-identical with mode and mtime, hostile names too, around members packed in this thread; a new file is hashed by that read, a changed one is not published', async () => {
+    const crypto = await import('node:crypto');
+    const { SettledFile, bufferSource } = await import('../../dist/lib/targets/source.js');
+    const { hashBytes, initHasher } = await import('../../dist/lib/hash/xxh64.js');
+    const { ODD_NAMES } = await import('../helpers.js');
+    await initHasher();
+    const src = tmpDir('replica-ssh-packed-');
+    const base = path.join(remoteBase, `packed${Math.random().toString(36).slice(2)}`);
+    const n = 300; // more than LocalIo's few-files threshold and than one batch of 256
+    const names = Array.from({ length: n }, (_, i) => (i < ODD_NAMES.length ? ODD_NAMES[i] : `f${i}.dat`));
+    const datas = names.map((_, i) => crypto.randomBytes(i % 61 === 0 ? 0 : 1 + (i * 53) % 7000));
+    const settled = names.map((name, i) => {
+      const file = path.join(src, name);
+      fs.writeFileSync(file, datas[i], { mode: i % 3 ? 0o640 : 0o604 });
+      const st = fs.statSync(file);
+      return new SettledFile(file, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, st.mtimeMs, i % 2 ? hashBytes(datas[i]) : undefined);
+    });
+    fs.writeFileSync(settled[40].path, crypto.randomBytes(datas[40].length)); // changed after it settled (same size)
+    fs.utimesSync(settled[40].path, new Date(settled[40].mtimeMs!), new Date(settled[40].mtimeMs!));
+    const items: { rel: string; src: unknown }[] = settled.map((s, i) => ({ rel: `h/p/${i % 2 ? 'deeper/' : ''}${names[i]}`, src: s }));
+    items.splice(100, 0, { rel: 'h/p/here.dat', src: bufferSource(Buffer.from('packed here'), { mode: 0o600 }) });
+    const t = make({ tarMinFiles: 1, renamePassMinFiles: 1 }, base);
+    const res = await t.putMany(items as Parameters<SshTarget['putMany']>[0]);
+    await t.close();
+    assert.equal(t.stats.tarSent, 1);
+    for (const [k, { rel, src: s }] of items.entries()) {
+      const i = settled.indexOf(s as never);
+      if (i === 40) {
+        assert.ok(res[k] instanceof Error && /changed/.test(res[k]!.message), String(res[k]));
+        assert.equal(fs.existsSync(path.join(base, rel)), false);
+        continue;
+      }
+      assert.equal(res[k], undefined, `${rel}: ${String(res[k])}`);
+      assert.deepEqual(fs.readFileSync(path.join(base, rel)), i < 0 ? Buffer.from('packed here') : datas[i], rel);
+      if (i < 0) continue;
+      const st = fs.statSync(path.join(base, rel));
+      assert.equal(st.mode & 0o7777, i % 3 ? 0o640 : 0o604, rel);
+      assert.equal(Math.floor(st.mtimeMs / 1000), Math.floor(settled[i].mtimeMs! / 1000), rel);
+      if (i % 2 === 0) assert.equal(settled[i].hashed, hashBytes(datas[i]), `${rel} hashed by its read`);
+    }
+    assert.ok(settled.every((s) => !s.isOpen), 'the workers read them, not this thread');
+    rmTree(src);
+  });
+
   it('the rename pass: a pair it cannot rename gets the posix-rename request\'s own error; a server without perl gets tar and rename requests', async () => {
     const { bufferSource } = await import('../../dist/lib/targets/source.js');
     const base = path.join(remoteBase, `pass${Math.random().toString(36).slice(2)}`);

@@ -9,7 +9,8 @@ import { RemoteDirs } from './sshDirs.js';
 import { type SshOptions, SshSession, parseSshUrl, sshError } from './sshSession.js';
 import { writeTemp } from './sshWrite.js';
 import { STORE_DIR, checkRelPath, isReserved, tempName, versionsIn } from './layout.js';
-import type { PutSource } from './source.js';
+import { type PutSource, SettledFile } from './source.js';
+import { packAhead } from './packAhead.js';
 import { loadTar } from './tarLib.js';
 import {
   type BatchPut, type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target,
@@ -238,6 +239,14 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
           }
           if (size) await flush();
         })();
+        // small settled files are laid out as tar members in the LocalIo workers, a batch at a time (packAhead);
+        // the others are read and packed here. `last`: the pack has taken its last entry (a batch goes after it)
+        let last: Promise<void> | undefined;
+        const ahead = packAhead(this.name, items.map(({ src }, i) => (tmps[i] === undefined ? undefined : { name: tmps[i]!.slice(1), src })), async (packed) => {
+          await last;
+          pack.push(packed.tar);
+          pushed += packed.tar.length;
+        });
         for (const [i, { rel, src }] of items.entries()) {
           const dest = dests[i];
           if (out[i] || dest === undefined) continue;
@@ -246,17 +255,24 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
             unsent = true;
             break;
           }
-          let data: Buffer;
-          try {
-            data = src.readAll(); // proven: hashed against the settled hash before its member goes out
-          } catch (err) {
-            out[i] = this.fail(err, 'put', rel);
-            continue;
-          }
           const tmp = tmps[i]!;
-          pack.entry({ name: tmp.slice(1), size: data.length, mode: src.mode, mtime: new Date(src.mtimeMs ?? Date.now()), type: 'file' }, data);
+          const got = ahead?.get(src);
+          if (got) {
+            const r = await got;
+            if ('err' in r) { out[i] = this.fail(r.err, 'put', rel); continue; }
+            if (src instanceof SettledFile && src.hash === undefined) src.hashed = r.hash; // a new file: hashed by its read
+          } else {
+            let data: Buffer;
+            try {
+              data = src.readAll(); // proven: hashed against the settled hash before its member goes out
+            } catch (err) {
+              out[i] = this.fail(err, 'put', rel);
+              continue;
+            }
+            last = new Promise<void>((resolve) => { pack.entry({ name: tmp.slice(1), size: data.length, mode: src.mode, mtime: new Date(src.mtimeMs ?? Date.now()), type: 'file' }, data, () => resolve()); });
+            pushed += data.length + 1024;
+          }
           sent.push({ i, tmp, dest });
-          pushed += data.length + 1024;
           while (pushed - taken > TAR_AHEAD) await new Promise<void>((r) => { wake = r; });
         }
         pack.finalize();

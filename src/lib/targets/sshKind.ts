@@ -1,6 +1,7 @@
 import type { TargetConfig } from '../config/schema.js';
 import type { TargetKindModule } from './kind.js';
 import { lazyTarget } from './lazy.js';
+import { warmLocalIo } from './localIo.js';
 import type { SshOptions } from './sshSession.js';
 
 /** What an ssh target offers (ssh.ts; its tests check this list against the class): every capability. */
@@ -13,6 +14,8 @@ export const sshKind: TargetKindModule = {
   concurrency: 8, maxConnections: 16,
   // a batch of small files is one remote tar (ssh.ts putMany): a few big batches rather than many small ones
   putManyFiles: 10_000,
+  // its small files are read and laid out as tar members in the LocalIo workers (packAhead): started meanwhile
+  warm: warmLocalIo,
   create: (cfg: TargetConfig) => {
     const opts: SshOptions = {
       identity: cfg.options.identity as string | undefined, knownHosts: cfg.options.knownHosts as string | undefined,

@@ -6,7 +6,8 @@ import { ConfigError, SourceError, TargetError, messageOf, missingError, toTarge
 import { SMALL_FILE, type Xxh64, createHasher, hashBytes, initHasher, newHasher } from '../hash/xxh64.js';
 import type { TargetKindModule } from './kind.js';
 import { checkRelPath, manifestLine } from './layout.js';
-import { type LocalIo, localIo, warmLocalIo } from './localIo.js';
+import { warmLocalIo } from './localIo.js';
+import { type Packed, packAhead } from './packAhead.js';
 import { type PutSource, SettledFile } from './source.js';
 import { type Archive, type CheckReport, type PutOptions, type ReadBack, type ReadBackOptions, type Target, putEach } from './target.js';
 import { type CatalogHost, MemberIndex, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
@@ -46,13 +47,6 @@ interface Writing {
 
 /** Bytes of tar that may wait in memory for the drive. */
 const BUFFERED = 16 << 20;
-/** putMany packs small sources in the LocalIo workers this many at a time (or PACK_BATCH_BYTES), PACK_AHEAD batches ahead. */
-const PACK_BATCH = 256;
-const PACK_BATCH_BYTES = 8 << 20;
-const PACK_AHEAD = 2;
-const EMPTY = Buffer.alloc(0);
-/** A batch of small reads that takes this long is a hung source disk: its worker is replaced. */
-const READ_TIMEOUT_MS = 30 * 60_000;
 
 /**
  * A tape target: put() appends a pax tar member to the open tape file, sync() ends the tape file (with its
@@ -246,7 +240,7 @@ export class TapeTarget implements Target, Archive {
    * the drive gone) the rest get that error without being tried.
    */
   putMany(items: { rel: string; src: PutSource }[], opts: PutOptions = {}): Promise<(Error | undefined)[]> {
-    const ahead = this.packAhead(items);
+    const ahead = packAhead(this.name, items.map(({ rel, src }) => ({ name: rel, src })), (packed) => this.putPacked(packed));
     return putEach(async (rel, src, o) => {
       const r = ahead?.get(src);
       if (!r) return this.put(rel, src, o);
@@ -257,72 +251,16 @@ export class TapeTarget implements Target, Archive {
     }, items, opts);
   }
 
-  /**
-   * The small settled files of a batch laid out as tar members in the LocalIo workers (LocalIo.packMany: read,
-   * proven and looked at again there, as put() does here; their headers by tar-stream's encoders), PACK_BATCH
-   * files or PACK_BATCH_BYTES at a time, PACK_AHEAD batches ahead; each batch's members go to the tape file in one
-   * write when putEach reaches its first file. A batch is a run of such files next to each other in `items`, so
-   * the members on tape keep the items' order. Undefined for a batch too small to wait for a worker
-   * (LocalIo.worth). get() is asked in the items' order (putEach, one at a time); undefined for a file put here.
-   * Packing in the main thread took ~85 us per member (tar-stream's pack and its streams, the writes): the main
-   * thread was the limit.
-   */
-  private packAhead(items: { rel: string; src: PutSource }[]): { get(src: PutSource): Promise<{ hash: string } | { err: Error }> | undefined } | undefined {
-    const mine = (s: PutSource): s is SettledFile => s instanceof SettledFile && !s.isOpen && s.size <= SMALL_FILE;
-    const count = items.reduce((n, x) => n + (mine(x.src) ? 1 : 0), 0);
-    if (count < 2 || !localIo().worth(count)) return undefined;
-    const batches: { rel: string; src: SettledFile }[][] = [];
-    const where = new Map<PutSource, [number, number]>();
-    let bytes = Infinity;
-    let run = false; // the last item was packed: a batch goes on only across a run of them
-    for (const { rel, src } of items) {
-      if (!mine(src)) { run = false; continue; }
-      if (!run || bytes >= PACK_BATCH_BYTES || batches[batches.length - 1].length >= PACK_BATCH) { batches.push([]); bytes = 0; }
-      run = true;
-      const batch = batches[batches.length - 1];
-      where.set(src, [batches.length - 1, batch.length]);
-      batch.push({ rel, src });
-      bytes += src.size;
-    }
-    type Packed = Awaited<ReturnType<LocalIo['packMany']>>;
-    const jobs: (Promise<Packed> | undefined)[] = [];
-    const written: Promise<void>[] = [];
-    const start = (k: number) => {
-      if (k >= batches.length || jobs[k]) return;
-      jobs[k] = localIo().packMany(this.name, batches[k].map(({ rel, src }) => ({ label: src.path, size: src.size, hash: src.hash, path: src.path, identity: src.identity, name: rel, mtimeMs: src.mtimeMs ?? Date.now() })), READ_TIMEOUT_MS);
-      jobs[k].catch(() => undefined); // its items say it
-    };
-    return {
-      get: (src) => {
-        const at = where.get(src);
-        if (!at) return undefined;
-        const [b, k] = at;
-        for (let j = b; j <= b + PACK_AHEAD; j++) start(j);
-        return (async () => {
-          let packed: Packed;
-          try {
-            packed = await jobs[b]!;
-          } catch (err) {
-            return { err: err as Error };
-          }
-          await (written[b] ??= this.putPacked(packed, batches[b]));
-          return packed.reads[k];
-        })();
-      },
-    };
-  }
-
-  /** A batch laid out by packMany, to the open tape file: its tar in one piece, the members it holds into the catalog. */
-  private async putPacked(packed: Awaited<ReturnType<LocalIo['packMany']>>, batch: { rel: string; src: SettledFile }[]): Promise<void> {
+  /** A batch laid out by packAhead, to the open tape file: its tar in one piece, the members it holds into the catalog. */
+  private async putPacked(packed: Packed): Promise<void> {
     const w = this.writing ?? await this.start();
     try {
       await w.last; // the pack's last entry is out: its header goes when the pack opens it
       w.pack.push(packed.tar);
       w.pushed += packed.tar.length;
-      packed.tar = EMPTY; // the pack holds it until it is written
       packed.reads.forEach((r, k) => {
         if ('err' in r) return;
-        w.file.members.push([batch[k].rel, r.hash, batch[k].src.size, r.mode]);
+        w.file.members.push([packed.items[k].name, r.hash, packed.items[k].src.size, r.mode]);
         this.index.added(w.file, w.file.members.length - 1);
       });
       if (w.failed || w.pushed - w.written > BUFFERED) await this.keepUp(w);
@@ -445,7 +383,7 @@ export class TapeTarget implements Target, Archive {
       end: () => {
         if (i < 0) return;
         next = i + 1;
-        if (!only || only.has(i)) hashes.set(i, h ? h.digest() : hashBytes(whole ?? EMPTY));
+        if (!only || only.has(i)) hashes.set(i, h ? h.digest() : hashBytes(whole ?? Buffer.alloc(0)));
         if (all) f.members[i][4] = offset; // its data's offset
       },
     });

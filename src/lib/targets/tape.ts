@@ -387,7 +387,7 @@ export class TapeTarget implements Target, Archive {
         if (all) f.members[i][4] = offset; // its data's offset
       },
     });
-    for await (const chunk of this.drive.read(f.label, f.number)) walker.write(chunk as Buffer);
+    for await (const chunk of this.drive.scan(f.label, f.number)) walker.write(chunk); // done with each before the next
     walker.end();
     return hashes;
   }

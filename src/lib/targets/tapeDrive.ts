@@ -24,6 +24,11 @@ export interface TapeDrive {
   writer(label: string, number: number): Promise<TapeWriter>;
   /** Read `size` bytes (all when undefined) of tape file `number` on `label` from byte `offset` (repositioned: never a cache of ours). */
   read(label: string, number: number, offset?: number, size?: number): Readable;
+  /**
+   * Read tape file `number` on `label` whole, as read() does, for a reader done with each chunk before it asks
+   * for the next (a confirm): a drive may hand out the same buffer each time.
+   */
+  scan(label: string, number: number): Iterable<Buffer> | AsyncIterable<Buffer>;
 }
 
 export interface TapeWriter {
@@ -171,6 +176,20 @@ export class EmulatedDrive implements TapeDrive {
     return new EmulatedWriter(fd, this.capacity - this.used(label), this.blockSize, () => endOfTape(this.where, label));
   }
 
+  /**
+   * One buffer for the whole tape file: a fresh 128 KiB buffer per chunk is fresh memory, faulted in page by page
+   * (45 MB read in 96-232 ms in fresh buffers, in 8-12 ms into one).
+   */
+  *scan(label: string, number: number): Generator<Buffer> {
+    const fd = fs.openSync(path.join(this.dir(label), fileName(number)), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      const buf = Buffer.allocUnsafe(READ_CHUNK);
+      for (let pos = 0, n; (n = fs.readSync(fd, buf, 0, buf.length, pos)) > 0; pos += n) yield n === buf.length ? buf : buf.subarray(0, n);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
   read(label: string, number: number, offset = 0, size?: number): Readable {
     const file = path.join(this.dir(label), fileName(number));
     const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -279,6 +298,10 @@ export class MtDrive implements TapeDrive {
         fs.closeSync(fd);
       }
     })());
+  }
+
+  scan(label: string, number: number): AsyncIterable<Buffer> {
+    return this.read(label, number) as AsyncIterable<Buffer>;
   }
 
   read(label: string, number: number, offset = 0, size?: number): Readable {

@@ -268,3 +268,44 @@ it('renameMany: each temp renamed over its final name through a directory descri
     rmTree(d);
   }
 });
+
+it('packMany lays files out as tar-stream\'s pack() would; a buffer given back (recycle) is moved to the worker and filled again by the next pack, with no byte of its old content left', async () => {
+  await initHasher();
+  const { loadTar } = await import('../../dist/lib/targets/tarLib.js');
+  const { Writable } = await import('node:stream');
+  const { pipeline } = await import('node:stream/promises');
+  const items = (n: number, size: number, tag: string) => Array.from({ length: n }, (_, i) => {
+    const file = path.join(dir, `pack-${tag}-${i}`);
+    fs.writeFileSync(file, crypto.randomBytes(size + i));
+    const st = fs.statSync(file);
+    return { label: file, size: st.size, path: file, identity: { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }, name: `h/${tag}/${i}.dat`, mtimeMs: st.mtimeMs };
+  });
+  /** tar-stream's pack() of the same members, without its two end-of-archive blocks */
+  const packed = async (xs: ReturnType<typeof items>) => {
+    const pack = (await loadTar()).pack();
+    const chunks: Buffer[] = [];
+    const done = pipeline(pack, new Writable({ write(c: Buffer, _e, cb) { chunks.push(c); cb(); } }));
+    for (const x of xs) pack.entry({ name: x.name, size: x.size, mode: fs.statSync(x.path).mode & 0o777, mtime: new Date(x.mtimeMs), type: 'file' }, fs.readFileSync(x.path));
+    pack.finalize();
+    await done;
+    const all = Buffer.concat(chunks);
+    return all.subarray(0, all.length - 1024);
+  };
+  const io = new LocalIo(1);
+  try {
+    const big = items(20, 3000, 'big');
+    const first = await io.packMany('t', big, 10_000);
+    assert.deepEqual(first.tar, await packed(big));
+    assert.ok(first.reads.every((r) => 'hash' in r));
+    const size = first.tar.buffer.byteLength;
+    io.recycle(first.tar);
+    assert.equal(first.tar.buffer.byteLength, 0, 'moved to the worker, not copied');
+    const small = items(5, 100, 'small'); // its padding lies where the first batch's bytes were
+    const second = await io.packMany('t', small, 10_000);
+    assert.equal(second.tar.buffer.byteLength, size, 'the buffer given back');
+    assert.deepEqual(second.tar, await packed(small));
+    assert.deepEqual(second.reads.map((r) => ('hash' in r ? r.hash : r.err.message)), small.map((x) => hashBytes(fs.readFileSync(x.path))));
+  } finally {
+    await io.close();
+  }
+});

@@ -31,10 +31,12 @@ export interface PutJob { op: 'put'; id: number; items: PutItem[] }
 /** A small settled file to lay out as a tar member named `name` (PackJob). */
 export type PackItem = { label: string; size: number; hash?: string; path: string; identity: Identity; name: string; mtimeMs: number };
 export interface PackJob { op: 'pack'; id: number; items: PackItem[] }
+/** A pack job's buffer given back to a worker, for a later pack job to fill (no reply). */
+export interface SpareJob { op: 'spare'; id: 0; buf: ArrayBuffer }
 /** Temp files to rename into place (a durable restore's batch, once on disk): `dir/temp` to `dir/final`, never following a symlink in `dir`. */
 export interface RenameItem { dir: string; temp: string; final: string }
 export interface RenameJob { op: 'rename'; id: number; items: RenameItem[] }
-export type IoJob = FetchJob | HashJob | PutJob | PackJob | RenameJob;
+export type IoJob = FetchJob | HashJob | PutJob | PackJob | RenameJob | SpareJob;
 /**
  * One file packed: its member's header at `at` in the reply's `buf`, its mode and xxh64; `changed`: the source
  * changed after the read (its member is left out of `buf`, as is the member of any file not read whole).
@@ -267,6 +269,19 @@ export class LocalIo {
         : x.changed ? { err: new SourceError(`source changed while copying: ${items[k].label}: not published`, 'changed') }
         : { mode: x.mode, hash: x.hash })),
     };
+  }
+
+  /**
+   * The buffer of a packMany answer (`tar`), given back once its bytes are written and nothing holds it: a later
+   * pack job fills it instead of fresh memory, which the kernel faults in page by page (10k files of 4 KiB read
+   * into fresh buffers in 330-430 ms of one thread, into one buffer in 135-184 ms). Moved, not copied: a view
+   * of it left here reads as empty from then on.
+   */
+  recycle(tar: Buffer): void {
+    const slot = this.workers[this.next++ % this.size];
+    if (!slot?.ready || tar.byteOffset !== 0 || tar.buffer.byteLength === 0) return;
+    const job: SpareJob = { op: 'spare', id: 0, buf: tar.buffer as ArrayBuffer };
+    slot.w.postMessage([job], [job.buf]);
   }
 
   /**

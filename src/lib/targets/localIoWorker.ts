@@ -11,7 +11,7 @@ import { type ErrorClass, SourceError } from '../errors.js';
 import { CHUNK, hashBuffer, hashBytes, hashFd, initHasher, newHasher, readAt } from '../hash/xxh64.js';
 import { handled } from '../queue/deadline.js';
 import { type Identity, openSettled, sameFile, utimeSeconds } from '../scan/sourceFs.js';
-import type { FetchItem, FetchJob, FileReply, HashJob, IoJob, IoReply, PackItem, PackJob, PackReply, PutItem, PutJob, RenameJob } from './localIo.js';
+import type { FetchItem, FetchJob, FileReply, HashJob, IoJob, IoReply, PackItem, PackJob, PackReply, PutItem, PutJob, RenameJob, SpareJob } from './localIo.js';
 import { blocks, headerRoom, memberHeader } from './tarLib.js';
 
 const C = fs.constants;
@@ -461,10 +461,17 @@ function packOne(item: PackItem, tar: Buffer, at: number): PackReply & { end?: n
   }
 }
 
-/** A PackJob: the files' tar members in one buffer (handed to the main thread, not copied). */
+/** Buffers of pack jobs given back by the main thread once written (LocalIo.recycle), at most SPARE_TARS. */
+const spareTars: ArrayBuffer[] = [];
+const SPARE_TARS = 4;
+
+/** A PackJob: the files' tar members in one buffer (handed to the main thread, not copied; a spare one if big enough). */
 async function pack(job: PackJob): Promise<IoReply> {
   await api; // hashBytes needs the wasm instance
-  const buf = new ArrayBuffer(job.items.reduce((n, x) => n + headerRoom(x.name) + blocks(x.size + 1), 0));
+  const need = job.items.reduce((n, x) => n + headerRoom(x.name) + blocks(x.size + 1), 0);
+  const k = spareTars.findIndex((b) => b.byteLength >= need);
+  // every byte up to the last member's end is written again (headers, data, padding): nothing old goes out
+  const buf = k >= 0 ? spareTars.splice(k, 1)[0] : new ArrayBuffer(need);
   const tar = Buffer.from(buf);
   const packed: PackReply[] = [];
   let at = 0;
@@ -496,7 +503,7 @@ function rename(job: RenameJob): IoReply {
   };
 }
 
-async function run(job: IoJob): Promise<IoReply> {
+async function run(job: Exclude<IoJob, SpareJob>): Promise<IoReply> {
   try {
     return job.op === 'hash' ? await hash(job) : job.op === 'put' ? await put(job) : job.op === 'pack' ? await pack(job) : job.op === 'rename' ? rename(job) : await fetch(job);
   } catch (err) {
@@ -517,6 +524,10 @@ parentPort!.on('message', async (jobs: IoJob[]) => {
   // a read's buffer is handed over, not copied
   const post = (rs: IoReply[]) => parentPort!.postMessage(rs, rs.flatMap((r) => ('buf' in r ? [r.buf] : [])));
   for (const job of jobs) {
+    if (job.op === 'spare') {
+      if (spareTars.length < SPARE_TARS) spareTars.push(job.buf);
+      continue;
+    }
     replies.push(await run(job));
     if (performance.now() - since >= REPLY_EVERY_MS) {
       post(replies);

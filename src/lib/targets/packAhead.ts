@@ -9,6 +9,16 @@ const PACK_AHEAD = 2;
 /** A batch that takes this long is a hung source disk: its worker is replaced. */
 const PACK_TIMEOUT_MS = 30 * 60_000;
 const EMPTY = Buffer.alloc(0);
+/** The tars packAhead handed out, until given back (giveBack). */
+const TARS = new WeakSet<Buffer>();
+
+/**
+ * A chunk written and no longer held by the writer: when it is a tar packAhead handed out, its memory goes back
+ * to the LocalIo workers for a later batch (LocalIo.recycle). Any other chunk is left alone.
+ */
+export function giveBack(chunk: Buffer): void {
+  if (TARS.delete(chunk)) localIo().recycle(chunk);
+}
 
 /** A batch laid out by LocalIo.packMany: its tar, and the items it was asked for (their `name` and source), in order. */
 export type Packed = Awaited<ReturnType<LocalIo['packMany']>> & { items: { name: string; src: SettledFile }[] };
@@ -50,7 +60,7 @@ export function packAhead(target: string, items: ({ name: string; src: PutSource
     if (b >= batches.length || jobs[b]) return;
     const batch = batches[b];
     jobs[b] = localIo().packMany(target, batch.map(({ name, src }) => ({ label: src.path, size: src.size, hash: src.hash, path: src.path, identity: src.identity, name, mtimeMs: src.mtimeMs ?? Date.now() })), PACK_TIMEOUT_MS)
-      .then((p) => ({ ...p, items: batch }));
+      .then((p) => { TARS.add(p.tar); return { ...p, items: batch }; });
     jobs[b]!.catch(() => undefined); // its items say it
   };
   return {

@@ -7,7 +7,7 @@ import { SMALL_FILE, type Xxh64, createHasher, hashBytes, initHasher, newHasher 
 import type { TargetKindModule } from './kind.js';
 import { checkRelPath, manifestLine } from './layout.js';
 import { warmLocalIo } from './localIo.js';
-import { type Packed, packAhead } from './packAhead.js';
+import { type Packed, giveBack, packAhead } from './packAhead.js';
 import { type PutSource, SettledFile } from './source.js';
 import { type Archive, type CheckReport, type PutOptions, type ReadBack, type ReadBackOptions, type Target, putEach } from './target.js';
 import { type CatalogHost, MemberIndex, type TapeCatalog, type TapeFile, activeTape, emptyCatalog, labelProblem, locationOf, tapeProblem } from './tapeCatalog.js';
@@ -136,7 +136,12 @@ export class TapeTarget implements Target, Archive {
     const w: Writing = { file, pack, out, drained: Promise.resolve(), pushed: 0, written: 0 };
     w.drained = pipeline(pack as unknown as Readable, new Writable({
       write: (chunk: Buffer, _enc, cb) => {
-        out.write(chunk).then(() => { w.written += chunk.length; w.wake?.(); cb(); }, cb);
+        out.write(chunk).then(() => {
+          w.written += chunk.length;
+          if (out.releases) giveBack(chunk); // a batch's tar: its memory goes back to the workers
+          w.wake?.();
+          cb();
+        }, cb);
       },
       final: (cb) => { out.close().then(() => cb(), cb); },
     }));

@@ -34,6 +34,8 @@ export interface TapeDrive {
 export interface TapeWriter {
   /** bytes that reached the tape (whole blocks) */
   readonly bytes: number;
+  /** true when a chunk is no longer held once its write() resolved (its memory can be used again) */
+  readonly releases: boolean;
   write(chunk: Buffer): Promise<void>;
   /** Pad and write the last block, make it durable (the emulator fsyncs; a drive writes the filemark on close). */
   close(): Promise<void>;
@@ -49,6 +51,8 @@ const endOfTape = (where: string, label: string): TargetError =>
 /** Buffers writes into `blockSize` blocks; `put` writes one whole block (a drive: one write is one tape block). */
 class Blocker implements TapeWriter {
   bytes = 0;
+  /** whole blocks go to `put` as slices of the chunk */
+  readonly releases = false;
   private buf: Buffer;
   private used = 0;
   constructor(private readonly blockSize: number, private readonly put: (block: Buffer) => void, private readonly finish: () => void, readonly abort: () => void) {
@@ -94,6 +98,8 @@ class Blocker implements TapeWriter {
  */
 class EmulatedWriter implements TapeWriter {
   bytes = 0;
+  /** every chunk is written (or copied into its buffer) before write() returns */
+  readonly releases = true;
   private open = true;
   /** tar-stream hands over a few hundred bytes at a time (headers, padding): gathered into 1 MiB writes */
   private readonly buf = Buffer.allocUnsafe(1 << 20);

@@ -10,7 +10,7 @@ import { type SshOptions, SshSession, parseSshUrl, sshError } from './sshSession
 import { writeTemp } from './sshWrite.js';
 import { STORE_DIR, checkRelPath, isReserved, tempName, versionsIn } from './layout.js';
 import { type PutSource, SettledFile } from './source.js';
-import { packAhead } from './packAhead.js';
+import { giveBack, packAhead } from './packAhead.js';
 import { loadTar } from './tarLib.js';
 import {
   type BatchPut, type CheckReport, type Links, type PutOptions, type RandomRead, type ReadBack, type ReadBackOptions, type RemoteHash, type Target,
@@ -227,7 +227,12 @@ export class SshTarget implements Target, BatchPut, RandomRead, Links, RemoteHas
           let parts: Buffer[] = [];
           let size = 0;
           const flush = async () => {
-            if (!await write(parts.length === 1 ? parts[0] : Buffer.concat(parts, size))) cut = true;
+            // a batch's tar from packAhead goes back to the workers once the channel is done with it (copied
+            // into one piece here, or sent whole)
+            const one = parts.length === 1 ? parts[0] : undefined;
+            const data = one ?? Buffer.concat(parts, size);
+            if (!one) for (const part of parts) giveBack(part);
+            if (!await write(data, one && (() => giveBack(one)))) cut = true;
             taken += size;
             [parts, size] = [[], 0];
             wake?.();

@@ -171,7 +171,7 @@ export class SshSession {
    * has closed: the command exited, and what the function would still write goes nowhere); the channel's input
    * is ended when it returns, and closed when it throws (its error is the answer). Resolves to [exit code, stdout].
    */
-  async exec(cmd: string, stdin: string | ((write: (chunk: Buffer) => Promise<boolean>) => Promise<void>), signal?: AbortSignal): Promise<[number, string]> {
+  async exec(cmd: string, stdin: string | ((write: (chunk: Buffer, sent?: () => void) => Promise<boolean>) => Promise<void>), signal?: AbortSignal): Promise<[number, string]> {
     const { client, dead, rttMs } = await this.connect();
     return Promise.race([dead, new Promise<[number, string]>((resolve, reject) => {
       client.exec(cmd, (err, ch) => {
@@ -194,9 +194,10 @@ export class SshSession {
           resolve([code ?? 255, Buffer.concat(out).toString('utf8')]);
         });
         if (typeof stdin === 'string') return void ch.end(stdin);
-        const write = async (chunk: Buffer) => {
+        // `sent`: called once the channel holds no more of `chunk` (ssh2 keeps the part its window has no room for)
+        const write = async (chunk: Buffer, sent?: () => void) => {
           // a channel closed early (the command exited) answers with its exit code: the rest goes nowhere
-          if (!closed && !ch.write(chunk)) await new Promise<void>((r) => { wake = r; });
+          if (!closed && !ch.write(chunk, sent && ((err?: Error | null) => { if (!err) sent(); }))) await new Promise<void>((r) => { wake = r; });
           wake = undefined;
           return !closed;
         };

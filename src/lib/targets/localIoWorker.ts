@@ -461,9 +461,9 @@ function packOne(item: PackItem, tar: Buffer, at: number): PackReply & { end?: n
   }
 }
 
-/** Buffers of pack jobs given back by the main thread once written (LocalIo.recycle), at most SPARE_TARS. */
+/** Buffers of pack jobs given back by the main thread once written (LocalIo.recycle), at most SPARE_TAR_BYTES in all (an agent keeps them). */
 const spareTars: ArrayBuffer[] = [];
-const SPARE_TARS = 4;
+const SPARE_TAR_BYTES = 8 << 20;
 
 /** A PackJob: the files' tar members in one buffer (handed to the main thread, not copied; a spare one if big enough). */
 async function pack(job: PackJob): Promise<IoReply> {
@@ -525,7 +525,7 @@ parentPort!.on('message', async (jobs: IoJob[]) => {
   const post = (rs: IoReply[]) => parentPort!.postMessage(rs, rs.flatMap((r) => ('buf' in r ? [r.buf] : [])));
   for (const job of jobs) {
     if (job.op === 'spare') {
-      if (spareTars.length < SPARE_TARS) spareTars.push(job.buf);
+      if (spareTars.reduce((n, b) => n + b.byteLength, job.buf.byteLength) <= SPARE_TAR_BYTES) spareTars.push(job.buf);
       continue;
     }
     replies.push(await run(job));

@@ -25,10 +25,10 @@ export type PutItem = { label: string; size: number; hash?: string; mtimeMs?: nu
 /** Files to put, one after the other (PutItem): small ones, and big ones (written as they are read: putBig in the worker). */
 export interface PutJob { op: 'put'; id: number; items: PutItem[] }
 /**
- * Small settled files to read whole for a kind that packs them itself (tape): each opened as openSettled does,
- * read one byte past its size, proven (size; hash when given, else hashed), and looked at again (identity).
+ * A small settled file to lay out as a tar member named `name` (PackJob), for a kind that writes tar (tape, ssh
+ * batches): opened as openSettled does, read one byte past its size, proven (size; hash when given, else
+ * hashed), and looked at again (identity).
  */
-/** A small settled file to lay out as a tar member named `name` (PackJob). */
 export type PackItem = { label: string; size: number; hash?: string; path: string; identity: Identity; name: string; mtimeMs: number };
 export interface PackJob { op: 'pack'; id: number; items: PackItem[] }
 /** A pack job's buffer given back to a worker, for a later pack job to fill (no reply). */

@@ -1,4 +1,15 @@
+import { setMaxListeners } from 'node:events';
 import { MAX_TIMER_MS } from './timers.js';
+
+/**
+ * A caller's signal that many calls listen to at once (a pass's puts, each under its deadline: one listener
+ * each while it runs, removed when it ends). Past 10 listeners Node prints "MaxListenersExceededWarning:
+ * Possible EventTarget memory leak detected" on stderr (a first backup of 100k files did, into cron's mail):
+ * not a leak here, so the signal takes any number.
+ */
+function shared(signal: AbortSignal): void {
+  setMaxListeners(0, signal);
+}
 
 /**
  * `p`, with a handler from the start: for work asked ahead of the await that takes its result (a read ahead).
@@ -20,6 +31,7 @@ export function raceSignal<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
     p.catch(() => undefined);
     return Promise.reject(signal.reason);
   }
+  shared(signal);
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -39,6 +51,7 @@ export async function withDeadline<T>(ms: number, parent: AbortSignal | undefine
   // capped: a longer deadline would overflow Node's timer and fire at once; 24.8 days is "never" for one call
   const timer = setTimeout(() => ac.abort(timeoutReason()), Math.min(ms, MAX_TIMER_MS));
   const onAbort = () => ac.abort(parent!.reason);
+  if (parent) shared(parent);
   parent?.addEventListener('abort', onAbort, { once: true });
   if (parent?.aborted) onAbort();
   try {

@@ -379,11 +379,9 @@ export class TapeTarget implements Target, Archive {
       },
       data: (bytes) => {
         if (i < 0) return; // the manifest, or a member the catalog does not hold
-        if (!h && !whole && bytes.length === f.members[i][2]) whole = bytes;
-        else {
-          if (!h) { h = newHasher(); if (whole) h.update(whole); whole = undefined; }
-          h.update(bytes);
-        }
+        // a member given whole in one slice ends there: it never gets a second one
+        if (!h && bytes.length === f.members[i][2]) whole = bytes;
+        else (h ??= newHasher()).update(bytes);
       },
       end: () => {
         if (i < 0) return;

@@ -1,8 +1,8 @@
 // The CLI as a few ES module files (dist/bundle/): the entry (dist/bin/replica.js) loads main.js from here in
 // the process that runs the command. Loading the ~90 modules of dist/lib one by one (resolve, read, compile,
 // link each) cost ~60 ms of every command's start (no-op run: 0.83x with the bundle). The modules imported on
-// demand (the ssh and S3 kinds) are chunks loaded when used. The LocalIo and walk workers are entries of their
-// own, beside the chunk that starts each (new URL('./localIoWorker.js', import.meta.url)). Source maps chain to
+// demand (the ssh and S3 kinds) are chunks loaded when used. The LocalIo and walk worker threads start on
+// CommonJS files of their own beside them (localIoWorker.cjs, walkWorker.cjs: see the end). Source maps chain to
 // src/ (through tsc's), so stack traces and coverage name the TypeScript.
 //
 // The small packages every command loads (VENDORED) are each one file in dist/vendor/, built here from
@@ -21,6 +21,8 @@ import { build } from 'esbuild';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const VENDORED = ['commander', 'cosmiconfig', 'micromatch', 'p-queue', 'lowdb', 'xxhash-wasm'];
 const vendorDir = path.join(root, 'dist/vendor');
+/** An import of one of them, by its bare name */
+const VENDORED_NAME = new RegExp(`^(${VENDORED.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
 const common = { bundle: true, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' };
 
 for (const name of VENDORED) {
@@ -48,17 +50,54 @@ await build({ ...common, format: 'cjs', entryPoints: [path.join(root, 'node_modu
 
 await build({
   ...common,
-  entryPoints: [path.join(root, 'dist/bin/main.js'), path.join(root, 'dist/lib/targets/localIoWorker.js'), path.join(root, 'dist/lib/scan/walkWorker.js')],
+  entryPoints: [path.join(root, 'dist/bin/main.js')],
   outdir: path.join(root, 'dist/bundle'),
   entryNames: '[name]',
   splitting: true,
   packages: 'external',
   sourcemap: 'linked',
+  define: { REPLICA_BUNDLE: 'true' }, // workerEntry.ts: the worker threads start on the .cjs files below
   plugins: [{
     name: 'vendored',
     setup(b) {
-      const filter = new RegExp(`^(${VENDORED.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
-      b.onResolve({ filter }, (args) => ({ path: `../vendor/${args.path}.js`, external: true }));
+      b.onResolve({ filter: VENDORED_NAME }, (args) => ({ path: `../vendor/${args.path}.js`, external: true }));
     },
   }],
 });
+
+// The supervised worker process's entry (worker.ts), one CommonJS file with the whole CLI: no ESM loader to set up,
+// no chunks to load one by one (~20 ms of every supervised command). The packages left in node_modules are
+// import()ed as before where the code does (chokidar is an ES module only).
+await build({
+  ...common,
+  format: 'cjs',
+  entryPoints: [path.join(root, 'dist/bin/worker.js')],
+  outfile: path.join(root, 'dist/bundle/worker.cjs'),
+  packages: 'external',
+  supported: { 'dynamic-import': true },
+  sourcemap: 'linked',
+  define: { 'import.meta.url': '__importMetaUrl', REPLICA_BUNDLE: 'true' },
+  banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [{
+    name: 'vendored',
+    setup(b) {
+      // the vendored packages' one-file builds (ES modules, bundled into this one)
+      b.onResolve({ filter: VENDORED_NAME }, (args) => ({ path: path.join(vendorDir, `${args.path}.js`) }));
+    },
+  }],
+});
+
+// The worker threads' entries (LocalIo, the walk), each one CommonJS file with everything it imports (xxhash-wasm,
+// micromatch...): a thread started on an ES module first sets up Node's ESM loader (two threads: ready ~25 ms
+// later, ~40 ms more CPU; workerEntry.ts). import.meta.url (tarLib.ts's createRequire) is the file's own URL.
+for (const entry of ['dist/lib/targets/localIoWorker.js', 'dist/lib/scan/walkWorker.js']) {
+  await build({
+    ...common,
+    format: 'cjs',
+    entryPoints: [path.join(root, entry)],
+    outfile: path.join(root, 'dist/bundle', `${path.basename(entry, '.js')}.cjs`),
+    sourcemap: 'linked',
+    define: { 'import.meta.url': '__importMetaUrl', REPLICA_BUNDLE: 'true' },
+    banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  });
+}

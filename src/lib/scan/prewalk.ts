@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
 import { storeFileBytes } from '../store/store.js';
+import { workerEntry } from '../workerEntry.js';
 import { type Entry, KIND_CODES, NUMS, type WalkMessage, type WalkProblem, type WalkRequest } from './walk.js';
 
 /** What the worker found in one source, in walk order; the last event of a source says whether its root existed. */
@@ -43,7 +44,7 @@ export class Prewalk {
   constructor(config: Config, ahead = 64) {
     const req: WalkRequest = { sources: config.sources.map((s) => ({ path: s.path, include: s.include, exclude: s.exclude })), globalExclude: config.exclude, taken: this.taken, ahead };
     this.queues = req.sources.map(() => []);
-    this.worker = new Worker(new URL('./walkWorker.js', import.meta.url), { workerData: req });
+    this.worker = new Worker(workerEntry('walkWorker', import.meta.url), { workerData: req });
     this.worker.unref();
     this.worker.on('message', (m: WalkMessage) => {
       const q = this.queues[m.src];

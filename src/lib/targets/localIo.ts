@@ -2,6 +2,7 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { type ErrorClass, SourceError, TargetError, classifyErrno } from '../errors.js';
 import type { Identity } from '../scan/sourceFs.js';
+import { workerEntry } from '../workerEntry.js';
 
 /**
  * A copy to fetch: read `src`, check it hashes to `hash`, write it as `dir/temp` with its mode and `mtimeMs`
@@ -91,7 +92,7 @@ export class LocalIo {
   }
 
   private spawn(): Slot {
-    const w = new Worker(new URL('./localIoWorker.js', import.meta.url));
+    const w = new Worker(workerEntry('localIoWorker', import.meta.url));
     const slot: Slot = { w, pending: new Map(), outbox: [] };
     w.on('message', (replies: IoReply[]) => {
       slot.ready = true; // its first message says it is (localIoWorker.ts)

@@ -65,28 +65,6 @@ await build({
   }],
 });
 
-// The supervised worker process's entry (worker.ts), one CommonJS file with the whole CLI: no ESM loader to set up,
-// no chunks to load one by one (~20 ms of every supervised command). The packages left in node_modules are
-// import()ed as before where the code does (chokidar is an ES module only).
-await build({
-  ...common,
-  format: 'cjs',
-  entryPoints: [path.join(root, 'dist/bin/worker.js')],
-  outfile: path.join(root, 'dist/bundle/worker.cjs'),
-  packages: 'external',
-  supported: { 'dynamic-import': true },
-  sourcemap: 'linked',
-  define: { 'import.meta.url': '__importMetaUrl', REPLICA_BUNDLE: 'true' },
-  banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [{
-    name: 'vendored',
-    setup(b) {
-      // the vendored packages' one-file builds (ES modules, bundled into this one)
-      b.onResolve({ filter: VENDORED_NAME }, (args) => ({ path: path.join(vendorDir, `${args.path}.js`) }));
-    },
-  }],
-});
-
 // The worker threads' entries (LocalIo, the walk), each one CommonJS file with everything it imports (xxhash-wasm,
 // micromatch...): a thread started on an ES module first sets up Node's ESM loader (two threads: ready ~25 ms
 // later, ~40 ms more CPU; workerEntry.ts). import.meta.url (tarLib.ts's createRequire) is the file's own URL.

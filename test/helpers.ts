@@ -53,8 +53,8 @@ export function cli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEn
 }
 
 /** Start the CLI without waiting (for kill tests). */
-export function cliSpawn(args: string[], opts: { cwd?: string } = {}): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, stdio: ['ignore', 'ignore', 'ignore'] });
+export function cliSpawn(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'ignore', 'ignore'] });
 }
 
 /** Parse the JSON on stdout of a `--json` run. */

@@ -16,8 +16,10 @@ if (process.env[SUPERVISED_ENV] !== '1' && !helpOnly && argv.some((a) => TARGET_
   // even exiting hangs), and chokidar can leave an fs.watch handle open after watch-limit errors.
   dieWithSupervisor();
   for (const s of [process.stdout, process.stderr]) s.on('error', () => undefined); // `| head` went away: not our error
-  // the CLI (main.ts) as bundled by scripts/bundle.mjs: one file and a few chunks instead of ~90 modules to load
-  const bundle = '../bundle/main.js';
+  // the CLI (main.ts) as bundled by scripts/bundle.mjs: one file and a few chunks instead of ~90 modules to load.
+  // REPLICA_UNBUNDLED=1 (`npm test`, for its coverage figure): from tsc's modules instead, one per source file,
+  // whose lines c8 maps exactly (through the bundle it counted lines of code that never ran: architecture.md)
+  const bundle = process.env.REPLICA_UNBUNDLED === '1' ? './main.js' : '../bundle/main.js';
   const { main } = await import(bundle) as typeof import('./main.js');
   void main(argv).then(exitWith);
 }

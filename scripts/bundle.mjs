@@ -65,6 +65,31 @@ await build({
   }],
 });
 
+// The supervised worker process's entry (worker.ts), one CommonJS file with the whole CLI: no ESM loader to set up,
+// no chunks to link one by one. A `verify --all` of 200 files took 0.935x the wall time of the worker started on the
+// chunks (20 pairs). The packages left in node_modules are import()ed as before where the code does (chokidar is an
+// ES module only). Unsupervised commands (`replica hash`...) keep the chunks: they load only what they need, where
+// the one file took ~20 ms more to start. `npm test` runs the worker on tsc's modules instead (REPLICA_UNBUNDLED, for
+// its coverage figure); test/e2e/bundle.test.ts runs this file end to end.
+await build({
+  ...common,
+  format: 'cjs',
+  entryPoints: [path.join(root, 'dist/bin/worker.js')],
+  outfile: path.join(root, 'dist/bundle/worker.cjs'),
+  packages: 'external',
+  supported: { 'dynamic-import': true },
+  sourcemap: 'linked',
+  define: { 'import.meta.url': '__importMetaUrl', REPLICA_BUNDLE: 'true' },
+  banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [{
+    name: 'vendored',
+    setup(b) {
+      // the vendored packages' one-file builds (ES modules, bundled into this one)
+      b.onResolve({ filter: VENDORED_NAME }, (args) => ({ path: path.join(vendorDir, `${args.path}.js`) }));
+    },
+  }],
+});
+
 // The worker threads' entries (LocalIo, the walk), each one CommonJS file with everything it imports (xxhash-wasm,
 // micromatch...): a thread started on an ES module first sets up Node's ESM loader (two threads: ready ~25 ms
 // later, ~40 ms more CPU; workerEntry.ts). import.meta.url (tarLib.ts's createRequire) is the file's own URL.

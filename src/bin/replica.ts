@@ -2,7 +2,7 @@
 // The entry: as little as possible is loaded before it is decided where the command runs, since a supervised
 // command pays for two Node processes (the supervisor here, the worker that loads the CLI, main.ts).
 import { fileURLToPath } from 'node:url';
-import { SUPERVISED_ENV, dieWithSupervisor, exitWith, supervise } from './supervisor.js';
+import { SUPERVISED_ENV, runCli, supervise } from './supervisor.js';
 
 /** Commands that touch targets (which may hang in the kernel) run in a supervised worker (supervisor.ts). */
 const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore', 'verify', 'adopt', 'tape']);
@@ -10,16 +10,14 @@ const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore',
 const argv = process.argv.slice(2);
 const helpOnly = argv[0] === 'help' || argv.includes('--help') || argv.includes('-h');
 if (process.env[SUPERVISED_ENV] !== '1' && !helpOnly && argv.some((a) => TARGET_COMMANDS.has(a))) {
-  supervise(fileURLToPath(import.meta.url), argv);
+  // the worker runs the whole CLI from one CommonJS file (worker.ts, bundled by scripts/bundle.mjs); with
+  // REPLICA_UNBUNDLED=1 (`npm test`, for its coverage figure) it is this file again, on tsc's modules (below)
+  supervise(process.env.REPLICA_UNBUNDLED === '1' ? fileURLToPath(import.meta.url) : fileURLToPath(new URL('../bundle/worker.cjs', import.meta.url)), argv);
 } else {
-  // Explicit exit: a stuck thread-pool call must not keep the process alive (the supervisor kills it if
-  // even exiting hangs), and chokidar can leave an fs.watch handle open after watch-limit errors.
-  dieWithSupervisor();
-  for (const s of [process.stdout, process.stderr]) s.on('error', () => undefined); // `| head` went away: not our error
   // the CLI (main.ts) as bundled by scripts/bundle.mjs: one file and a few chunks instead of ~90 modules to load.
   // REPLICA_UNBUNDLED=1 (`npm test`, for its coverage figure): from tsc's modules instead, one per source file,
   // whose lines c8 maps exactly (through the bundle it counted lines of code that never ran: architecture.md)
   const bundle = process.env.REPLICA_UNBUNDLED === '1' ? './main.js' : '../bundle/main.js';
   const { main } = await import(bundle) as typeof import('./main.js');
-  void main(argv).then(exitWith);
+  runCli(main, argv);
 }

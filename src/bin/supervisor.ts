@@ -107,6 +107,17 @@ export function dieWithSupervisor(): void {
 let exiting = false;
 
 /**
+ * Run the CLI (`main`, main.ts) in this process, the supervised worker or an unsupervised command, and exit
+ * with its code. The exit is explicit: a stuck thread-pool call must not keep the process alive (the supervisor
+ * kills it if even exiting hangs), and chokidar can leave an fs.watch handle open after watch-limit errors.
+ */
+export function runCli(main: (argv: string[]) => Promise<number>, argv: string[]): void {
+  dieWithSupervisor();
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => undefined); // `| head` went away: not our error
+  void main(argv).then(exitWith);
+}
+
+/**
  * In the worker: tell the supervisor the exit code, then exit. Where the supervisor is absent (tests that
  * import the CLI, REPLICA_SUPERVISED set by hand) this is a plain exit.
  */

@@ -18,7 +18,8 @@ describe('the package as a user installs it', () => {
       const install = spawnSync('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', path.join(dir, tgz)], { encoding: 'utf8', timeout: 600_000 });
       assert.equal(install.status, 0, install.stderr);
       const bin = path.join(prefix, 'bin');
-      const run = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, MANPATH: path.join(prefix, 'share/man'), MANWIDTH: '100' } });
+      // REPLICA_UNBUNDLED empty: the installed package runs as it ships (the supervised worker on dist/bundle/worker.cjs)
+      const run = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, REPLICA_UNBUNDLED: '', PATH: `${bin}:${process.env.PATH}`, MANPATH: path.join(prefix, 'share/man'), MANWIDTH: '100' } });
       assert.equal(run('replica', ['--version']).stdout, `${VERSION}\n`);
       assert.equal(run('replica-monitor', ['--version']).stdout, `${VERSION}\n`);
       const man = run('man', ['replica']);

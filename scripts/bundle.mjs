@@ -24,6 +24,17 @@ const vendorDir = path.join(root, 'dist/vendor');
 /** An import of one of them, by its bare name */
 const VENDORED_NAME = new RegExp(`^(${VENDORED.map((n) => n.replace(/[-/]/g, '\\$&')).join('|')})$`);
 const common = { bundle: true, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' };
+/**
+ * Our own CommonJS files (the worker process's, the worker threads'): import.meta.url is the file's own URL
+ * (packageRoot.ts, tarLib.ts's createRequire), and workerEntry.ts names the threads' .cjs files (REPLICA_BUNDLE).
+ */
+const ownCjs = {
+  ...common,
+  format: 'cjs',
+  sourcemap: 'linked',
+  define: { 'import.meta.url': '__importMetaUrl', REPLICA_BUNDLE: 'true' },
+  banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+};
 
 for (const name of VENDORED) {
   // the same names as the package exports (a CommonJS package's names as Node's ESM loader sees them)
@@ -73,15 +84,11 @@ await build({
 // on tsc's modules instead (REPLICA_UNBUNDLED, for its coverage figure); test/e2e/bundle.test.ts runs this file end
 // to end.
 await build({
-  ...common,
-  format: 'cjs',
+  ...ownCjs,
   entryPoints: [path.join(root, 'dist/bin/worker.js')],
   outfile: path.join(root, 'dist/bundle/worker.cjs'),
   packages: 'external',
   supported: { 'dynamic-import': true },
-  sourcemap: 'linked',
-  define: { 'import.meta.url': '__importMetaUrl', REPLICA_BUNDLE: 'true' },
-  banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [{
     name: 'vendored',
     setup(b) {
@@ -93,15 +100,7 @@ await build({
 
 // The worker threads' entries (LocalIo, the walk), each one CommonJS file with everything it imports (xxhash-wasm,
 // micromatch...): a thread started on an ES module first sets up Node's ESM loader (two threads: ready ~25 ms
-// later, ~40 ms more CPU; workerEntry.ts). import.meta.url (tarLib.ts's createRequire) is the file's own URL.
+// later, ~40 ms more CPU; workerEntry.ts).
 for (const entry of ['dist/lib/targets/localIoWorker.js', 'dist/lib/scan/walkWorker.js']) {
-  await build({
-    ...common,
-    format: 'cjs',
-    entryPoints: [path.join(root, entry)],
-    outfile: path.join(root, 'dist/bundle', `${path.basename(entry, '.js')}.cjs`),
-    sourcemap: 'linked',
-    define: { 'import.meta.url': '__importMetaUrl', REPLICA_BUNDLE: 'true' },
-    banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
-  });
+  await build({ ...ownCjs, entryPoints: [path.join(root, entry)], outfile: path.join(root, 'dist/bundle', `${path.basename(entry, '.js')}.cjs`) });
 }

@@ -9,15 +9,16 @@ const TARGET_COMMANDS = new Set(['run', 'watch', 'check', 'where-is', 'restore',
 
 const argv = process.argv.slice(2);
 const helpOnly = argv[0] === 'help' || argv.includes('--help') || argv.includes('-h');
+/** `npm test` (for its coverage figure): the CLI from tsc's modules, one per source file, which c8 maps exactly */
+const unbundled = process.env.REPLICA_UNBUNDLED === '1';
 if (process.env[SUPERVISED_ENV] !== '1' && !helpOnly && argv.some((a) => TARGET_COMMANDS.has(a))) {
-  // the worker runs the whole CLI from one CommonJS file (worker.ts, bundled by scripts/bundle.mjs); with
-  // REPLICA_UNBUNDLED=1 (`npm test`, for its coverage figure) it is this file again, on tsc's modules (below)
-  supervise(process.env.REPLICA_UNBUNDLED === '1' ? fileURLToPath(import.meta.url) : fileURLToPath(new URL('../bundle/worker.cjs', import.meta.url)), argv);
+  // the worker runs the whole CLI from one CommonJS file (worker.ts, bundled by scripts/bundle.mjs); unbundled,
+  // it is this file again, on tsc's modules (below)
+  supervise(fileURLToPath(unbundled ? import.meta.url : new URL('../bundle/worker.cjs', import.meta.url)), argv);
 } else {
-  // the CLI (main.ts) as bundled by scripts/bundle.mjs: one file and a few chunks instead of ~90 modules to load.
-  // REPLICA_UNBUNDLED=1 (`npm test`, for its coverage figure): from tsc's modules instead, one per source file,
-  // whose lines c8 maps exactly (through the bundle it counted lines of code that never ran: architecture.md)
-  const bundle = process.env.REPLICA_UNBUNDLED === '1' ? './main.js' : '../bundle/main.js';
+  // the CLI (main.ts) as bundled by scripts/bundle.mjs: one file and a few chunks instead of ~90 modules to load;
+  // unbundled, from tsc's modules (through the bundle c8 counted lines of code that never ran: architecture.md)
+  const bundle = unbundled ? './main.js' : '../bundle/main.js';
   const { main } = await import(bundle) as typeof import('./main.js');
   runCli(main, argv);
 }

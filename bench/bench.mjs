@@ -55,6 +55,21 @@ function row(what, ours, peer, peerName, goal, unit = 's', higherBetter = false)
 }
 
 /**
+ * The row "store files proportional to records" (issue: a config of 8 files kept 1,031 store files): the files of
+ * the store of config `name` (`records` records) and of its copy shipped to the local target `dst`
+ * (`<dst>/.replica/bench/`), with the store's shard count. Met when a store of one shard's worth of records
+ * (4,096) is one shard; the shard count of a bigger one is printed to read against its records.
+ */
+function storeFiles(name, dst, records) {
+  const files = (d) => Number(execFileSync('bash', ['-c', `find ${q(d)} -type f | wc -l`], { encoding: 'utf8' }).trim());
+  const store = path.join(W, `${name}.store`);
+  const shards = fs.readdirSync(path.join(store, 'files')).filter((f) => f.endsWith('.json')).length;
+  const met = records > 4096 || shards === 1;
+  console.log(`| store files for ${records} records (the row above): local / shipped to the target | ${files(store)} (${shards} shard${shards > 1 ? 's' : ''}, meta.json, 2 snapshots) / ${files(path.join(dst, '.replica'))} | goal: proportional to records | | ${met ? 'met' : 'MISSED'} |`);
+  rows.push({ what: `store files, ${records} records`, local: files(store), shards, shipped: files(path.join(dst, '.replica')) });
+}
+
+/**
  * Time `peer(i)` and `ours(i)`, TRIALS times each, and return both medians. Each trial writes to fresh paths
  * (the commands take the trial number): deleting a tree between trials leaves the filesystem busy with
  * discards and journal work that would be billed to the next trial. Old trees go at the end. The one that goes
@@ -108,6 +123,7 @@ if (want('rerun')) {
   if (!fs.existsSync(path.join(W, 'k100.store', 'meta.json'))) sh(replica(`run --config ${q(cfg)}`));
   const [ours, peer] = pair(() => `rsync -a ${q(src)}/ ${q(dst)}.rsync/`, () => replica(`run --config ${q(cfg)}`));
   row('no-change re-run, 100k files', ours, peer, 'rsync -a', 1.0);
+  storeFiles('k100', dst, 100_000);
 }
 
 // A real system tree (docs, time zones, Python: text, binaries, many small files, symlinks), copied once from
@@ -154,6 +170,7 @@ if (want('noop')) {
   sh(replica(`run --config ${q(cfg)}`));
   const [ours, peer] = pair(() => `rsync -a ${q(src)}/ ${q(dst)}.rsync/`, () => replica(`run --config ${q(cfg)}`));
   row('no-op run of a 10-file config', ours, peer, 'rsync -a', 1.5);
+  storeFiles('ten', dst, 10);
 }
 
 if (want('big') || want('hash')) {

@@ -64,9 +64,10 @@ function storeFiles(name, dst, records) {
   const files = (d) => Number(execFileSync('bash', ['-c', `find ${q(d)} -type f | wc -l`], { encoding: 'utf8' }).trim());
   const store = path.join(W, `${name}.store`);
   const shards = fs.readdirSync(path.join(store, 'files')).filter((f) => f.endsWith('.json')).length;
+  const local = files(store); const shipped = files(path.join(dst, '.replica'));
   const met = records > 4096 || shards === 1;
-  console.log(`| store files for ${records} records (the row above): local / shipped to the target | ${files(store)} (${shards} shard${shards > 1 ? 's' : ''}, meta.json, 2 snapshots) / ${files(path.join(dst, '.replica'))} | goal: proportional to records | | ${met ? 'met' : 'MISSED'} |`);
-  rows.push({ what: `store files, ${records} records`, local: files(store), shards, shipped: files(path.join(dst, '.replica')) });
+  console.log(`| store files for ${records} records (the row above): local / shipped to the target | ${local} (${shards} shard${shards > 1 ? 's' : ''}, meta.json, 2 snapshots) / ${shipped} | goal: proportional to records | | ${met ? 'met' : 'MISSED'} |`);
+  rows.push({ what: `store files, ${records} records`, local, shards, shipped });
 }
 
 /**

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -119,6 +120,23 @@ export function treeDigest(dir: string): Map<string, string> {
   };
   if (fs.existsSync(dir)) walk(dir, '');
   return out;
+}
+
+/** A replica temp file's path (`.replica-<hex>.tmp`, layout.ts tempName), relative or not. */
+export const TEMP_FILE = /(^|\/)\.replica-[0-9a-f]+\.tmp$/;
+
+/**
+ * Every file under a target with a final (non-temp) name must equal its source byte for byte: `source` is the
+ * source tree's treeDigest. Returns how many files have a final name there.
+ */
+export function assertNoPartialFiles(targetHostRoot: string, source: Map<string, string>, context = ''): number {
+  let whole = 0;
+  for (const [rel, digest] of treeDigest(targetHostRoot)) {
+    if (TEMP_FILE.test(rel)) continue;
+    assert.equal(digest, source.get(rel), `${context}partial or wrong file under a final name: ${rel}`);
+    whole++;
+  }
+  return whole;
 }
 
 /** Where `source/rel` lands on a local target base for `host`. */

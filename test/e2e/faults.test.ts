@@ -4,20 +4,9 @@ import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { handOver } from '../../dist/bin/supervisor.js';
-import { CLI, age, alive, cli, cliSpawn, children, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
+import { CLI, age, alive, assertNoPartialFiles, cli, cliSpawn, children, exited, json, makeTree, mountTmpfs, onTarget, rmTree, tmpDir, treeDigest, until, writeConfig } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Every file under a target with a final (non-temp) name must equal its source byte for byte. */
-function assertNoPartialFiles(targetHostRoot: string, src: string): number {
-  const source = treeDigest(src);
-  let temps = 0;
-  for (const [rel, digest] of treeDigest(targetHostRoot)) {
-    if (/(^|\/)\.replica-[0-9a-f]+\.tmp$/.test(rel)) { temps++; continue; }
-    assert.equal(digest, source.get(rel), `partial or wrong file under a final name: ${rel}`);
-  }
-  return temps;
-}
 
 describe('crash safety', () => {
   it('kill -9 at 20 random moments of a 2k-file backup: store loads, no partial file under a final name, one more run verifies all', async () => {
@@ -25,6 +14,7 @@ describe('crash safety', () => {
     const src = path.join(dir, 'src');
     makeTree(src, 2000, { maxBytes: 24 * 1024, seed: 42 });
     const cfg = writeConfig(dir, { host: 'k', sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }], settle: '1s', snapshots: 3 });
+    const source = treeDigest(src);
     let seed = 7;
     const rand = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
     for (let i = 0; i < 20; i++) {
@@ -36,7 +26,7 @@ describe('crash safety', () => {
       child.kill('SIGKILL');
       await exited(child);
       await until(() => worker.every((p) => !alive(p)), 5000, 10);
-      for (const t of ['ta', 'tb']) assertNoPartialFiles(onTarget(path.join(dir, t), 'k', src), src);
+      for (const t of ['ta', 'tb']) assertNoPartialFiles(onTarget(path.join(dir, t), 'k', src), source);
       const st = await cli(['status', '--json', '--config', cfg]);
       assert.equal(st.code, 0, `store must load after kill ${i}: ${st.stderr}`);
     }
@@ -115,7 +105,7 @@ describe('crash safety', () => {
     const code = await exited(child);
     assert.equal(code, 130, stderr);
     assert.match(stderr, /SIGTERM/);
-    assertNoPartialFiles(onTarget(path.join(dir, 'ta'), 't', src), src);
+    assertNoPartialFiles(onTarget(path.join(dir, 'ta'), 't', src), treeDigest(src));
     const r = await cli(['run', '--config', cfg]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(treeDigest(onTarget(path.join(dir, 'ta'), 't', src)), treeDigest(src));
@@ -139,7 +129,7 @@ describe('target faults', () => {
     assert.ok(tFull.failed.files > 0, 'some files must fail on the full target');
     assert.equal(tFull.failed.byClass.ENOSPC.files, tFull.failed.files);
     assert.equal(tFull.verified.files + tFull.failed.files, 12);
-    assertNoPartialFiles(onTarget(full, 'f', src), src);
+    assertNoPartialFiles(onTarget(full, 'f', src), treeDigest(src));
     execFileSync('mount', ['-o', 'remount,size=16m', full]);
     const r2 = await cli(['run', '--json', '--config', cfg]);
     assert.equal(r2.code, 0, r2.stderr);

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { SshTarget, knownHostKey } from '../../dist/lib/targets/ssh.js';
 import { TargetError } from '../../dist/lib/errors.js';
-import { rmTree, tmpDir, srcOf } from '../helpers.js';
+import { children, rmTree, tmpDir, srcOf } from '../helpers.js';
 import { startSshd, type Sshd } from '../sshd.js';
 import { contractMethodsOf } from '../../dist/lib/targets/lazy.js';
 import { SSH_METHODS } from '../../dist/lib/targets/sshKind.js';
@@ -499,18 +499,13 @@ describe('replica run: a first backup of many small files over ssh', () => {
 
 /** Every process under `pid` (its children, theirs, ...). */
 function descendants(pid: number): number[] {
-  const out: number[] = [];
-  for (let todo = [pid]; todo.length;) {
-    const kids = todo.flatMap((p) => { try { return execFileSync('pgrep', ['-P', String(p)]).toString().trim().split('\n').map(Number); } catch { return []; } });
-    out.push(...kids);
-    todo = kids;
-  }
-  return out;
+  const kids = children(pid);
+  return [...kids, ...kids.flatMap(descendants)];
 }
 
 describe('replica run over ssh killed mid-bundle', () => {
   it('kill -9 while a tar bundle streams (5 first backups): once the server\'s commands end, every file under a final name there is whole; one more run verifies all', async () => {
-    const { cli, json, makeTree, writeConfig, treeDigest, onTarget, cliSpawn, exited, until } = await import('../helpers.js');
+    const { TEMP_FILE, assertNoPartialFiles, cli, json, makeTree, writeConfig, treeDigest, onTarget, cliSpawn, exited, until } = await import('../helpers.js');
     const dir = tmpDir();
     const src = path.join(dir, 'src');
     makeTree(src, 1500, { maxBytes: 64 * 1024, seed: 11 });
@@ -522,7 +517,7 @@ describe('replica run over ssh killed mid-bundle', () => {
     // a bundle is streaming once its first temp member is on the server; the kills come 0-671 ms later (seeded):
     // on the reference machine, with 20 to ~1,400 of the 1,500 members extracted under their temp names
     const temp = (d: string): boolean => fs.existsSync(d) && fs.readdirSync(d, { withFileTypes: true })
-      .some((e) => (e.isDirectory() ? temp(path.join(d, e.name)) : /^\.replica-[0-9a-f]+\.tmp$/.test(e.name)));
+      .some((e) => (e.isDirectory() ? temp(path.join(d, e.name)) : TEMP_FILE.test(e.name)));
     let killedMidBundle = 0;
     let cut = 0;
     for (let i = 0; i < 5; i++) {
@@ -538,13 +533,7 @@ describe('replica run over ssh killed mid-bundle', () => {
       await exited(child);
       // the server's side (sshd's session, perl, tar) sees the stream end: wait until it has
       await until(() => descendants(sshd.pid()).length === 0, 30_000, 20);
-      let whole = 0;
-      for (const [rel, digest] of treeDigest(root)) {
-        if (/(^|\/)\.replica-[0-9a-f]+\.tmp$/.test(rel)) continue;
-        assert.equal(digest, source.get(rel), `kill ${i}: a file under a final name is not whole: ${rel}`);
-        whole++;
-      }
-      if (whole < source.size) cut++;
+      if (assertNoPartialFiles(root, source, `kill ${i}: `) < source.size) cut++;
     }
     // the kills must have cut backups short, else the test proved nothing (the two at 0 and 5 ms always do, on a
     // machine twice as fast as this one too)

@@ -32,9 +32,14 @@ function tapeLocation(tapes: Map<string, MemberIndex>, t: TargetConfig, rel: str
 
 /** Does the record path `p` match `arg`: a bare name (no `/`) anywhere, a glob, or a path (relative to the cwd)? */
 export function matcher(arg: string): (p: string) => boolean {
-  if (!arg.includes('/')) return (p) => micromatch.isMatch(path.basename(p), arg, { dot: true });
+  // Each glob is compiled once here: micromatch.isMatch compiles its pattern again at every call, ~40 us, which
+  // was 0.4 s of a `verify GLOB` over 10k records.
+  if (!arg.includes('/')) {
+    const name = micromatch.matcher(arg, { dot: true });
+    return (p) => name(path.basename(p));
+  }
   const abs = path.resolve(arg);
-  if (micromatch.scan(arg).isGlob) return (p) => micromatch.isMatch(p, abs, { dot: true });
+  if (micromatch.scan(arg).isGlob) return micromatch.matcher(abs, { dot: true });
   const under = abs === '/' ? '/' : `${abs}/`;
   return (p) => p === abs || p.startsWith(under);
 }

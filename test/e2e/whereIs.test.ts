@@ -36,8 +36,11 @@ describe('replica where-is', () => {
 
     const byGlob = json(await cli(['where-is', '--json', `${src}/**/*.fits`, '--config', cfg])) as { path: string }[];
     assert.deepEqual(byGlob.map((f) => f.path), [img]);
-    const byDir = json(await cli(['where-is', '--json', src, '--config', cfg])) as { path: string }[];
+    const dirOut = await cli(['where-is', '--json', src, '--config', cfg]);
+    const byDir = json(dirOut) as { path: string }[];
     assert.deepEqual(byDir.map((f) => f.path), [img, log], 'a directory: everything under it, sorted');
+    // written a match at a time, the text is still what JSON.stringify(all, null, 2) gives
+    assert.equal(dirOut.stdout, `${JSON.stringify(byDir, null, 2)}\n`);
     const byRoot = json(await cli(['where-is', '--json', '/', '--config', cfg])) as { path: string }[];
     assert.deepEqual(byRoot.map((f) => f.path), [img, log], '/ is the directory above everything');
     const text = await cli(['where-is', log, '--config', cfg]);
@@ -46,6 +49,10 @@ describe('replica where-is', () => {
     const none = await cli(['where-is', 'nothing-like-this', '--config', cfg]);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /nothing known matches nothing-like-this/);
+    const noneJson = await cli(['where-is', '--json', 'nothing-like-this', '--config', cfg]);
+    assert.equal(noneJson.code, 1);
+    assert.equal(noneJson.stdout, '[]\n', 'no match: an empty array');
+    assert.match(noneJson.stderr, /nothing known matches nothing-like-this/, 'said on stderr in JSON mode too');
     assert.equal((await cli(['where-is', '--config', cfg])).code, 2, 'no argument is a usage error');
     rmTree(dir);
   });

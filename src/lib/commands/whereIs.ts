@@ -2,7 +2,7 @@ import path from 'node:path';
 import micromatch from 'micromatch';
 import { UsageError, messageOf } from '../errors.js';
 import type { TargetConfig } from '../config/schema.js';
-import { type FileRecord, toFileRecord, type TargetState } from '../store/model.js';
+import { type FileRecord, type Rec, toFileRecord, type TargetState } from '../store/model.js';
 import { targetPath, versionStamp } from '../targets/layout.js';
 import { hasVersions } from '../targets/target.js';
 import { MemberIndex, locationOf } from '../targets/tapeCatalog.js';
@@ -47,22 +47,29 @@ export function matcher(arg: string): (p: string) => boolean {
 /**
  * `replica where-is PATH|GLOB|NAME...`: for each file the store knows that matches, its hash and size, and per
  * target its state, where the copy is, when it was verified and the versions kept there (asked of the
- * target). Returns the matches; throws UsageError for no argument. Nothing is written.
+ * target). Nothing is written. Each match is described and printed in turn (text, or one element of the JSON
+ * array), so a glob that matches a million records holds their records, not a million descriptions and one
+ * string of all of them (which outgrew V8's longest string). Returns how many matched and the arguments that
+ * matched nothing; throws UsageError for no argument.
  */
-export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ found: WhereIs[]; unmatched: string[] }> {
+export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ count: number; unmatched: string[] }> {
   if (!args.length) throw new UsageError('replica where-is: give at least one PATH, GLOB or NAME');
   const { config } = ctx;
   const store = await openStoreReadOnly(ctx);
   const tests = args.map((a) => ({ arg: a, test: matcher(a), hit: false }));
   const tapes = new Map(Object.entries(store.meta.tape ?? {}).map(([name, c]) => [name, new MemberIndex(() => c)]));
-  let found: WhereIs[] = [];
-  for (const [p, r] of store.entries()) {
-    const hits = tests.filter((t) => t.test(p));
-    if (!hits.length) continue;
-    for (const h of hits) h.hit = true;
+  let matched: [string, Rec][] = [];
+  for (const e of store.entries()) {
+    let hit = false;
+    for (const t of tests) if (t.test(e[0])) { t.hit = true; hit = true; }
+    if (hit) matched.push(e);
+  }
+  matched = sortByPathBytes(matched, (e) => e[0]);
+  const unmatched = tests.filter((t) => !t.hit).map((t) => t.arg);
+  const describe = (p: string, r: Rec): WhereIs => {
     const fr = toFileRecord(p, r);
     const rel = targetPath(config.host, p);
-    found.push({
+    return {
       path: p, hash: fr.hash, size: fr.size, kind: fr.kind, ...(fr.deletedAt ? { deletedAt: fr.deletedAt } : {}),
       ...(fr.removedLocallyAt ? { removedLocallyAt: fr.removedLocallyAt } : {}),
       ...(fr.previousContents ? { previousContents: fr.previousContents } : {}),
@@ -70,45 +77,49 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ fo
         state: fr.targets[t.name]?.state ?? 'pending', location: t.kind === 'tape' ? tapeLocation(tapes, t, rel, fr.hash) : locationOn(t, rel),
         ...(fr.targets[t.name]?.verifiedAt ? { verifiedAt: fr.targets[t.name].verifiedAt } : {}),
       }])),
-    });
-  }
-  found = sortByPathBytes(found, (f) => f.path);
-  if (found.length) await addVersions(ctx, found);
-  const unmatched = tests.filter((t) => !t.hit).map((t) => t.arg);
-  if (ctx.opts.json) ctx.out.write(`${JSON.stringify(found, null, 2)}\n`);
-  else print(ctx, found, unmatched);
-  return { found, unmatched };
-}
-
-/** Ask each target that keeps versions which it holds for each match (a target that cannot answer says why). */
-async function addVersions(ctx: Context, found: WhereIs[]): Promise<void> {
-  const targets = createTargets(ctx.config, ctx.log);
+    };
+  };
+  const out = buffered(ctx.out);
+  // the targets that keep versions are asked which they hold, per match
+  const targets = matched.length ? createTargets(config, ctx.log) : [];
   try {
-    for (const t of targets) {
-      if (!hasVersions(t)) continue;
-      for (const f of found) {
-        const entry = f.targets[t.name];
+    const versioned = targets.filter(hasVersions);
+    // exactly what JSON.stringify(all, null, 2) wrote, an element at a time
+    if (ctx.opts.json) out.write(matched.length ? '[' : '[]\n');
+    for (let i = 0; i < matched.length; i++) {
+      const w = describe(...matched[i]);
+      for (const t of versioned) {
+        const entry = w.targets[t.name];
         try {
-          entry.versions = (await t.listVersions(targetPath(ctx.config.host, f.path))).map(versionStamp);
+          entry.versions = (await t.listVersions(targetPath(config.host, w.path))).map(versionStamp);
         } catch (err) {
           entry.versionsError = messageOf(err);
         }
       }
+      if (ctx.opts.json) out.write(`${i ? ',' : ''}\n  ${JSON.stringify(w, null, 2).replace(/\n/g, '\n  ')}${i === matched.length - 1 ? '\n]\n' : ''}`);
+      else print(out, w);
     }
+    out.flush();
   } finally {
     await Promise.allSettled(targets.map((t) => t.close()));
   }
+  for (const u of unmatched) ctx.log.warn(`where-is: nothing known matches ${u}`);
+  return { count: matched.length, unmatched };
 }
 
-function print(ctx: Context, found: WhereIs[], unmatched: string[]): void {
-  const w = (l: string) => ctx.out.write(`${l}\n`);
-  for (const f of found) {
-    w(`${f.path}  ${f.kind === 'symlink' ? 'symlink' : `${f.hash || '(not hashed yet)'}  ${f.size} bytes`}${f.deletedAt ? `  deleted at source ${f.deletedAt}` : ''}${f.removedLocallyAt ? `  removed from the source by deleteLocalAfter ${f.removedLocallyAt}` : ''}`);
-    for (const c of f.previousContents ?? []) w(`  previous content ${c.hash}  current ${c.since} .. ${c.until}`);
-    for (const [name, t] of Object.entries(f.targets)) {
-      const versions = t.versions?.length ? `  versions: ${t.versions.join(', ')}` : t.versionsError ? `  versions: unknown (${t.versionsError})` : '';
-      w(`  ${name}  ${t.state}${t.verifiedAt ? ` ${t.verifiedAt}` : ''}  ${t.location}${versions}`);
-    }
+/** Writes to `out` in pieces of ~64 KiB (stdout's writes are synchronous: one system call each). */
+function buffered(out: NodeJS.WritableStream): { write(s: string): void; flush(): void } {
+  let buf = '';
+  const flush = () => { if (buf) out.write(buf); buf = ''; };
+  return { write: (s) => { buf += s; if (buf.length >= 65_536) flush(); }, flush };
+}
+
+function print(out: { write(s: string): void }, f: WhereIs): void {
+  const w = (l: string) => out.write(`${l}\n`);
+  w(`${f.path}  ${f.kind === 'symlink' ? 'symlink' : `${f.hash || '(not hashed yet)'}  ${f.size} bytes`}${f.deletedAt ? `  deleted at source ${f.deletedAt}` : ''}${f.removedLocallyAt ? `  removed from the source by deleteLocalAfter ${f.removedLocallyAt}` : ''}`);
+  for (const c of f.previousContents ?? []) w(`  previous content ${c.hash}  current ${c.since} .. ${c.until}`);
+  for (const [name, t] of Object.entries(f.targets)) {
+    const versions = t.versions?.length ? `  versions: ${t.versions.join(', ')}` : t.versionsError ? `  versions: unknown (${t.versionsError})` : '';
+    w(`  ${name}  ${t.state}${t.verifiedAt ? ` ${t.verifiedAt}` : ''}  ${t.location}${versions}`);
   }
-  for (const u of unmatched) ctx.log.warn(`where-is: nothing known matches ${u}`);
 }

@@ -100,6 +100,16 @@ export function targetNames(config: Config, only?: string, flag = '--target'): s
 export { sortByPathBytes } from '../targets/layout.js';
 
 /**
+ * Text for `out` gathered into writes of ~64 KiB: stdout's writes are synchronous (one system call each), and a
+ * listing of a million lines was a million of them. flush() writes the rest.
+ */
+export function buffered(out: NodeJS.WritableStream): { write(s: string): void; flush(): void } {
+  let buf = '';
+  const flush = () => { if (buf) out.write(buf); buf = ''; };
+  return { write: (s) => { buf += s; if (buf.length >= 65_536) flush(); }, flush };
+}
+
+/**
  * Build every configured target (or only `only`); tape targets get their catalog from `store` when given.
  * Throws ConfigError for a kind this build lacks, UsageError for an unknown `only`.
  */

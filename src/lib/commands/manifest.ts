@@ -1,6 +1,6 @@
 import { isVerifiedOn } from '../store/records.js';
 import { manifestLine, targetPath } from '../targets/layout.js';
-import { type Context, openStoreReadOnly, sortByPathBytes, targetNames } from './context.js';
+import { type Context, buffered, openStoreReadOnly, sortByPathBytes, targetNames } from './context.js';
 
 export { manifestLine } from '../targets/layout.js';
 
@@ -20,6 +20,10 @@ export async function manifestCommand(ctx: Context, opts: { target?: string } = 
   }
   const rows = sortByPathBytes(found, (r) => r.path);
   if (ctx.opts.json) ctx.out.write(`${JSON.stringify(rows)}\n`);
-  else for (const row of rows) ctx.out.write(`${manifestLine(row.hash, row.path)}\n`);
+  else {
+    const out = buffered(ctx.out);
+    for (const row of rows) out.write(`${manifestLine(row.hash, row.path)}\n`);
+    out.flush();
+  }
   return rows.length;
 }

@@ -6,7 +6,7 @@ import { type FileRecord, type Rec, toFileRecord, type TargetState } from '../st
 import { targetPath, versionStamp } from '../targets/layout.js';
 import { hasVersions } from '../targets/target.js';
 import { MemberIndex, locationOf } from '../targets/tapeCatalog.js';
-import { type Context, createTargets, openStoreReadOnly, sortByPathBytes } from './context.js';
+import { type Context, buffered, createTargets, openStoreReadOnly, sortByPathBytes } from './context.js';
 
 export interface WhereIs {
   path: string;
@@ -105,13 +105,6 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ co
   }
   for (const u of unmatched) ctx.log.warn(`where-is: nothing known matches ${u}`);
   return { count: matched.length, unmatched };
-}
-
-/** Writes to `out` in pieces of ~64 KiB (stdout's writes are synchronous: one system call each). */
-function buffered(out: NodeJS.WritableStream): { write(s: string): void; flush(): void } {
-  let buf = '';
-  const flush = () => { if (buf) out.write(buf); buf = ''; };
-  return { write: (s) => { buf += s; if (buf.length >= 65_536) flush(); }, flush };
 }
 
 function print(out: { write(s: string): void }, f: WhereIs): void {

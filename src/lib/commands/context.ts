@@ -110,6 +110,19 @@ export function buffered(out: NodeJS.WritableStream): { write(s: string): void; 
 }
 
 /**
+ * A JSON array written an element at a time, as exactly the text `JSON.stringify(all, null, 2)` gives: a listing
+ * of millions of elements is never one string (V8's longest is 537M characters). end() closes it and flushes.
+ */
+export function jsonArray(out: NodeJS.WritableStream): { add(item: unknown): void; end(): void } {
+  const w = buffered(out);
+  let n = 0;
+  return {
+    add: (item) => w.write(`${n++ ? ',' : '['}\n  ${JSON.stringify(item, null, 2).replace(/\n/g, '\n  ')}`),
+    end: () => { w.write(n ? '\n]\n' : '[]\n'); w.flush(); },
+  };
+}
+
+/**
  * Build every configured target (or only `only`); tape targets get their catalog from `store` when given.
  * Throws ConfigError for a kind this build lacks, UsageError for an unknown `only`.
  */

@@ -6,7 +6,7 @@ import { type FileRecord, type Rec, toFileRecord, type TargetState } from '../st
 import { targetPath, versionStamp } from '../targets/layout.js';
 import { hasVersions } from '../targets/target.js';
 import { MemberIndex, locationOf } from '../targets/tapeCatalog.js';
-import { type Context, buffered, createTargets, openStoreReadOnly, sortByPathBytes } from './context.js';
+import { type Context, buffered, createTargets, jsonArray, openStoreReadOnly, sortByPathBytes } from './context.js';
 
 export interface WhereIs {
   path: string;
@@ -80,12 +80,11 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ co
     };
   };
   const out = buffered(ctx.out);
+  const json = ctx.opts.json ? jsonArray(ctx.out) : undefined;
   // the targets that keep versions are asked which they hold, per match
   const targets = matched.length ? createTargets(config, ctx.log) : [];
   try {
     const versioned = targets.filter(hasVersions);
-    // exactly what JSON.stringify(all, null, 2) wrote, an element at a time
-    if (ctx.opts.json) out.write(matched.length ? '[' : '[]\n');
     for (let i = 0; i < matched.length; i++) {
       const w = describe(...matched[i]);
       for (const t of versioned) {
@@ -96,9 +95,10 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ co
           entry.versionsError = messageOf(err);
         }
       }
-      if (ctx.opts.json) out.write(`${i ? ',' : ''}\n  ${JSON.stringify(w, null, 2).replace(/\n/g, '\n  ')}${i === matched.length - 1 ? '\n]\n' : ''}`);
+      if (json) json.add(w);
       else print(out, w);
     }
+    json?.end();
     out.flush();
   } finally {
     await Promise.allSettled(targets.map((t) => t.close()));

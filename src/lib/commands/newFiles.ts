@@ -5,7 +5,7 @@ import { PathFilter } from '../scan/filter.js';
 import { walk } from '../scan/walk.js';
 import { observationChanged } from '../scan/settle.js';
 import { isCurrent, stateNameOn } from '../store/records.js';
-import { type Context, buffered, openStoreReadOnly, targetNames } from './context.js';
+import { type Context, buffered, jsonArray, openStoreReadOnly, targetNames } from './context.js';
 
 export interface NewFilesOptions { since?: string; target?: string; nul?: boolean }
 
@@ -75,7 +75,11 @@ export async function newFilesCommand(ctx: Context, opts: NewFilesOptions): Prom
     });
   }
   found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  if (ctx.opts.json) ctx.out.write(`${JSON.stringify(found, null, 2)}\n`);
+  if (ctx.opts.json) {
+    const json = jsonArray(ctx.out);
+    for (const f of found) json.add(f);
+    json.end();
+  }
   else if (opts.nul) for (const f of found) ctx.out.write(Buffer.concat([raw.get(f) ?? Buffer.from(f.path), Buffer.from([0])]));
   else {
     const out = buffered(ctx.out);

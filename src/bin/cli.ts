@@ -118,7 +118,7 @@ export const COMMANDS: CmdSpec[] = [
   },
   {
     name: 'where-is', args: MATCH, summary: 'hash, size and, per target, state, location, verifiedAt, versions',
-    details: 'Every file the store knows that matches (a path: that file or everything under it; a glob; a bare NAME: that file name anywhere, as tapetown\'s where_is): hash, size, and per target its state, location (a path, ssh:// or s3:// URL), verifiedAt and the versions kept there.',
+    details: 'Every file the store knows that matches (a path: that file or everything under it; a glob; a bare NAME: that file name anywhere, as tapetown\'s where_is): hash, size, and per target its state, location (a path, ssh:// or s3:// URL), verifiedAt and the versions kept there. Sorted by path; each match is printed as soon as its versions are known (a glob over a million records is never held as one text). An argument that matches nothing is said on stderr, with --json too.',
     options: [], examples: [['replica where-is img_0042.fits', 'by name'], ['replica where-is --json "/data/**/*.fits"', 'docs/schemas/where-is.schema.json']],
     exit: '0 every argument matched; 1 one matched nothing',
   },

@@ -16,6 +16,10 @@ describe('replica where-is', () => {
     fs.writeFileSync(img, 'first');
     fs.writeFileSync(log, 'log');
     age(img); age(log);
+    // more files than where-is asks versions for at once (32), to see them come back in order
+    const many = Array.from({ length: 45 }, (_, i) => path.join(src, 'many', `m${String(i).padStart(2, '0')}`));
+    fs.mkdirSync(path.join(src, 'many'));
+    for (const f of many) { fs.writeFileSync(f, f); age(f); }
     const cfg = writeConfig(dir, { host: 'h', sources: [src], targets: [{ name: 'a', url: 'ta' }, { name: 'b', url: 'tb' }] });
     assert.equal((await cli(['run', '--config', cfg])).code, 0);
     fs.writeFileSync(img, 'second');
@@ -37,12 +41,16 @@ describe('replica where-is', () => {
     const byGlob = json(await cli(['where-is', '--json', `${src}/**/*.fits`, '--config', cfg])) as { path: string }[];
     assert.deepEqual(byGlob.map((f) => f.path), [img]);
     const dirOut = await cli(['where-is', '--json', src, '--config', cfg]);
-    const byDir = json(dirOut) as { path: string }[];
-    assert.deepEqual(byDir.map((f) => f.path), [img, log], 'a directory: everything under it, sorted');
+    const byDir = json(dirOut) as { path: string; targets: Record<string, { versions?: string[] }> }[];
+    assert.deepEqual(byDir.filter((f) => f.targets.a.versions?.length).map((f) => f.path), [img], 'each match gets its own versions');
+    assert.deepEqual(byDir.map((f) => f.path), [img, ...many, log], 'a directory: everything under it, sorted');
     // written a match at a time, the text is still what JSON.stringify(all, null, 2) gives
     assert.equal(dirOut.stdout, `${JSON.stringify(byDir, null, 2)}\n`);
     const byRoot = json(await cli(['where-is', '--json', '/', '--config', cfg])) as { path: string }[];
-    assert.deepEqual(byRoot.map((f) => f.path), [img, log], '/ is the directory above everything');
+    assert.deepEqual(byRoot.map((f) => f.path), [img, ...many, log], '/ is the directory above everything');
+    const manyOut = json(await cli(['where-is', '--json', path.join(src, 'many'), '--config', cfg])) as { path: string; targets: Record<string, { versions?: string[] }> }[];
+    assert.deepEqual(manyOut.map((f) => f.path), many, 'in path order, each with its own answer');
+    assert.ok(manyOut.every((f) => Array.isArray(f.targets.a.versions) && Array.isArray(f.targets.b.versions)));
     const text = await cli(['where-is', log, '--config', cfg]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`^${log.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}  [0-9a-f]{16}  3 bytes\\n  a  verified `));

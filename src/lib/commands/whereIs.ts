@@ -30,6 +30,9 @@ function tapeLocation(tapes: Map<string, MemberIndex>, t: TargetConfig, rel: str
   return found ? locationOf(found.file, rel) : `${t.url} (not on a tape yet)`;
 }
 
+/** where-is asks the targets for the versions of this many matches at once. */
+const VERSIONS_AHEAD = 32;
+
 /** Does the record path `p` match `arg`: a bare name (no `/`) anywhere, a glob, or a path (relative to the cwd)? */
 export function matcher(arg: string): (p: string) => boolean {
   // Each glob is compiled once here: micromatch.isMatch compiles its pattern again at every call, ~40 us, which
@@ -85,16 +88,25 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ co
   const targets = matched.length ? createTargets(config, ctx.log) : [];
   try {
     const versioned = targets.filter(hasVersions);
-    for (let i = 0; i < matched.length; i++) {
+    // the versions of VERSIONS_AHEAD matches are asked for at once (a listing is a round trip or more on ssh
+    // and S3), and the matches are printed in order as their answers come
+    const ask = async (i: number): Promise<WhereIs> => {
       const w = describe(...matched[i]);
-      for (const t of versioned) {
+      await Promise.all(versioned.map(async (t) => {
         const entry = w.targets[t.name];
         try {
           entry.versions = (await t.listVersions(targetPath(config.host, w.path))).map(versionStamp);
         } catch (err) {
           entry.versionsError = messageOf(err);
         }
-      }
+      }));
+      return w;
+    };
+    const asked: (Promise<WhereIs> | undefined)[] = [];
+    for (let i = 0; i < matched.length; i++) {
+      while (asked.length < Math.min(i + VERSIONS_AHEAD, matched.length)) asked.push(ask(asked.length));
+      const w = await asked[i]!;
+      asked[i] = undefined;
       if (json) json.add(w);
       else print(out, w);
     }

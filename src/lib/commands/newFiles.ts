@@ -79,9 +79,9 @@ export async function newFilesCommand(ctx: Context, opts: NewFilesOptions): Prom
     const json = jsonArray(ctx.out);
     for (const f of found) json.add(f);
     json.end();
-  }
-  else if (opts.nul) for (const f of found) ctx.out.write(Buffer.concat([raw.get(f) ?? Buffer.from(f.path), Buffer.from([0])]));
-  else {
+  } else if (opts.nul) {
+    for (const f of found) ctx.out.write(Buffer.concat([raw.get(f) ?? Buffer.from(f.path), Buffer.from([0])]));
+  } else {
     const out = buffered(ctx.out);
     for (const f of found) out.write(`${f.path}\n`);
     out.flush();

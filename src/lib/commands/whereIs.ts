@@ -52,7 +52,7 @@ export function matcher(arg: string): (p: string) => boolean {
  * target its state, where the copy is, when it was verified and the versions kept there (asked of the
  * target). Nothing is written. Each match is described and printed in turn (text, or one element of the JSON
  * array), so a glob that matches a million records holds their records, not a million descriptions and one
- * string of all of them (which outgrew V8's longest string). Returns how many matched and the arguments that
+ * string of all of them (V8's longest string is 537M characters). Returns how many matched and the arguments that
  * matched nothing; throws UsageError for no argument.
  */
 export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ count: number; unmatched: string[] }> {
@@ -104,7 +104,11 @@ export async function whereIsCommand(ctx: Context, args: string[]): Promise<{ co
     };
     const asked: (Promise<WhereIs> | undefined)[] = [];
     for (let i = 0; i < matched.length; i++) {
-      while (asked.length < Math.min(i + VERSIONS_AHEAD, matched.length)) asked.push(ask(asked.length));
+      while (asked.length < Math.min(i + VERSIONS_AHEAD, matched.length)) {
+        const next = ask(asked.length);
+        next.catch(() => undefined); // its error is thrown where it is awaited, never left unhandled by an early exit
+        asked.push(next);
+      }
       const w = await asked[i]!;
       asked[i] = undefined;
       if (json) json.add(w);

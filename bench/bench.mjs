@@ -55,6 +55,16 @@ function row(what, ours, peer, peerName, goal, unit = 's', higherBetter = false)
 }
 
 /**
+ * A row with no goal, for reading the one above it: what the whole runs cost beyond the same command on one
+ * file (`ours` and `peer` as differences of medians: the start, the store and the config are left out).
+ */
+function beyondOne(what, ours, peer, peerName, unit = 's') {
+  rows.push({ what, replica: ours, peer, peerName, ratio: ours / peer, unit });
+  const fmt = (x) => (unit === 's' ? `${x.toFixed(3)} s` : `${x.toFixed(2)} ${unit}`);
+  console.log(`| ${what} | ${fmt(ours)} | ${fmt(peer)} (${peerName}) | ${(ours / peer).toFixed(2)}x | (no goal: the row above, less one file) |`);
+}
+
+/**
  * The row "store files proportional to records" (issue: a config of 8 files kept 1,031 store files): the files of
  * the store of config `name` (`records` records) and of its copy shipped to the local target `dst`
  * (`<dst>/.replica/bench/`), with the store's shard count. Met when a store of one shard's worth of records
@@ -222,6 +232,15 @@ if (want('restore')) {
     const [ours, peer] = pair((i) => `mkdir -p ${q(out('rsync', i))} && rsync -a ${q(dst)}/bench ${q(out('rsync', i))}/ && cd ${q(out('rsync', i))} && xxhsum -c -q ${q(manifest)}`,
       (i) => replica(`restore --to ${q(out('replica', i))} ${q(src)} --config ${q(cfg)}`));
     row(`restore ${label} from a local target, hash-checked`, ours, peer, 'rsync -a && xxhsum -c', 1.2);
+    if (name !== 'rsmall') continue;
+    // the same, for one file of the 10k: what is left of the row is the per-file work
+    const file = '/d5/f512.dat';
+    const one = path.join(W, 'rsmall.one.xxh64');
+    fs.writeFileSync(one, fs.readFileSync(manifest, 'utf8').split('\n').filter((l) => l.endsWith(`${src}${file}`)).map((l) => `${l}\n`).join(''));
+    garbage.push(one);
+    const [ours1, peer1] = pair((i) => `mkdir -p ${q(out('rsync1.', i))}/bench${q(src)}/d5 && rsync -a ${q(dst)}/bench${q(src + file)} ${q(out('rsync1.', i))}/bench${q(src)}/d5/ && cd ${q(out('rsync1.', i))} && xxhsum -c -q ${q(one)}`,
+      (i) => replica(`restore --to ${q(out('replica1.', i))} ${q(src + file)} --config ${q(cfg)}`));
+    beyondOne(`restore ${label}, less the restore of one of them (${ours1.toFixed(3)} s / ${peer1.toFixed(3)} s)`, ours - ours1, peer - peer1, 'rsync -a && xxhsum -c');
   }
 }
 
@@ -241,26 +260,37 @@ if (want('scrub')) {
     const prep = cold ? 'sync && echo 3 > /proc/sys/vm/drop_caches' : `${copies} | xargs -0 cat > /dev/null`;
     const a = []; const b = [];
     for (let i = 0; i < TRIALS; i++) { // the cache step is outside the timed part
-      sh(prep); a.push(time(() => sh(`${copies} | xargs -0 xxhsum -H1 > /dev/null`)));
+      sh(prep); a.push(time(() => sh(`${copies} | xargs -0 xxhsum -q -H1 > /dev/null`)));
       sh(prep); b.push(time(() => sh(replica(`verify --all --config ${q(cfg)}`))));
     }
     if (process.env.BENCH_VERBOSE) console.log(`  samples: replica ${b.map((x) => x.toFixed(2)).join(' ')} / peer ${a.map((x) => x.toFixed(2)).join(' ')}`);
     const mb = (files * size) / 1e6;
     row(`scrub: verify --all, ${label} (page cache ${cold ? 'dropped' : 'warm'} for both)`, mb / median(b), mb / median(a), 'xxhsum -H1 of the copies', 0.9, 'MB/s', true);
+    // the same for one copy (its path as verify's argument): what is left is the reading of the others
+    const first = path.join(src, 'd0', 'f0.dat');
+    const a1 = []; const b1 = [];
+    for (let i = 0; i < TRIALS; i++) {
+      sh(prep); a1.push(time(() => sh(`xxhsum -q -H1 ${q(path.join(dst, 'bench') + first)} > /dev/null`)));
+      sh(prep); b1.push(time(() => sh(replica(`verify --all ${q(first)} --config ${q(cfg)}`))));
+    }
+    const rest = mb - size / 1e6;
+    beyondOne(`scrub: ${label}, less the verify of one copy (${median(b1).toFixed(3)} s / ${median(a1).toFixed(3)} s)`, rest / (median(b) - median(b1)), rest / (median(a) - median(a1)), 'xxhsum -H1', 'MB/s');
   }
 }
 
 // Tape (the emulator): archive + confirm (the tape file written, fsynced, then read back and every member hashed)
 // against `tar -cf` of the same files, `sync`, then `tar -xOf | xxhsum -H1` reading the result back.
 if (want('tape')) {
-  const cases = [['10k x 4 KiB', () => { const s = path.join(W, 'small'); tree(s, 10_000, 100, 4096); return s; }], ['1 GiB', () => path.dirname(gibFile())]];
-  for (const [label, make] of cases) {
+  // the third case, one file of 4 KiB, is there for the row that reads the first one (beyondOne)
+  const cases = [['10k x 4 KiB', 'tsmall', () => { const s = path.join(W, 'small'); tree(s, 10_000, 100, 4096); return s; }],
+    ['1 GiB', 'tbig', () => path.dirname(gibFile())], ['one file of 4 KiB', 'tone', () => { const s = path.join(W, 'one'); tree(s, 1, 1, 4096); return s; }]];
+  const small = [];
+  for (const [label, name, make] of cases) {
     const src = make();
-    const name = label === '1 GiB' ? 'tbig' : 'tsmall';
     const [ours, peer] = pair((i) => {
       const tar = path.join(W, `${name}.peer${i}.tar`);
       garbage.push(tar);
-      return `tar -cf ${q(tar)} -C ${q(src)} . && sync && tar -xOf ${q(tar)} | xxhsum -H1 > /dev/null`;
+      return `tar -cf ${q(tar)} -C ${q(src)} . && sync && tar -xOf ${q(tar)} | xxhsum -q -H1 > /dev/null`;
     }, (i) => {
       const emu = path.join(W, `${name}.emu${i}`);
       fs.rmSync(emu, { recursive: true, force: true }); // a tape left by a run by hand is never written over
@@ -270,6 +300,11 @@ if (want('tape')) {
       sh(replica(`tape open T1 --config ${q(cfg)}`));
       return replica(`run --flush --config ${q(cfg)}`);
     });
+    if (name === 'tone') {
+      beyondOne(`tape: 10k x 4 KiB, less the archive + confirm of one file (${ours.toFixed(3)} s / ${peer.toFixed(3)} s)`, small[0] - ours, small[1] - peer, 'tar -cf && sync && tar -xOf | xxhsum');
+      continue;
+    }
+    if (name === 'tsmall') small.push(ours, peer);
     row(`tape: archive + confirm, ${label} (emulator)`, ours, peer, 'tar -cf && sync && tar -xOf | xxhsum', 1.2);
   }
 }

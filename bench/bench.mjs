@@ -94,8 +94,10 @@ function pair(peer, ours, cleanup = () => undefined) {
   return report(a, b);
 }
 function trial(i, peer, ours, a, b, cleanup = () => undefined) {
-  const runPeer = () => { sh('sync'); a.push(time(() => sh(peer(i)))); };
-  const runOurs = () => { sh('sync'); b.push(time(() => sh(ours(i)))); };
+  // the command is made before the clock starts: what making it does (a config written, a tape opened) is setup
+  const run = (make, into) => { const cmd = make(i); sh('sync'); into.push(time(() => sh(cmd))); };
+  const runPeer = () => run(peer, a);
+  const runOurs = () => run(ours, b);
   for (const run of inTurn(i, runPeer, runOurs)) run();
   cleanup(i);
 }

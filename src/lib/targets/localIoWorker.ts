@@ -167,7 +167,7 @@ const writeAt = (fd: number, data: Buffer, pos: number): Promise<number> =>
  * Copy `src` (its first chunk, `first` bytes, already in `b`) to `out` at the same offsets, hashing what is
  * written, reading no more than `limit` bytes: each chunk is written and the next one read by the thread pool
  * while this thread hashes it, so the read, the write and the hash of a big file overlap instead of taking turns
- * (a restore of 1 GiB from the page cache took 0.44x the time of the main thread's stream copy, farm-bench, 8
+ * (a restore of 1 GiB from the page cache took 0.44x the time of the main thread's stream copy, 8 alternating
  * pairs). A buffer is reused only once no call still uses it.
  */
 async function copyHashing(src: number, out: number, b: Buffer, first: number, limit = Infinity): Promise<{ hash: string; size: number }> {

@@ -46,22 +46,17 @@ function config(name, src, dst, target = {}) {
   return file;
 }
 
+/**
+ * A row of the table. `goal` undefined: a row with no goal, for reading the one above it (a "less one file" row:
+ * `ours` and `peer` as differences of medians, the whole run less the same command on one file).
+ */
 function row(what, ours, peer, peerName, goal, unit = 's', higherBetter = false) {
   const ratio = ours / peer;
   rows.push({ what, replica: ours, peer, peerName, ratio, goal, unit });
   const fmt = (x) => (unit === 's' ? `${x.toFixed(3)} s` : `${x.toFixed(2)} ${unit}`);
   const pass = higherBetter ? ratio >= goal : ratio <= goal;
-  console.log(`| ${what} | ${fmt(ours)} | ${fmt(peer)} (${peerName}) | ${ratio.toFixed(2)}x | ${higherBetter ? '>=' : '<='} ${goal}x ${pass ? 'met' : 'MISSED'} |`);
-}
-
-/**
- * A row with no goal, for reading the one above it: what the whole runs cost beyond the same command on one
- * file (`ours` and `peer` as differences of medians: the start, the store and the config are left out).
- */
-function beyondOne(what, ours, peer, peerName, unit = 's') {
-  rows.push({ what, replica: ours, peer, peerName, ratio: ours / peer, unit });
-  const fmt = (x) => (unit === 's' ? `${x.toFixed(3)} s` : `${x.toFixed(2)} ${unit}`);
-  console.log(`| ${what} | ${fmt(ours)} | ${fmt(peer)} (${peerName}) | ${(ours / peer).toFixed(2)}x | (no goal: the row above, less one file) |`);
+  const verdict = goal === undefined ? '(no goal: the row above, less one file)' : `${higherBetter ? '>=' : '<='} ${goal}x ${pass ? 'met' : 'MISSED'}`;
+  console.log(`| ${what} | ${fmt(ours)} | ${fmt(peer)} (${peerName}) | ${ratio.toFixed(2)}x | ${verdict} |`);
 }
 
 /**
@@ -242,7 +237,7 @@ if (want('restore')) {
     garbage.push(one);
     const [ours1, peer1] = pair((i) => `mkdir -p ${q(out('rsync1.', i))}/bench${q(src)}/d5 && rsync -a ${q(dst)}/bench${q(src + file)} ${q(out('rsync1.', i))}/bench${q(src)}/d5/ && cd ${q(out('rsync1.', i))} && xxhsum -c -q ${q(one)}`,
       (i) => replica(`restore --to ${q(out('replica1.', i))} ${q(src + file)} --config ${q(cfg)}`));
-    beyondOne(`restore ${label}, less the restore of one of them (${ours1.toFixed(3)} s / ${peer1.toFixed(3)} s)`, ours - ours1, peer - peer1, 'rsync -a && xxhsum -c');
+    row(`restore ${label}, less the restore of one of them (${ours1.toFixed(3)} s / ${peer1.toFixed(3)} s)`, ours - ours1, peer - peer1, 'rsync -a && xxhsum -c', undefined);
   }
 }
 
@@ -260,55 +255,54 @@ if (want('scrub')) {
     sh(replica(`run --config ${q(cfg)}`));
     const copies = `find ${q(dst)}/bench -type f -print0`;
     const prep = cold ? 'sync && echo 3 > /proc/sys/vm/drop_caches' : `${copies} | xargs -0 cat > /dev/null`;
-    const a = []; const b = [];
-    for (let i = 0; i < TRIALS; i++) { // the cache step is outside the timed part
-      sh(prep); a.push(time(() => sh(`${copies} | xargs -0 xxhsum -q -H1 > /dev/null`)));
-      sh(prep); b.push(time(() => sh(replica(`verify --all --config ${q(cfg)}`))));
-    }
-    if (process.env.BENCH_VERBOSE) console.log(`  samples: replica ${b.map((x) => x.toFixed(2)).join(' ')} / peer ${a.map((x) => x.toFixed(2)).join(' ')}`);
+    // TRIALS of each, the cache step before each run and outside the timed part: [peer's times, replica's]
+    const cachePrepared = (peer, ours) => {
+      const a = []; const b = [];
+      for (let i = 0; i < TRIALS; i++) {
+        sh(prep); a.push(time(() => sh(peer)));
+        sh(prep); b.push(time(() => sh(replica(ours))));
+      }
+      if (process.env.BENCH_VERBOSE) console.log(`  samples: replica ${b.map((x) => x.toFixed(2)).join(' ')} / peer ${a.map((x) => x.toFixed(2)).join(' ')}`);
+      return [median(a), median(b)];
+    };
+    const [peer, ours] = cachePrepared(`${copies} | xargs -0 xxhsum -q -H1 > /dev/null`, `verify --all --config ${q(cfg)}`);
     const mb = (files * size) / 1e6;
-    row(`scrub: verify --all, ${label} (page cache ${cold ? 'dropped' : 'warm'} for both)`, mb / median(b), mb / median(a), 'xxhsum -H1 of the copies', 0.9, 'MB/s', true);
+    row(`scrub: verify --all, ${label} (page cache ${cold ? 'dropped' : 'warm'} for both)`, mb / ours, mb / peer, 'xxhsum -H1 of the copies', 0.9, 'MB/s', true);
     // the same for one copy (its path as verify's argument): what is left is the reading of the others
     const first = path.join(src, 'd0', 'f0.dat');
-    const a1 = []; const b1 = [];
-    for (let i = 0; i < TRIALS; i++) {
-      sh(prep); a1.push(time(() => sh(`xxhsum -q -H1 ${q(path.join(dst, 'bench') + first)} > /dev/null`)));
-      sh(prep); b1.push(time(() => sh(replica(`verify --all ${q(first)} --config ${q(cfg)}`))));
-    }
+    const [peer1, ours1] = cachePrepared(`xxhsum -q -H1 ${q(path.join(dst, 'bench') + first)} > /dev/null`, `verify --all ${q(first)} --config ${q(cfg)}`);
     const rest = mb - size / 1e6;
-    beyondOne(`scrub: ${label}, less the verify of one copy (${median(b1).toFixed(3)} s / ${median(a1).toFixed(3)} s)`, rest / (median(b) - median(b1)), rest / (median(a) - median(a1)), 'xxhsum -H1', 'MB/s');
+    row(`scrub: ${label}, less the verify of one copy (${ours1.toFixed(3)} s / ${peer1.toFixed(3)} s)`, rest / (ours - ours1), rest / (peer - peer1), 'xxhsum -H1', undefined, 'MB/s');
   }
 }
 
 // Tape (the emulator): archive + confirm (the tape file written, fsynced, then read back and every member hashed)
 // against `tar -cf` of the same files, `sync`, then `tar -xOf | xxhsum -H1` reading the result back.
 if (want('tape')) {
-  // the third case, one file of 4 KiB, is there for the row that reads the first one (beyondOne)
-  const cases = [['10k x 4 KiB', 'tsmall', () => { const s = path.join(W, 'small'); tree(s, 10_000, 100, 4096); return s; }],
-    ['1 GiB', 'tbig', () => path.dirname(gibFile())], ['one file of 4 KiB', 'tone', () => { const s = path.join(W, 'one'); tree(s, 1, 1, 4096); return s; }]];
-  const small = [];
-  for (const [label, name, make] of cases) {
-    const src = make();
-    const [ours, peer] = pair((i) => {
-      const tar = path.join(W, `${name}.peer${i}.tar`);
-      garbage.push(tar);
-      return `tar -cf ${q(tar)} -C ${q(src)} . && sync && tar -xOf ${q(tar)} | xxhsum -q -H1 > /dev/null`;
-    }, (i) => {
-      const emu = path.join(W, `${name}.emu${i}`);
-      fs.rmSync(emu, { recursive: true, force: true }); // a tape left by a run by hand is never written over
-      fs.mkdirSync(emu, { recursive: true });
-      const cfg = config(`${name}${i}`, src, `tape://${emu}`, { capacity: '100GiB' });
-      garbage.push(emu);
-      sh(replica(`tape open T1 --config ${q(cfg)}`));
-      return replica(`run --flush --config ${q(cfg)}`);
-    });
-    if (name === 'tone') {
-      beyondOne(`tape: 10k x 4 KiB, less the archive + confirm of one file (${ours.toFixed(3)} s / ${peer.toFixed(3)} s)`, small[0] - ours, small[1] - peer, 'tar -cf && sync && tar -xOf | xxhsum');
-      continue;
-    }
-    if (name === 'tsmall') small.push(ours, peer);
-    row(`tape: archive + confirm, ${label} (emulator)`, ours, peer, 'tar -cf && sync && tar -xOf | xxhsum', 1.2);
-  }
+  const tapePair = (name, src) => pair((i) => {
+    const tar = path.join(W, `${name}.peer${i}.tar`);
+    garbage.push(tar);
+    return `tar -cf ${q(tar)} -C ${q(src)} . && sync && tar -xOf ${q(tar)} | xxhsum -q -H1 > /dev/null`;
+  }, (i) => {
+    const emu = path.join(W, `${name}.emu${i}`);
+    fs.rmSync(emu, { recursive: true, force: true }); // a tape left by a run by hand is never written over
+    fs.mkdirSync(emu, { recursive: true });
+    const cfg = config(`${name}${i}`, src, `tape://${emu}`, { capacity: '100GiB' });
+    garbage.push(emu);
+    sh(replica(`tape open T1 --config ${q(cfg)}`));
+    return replica(`run --flush --config ${q(cfg)}`);
+  });
+  const small = path.join(W, 'small');
+  tree(small, 10_000, 100, 4096);
+  const [ours, peer] = tapePair('tsmall', small);
+  row('tape: archive + confirm, 10k x 4 KiB (emulator)', ours, peer, 'tar -cf && sync && tar -xOf | xxhsum', 1.2);
+  const [oursBig, peerBig] = tapePair('tbig', path.dirname(gibFile()));
+  row('tape: archive + confirm, 1 GiB (emulator)', oursBig, peerBig, 'tar -cf && sync && tar -xOf | xxhsum', 1.2);
+  // one file of 4 KiB, for the row that reads the 10k one
+  const one = path.join(W, 'one');
+  tree(one, 1, 1, 4096);
+  const [ours1, peer1] = tapePair('tone', one);
+  row(`tape: 10k x 4 KiB, less the archive + confirm of one file (${ours1.toFixed(3)} s / ${peer1.toFixed(3)} s)`, ours - ours1, peer - peer1, 'tar -cf && sync && tar -xOf | xxhsum', undefined);
 }
 
 // Remote targets, on loopback: a real OpenSSH sshd and a real Ceph radosgw, started here as the tests do.
